@@ -1,0 +1,30 @@
+# attnscope, on a fresh Debian 12 machine:
+#   make demo   install dependencies, build (Release), run configs/minmax.yaml
+#   make test   install dependencies, build, run the test suite (ctest)
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+RUN   ?= runs/minmax
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	./$(BUILD)/cli/attnscope train configs/minmax.yaml --out $(RUN) --force
+	@echo "results: $(RUN)/ (config.yaml, train.log, metrics.jsonl, mechanism.json, checkpoints/)"
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	./$(BUILD)/bench/minmax_bench
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,79 @@
+// Subcommand table and argument parsing (CLI11) for the attnscope executable.
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "cli/train_command.h"
+#include "core/core.h"
+
+namespace attnscope::cli {
+
+int run(const std::vector<std::string>& args) {
+  CLI::App app{"attnscope: train transformers and record how their attention changes, epoch by epoch."};
+  app.set_version_flag("--version", std::string("attnscope ") + kVersion);
+  app.require_subcommand(1);
+
+  TrainArgs t;
+  for (const auto& a : args) t.command_line += (t.command_line.empty() ? "" : " ") + a;
+  auto* train = app.add_subcommand("train", "Train a model from a YAML config into a run directory.");
+  train->add_option("config", t.config_path, "YAML config (e.g. configs/minmax.yaml); optional with --resume --out RUN_DIR");
+  train->add_option("--set", t.sets, "Override a key: --set optim.lr=0.001 (repeatable; YAML values, e.g. [0.9,0.99])")
+      ->take_all();
+  train->add_option("--out", t.out, "Run directory (default: run.out_dir/run.name)");
+  train->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
+  train->add_flag("--force", t.force, "Delete an existing run directory and start over");
+
+  std::string cfg_path;
+  std::vector<std::string> cfg_sets;
+  bool reference = false;
+  auto* config = app.add_subcommand("config", "Print the resolved config (defaults < file < --set), or the key reference.");
+  config->add_option("config", cfg_path, "YAML config (optional)");
+  config->add_option("--set", cfg_sets, "Override a key (repeatable)")->take_all();
+  config->add_flag("--reference", reference, "Print every key with its default and meaning (Markdown)");
+
+  std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
+  std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
+  try {
+    app.parse(argv_rest);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  try {
+    if (train->parsed()) {
+      if (t.config_path.empty() && !(t.resume && !t.out.empty())) {
+        throw UsageError("train: a CONFIG file is required (or --resume --out RUN_DIR to continue a run)");
+      }
+      return train_command(t);
+    }
+    if (config->parsed()) {
+      if (reference) {
+        std::cout << config_reference_markdown();
+      } else {
+        std::cout << to_yaml(resolve_config(cfg_path, cfg_sets).config);
+      }
+      return 0;
+    }
+  } catch (const UsageError& e) {
+    std::cerr << "attnscope: error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const TrainingError& e) {
+    std::cerr << "attnscope: training failed: " << e.what() << "\n";
+    return kExitTraining;
+  } catch (const std::exception& e) {
+    std::cerr << "attnscope: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace attnscope::cli

@@ -1,0 +1,527 @@
+// Config resolution: defaults (core/config.h) < YAML file < --set overrides, then validation.
+// One visitor, visit_fields(), lists every key with its documentation; the YAML reader, the
+// writer, the diff and the README reference are all driven by it, so a key is declared once.
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "core/error.h"
+
+namespace attnscope {
+
+ConfigError::ConfigError(std::vector<std::string> problems)
+    : UsageError([&] {
+        std::string s = problems.size() == 1 ? "invalid configuration:"
+                                             : std::to_string(problems.size()) +
+                                                   " problems in the configuration:";
+        for (const auto& p : problems) s += "\n  - " + p;
+        return s;
+      }()),
+      problems_(std::move(problems)) {}
+
+namespace {
+
+enum Flags : unsigned { kNone = 0, kResumeSafe = 1 };
+
+// Every key, in file order. `v(key, field, doc, flags)`.
+template <class C, class V>
+void visit_fields(C& c, V& v) {
+  v("run.name", c.run.name, "Run name; the run directory is out_dir/name unless --out is given.", kResumeSafe);
+  v("run.out_dir", c.run.out_dir, "Parent directory of run directories.", kResumeSafe);
+  v("run.seed", c.run.seed, "One seed for the data split, the initialisation and every shuffle.", kNone);
+  v("run.threads", c.run.threads, "Intra-op CPU threads (0 = all cores). Results are bit-identical only for the same count.", kResumeSafe);
+  v("run.blas_threads", c.run.blas_threads, "OpenBLAS threads for matrix products (0 = same as run.threads). Use 1 for tiny models: idle OpenBLAS threads spin and slow the other threads down.", kResumeSafe);
+  v("run.log_level", c.run.log_level, "trace, debug, info, warn or error.", kResumeSafe);
+
+  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment).", kNone);
+  v("data.minmax_numbers", c.data.minmax_numbers, "min/max operands are 0..N-1; vocabulary = N numbers + max, min, '='.", kNone);
+  v("data.train_fraction", c.data.train_fraction, "Share of the shuffled examples used for training (floor); the rest is the validation/test set.", kNone);
+
+  v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm).", kNone);
+  v("model.d_model", c.model.d_model, "Residual stream width.", kNone);
+  v("model.n_heads", c.model.n_heads, "Attention heads.", kNone);
+  v("model.d_head", c.model.d_head, "Width of each head's query, key and value.", kNone);
+  v("model.fast_path", c.model.fast_path, "Train and evaluate through the fused kernel (same loss and gradients as the module; attention is always recorded from the module).", kResumeSafe);
+
+  v("optim.name", c.optim.name, "Optimizer: adamw.", kNone);
+  v("optim.lr", c.optim.lr, "Peak learning rate.", kNone);
+  v("optim.betas", c.optim.betas, "AdamW [beta1, beta2].", kNone);
+  v("optim.eps", c.optim.eps, "AdamW epsilon.", kNone);
+  v("optim.weight_decay", c.optim.weight_decay, "Decoupled weight decay, applied to all parameters.", kNone);
+  v("optim.schedule", c.optim.schedule, "constant (after warmup) or linear (warmup, then linear decay to 0 at the last step).", kNone);
+  v("optim.warmup_steps", c.optim.warmup_steps, "Steps of linear warmup from 0 to lr.", kNone);
+  v("optim.grad_clip", c.optim.grad_clip, "Clip the global gradient L2 norm to this value (0 = off).", kNone);
+
+  v("train.epochs", c.train.epochs, "Training epochs.", kResumeSafe);
+  v("train.batch_size", c.train.batch_size, "Examples per optimizer step (0 = full batch).", kNone);
+  v("train.eval_every", c.train.eval_every, "Evaluate every N epochs; the last epoch is always evaluated.", kResumeSafe);
+  v("train.checkpoint_every", c.train.checkpoint_every, "Write checkpoints/last.pt every N epochs and at the end.", kResumeSafe);
+  v("train.keep_every", c.train.keep_every, "Also keep checkpoints/epoch-NNNNNN.pt every N epochs (0 = never).", kResumeSafe);
+  v("train.best_metric", c.train.best_metric, "Metric that selects checkpoints/best.pt and drives early stopping (e.g. val_loss, val_acc).", kNone);
+  v("train.best_mode", c.train.best_mode, "min or max: the direction in which best_metric improves.", kNone);
+  v("train.patience", c.train.patience, "Early stopping after this many evaluations without improvement (0 = off).", kResumeSafe);
+  v("train.min_delta", c.train.min_delta, "Smallest change of best_metric that counts as an improvement.", kResumeSafe);
+  v("train.progress", c.train.progress, "auto (bar on a terminal, log lines otherwise), bar, log or none.", kResumeSafe);
+  v("train.log_every_seconds", c.train.log_every_seconds, "Seconds between plain progress lines when not drawing a bar.", kResumeSafe);
+}
+
+std::string format_double(double x) {
+  char buf[64];
+  for (int prec = 1; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string repr(const std::string& s) { return s; }
+std::string repr(int64_t v) { return std::to_string(v); }
+std::string repr(bool v) { return v ? "true" : "false"; }
+std::string repr(double v) { return format_double(v); }
+std::string repr(const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + format_double(v[i]);
+  return s + "]";
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "null";
+}
+
+// Converters: return an empty string on success, else what was expected.
+std::string convert(const YAML::Node& n, std::string& out) {
+  if (!n.IsScalar()) return "a string";
+  out = n.Scalar();
+  return "";
+}
+std::string convert(const YAML::Node& n, int64_t& out) {
+  if (!n.IsScalar()) return "an integer";
+  const std::string& s = n.Scalar();
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || errno == ERANGE) return "an integer";
+  out = v;
+  return "";
+}
+std::string convert(const YAML::Node& n, double& out) {
+  if (!n.IsScalar()) return "a number";
+  const std::string& s = n.Scalar();
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) return "a finite number";
+  out = v;
+  return "";
+}
+std::string convert(const YAML::Node& n, bool& out) {
+  if (!n.IsScalar()) return "true or false";
+  const std::string& s = n.Scalar();
+  if (s == "true" || s == "True" || s == "TRUE") {
+    out = true;
+  } else if (s == "false" || s == "False" || s == "FALSE") {
+    out = false;
+  } else {
+    return "true or false";
+  }
+  return "";
+}
+std::string convert(const YAML::Node& n, std::vector<double>& out) {
+  if (!n.IsSequence()) return "a list of numbers";
+  std::vector<double> v;
+  for (const auto& item : n) {
+    double x = 0;
+    if (!convert(item, x).empty()) return "a list of numbers";
+    v.push_back(x);
+  }
+  out = v;
+  return "";
+}
+
+std::string location(const std::string& file, const YAML::Mark& m) {
+  if (m.is_null()) return file;
+  return file + ":" + std::to_string(m.line + 1);
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+struct KeyLister {
+  std::vector<std::string> keys;
+  template <class T>
+  void operator()(const char* key, T&, const char*, unsigned) { keys.push_back(key); }
+};
+
+std::vector<std::string> all_keys() {
+  Config c;
+  KeyLister l;
+  visit_fields(c, l);
+  return l.keys;
+}
+
+std::string suggest(const std::string& key) {
+  std::string best;
+  size_t best_d = 4;
+  for (const auto& k : all_keys()) {
+    const std::string leaf = k.substr(k.rfind('.') + 1);
+    const size_t d = std::min(edit_distance(key, k), edit_distance(key.substr(key.rfind('.') + 1), leaf) + (key.substr(0, key.find('.')) == k.substr(0, k.find('.')) ? 0 : 2));
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+// Flattens a YAML mapping into leaf key paths with their nodes; reports non-mapping sections.
+void flatten(const YAML::Node& node, const std::string& prefix, const std::string& file,
+             const std::set<std::string>& known, std::map<std::string, YAML::Node>& leaves,
+             std::map<std::string, std::string>& where, std::vector<std::string>& problems) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string name = it->first.Scalar();
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
+    const std::string loc = location(file, it->first.Mark());
+    const bool is_key = known.count(path) > 0;
+    bool is_section = false;
+    for (const auto& k : known) {
+      if (k.rfind(path + ".", 0) == 0) is_section = true;
+    }
+    if (is_key) {
+      leaves[path] = it->second;
+      where[path] = loc;
+    } else if (is_section) {
+      if (it->second.IsMap()) {
+        flatten(it->second, path, file, known, leaves, where, problems);
+      } else if (!it->second.IsNull()) {
+        problems.push_back(path + " (" + loc + "): expected a mapping of keys, got '" +
+                           scalar_text(it->second) + "'");
+      }
+    } else {
+      problems.push_back(path + " (" + loc + "): unknown key" + suggest(path));
+    }
+  }
+}
+
+struct Reader {
+  const std::map<std::string, YAML::Node>& values;
+  const std::map<std::string, std::string>& where;
+  SourceMap& sources;
+  std::vector<std::string>& problems;
+  template <class T>
+  void operator()(const char* key, T& field, const char*, unsigned) {
+    auto it = values.find(key);
+    if (it == values.end()) return;
+    const std::string expected = convert(it->second, field);
+    if (!expected.empty()) {
+      problems.push_back(std::string(key) + " (" + where.at(key) + "): expected " + expected +
+                         ", got '" + scalar_text(it->second) + "'");
+    } else {
+      sources[key] = where.at(key);
+    }
+  }
+};
+
+struct Printer {
+  std::vector<std::pair<std::string, std::string>> values;  // key -> text
+  std::vector<std::string> docs;
+  std::vector<unsigned> flags;
+  std::vector<bool> is_string;
+  template <class T>
+  void operator()(const char* key, const T& field, const char* doc, unsigned f) {
+    values.emplace_back(key, repr(field));
+    is_string.push_back(std::is_same_v<T, std::string>);
+    docs.push_back(doc);
+    flags.push_back(f);
+  }
+};
+
+Printer print(const Config& c) {
+  Printer p;
+  visit_fields(c, p);
+  return p;
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+const std::map<std::string, std::vector<std::string>>& task_metrics() {
+  static const std::map<std::string, std::vector<std::string>> m = {
+      {"minmax", {"train_loss", "train_acc", "val_loss", "val_acc"}},
+  };
+  return m;
+}
+
+const std::map<std::string, std::vector<std::string>>& task_models() {
+  static const std::map<std::string, std::vector<std::string>> m = {
+      {"minmax", {"minmax_attention"}},
+  };
+  return m;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s;
+}
+
+bool one_of(const std::string& v, const std::vector<std::string>& allowed) {
+  return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
+}
+
+std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
+  const Printer p = print(c);
+  std::map<std::string, std::string> value(p.values.begin(), p.values.end());
+  std::vector<std::string> problems;
+  auto fail = [&](const std::string& key, const std::string& rule) {
+    auto s = sources.find(key);
+    const std::string src = s == sources.end() ? "default" : s->second;
+    problems.push_back(key + " (" + src + "): value " + value[key] + " is invalid: " + rule);
+  };
+  auto need = [&](bool ok, const std::string& key, const std::string& rule) {
+    if (!ok) fail(key, rule);
+  };
+
+  need(!c.run.name.empty() && c.run.name.find('/') == std::string::npos, "run.name",
+       "must be a non-empty name without '/'");
+  need(!c.run.out_dir.empty(), "run.out_dir", "must not be empty");
+  need(c.run.seed >= 0, "run.seed", "must be >= 0");
+  need(c.run.threads >= 0 && c.run.threads <= 1024, "run.threads", "must be in [0, 1024]");
+  need(c.run.blas_threads >= 0 && c.run.blas_threads <= 1024, "run.blas_threads", "must be in [0, 1024]");
+  need(one_of(c.run.log_level, {"trace", "debug", "info", "warn", "error"}), "run.log_level",
+       "must be one of trace, debug, info, warn, error");
+
+  std::vector<std::string> tasks;
+  for (const auto& [t, _] : task_models()) tasks.push_back(t);
+  const bool task_ok = one_of(c.data.task, tasks);
+  need(task_ok, "data.task", "must be one of: " + join(tasks));
+  need(c.data.minmax_numbers >= 2 && c.data.minmax_numbers <= 4096, "data.minmax_numbers",
+       "must be in [2, 4096]");
+  need(c.data.train_fraction > 0 && c.data.train_fraction < 1, "data.train_fraction",
+       "must be in (0, 1)");
+
+  need(one_of(c.model.name, {"minmax_attention"}), "model.name",
+       "must be one of: minmax_attention");
+  need(c.model.d_model >= 1 && c.model.d_model <= 65536, "model.d_model", "must be in [1, 65536]");
+  need(c.model.n_heads >= 1 && c.model.n_heads <= 1024, "model.n_heads", "must be in [1, 1024]");
+  need(c.model.d_head >= 1 && c.model.d_head <= 65536, "model.d_head", "must be in [1, 65536]");
+  if (task_ok && !one_of(c.model.name, task_models().at(c.data.task))) {
+    fail("model.name", "task '" + c.data.task + "' needs model " + join(task_models().at(c.data.task)));
+  }
+
+  need(c.optim.name == "adamw", "optim.name", "must be one of: adamw");
+  need(c.optim.lr > 0 && c.optim.lr < 100, "optim.lr", "must be > 0 (and < 100)");
+  need(c.optim.betas.size() == 2 &&
+           std::all_of(c.optim.betas.begin(), c.optim.betas.end(),
+                       [](double b) { return b >= 0 && b < 1; }),
+       "optim.betas", "must be two numbers in [0, 1)");
+  need(c.optim.eps > 0, "optim.eps", "must be > 0");
+  need(c.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0");
+  need(one_of(c.optim.schedule, {"constant", "linear"}), "optim.schedule",
+       "must be constant or linear");
+  need(c.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0");
+  need(c.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = off)");
+
+  need(c.train.epochs >= 1, "train.epochs", "must be >= 1");
+  need(c.train.batch_size >= 0, "train.batch_size", "must be >= 0 (0 = full batch)");
+  need(c.train.eval_every >= 1, "train.eval_every", "must be >= 1");
+  need(c.train.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1");
+  need(c.train.keep_every >= 0, "train.keep_every", "must be >= 0 (0 = never)");
+  need(one_of(c.train.best_mode, {"min", "max"}), "train.best_mode", "must be min or max");
+  if (task_ok) {
+    const auto& metrics = task_metrics().at(c.data.task);
+    if (!one_of(c.train.best_metric, metrics)) {
+      fail("train.best_metric", "task '" + c.data.task + "' reports: " + join(metrics));
+    } else if (one_of(c.train.best_mode, {"min", "max"})) {
+      const bool is_loss = c.train.best_metric.find("loss") != std::string::npos;
+      if (is_loss != (c.train.best_mode == "min")) {
+        fail("train.best_mode", "'" + c.train.best_metric + "' improves when it " +
+                                    (is_loss ? "falls: use min" : "rises: use max"));
+      }
+    }
+  }
+  need(c.train.patience >= 0, "train.patience", "must be >= 0 (0 = off)");
+  need(c.train.min_delta >= 0, "train.min_delta", "must be >= 0");
+  need(one_of(c.train.progress, {"auto", "bar", "log", "none"}), "train.progress",
+       "must be auto, bar, log or none");
+  need(c.train.log_every_seconds > 0, "train.log_every_seconds", "must be > 0");
+  if (c.optim.schedule == "linear" && c.train.batch_size == 0 && c.optim.warmup_steps >= c.train.epochs) {
+    fail("optim.warmup_steps", "with full-batch training there is one step per epoch, so a linear "
+                               "schedule needs warmup_steps < train.epochs");
+  }
+  return problems;
+}
+
+YAML::Node load_yaml_file(const std::string& path, std::vector<std::string>& problems) {
+  std::ifstream in(path);
+  if (!in) {
+    problems.push_back("cannot read config file '" + path + "': " + std::strerror(errno));
+    return {};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    YAML::Node n = YAML::Load(ss.str());
+    if (!n.IsNull() && !n.IsMap()) {
+      problems.push_back(path + ":1: expected a mapping of sections (run, data, model, optim, "
+                                "train, hooks) at the top level");
+      return {};
+    }
+    return n;
+  } catch (const YAML::ParserException& e) {
+    problems.push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                       std::to_string(e.mark.column + 1) + ": malformed YAML: " + e.msg);
+    return {};
+  }
+}
+
+}  // namespace
+
+ResolvedConfig resolve_config(const std::string& path, const std::vector<std::string>& overrides) {
+  ResolvedConfig r;
+  std::vector<std::string> problems;
+  const std::vector<std::string> keys = all_keys();
+  const std::set<std::string> known(keys.begin(), keys.end());
+
+  std::map<std::string, YAML::Node> values;
+  std::map<std::string, std::string> where;
+  if (!path.empty()) {
+    YAML::Node root = load_yaml_file(path, problems);
+    if (root.IsMap()) flatten(root, "", path, known, values, where, problems);
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      problems.push_back("--set '" + o + "': expected key.path=value, e.g. --set optim.lr=0.001");
+      continue;
+    }
+    const std::string key = o.substr(0, eq);
+    const std::string text = o.substr(eq + 1);
+    const std::string loc = "--set " + o;
+    if (!known.count(key)) {
+      problems.push_back(key + " (" + loc + "): unknown key" + suggest(key));
+      continue;
+    }
+    try {
+      values[key] = text.empty() ? YAML::Node(std::string()) : YAML::Load(text);
+      where[key] = loc;
+    } catch (const YAML::ParserException& e) {
+      problems.push_back(key + " (" + loc + "): malformed value: " + e.msg);
+    }
+  }
+  Reader reader{values, where, r.sources, problems};
+  visit_fields(r.config, reader);
+  if (problems.empty()) {
+    problems = validate(r.config, r.sources);
+  } else {
+    // Report range/combination problems too, but only for keys that parsed.
+    for (auto& p : validate(r.config, r.sources)) problems.push_back(std::move(p));
+  }
+  if (!problems.empty()) throw ConfigError(problems);
+  return r;
+}
+
+std::string to_yaml(const Config& config) {
+  const Printer p = print(config);
+  std::string out = "# attnscope resolved configuration (every key; defaults included)\n";
+  std::string section;
+  for (size_t i = 0; i < p.values.size(); ++i) {
+    const auto& [key, text] = p.values[i];
+    const std::string sec = key.substr(0, key.find('.'));
+    if (sec != section) {
+      out += sec + ":\n";
+      section = sec;
+    }
+    std::string value = text;
+    if (p.is_string[i]) {  // let yaml-cpp quote strings that need it (':', '#', empty, ...)
+      YAML::Emitter e;
+      e << text;
+      value = e.c_str();
+    }
+    out += "  " + key.substr(sec.size() + 1) + ": " + value + "\n";
+  }
+  return out;
+}
+
+Config config_from_yaml(const std::string& text, const std::string& origin) {
+  Config c;
+  std::vector<std::string> problems;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError({origin + ": malformed YAML: " + e.msg});
+  }
+  const std::vector<std::string> keys = all_keys();
+  const std::set<std::string> known(keys.begin(), keys.end());
+  std::map<std::string, YAML::Node> values;
+  std::map<std::string, std::string> where;
+  if (root.IsMap()) flatten(root, "", origin, known, values, where, problems);
+  SourceMap sources;
+  Reader reader{values, where, sources, problems};
+  visit_fields(c, reader);
+  if (!problems.empty()) throw ConfigError(problems);
+  return c;
+}
+
+std::vector<std::string> config_differences(const Config& a, const Config& b, bool resume_only) {
+  const Printer pa = print(a), pb = print(b);
+  std::vector<std::string> diffs;
+  for (size_t i = 0; i < pa.values.size(); ++i) {
+    if (resume_only && (pa.flags[i] & kResumeSafe)) continue;
+    if (pa.values[i].second != pb.values[i].second) {
+      diffs.push_back(pa.values[i].first + ": " + pa.values[i].second + " -> " +
+                      pb.values[i].second);
+    }
+  }
+  return diffs;
+}
+
+std::string config_reference_markdown() {
+  const Printer p = print(Config{});
+  std::string out = "| key | default | meaning |\n|---|---|---|\n";
+  for (size_t i = 0; i < p.values.size(); ++i) {
+    std::string def = p.values[i].second.empty() ? "\"\"" : p.values[i].second;
+    out += "| `" + p.values[i].first + "` | `" + def + "` | " + p.docs[i] +
+           ((p.flags[i] & kResumeSafe) ? " *(may change on resume)*" : "") + " |\n";
+  }
+  return out;
+}
+
+uint64_t config_hash(const Config& config) {
+  const Printer p = print(config);
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < p.values.size(); ++i) {
+    if (p.flags[i] & kResumeSafe) continue;
+    for (char ch : p.values[i].first + "=" + p.values[i].second + "\n") {
+      h ^= static_cast<unsigned char>(ch);
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+}  // namespace attnscope

@@ -1,0 +1,102 @@
+// The run configuration: plain structs whose member initialisers are the only defaults.
+// A YAML file overlays them, then `--set key.path=value` overrides; see core/config.cpp for the
+// reader, the validation rules and the documentation of every key (`attnscope config --reference`).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace attnscope {
+
+struct RunConfig {
+  std::string name = "run";        // run name; the run directory is out_dir/name unless --out
+  std::string out_dir = "runs";    // parent directory of run directories
+  int64_t seed = 0;                // drives the data split, the initialisation and every shuffle
+  int64_t threads = 0;             // intra-op CPU threads; 0 = all cores
+  int64_t blas_threads = 0;        // OpenBLAS threads; 0 = same as threads
+  std::string log_level = "info";  // trace | debug | info | warn | error
+};
+
+struct DataConfig {
+  std::string task = "minmax";      // minmax
+  int64_t minmax_numbers = 128;     // min/max operands are 0 .. minmax_numbers-1
+  double train_fraction = 1.0 / 3;  // share of the shuffled examples used for training
+};
+
+struct ModelConfig {
+  std::string name = "minmax_attention";  // minmax_attention
+  int64_t d_model = 32;                   // residual stream width
+  int64_t n_heads = 2;                    // attention heads
+  int64_t d_head = 16;                    // width of each head's Q, K, V
+  bool fast_path = true;  // train/evaluate through the fused kernel (same maths as the module)
+};
+
+struct OptimConfig {
+  std::string name = "adamw";             // adamw
+  double lr = 1e-3;                       // peak learning rate
+  std::vector<double> betas = {0.9, 0.999};  // AdamW (beta1, beta2)
+  double eps = 1e-8;                      // AdamW epsilon
+  double weight_decay = 0.01;             // decoupled weight decay, applied to all parameters
+  std::string schedule = "constant";      // constant | linear (warmup then linear decay to 0)
+  int64_t warmup_steps = 0;               // linear warmup from 0 over this many steps
+  double grad_clip = 0.0;                 // max global gradient L2 norm; 0 = off
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;            // training epochs
+  int64_t batch_size = 0;         // examples per step; 0 = full batch
+  int64_t eval_every = 1;         // evaluate every N epochs (the last epoch is always evaluated)
+  int64_t checkpoint_every = 10;  // write checkpoints/last.pt every N epochs (and at the end)
+  int64_t keep_every = 0;         // also keep checkpoints/epoch-NNNNNN.pt every N epochs; 0 = never
+  std::string best_metric = "val_loss";  // metric that selects checkpoints/best.pt
+  std::string best_mode = "min";         // min | max: direction of improvement of best_metric
+  int64_t patience = 0;      // early stopping: evaluations without improvement; 0 = off
+  double min_delta = 0.0;    // smallest change of best_metric that counts as an improvement
+  std::string progress = "auto";  // auto | bar | log | none
+  double log_every_seconds = 10.0;  // cadence of plain progress lines when not on a terminal
+};
+
+struct HooksConfig {
+  // The attention recorder's keys live here (hooks.attention.*) once it exists.
+};
+
+struct Config {
+  RunConfig run;
+  DataConfig data;
+  ModelConfig model;
+  OptimConfig optim;
+  TrainConfig train;
+  HooksConfig hooks;
+};
+
+// Where each key's value came from ("configs/minmax.yaml:12", "--set", "default").
+using SourceMap = std::map<std::string, std::string>;
+
+struct ResolvedConfig {
+  Config config;
+  SourceMap sources;
+};
+
+// Reads `path` (empty: defaults only), applies `overrides` ("key.path=value"), validates.
+// Throws ConfigError listing every problem found (unknown keys, types, ranges, combinations).
+ResolvedConfig resolve_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The complete config as YAML (every key, also defaults).
+std::string to_yaml(const Config& config);
+
+// Keys whose values differ between two configs, as "key: old -> new". Keys that may change on
+// resume (epochs, cadences, progress, logging, threads, names) are skipped when `resume_only`.
+std::vector<std::string> config_differences(const Config& a, const Config& b, bool resume_only);
+
+// Parses YAML text written by to_yaml (e.g. from a checkpoint); throws ConfigError.
+Config config_from_yaml(const std::string& text, const std::string& origin);
+
+// Markdown table: key, default, meaning (the README's config reference).
+std::string config_reference_markdown();
+
+// FNV-1a hash of to_yaml() restricted to the keys that matter for resume.
+uint64_t config_hash(const Config& config);
+
+}  // namespace attnscope

@@ -1,0 +1,5 @@
+// Public header of attnscope::data: datasets, splits and batching.
+#pragma once
+
+#include "data/batching.h"
+#include "data/minmax.h"

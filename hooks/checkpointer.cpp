@@ -1,0 +1,26 @@
+// Checkpoint cadence (hooks/checkpointer.h); the file format is train/checkpoint.h's.
+#include "hooks/checkpointer.h"
+
+#include <cstdio>
+
+#include "train/checkpoint.h"
+#include "train/task.h"
+
+namespace attnscope::hooks {
+
+void Checkpointer::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
+  const auto& tc = ctx.config.train;
+  auto save = [&](const std::string& path) {
+    train::save_checkpoint(path, ctx.task.module(), ctx.optimizer, ctx.state, ctx.config);
+  };
+  if (r.is_best) save(dir_ + "/best.pt");
+  if (tc.keep_every > 0 && r.epoch % tc.keep_every == 0) {
+    char name[64];
+    std::snprintf(name, sizeof name, "/epoch-%06lld.pt", static_cast<long long>(r.epoch));
+    save(dir_ + name);
+  }
+  // last.pt goes last: once it names epoch k, every file of epoch k is complete.
+  if (r.epoch % tc.checkpoint_every == 0 || r.is_last) save(last_path());
+}
+
+}  // namespace attnscope::hooks

@@ -1,0 +1,31 @@
+// The min/max kernels for baseline x86-64, and the run-time choice between the variants.
+#define ATTNSCOPE_KERNEL_NS generic
+#include "models/minmax_kernel.inc"
+
+namespace attnscope::models::kernel {
+namespace {
+bool use_avx2() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+const char* variant() { return use_avx2() ? "avx2" : "generic"; }
+
+void block_forward(Dims d, const float* ES, const float* S, const float* L, const float* B0,
+                   const int64_t* tok, const int64_t* y, int64_t n, float* logits, float* probs,
+                   float* g, double* loss, int64_t* correct) {
+  (use_avx2() ? avx2::block_forward : generic::block_forward)(d, ES, S, L, B0, tok, y, n, logits,
+                                                               probs, g, loss, correct);
+}
+
+void block_backward(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,
+                    const float* probs, float* gS, float* gL, float* gB0) {
+  (use_avx2() ? avx2::block_backward : generic::block_backward)(d, L, tok, n, g, probs, gS, gL, gB0);
+}
+
+}  // namespace attnscope::models::kernel

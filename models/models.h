@@ -1,0 +1,6 @@
+// Public header of attnscope::models: tap points and the models that call them.
+#pragma once
+
+#include "models/minmax.h"
+#include "models/minmax_fast.h"
+#include "models/taps.h"

@@ -1,0 +1,51 @@
+// The min/max task: data split, network, fused fast path and the end-of-run mechanism summary.
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+#include "data/minmax.h"
+#include "models/minmax.h"
+#include "train/task.h"
+
+namespace attnscope::train {
+
+// Per operator: how the trained heads implement it (the published mechanism).
+struct MinMaxMechanism {
+  std::string op;                               // "max" or "min"
+  std::vector<std::vector<double>> mean_attn;   // [head][position]: mean attention from "="
+  int64_t sink_head = 0;                        // head with most attention from "=" on the op
+  double sink_mass = 0;                         // that head's mean attention on the op token
+  int64_t picker_head = 0;                      // the other head that best picks the answer
+  double picks_answer = 0;  // share of a != b pairs where picker's stronger key of a, b is the answer
+  double accuracy = 0;      // over all N^2 pairs of this operator
+  bool shown() const { return sink_mass >= 0.9 && picks_answer >= 0.99; }
+};
+
+class MinMaxTask : public Task {
+ public:
+  explicit MinMaxTask(const Config& config);
+
+  torch::nn::Module& module() override { return *net_; }
+  std::string describe() const override;
+  int64_t train_size() const override { return split_.train.size(); }
+  StepStats train_step(const torch::Tensor& idx) override;
+  Metrics evaluate() override;
+  void probe(const torch::Tensor& idx, models::Taps& taps) override;
+  void finish(const std::string& run_dir) override;
+
+  // Computed with the plain module through its attn.probs tap, over all N^2 pairs.
+  std::vector<MinMaxMechanism> mechanism();
+  models::MinMaxNet& net() { return net_; }
+  const data::MinMaxSplit& split() const { return split_; }
+  bool fast() const { return fast_; }
+
+ private:
+  StepStats run(const data::Examples& ex, const torch::Tensor* idx, bool backward);
+  const Config& config_;
+  data::MinMaxSplit split_;
+  models::MinMaxNet net_{nullptr};
+  bool fast_ = true;
+};
+
+}  // namespace attnscope::train

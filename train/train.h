@@ -1,0 +1,10 @@
+// Public header of attnscope::train: tasks, the trainer and its events, checkpoints.
+#pragma once
+
+#include "train/checkpoint.h"
+#include "train/events.h"
+#include "train/minmax_task.h"
+#include "train/runtime.h"
+#include "train/state.h"
+#include "train/task.h"
+#include "train/trainer.h"

@@ -1,0 +1,147 @@
+// Config resolution: defaults < file < --set, every problem reported at once with its location.
+#include <gtest/gtest.h>
+
+#include "core/core.h"
+#include "test_util.h"
+
+namespace attnscope {
+namespace {
+
+using testing::TempDir;
+using testing::write_text;
+
+std::vector<std::string> problems_of(const std::string& path, const std::vector<std::string>& sets = {}) {
+  try {
+    resolve_config(path, sets);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+bool any_contains(const std::vector<std::string>& v, const std::string& a, const std::string& b = "") {
+  for (const auto& s : v) {
+    if (s.find(a) != std::string::npos && s.find(b) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(Config, DefaultsComeFromTheStructs) {
+  const auto r = resolve_config("", {});
+  EXPECT_EQ(r.config.run.seed, Config{}.run.seed);
+  EXPECT_EQ(r.config.optim.lr, Config{}.optim.lr);
+  EXPECT_TRUE(r.sources.empty());
+}
+
+TEST(Config, MinMaxPresetHoldsThePublishedSetup) {
+  const auto c = resolve_config(testing::source_path("configs/minmax.yaml"), {}).config;
+  EXPECT_EQ(c.data.task, "minmax");
+  EXPECT_EQ(c.data.minmax_numbers, 128);
+  EXPECT_EQ(c.model.d_model, 32);
+  EXPECT_EQ(c.model.n_heads, 2);
+  EXPECT_EQ(c.model.d_head, 16);
+  EXPECT_DOUBLE_EQ(c.optim.lr, 2e-3);
+  EXPECT_DOUBLE_EQ(c.optim.weight_decay, 1.0);
+  EXPECT_EQ(c.optim.betas, (std::vector<double>{0.9, 0.99}));
+  EXPECT_DOUBLE_EQ(c.optim.eps, 1e-8);
+  EXPECT_EQ(c.train.epochs, 750);
+  EXPECT_EQ(c.train.batch_size, 0);
+}
+
+TEST(Config, SetOverridesFileAndRecordsSource) {
+  TempDir d;
+  write_text(d.path("c.yaml"), "optim:\n  lr: 0.5\ntrain:\n  epochs: 3\n");
+  const auto r = resolve_config(d.path("c.yaml"), {"optim.lr=0.25", "optim.betas=[0.8, 0.9]"});
+  EXPECT_DOUBLE_EQ(r.config.optim.lr, 0.25);
+  EXPECT_EQ(r.config.optim.betas, (std::vector<double>{0.8, 0.9}));
+  EXPECT_EQ(r.config.train.epochs, 3);
+  EXPECT_EQ(r.sources.at("train.epochs"), d.path("c.yaml") + ":4");
+  EXPECT_NE(r.sources.at("optim.lr").find("--set"), std::string::npos);
+}
+
+TEST(Config, AllProblemsAreReportedAtOnceWithFileAndLine) {
+  TempDir d;
+  write_text(d.path("bad.yaml"),
+             "run:\n"
+             "  seed: 1\n"
+             "optim:\n"
+             "  learning_rate: 0.1\n"   // line 4: unknown key
+             "  lr: -1\n"               // line 5: out of range
+             "train:\n"
+             "  epochs: many\n"         // line 7: wrong type
+             "  best_metric: val_loss\n"
+             "  best_mode: max\n"       // inconsistent with val_loss
+             "modle:\n"                 // line 10: unknown section
+             "  name: x\n");
+  const auto p = problems_of(d.path("bad.yaml"));
+  ASSERT_GE(p.size(), 5u) << ::testing::PrintToString(p);
+  const std::string f = d.path("bad.yaml");
+  EXPECT_TRUE(any_contains(p, "optim.learning_rate (" + f + ":4)", "unknown key"));
+  EXPECT_TRUE(any_contains(p, "optim.lr (" + f + ":5)", "must be > 0"));
+  EXPECT_TRUE(any_contains(p, "train.epochs (" + f + ":7)", "expected an integer, got 'many'"));
+  EXPECT_TRUE(any_contains(p, "train.best_mode", "use min"));
+  EXPECT_TRUE(any_contains(p, "modle (" + f + ":10)", "unknown key"));
+}
+
+TEST(Config, RangeRules) {
+  EXPECT_TRUE(any_contains(problems_of("", {"train.epochs=0"}), "train.epochs", "must be >= 1"));
+  EXPECT_TRUE(any_contains(problems_of("", {"optim.betas=[0.9]"}), "optim.betas", "two numbers"));
+  EXPECT_TRUE(any_contains(problems_of("", {"model.name=gpt5"}), "model.name", "minmax_attention"));
+  EXPECT_TRUE(any_contains(problems_of("", {"data.task=chess"}), "data.task", "must be one of"));
+  EXPECT_TRUE(any_contains(problems_of("", {"data.train_fraction=1.5"}), "data.train_fraction"));
+  EXPECT_TRUE(any_contains(problems_of("", {"train.best_metric=f1"}), "train.best_metric", "reports"));
+  EXPECT_TRUE(any_contains(problems_of("", {"model.fast_path=maybe"}), "model.fast_path", "true or false"));
+}
+
+TEST(Config, SetErrors) {
+  EXPECT_TRUE(any_contains(problems_of("", {"optim.lr"}), "--set 'optim.lr'", "key.path=value"));
+  EXPECT_TRUE(any_contains(problems_of("", {"optim.rl=1"}), "optim.rl", "did you mean 'optim.lr'"));
+  EXPECT_TRUE(any_contains(problems_of("", {"optim.lr=abc"}), "optim.lr", "expected a finite number"));
+}
+
+TEST(Config, FileErrors) {
+  TempDir d;
+  EXPECT_TRUE(any_contains(problems_of(d.path("missing.yaml")), "cannot read config file"));
+  write_text(d.path("broken.yaml"), "run:\n  seed: [1, 2\n");
+  EXPECT_TRUE(any_contains(problems_of(d.path("broken.yaml")), "malformed YAML"));
+  write_text(d.path("list.yaml"), "- 1\n- 2\n");
+  EXPECT_TRUE(any_contains(problems_of(d.path("list.yaml")), "expected a mapping"));
+  write_text(d.path("scalar_section.yaml"), "optim: 3\n");
+  EXPECT_TRUE(any_contains(problems_of(d.path("scalar_section.yaml")), "optim", "expected a mapping"));
+}
+
+TEST(Config, YamlRoundTripIsExact) {
+  Config c;
+  c.data.train_fraction = 1.0 / 3.0;
+  c.optim.lr = 2e-3;
+  c.run.name = "a: tricky # name";
+  const Config back = config_from_yaml(to_yaml(c), "roundtrip");
+  EXPECT_TRUE(config_differences(c, back, false).empty()) << to_yaml(c);
+  EXPECT_EQ(back.data.train_fraction, 1.0 / 3.0);
+  EXPECT_EQ(back.run.name, c.run.name);
+  EXPECT_EQ(config_hash(c), config_hash(back));
+}
+
+TEST(Config, ResumeDifferencesSkipResumeSafeKeys) {
+  Config a, b;
+  b.train.epochs = a.train.epochs + 5;
+  b.train.progress = "none";
+  EXPECT_TRUE(config_differences(a, b, true).empty());
+  EXPECT_EQ(config_hash(a), config_hash(b));
+  b.optim.lr *= 2;
+  const auto d = config_differences(a, b, true);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].find("optim.lr"), std::string::npos);
+  EXPECT_NE(config_hash(a), config_hash(b));
+}
+
+TEST(Config, ReferenceListsEveryKey) {
+  const std::string md = config_reference_markdown();
+  for (const char* key : {"run.seed", "run.threads", "data.task", "model.d_head", "optim.betas",
+                          "train.patience", "train.best_metric"}) {
+    EXPECT_NE(md.find(std::string("`") + key + "`"), std::string::npos) << key;
+  }
+}
+
+}  // namespace
+}  // namespace attnscope

@@ -1,0 +1,70 @@
+// Helpers shared by the test executables: temporary directories, files, metrics, CLI runs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/app.h"
+
+namespace attnscope::testing {
+
+inline std::string source_path(const std::string& rel) { return std::string(ATTNSCOPE_SOURCE_DIR) + "/" + rel; }
+
+// A fresh directory under the system temp dir, removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "attnscope-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string path(const std::string& rel = "") const { return rel.empty() ? path_ : path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+inline std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+// metrics.jsonl without the wall-time field, which is the one field allowed to differ.
+inline std::vector<std::string> metrics_without_seconds(const std::string& path) {
+  std::vector<std::string> out;
+  for (auto l : read_lines(path)) {
+    const auto pos = l.find(",\"seconds\":");
+    if (pos != std::string::npos) l = l.substr(0, pos) + "}";
+    out.push_back(l);
+  }
+  return out;
+}
+
+inline int run_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), "attnscope");
+  return cli::run(args);
+}
+
+// A short min/max run: 32 numbers (3,072 examples), quiet.
+inline std::vector<std::string> small_minmax(const std::string& out, int epochs) {
+  return {"train", source_path("configs/minmax.yaml"), "--out", out, "--set",
+          "data.minmax_numbers=32", "train.epochs=" + std::to_string(epochs),
+          "train.progress=none", "run.log_level=warn"};
+}
+
+}  // namespace attnscope::testing

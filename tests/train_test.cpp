@@ -1,0 +1,222 @@
+// The trainer: schedules, learning, determinism, exact resume, NaN stop, early stopping, checkpoints.
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "core/core.h"
+#include "hooks/hooks.h"
+#include "test_util.h"
+#include "train/train.h"
+
+namespace attnscope::train {
+namespace {
+
+using testing::TempDir;
+
+TEST(Schedule, ConstantWarmupAndLinearDecay) {
+  OptimConfig o;
+  o.lr = 1.0;
+  EXPECT_DOUBLE_EQ(scheduled_lr(o, 0, 10), 1.0);
+  o.warmup_steps = 4;
+  EXPECT_DOUBLE_EQ(scheduled_lr(o, 0, 10), 0.25);
+  EXPECT_DOUBLE_EQ(scheduled_lr(o, 3, 10), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(o, 9, 10), 1.0);
+  o.schedule = "linear";
+  EXPECT_DOUBLE_EQ(scheduled_lr(o, 4, 10), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(o, 7, 10), 0.5);
+  EXPECT_NEAR(scheduled_lr(o, 9, 10), 1.0 / 6, 1e-12);
+  EXPECT_EQ(steps_per_epoch(100, 0), 1);
+  EXPECT_EQ(steps_per_epoch(100, 30), 4);
+}
+
+TEST(MinMaxTraining, ShortRunLearnsAndShowsTheMechanism) {
+  Config c = resolve_config(testing::source_path("configs/minmax.yaml"),
+                            {"data.minmax_numbers=32", "train.epochs=300"}).config;
+  at::set_num_threads(2);
+  MinMaxTask task(c);
+  auto opt = make_optimizer(c.optim, task.module());
+  Trainer trainer(c, "", task, *opt);
+  const auto last = trainer.run();
+  EXPECT_EQ(last.epoch, 300);
+  EXPECT_GE(last.train_acc, 0.99);
+  EXPECT_GE(last.val.at("val_acc"), 0.9);
+  for (const auto& m : task.mechanism()) {
+    EXPECT_GE(m.sink_mass, 0.8) << m.op;
+    EXPECT_GE(m.picks_answer, 0.95) << m.op;
+  }
+  const auto mech = task.mechanism();
+  EXPECT_NE(mech[0].sink_head, mech[1].sink_head) << "the heads swap roles between max and min";
+}
+
+TEST(MinMaxTraining, FastPathAndModuleTrainAlike) {
+  auto run = [](bool fast) {
+    Config c = resolve_config(testing::source_path("configs/minmax.yaml"),
+                              {"data.minmax_numbers=16", "train.epochs=20",
+                               std::string("model.fast_path=") + (fast ? "true" : "false")}).config;
+    MinMaxTask task(c);
+    auto opt = make_optimizer(c.optim, task.module());
+    Trainer trainer(c, "", task, *opt);
+    return trainer.run();
+  };
+  const auto a = run(true), b = run(false);
+  EXPECT_NEAR(a.train_loss, b.train_loss, 1e-4);
+  EXPECT_NEAR(a.val.at("val_loss"), b.val.at("val_loss"), 1e-4);
+}
+
+TEST(Runs, SameConfigSameSeedSameThreadsGiveIdenticalMetrics) {
+  TempDir d;
+  ASSERT_EQ(testing::run_cli(testing::small_minmax(d.path("a"), 30)), 0);
+  ASSERT_EQ(testing::run_cli(testing::small_minmax(d.path("b"), 30)), 0);
+  const auto a = testing::metrics_without_seconds(d.path("a/metrics.jsonl"));
+  EXPECT_EQ(a.size(), 30u);
+  EXPECT_EQ(a, testing::metrics_without_seconds(d.path("b/metrics.jsonl")));
+  auto args = testing::small_minmax(d.path("c"), 30);
+  args.push_back("run.seed=1");
+  ASSERT_EQ(testing::run_cli(args), 0);
+  EXPECT_NE(a, testing::metrics_without_seconds(d.path("c/metrics.jsonl")));
+}
+
+TEST(Runs, ResumeEndsWithTheSameMetricsAsAnUninterruptedRun) {
+  TempDir d;
+  auto full = testing::small_minmax(d.path("full"), 40);
+  full.push_back("train.checkpoint_every=7");
+  ASSERT_EQ(testing::run_cli(full), 0);
+  auto part = testing::small_minmax(d.path("part"), 25);  // stops at 25, last checkpoint at 25
+  part.push_back("train.checkpoint_every=7");
+  ASSERT_EQ(testing::run_cli(part), 0);
+  auto resume = testing::small_minmax(d.path("part"), 40);
+  resume.push_back("train.checkpoint_every=7");
+  resume.insert(resume.begin() + 1, "--resume");
+  ASSERT_EQ(testing::run_cli(resume), 0);
+  EXPECT_EQ(testing::metrics_without_seconds(d.path("full/metrics.jsonl")),
+            testing::metrics_without_seconds(d.path("part/metrics.jsonl")));
+}
+
+// A task whose loss turns NaN at a chosen step and whose validation metric plateaus.
+class FakeTask : public Task {
+ public:
+  explicit FakeTask(int64_t nan_at) : nan_at_(nan_at) { lin_ = torch::nn::Linear(2, 1); }
+  torch::nn::Module& module() override { return *lin_; }
+  std::string describe() const override { return "fake"; }
+  int64_t train_size() const override { return 8; }
+  StepStats train_step(const torch::Tensor& idx) override {
+    ++steps_;
+    auto loss = lin_->forward(torch::ones({8, 2})).pow(2).mean();
+    loss.backward();
+    return {steps_ == nan_at_ ? std::nan("") : loss.item<double>() * 8, 4, 8};
+  }
+  Metrics evaluate() override {
+    ++evals_;
+    return {{"val_loss", evals_ <= 3 ? 1.0 / evals_ : 0.5}, {"val_acc", 0.5}};
+  }
+  void probe(const torch::Tensor&, models::Taps&) override {}
+
+ private:
+  torch::nn::Linear lin_{nullptr};
+  int64_t nan_at_, steps_ = 0, evals_ = 0;
+};
+
+TEST(Trainer, NanLossStopsWithTheLastGoodCheckpointKept) {
+  TempDir d;
+  Config c;
+  c.train.epochs = 10;
+  c.train.checkpoint_every = 1;
+  FakeTask task(/*nan_at=*/4);
+  auto opt = make_optimizer(c.optim, task.module());
+  Trainer trainer(c, d.path(), task, *opt);
+  hooks::Checkpointer ckpt(d.path());
+  hooks::MetricsWriter metrics(d.path("metrics.jsonl"));
+  trainer.add_observer(&metrics);
+  trainer.add_observer(&ckpt);
+  try {
+    trainer.run();
+    FAIL() << "expected a TrainingError";
+  } catch (const TrainingError& e) {
+    EXPECT_NE(std::string(e.what()).find("epoch 4"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(testing::read_lines(d.path("metrics.jsonl")).size(), 3u);
+  FakeTask fresh(0);
+  const auto info = load_checkpoint(d.path("last.pt"), fresh.module(), nullptr, false);
+  EXPECT_EQ(info.state.epoch, 3);
+}
+
+TEST(Trainer, EarlyStoppingAfterPatienceEvaluations) {
+  Config c;
+  c.train.epochs = 50;
+  c.train.patience = 2;
+  FakeTask task(-1);
+  auto opt = make_optimizer(c.optim, task.module());
+  Trainer trainer(c, "", task, *opt);
+  const auto last = trainer.run();
+  // val_loss 1, .5, .33, then .5 twice: the best is epoch 3, stop at epoch 5
+  EXPECT_TRUE(last.early_stop);
+  EXPECT_EQ(last.epoch, 5);
+  EXPECT_EQ(trainer.state().best_epoch, 3);
+}
+
+TEST(Checkpoint, StrictLoadNamesEveryMismatch) {
+  TempDir d;
+  Config c;
+  torch::nn::Linear a(2, 3);
+  auto opt = make_optimizer(c.optim, *a);
+  save_checkpoint(d.path("a.pt"), *a, *opt, TrainState{}, c);
+  torch::nn::Linear b(2, 4);
+  try {
+    load_checkpoint(d.path("a.pt"), *b, nullptr, false);
+    FAIL();
+  } catch (const UsageError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("'weight' has shape [3, 2]"), std::string::npos) << m;
+    EXPECT_NE(m.find("'bias'"), std::string::npos) << m;
+  }
+  torch::nn::Linear nb(torch::nn::LinearOptions(2, 3).bias(false));
+  try {
+    load_checkpoint(d.path("a.pt"), *nb, nullptr, false);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("unexpected tensor 'bias'"), std::string::npos);
+  }
+  testing::write_text(d.path("junk.pt"), "not a checkpoint");
+  EXPECT_THROW(load_checkpoint(d.path("junk.pt"), *a, nullptr, false), UsageError);
+}
+
+TEST(Checkpoint, RoundTripRestoresWeightsOptimizerAndState) {
+  TempDir d;
+  Config c;
+  torch::nn::Linear a(2, 3);
+  auto opt = make_optimizer(c.optim, *a);
+  a->forward(torch::ones({1, 2})).sum().backward();
+  opt->step();
+  TrainState s;
+  s.epoch = 7;
+  s.step = 70;
+  s.best_value = 0.25;
+  save_checkpoint(d.path("a.pt"), *a, *opt, s, c);
+  torch::nn::Linear b(2, 3);
+  auto opt_b = make_optimizer(c.optim, *b);
+  const auto info = load_checkpoint(d.path("a.pt"), *b, opt_b.get(), true);
+  EXPECT_TRUE(torch::equal(a->weight, b->weight));
+  EXPECT_EQ(info.state.epoch, 7);
+  EXPECT_EQ(info.state.step, 70);
+  EXPECT_EQ(info.state.best_value, 0.25);
+  EXPECT_EQ(info.config_hash, config_hash(c));
+  // the optimizer continues identically
+  opt->zero_grad();
+  for (auto* m : {&a, &b}) (*m)->forward(torch::ones({1, 2})).sum().backward();
+  opt->step();
+  opt_b->step();
+  EXPECT_TRUE(torch::equal(a->weight, b->weight));
+}
+
+TEST(Metrics, TruncateKeepsCompletedEpochsAndDropsATornLine) {
+  TempDir d;
+  testing::write_text(d.path("m.jsonl"), "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n{\"epo");
+  hooks::truncate_metrics(d.path("m.jsonl"), 2);
+  EXPECT_EQ(testing::read_lines(d.path("m.jsonl")), (std::vector<std::string>{"{\"epoch\":1}", "{\"epoch\":2}"}));
+}
+
+}  // namespace
+}  // namespace attnscope::train

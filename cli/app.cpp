@@ -11,7 +11,7 @@
 namespace attnscope::cli {
 
 int run(const std::vector<std::string>& args) {
-  CLI::App app{"attnscope: train transformers and record how their attention changes, epoch by epoch."};
+  CLI::App app{"attnscope: train transformers and record how their attention changes, epoch by epoch.", "attnscope"};
   app.set_version_flag("--version", std::string("attnscope ") + kVersion);
   app.require_subcommand(1);
 

@@ -82,6 +82,14 @@ std::string format_double(double x) {
     if (std::strtod(buf, nullptr) == x) break;
   }
   std::string s = buf;
+  const double ax = std::fabs(x);
+  if (s.find('e') != std::string::npos && ax >= 1e-4 && ax < 1e15) {  // 10, not 1e+01
+    for (int prec = 0; prec <= 17; ++prec) {
+      std::snprintf(buf, sizeof buf, "%.*f", prec, x);
+      if (std::strtod(buf, nullptr) == x) break;
+    }
+    s = buf;
+  }
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
 }

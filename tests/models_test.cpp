@@ -137,6 +137,22 @@ TEST(MinMaxData, GridAndSplitFollowThePublishedCode) {
   EXPECT_EQ(std::get<0>(at::_unique(key)).size(0), 32768);
 }
 
+// Golden values from the original PyTorch code (torch 1.13, `torch.manual_seed(0)`, then
+// `torch.randperm(32768)` and `torch.randn(131, 32) / sqrt(32)`): attnscope draws the split and the
+// initialisation from the same stream in the same order, so seed s here is seed s there.
+TEST(MinMaxData, SeedGivesThePyTorchReferenceSplitAndInit) {
+  auto gen = at::detail::createCPUGenerator(0);
+  const auto s = data::make_minmax_split(128, 1.0 / 3.0, gen);
+  // randperm(32768)[:2] = [2732, 22971]: 2732 = max(21, 44); 22971 - 16384 = 6587 = min(51, 59)
+  EXPECT_TRUE(torch::equal(s.train.inputs[0], torch::tensor({21, 128, 44, 130}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(s.train.inputs[1], torch::tensor({51, 129, 59, 130}, torch::kLong)));
+  MinMaxNet net(MinMaxNetOptions{});
+  net->reset_parameters(gen);
+  EXPECT_FLOAT_EQ(net->W_E[0][0].item<float>(), 0.10685187578201294f);
+  EXPECT_FLOAT_EQ(net->W_E[0][1].item<float>(), -0.17288976907730103f);
+  EXPECT_FLOAT_EQ(net->W_E[0][2].item<float>(), 0.10674555599689484f);
+}
+
 TEST(Batching, EpochOrderIsSeededAndComplete) {
   const auto a = data::epoch_order(100, 5, 1), b = data::epoch_order(100, 5, 1), c = data::epoch_order(100, 5, 2);
   EXPECT_TRUE(torch::equal(a, b));

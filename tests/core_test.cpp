@@ -145,3 +145,17 @@ TEST(Config, ReferenceListsEveryKey) {
 
 }  // namespace
 }  // namespace attnscope
+
+namespace attnscope {
+namespace {
+
+TEST(Docs, ReadmeConfigReferenceIsCurrent) {
+  std::ifstream in(testing::source_path("README.md"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find(config_reference_markdown()), std::string::npos)
+      << "README.md's config reference is stale: paste `attnscope config --reference` into it";
+}
+
+}  // namespace
+}  // namespace attnscope

@@ -12,6 +12,7 @@ void Checkpointer::on_epoch_end(const train::TrainContext& ctx, const train::Epo
   const auto& tc = ctx.config.train;
   auto save = [&](const std::string& path) {
     train::save_checkpoint(path, ctx.task.module(), ctx.optimizer, ctx.state, ctx.config);
+    if (ctx.checkpoint_written) ctx.checkpoint_written(path);
   };
   if (r.is_best) save(dir_ + "/best.pt");
   if (tc.keep_every > 0 && r.epoch % tc.keep_every == 0) {

@@ -143,6 +143,40 @@ TEST(Trainer, NanLossStopsWithTheLastGoodCheckpointKept) {
   EXPECT_EQ(info.state.epoch, 3);
 }
 
+// Records the order of events it sees.
+struct EventLog : Observer {
+  std::vector<std::string> events;
+  void on_train_begin(const TrainContext&) override { events.push_back("train_begin"); }
+  void on_epoch_begin(const TrainContext&, int64_t e) override { events.push_back("epoch_begin " + std::to_string(e)); }
+  void on_step_end(const TrainContext&, const StepInfo& s) override { events.push_back("step " + std::to_string(s.step)); }
+  void on_eval_end(const TrainContext&, const EpochRecord& r) override { events.push_back("eval " + std::to_string(r.epoch)); }
+  void on_epoch_end(const TrainContext&, const EpochRecord& r) override { events.push_back("epoch_end " + std::to_string(r.epoch)); }
+  void on_checkpoint(const TrainContext&, const std::string& p) override {
+    events.push_back("checkpoint " + std::filesystem::path(p).filename().string());
+  }
+  void on_train_end(const TrainContext&, const EpochRecord& r) override { events.push_back("train_end " + std::to_string(r.epoch)); }
+};
+
+TEST(Trainer, EventsArriveInOrder) {
+  TempDir d;
+  Config c;
+  c.train.epochs = 2;
+  c.train.eval_every = 2;
+  c.train.checkpoint_every = 1;
+  FakeTask task(-1);
+  auto opt = make_optimizer(c.optim, task.module());
+  Trainer trainer(c, d.path(), task, *opt);
+  EventLog log;
+  hooks::Checkpointer ckpt(d.path());
+  trainer.add_observer(&ckpt);
+  trainer.add_observer(&log);
+  trainer.run();
+  EXPECT_EQ(log.events, (std::vector<std::string>{
+                            "train_begin", "epoch_begin 1", "step 1", "checkpoint last.pt", "epoch_end 1",
+                            "epoch_begin 2", "step 2", "eval 2", "checkpoint best.pt", "checkpoint last.pt",
+                            "epoch_end 2", "train_end 2"}));
+}
+
 TEST(Trainer, EarlyStoppingAfterPatienceEvaluations) {
   Config c;
   c.train.epochs = 50;

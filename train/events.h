@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -40,6 +41,9 @@ struct TrainContext {
   Task& task;
   torch::optim::Optimizer& optimizer;
   const TrainState& state;
+  // An observer that wrote a checkpoint calls this; every observer's on_checkpoint then runs
+  // (e.g. so a recorder can flush its file in step with the checkpoint).
+  std::function<void(const std::string& path)> checkpoint_written;
 };
 
 class Observer {

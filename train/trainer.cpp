@@ -49,7 +49,10 @@ bool Trainer::improved(double value) const {
 EpochRecord Trainer::run() {
   using clock = std::chrono::steady_clock;
   const auto& tc = config_.train;
-  const TrainContext ctx{config_, run_dir_, task_, optimizer_, state_};
+  TrainContext ctx{config_, run_dir_, task_, optimizer_, state_, {}};
+  ctx.checkpoint_written = [&](const std::string& path) {
+    for (auto* o : observers_) o->on_checkpoint(ctx, path);
+  };
   const int64_t n = task_.train_size();
   const int64_t total_steps = tc.epochs * steps_per_epoch(n, tc.batch_size);
   const bool full_batch = tc.batch_size <= 0 || tc.batch_size >= n;

@@ -1,0 +1,546 @@
+// HDF5 implementation of store/store.h (HDF5 C API, SWMR).
+#include "store/store.h"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+
+#include "core/error.h"
+
+namespace attnscope::store {
+namespace {
+
+// RAII for an hid_t and the function that closes it.
+class Hid {
+ public:
+  Hid() = default;
+  Hid(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Hid(Hid&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Hid& operator=(Hid&& o) noexcept {
+    reset();
+    id_ = o.id_;
+    close_ = o.close_;
+    o.id_ = -1;
+    return *this;
+  }
+  ~Hid() { reset(); }
+  void reset() {
+    if (id_ >= 0 && close_ != nullptr) close_(id_);
+    id_ = -1;
+  }
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+std::string g_path;  // for messages
+
+template <class T>
+T ok(T id_or_rc, const std::string& what) {
+  if (id_or_rc < 0) throw std::runtime_error("HDF5: " + what + " failed on '" + g_path + "'");
+  return id_or_rc;
+}
+
+struct Quiet {  // HDF5 prints its error stack by default; errors become exceptions here instead
+  Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+const Quiet quiet;
+
+Hid vlen_string_type() {
+  Hid t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+Hid half_type() {  // IEEE binary16: what h5py reads as numpy.float16
+  Hid t(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+  ok(H5Tset_fields(t, 15, 10, 5, 0, 10), "float16 fields");
+  ok(H5Tset_size(t, 2), "float16 size");
+  ok(H5Tset_ebias(t, 15), "float16 bias");
+  return t;
+}
+
+void write_attr_string(hid_t obj, const char* name, const std::string& value) {
+  Hid t = vlen_string_type();
+  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hid a(ok(H5Acreate2(obj, name, t, space, H5P_DEFAULT, H5P_DEFAULT), std::string("attribute ") + name), H5Aclose);
+  const char* p = value.c_str();
+  ok(H5Awrite(a, t, &p), "attribute write");
+}
+
+void write_attr_int(hid_t obj, const char* name, int64_t value) {
+  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hid a(ok(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), name), H5Aclose);
+  ok(H5Awrite(a, H5T_NATIVE_INT64, &value), "attribute write");
+}
+
+std::string read_attr_string(hid_t obj, const char* name) {
+  if (H5Aexists(obj, name) <= 0) throw UsageError("'" + g_path + "' has no attribute '" + name + "'");
+  Hid a(ok(H5Aopen(obj, name, H5P_DEFAULT), name), H5Aclose);
+  Hid t = vlen_string_type();
+  char* p = nullptr;
+  ok(H5Aread(a, t, &p), "attribute read");
+  std::string s = p ? p : "";
+  H5free_memory(p);
+  return s;
+}
+
+int64_t read_attr_int(hid_t obj, const char* name) {
+  if (H5Aexists(obj, name) <= 0) throw UsageError("'" + g_path + "' has no attribute '" + name + "'");
+  Hid a(ok(H5Aopen(obj, name, H5P_DEFAULT), name), H5Aclose);
+  int64_t v = 0;
+  ok(H5Aread(a, H5T_NATIVE_INT64, &v), "attribute read");
+  return v;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
+  return s;
+}
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size() && !s.empty()) {
+    const size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+std::string join_ints(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+std::vector<int64_t> split_ints(const std::string& s) {
+  std::vector<int64_t> out;
+  for (const auto& p : split(s)) out.push_back(std::stoll(p));
+  return out;
+}
+
+std::string site_path(const std::string& site) {  // "attn.probs" -> "attn/probs"
+  std::string p = site;
+  std::replace(p.begin(), p.end(), '.', '/');
+  return p;
+}
+
+// Creates every parent group of `path` (relative to loc).
+void make_groups(hid_t loc, const std::string& path) {
+  size_t pos = 0;
+  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
+    const std::string g = path.substr(0, pos);
+    if (H5Lexists(loc, g.c_str(), H5P_DEFAULT) <= 0) {
+      Hid grp(ok(H5Gcreate2(loc, g.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group " + g), H5Gclose);
+    }
+  }
+}
+
+// A dataset with an unlimited first axis (when `extensible`), chunked as `chunk`.
+void create_dataset(hid_t file, const std::string& path, hid_t type, const std::vector<hsize_t>& dims,
+                    const std::vector<hsize_t>& chunk, bool extensible, int64_t gzip) {
+  make_groups(file, path);
+  std::vector<hsize_t> maxdims = dims;
+  if (extensible) maxdims[0] = H5S_UNLIMITED;
+  Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.data()), H5Sclose);
+  Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!chunk.empty()) {
+    ok(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "chunk");
+    if (gzip > 0) ok(H5Pset_deflate(dcpl, static_cast<unsigned>(gzip)), "deflate");
+  }
+  Hid d(ok(H5Dcreate2(file, path.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), "dataset " + path), H5Dclose);
+}
+
+void write_all(hid_t file, const std::string& path, hid_t mem_type, const void* data) {
+  Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
+  ok(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "write");
+}
+
+std::vector<hsize_t> dims_of(hid_t d) {
+  Hid space(H5Dget_space(d), H5Sclose);
+  std::vector<hsize_t> dims(H5Sget_simple_extent_ndims(space));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return dims;
+}
+
+// Grows the first axis by one and writes `data` (one row of the remaining dims) there.
+void append_row(hid_t file, const std::string& path, hid_t mem_type, const void* data) {
+  Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
+  std::vector<hsize_t> dims = dims_of(d);
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = dims[0];
+  count[0] = 1;
+  dims[0] += 1;
+  ok(H5Dset_extent(d, dims.data()), "extend");
+  Hid fspace(H5Dget_space(d), H5Sclose);
+  ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), "select");
+  Hid mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+  ok(H5Dwrite(d, mem_type, mspace, fspace, H5P_DEFAULT, data), "append");
+}
+
+void shrink(hid_t file, const std::string& path, hsize_t rows) {
+  Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
+  std::vector<hsize_t> dims = dims_of(d);
+  if (dims[0] <= rows) return;
+  dims[0] = rows;
+  ok(H5Dset_extent(d, dims.data()), "shrink");
+}
+
+template <class T>
+std::vector<T> read_all(hid_t file, const std::string& path, hid_t mem_type) {
+  Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
+  hsize_t n = 1;
+  for (auto x : dims_of(d)) n *= x;
+  std::vector<T> v(n);
+  if (n > 0) ok(H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "read");
+  return v;
+}
+
+std::vector<std::string> read_strings(hid_t file, const std::string& path) {
+  Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
+  hsize_t n = 1;
+  for (auto x : dims_of(d)) n *= x;
+  std::vector<char*> raw(n, nullptr);
+  Hid t = vlen_string_type();
+  if (n > 0) ok(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), "read strings");
+  std::vector<std::string> out;
+  for (char* p : raw) out.emplace_back(p ? p : "");
+  Hid space(H5Dget_space(d), H5Sclose);
+  H5Dvlen_reclaim(t, space, H5P_DEFAULT, raw.data());
+  return out;
+}
+
+// Reads row `index` of the first axis.
+std::vector<float> read_row(hid_t file, const std::string& path, int64_t index) {
+  Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
+  std::vector<hsize_t> dims = dims_of(d);
+  if (index < 0 || static_cast<hsize_t>(index) >= dims[0]) {
+    throw UsageError("'" + g_path + "': " + path + " has " + std::to_string(dims[0]) + " rows, asked for row " +
+                     std::to_string(index));
+  }
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = static_cast<hsize_t>(index);
+  count[0] = 1;
+  hsize_t n = 1;
+  for (size_t i = 1; i < count.size(); ++i) n *= count[i];
+  std::vector<float> v(n);
+  Hid fspace(H5Dget_space(d), H5Sclose);
+  ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), "select");
+  Hid mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+  ok(H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, v.data()), "read row");
+  return v;
+}
+
+Hid file_access() {
+  Hid fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  ok(H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST), "libver");  // needed for SWMR
+  return fapl;
+}
+
+Header read_header(hid_t file) {
+  Header h;
+  h.attnscope_version = read_attr_string(file, "attnscope_version");
+  h.config_yaml = read_attr_string(file, "config");
+  h.model_json = read_attr_string(file, "model");
+  h.sites = split(read_attr_string(file, "sites"));
+  h.layer_ids = split_ints(read_attr_string(file, "layer_ids"));
+  h.head_ids = split_ints(read_attr_string(file, "head_ids"));
+  h.metrics = split(read_attr_string(file, "metrics"));
+  h.dtype = read_attr_string(file, "dtype");
+  h.compression = read_attr_int(file, "compression");
+  return h;
+}
+
+Probes read_probes(hid_t file) {
+  Probes p;
+  p.input_ids = read_all<int64_t>(file, "probes/input_ids", H5T_NATIVE_INT64);
+  p.lengths = read_all<int32_t>(file, "probes/lengths", H5T_NATIVE_INT32);
+  p.source = read_all<int64_t>(file, "probes/source_index", H5T_NATIVE_INT64);
+  p.tokens = read_strings(file, "probes/tokens");
+  p.text = read_strings(file, "probes/text");
+  p.count = static_cast<int64_t>(p.lengths.size());
+  p.max_len = p.count ? static_cast<int64_t>(p.input_ids.size()) / p.count : 0;
+  return p;
+}
+
+void check_schema(hid_t file, const std::string& path) {
+  if (H5Aexists(file, "schema_version") <= 0) {
+    throw UsageError("'" + path + "' is not an attnscope attention file (no schema_version attribute)");
+  }
+  const int64_t v = read_attr_int(file, "schema_version");
+  if (v > kSchemaVersion) {
+    throw UsageError("'" + path + "' has attention schema version " + std::to_string(v) + "; this attnscope reads up to " +
+                     std::to_string(kSchemaVersion) + ": use a newer attnscope");
+  }
+}
+
+}  // namespace
+
+// ---- Writer ----------------------------------------------------------------------------------
+
+struct Writer::Impl {
+  std::string path;
+  Hid file;
+  Header header;
+  Probes probes;
+  Hid storage_type;
+  int64_t epochs = 0;
+
+  size_t map_size() const {
+    return static_cast<size_t>(probes.count * header.layer_ids.size() * header.head_ids.size() * probes.max_len *
+                               probes.max_len);
+  }
+  void flush() { ok(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush"); }
+  void check_maps(const SiteMaps& maps) const {
+    for (const auto& site : header.sites) {
+      auto it = maps.find(site);
+      if (it == maps.end() || it->second.size() != map_size()) {
+        throw std::invalid_argument("attention store: site '" + site + "' needs " + std::to_string(map_size()) + " values");
+      }
+    }
+  }
+};
+
+Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Writer::~Writer() = default;
+
+std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& header, const Probes& probes) {
+  g_path = path;
+  if (std::filesystem::exists(path)) throw UsageError("'" + path + "' exists; not overwriting it");
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->header = header;
+  impl->probes = probes;
+  Hid fapl = file_access();
+  impl->file = Hid(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), H5Fclose);
+  if (impl->file.get() < 0) throw UsageError("cannot create '" + path + "'");
+  hid_t f = impl->file;
+  write_attr_int(f, "schema_version", kSchemaVersion);
+  write_attr_string(f, "attnscope_version", header.attnscope_version);
+  write_attr_string(f, "config", header.config_yaml);
+  write_attr_string(f, "model", header.model_json);
+  write_attr_string(f, "sites", join(header.sites));
+  write_attr_string(f, "layer_ids", join_ints(header.layer_ids));
+  write_attr_string(f, "head_ids", join_ints(header.head_ids));
+  write_attr_string(f, "metrics", join(header.metrics));
+  write_attr_string(f, "dtype", header.dtype);
+  write_attr_int(f, "compression", header.compression);
+  write_attr_string(f, "padding", "attention maps are padded to the longest probe with zeros; "
+                                  "probes/lengths gives each probe's real length");
+
+  const hsize_t P = static_cast<hsize_t>(probes.count), T = static_cast<hsize_t>(probes.max_len);
+  const hsize_t L = header.layer_ids.size(), H = header.head_ids.size();
+  Hid str = vlen_string_type();
+  create_dataset(f, "probes/input_ids", H5T_STD_I64LE, {P, T}, {}, false, 0);
+  create_dataset(f, "probes/lengths", H5T_STD_I32LE, {P}, {}, false, 0);
+  create_dataset(f, "probes/source_index", H5T_STD_I64LE, {P}, {}, false, 0);
+  create_dataset(f, "probes/tokens", str, {P, T}, {}, false, 0);
+  create_dataset(f, "probes/text", str, {P}, {}, false, 0);
+  write_all(f, "probes/input_ids", H5T_NATIVE_INT64, probes.input_ids.data());
+  write_all(f, "probes/lengths", H5T_NATIVE_INT32, probes.lengths.data());
+  write_all(f, "probes/source_index", H5T_NATIVE_INT64, probes.source.data());
+  std::vector<const char*> tok, txt;
+  for (const auto& s : probes.tokens) tok.push_back(s.c_str());
+  for (const auto& s : probes.text) txt.push_back(s.c_str());
+  write_all(f, "probes/tokens", str, tok.data());
+  write_all(f, "probes/text", str, txt.data());
+
+  impl->storage_type = header.dtype == "float16" ? half_type() : Hid(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+  create_dataset(f, "epochs/epoch", H5T_STD_I64LE, {0}, {256}, true, 0);
+  create_dataset(f, "epochs/step", H5T_STD_I64LE, {0}, {256}, true, 0);
+  create_dataset(f, "epochs/wall_time", H5T_IEEE_F64LE, {0}, {256}, true, 0);
+  for (const auto& site : header.sites) {
+    create_dataset(f, site_path(site), impl->storage_type, {0, P, L, H, T, T}, {1, 1, L, H, T, T}, true,
+                   header.compression);
+    create_dataset(f, "best/" + site_path(site), impl->storage_type, {P, L, H, T, T}, {1, L, H, T, T}, false,
+                   header.compression);
+  }
+  create_dataset(f, "best/info", H5T_IEEE_F64LE, {3}, {}, false, 0);
+  const double no_best[3] = {-1, -1, 0};
+  write_all(f, "best/info", H5T_NATIVE_DOUBLE, no_best);
+  create_dataset(f, "metrics/epoch", H5T_STD_I64LE, {0}, {256}, true, 0);
+  for (const auto& m : header.metrics) {
+    create_dataset(f, "metrics/" + m, H5T_IEEE_F32LE, {0, L, H}, {64, L, H}, true, 0);
+  }
+  impl->flush();
+  ok(H5Fstart_swmr_write(f), "start SWMR write");  // no new objects from here on
+  return std::unique_ptr<Writer>(new Writer(std::move(impl)));
+}
+
+std::unique_ptr<Writer> Writer::resume(const std::string& path, int64_t last_epoch) {
+  g_path = path;
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  Hid fapl = file_access();
+  // A run killed while writing leaves the SWMR "open for writing" mark in the superblock; clear
+  // it as h5clear -s does ("clear_status_flags" is the file-access property h5clear sets).
+  hbool_t clear = true;
+  if (H5Pexist(fapl, "clear_status_flags") > 0) H5Pset(fapl, "clear_status_flags", &clear);
+  impl->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
+  if (impl->file.get() < 0) throw UsageError("cannot open '" + path + "' to continue recording");
+  hid_t f = impl->file;
+  check_schema(f, path);
+  impl->header = read_header(f);
+  impl->probes = read_probes(f);
+  impl->storage_type = impl->header.dtype == "float16" ? half_type() : Hid(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+  const auto epochs = read_all<int64_t>(f, "epochs/epoch", H5T_NATIVE_INT64);
+  const hsize_t keep = std::count_if(epochs.begin(), epochs.end(), [&](int64_t e) { return e <= last_epoch; });
+  for (const char* d : {"epochs/epoch", "epochs/step", "epochs/wall_time"}) shrink(f, d, keep);
+  for (const auto& site : impl->header.sites) shrink(f, site_path(site), keep);
+  const auto metric_epochs = read_all<int64_t>(f, "metrics/epoch", H5T_NATIVE_INT64);
+  const hsize_t keep_m =
+      std::count_if(metric_epochs.begin(), metric_epochs.end(), [&](int64_t e) { return e <= last_epoch; });
+  shrink(f, "metrics/epoch", keep_m);
+  for (const auto& m : impl->header.metrics) shrink(f, "metrics/" + m, keep_m);
+  const auto best = read_all<double>(f, "best/info", H5T_NATIVE_DOUBLE);
+  if (best[0] > static_cast<double>(last_epoch)) {  // recorded after the checkpoint: forget it
+    const double no_best[3] = {-1, -1, 0};
+    write_all(f, "best/info", H5T_NATIVE_DOUBLE, no_best);
+  }
+  impl->epochs = static_cast<int64_t>(keep);
+  impl->flush();
+  ok(H5Fstart_swmr_write(f), "start SWMR write");
+  return std::unique_ptr<Writer>(new Writer(std::move(impl)));
+}
+
+void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps) {
+  g_path = impl_->path;
+  impl_->check_maps(maps);
+  hid_t f = impl_->file;
+  // the maps first, the epoch index last: a reader (or a crash) never sees an epoch without data
+  for (const auto& site : impl_->header.sites) append_row(f, site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());
+  append_row(f, "epochs/step", H5T_NATIVE_INT64, &info.step);
+  append_row(f, "epochs/wall_time", H5T_NATIVE_DOUBLE, &info.wall_time);
+  impl_->flush();
+  append_row(f, "epochs/epoch", H5T_NATIVE_INT64, &info.epoch);
+  impl_->flush();
+  ++impl_->epochs;
+}
+
+void Writer::write_best(const EpochInfo& info, const SiteMaps& maps) {
+  g_path = impl_->path;
+  impl_->check_maps(maps);
+  hid_t f = impl_->file;
+  for (const auto& site : impl_->header.sites) {
+    write_all(f, "best/" + site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());
+  }
+  impl_->flush();
+  const double best[3] = {static_cast<double>(info.epoch), static_cast<double>(info.step), info.wall_time};
+  write_all(f, "best/info", H5T_NATIVE_DOUBLE, best);
+  impl_->flush();
+}
+
+void Writer::append_metrics(int64_t epoch, const std::map<std::string, std::vector<float>>& values) {
+  g_path = impl_->path;
+  hid_t f = impl_->file;
+  const size_t n = impl_->header.layer_ids.size() * impl_->header.head_ids.size();
+  for (const auto& m : impl_->header.metrics) {
+    auto it = values.find(m);
+    if (it == values.end() || it->second.size() != n) {
+      throw std::invalid_argument("attention store: metric '" + m + "' needs " + std::to_string(n) + " values");
+    }
+    append_row(f, "metrics/" + m, H5T_NATIVE_FLOAT, it->second.data());
+  }
+  impl_->flush();
+  append_row(f, "metrics/epoch", H5T_NATIVE_INT64, &epoch);
+  impl_->flush();
+}
+
+const Header& Writer::header() const { return impl_->header; }
+const Probes& Writer::probes() const { return impl_->probes; }
+int64_t Writer::epochs_recorded() const { return impl_->epochs; }
+
+// ---- Reader ----------------------------------------------------------------------------------
+
+struct Reader::Impl {
+  std::string path;
+  Hid file;
+  Header header;
+  Probes probes;
+  hsize_t epochs = 0, metric_rows = 0;  // rows whose index entry was written (complete rows)
+};
+
+Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  g_path = path;
+  impl_->path = path;
+  if (!std::filesystem::exists(path)) throw UsageError("'" + path + "' does not exist");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw UsageError("'" + path + "' is not an HDF5 file");
+  Hid fapl = file_access();
+  impl_->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl), H5Fclose);
+  if (impl_->file.get() < 0) {  // not a SWMR-capable (latest-format) file: plain read
+    impl_->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  }
+  if (impl_->file.get() < 0) throw UsageError("cannot open '" + path + "' as HDF5");
+  check_schema(impl_->file, path);
+  impl_->header = read_header(impl_->file);
+  impl_->probes = read_probes(impl_->file);
+  impl_->epochs = read_all<int64_t>(impl_->file, "epochs/epoch", H5T_NATIVE_INT64).size();
+  impl_->metric_rows = read_all<int64_t>(impl_->file, "metrics/epoch", H5T_NATIVE_INT64).size();
+}
+
+Reader::~Reader() = default;
+const Header& Reader::header() const { return impl_->header; }
+const Probes& Reader::probes() const { return impl_->probes; }
+
+std::vector<EpochInfo> Reader::epochs() const {
+  g_path = impl_->path;
+  const auto e = read_all<int64_t>(impl_->file, "epochs/epoch", H5T_NATIVE_INT64);
+  const auto s = read_all<int64_t>(impl_->file, "epochs/step", H5T_NATIVE_INT64);
+  const auto w = read_all<double>(impl_->file, "epochs/wall_time", H5T_NATIVE_DOUBLE);
+  std::vector<EpochInfo> out;
+  for (size_t i = 0; i < std::min<size_t>(e.size(), impl_->epochs); ++i) out.push_back({e[i], s[i], w[i]});
+  return out;
+}
+
+std::vector<float> Reader::map(const std::string& site, int64_t epoch_index) const {
+  g_path = impl_->path;
+  if (std::find(impl_->header.sites.begin(), impl_->header.sites.end(), site) == impl_->header.sites.end()) {
+    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites) + ")");
+  }
+  if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= impl_->epochs) {
+    throw UsageError("'" + impl_->path + "' has " + std::to_string(impl_->epochs) + " recorded epochs; no index " +
+                     std::to_string(epoch_index));
+  }
+  return read_row(impl_->file, site_path(site), epoch_index);
+}
+
+bool Reader::has_best() const { return best().epoch >= 0; }
+
+EpochInfo Reader::best() const {
+  g_path = impl_->path;
+  const auto b = read_all<double>(impl_->file, "best/info", H5T_NATIVE_DOUBLE);
+  return {static_cast<int64_t>(b[0]), static_cast<int64_t>(b[1]), b[2]};
+}
+
+std::vector<float> Reader::best_map(const std::string& site) const {
+  g_path = impl_->path;
+  return read_all<float>(impl_->file, "best/" + site_path(site), H5T_NATIVE_FLOAT);
+}
+
+std::vector<int64_t> Reader::metric_epochs() const {
+  g_path = impl_->path;
+  auto e = read_all<int64_t>(impl_->file, "metrics/epoch", H5T_NATIVE_INT64);
+  e.resize(std::min<size_t>(e.size(), impl_->metric_rows));
+  return e;
+}
+
+std::vector<float> Reader::metric(const std::string& name) const {
+  g_path = impl_->path;
+  if (std::find(impl_->header.metrics.begin(), impl_->header.metrics.end(), name) == impl_->header.metrics.end()) {
+    throw UsageError("'" + impl_->path + "' holds no metric '" + name + "'");
+  }
+  auto v = read_all<float>(impl_->file, "metrics/" + name, H5T_NATIVE_FLOAT);
+  v.resize(std::min<size_t>(v.size(), impl_->metric_rows * impl_->header.layer_ids.size() * impl_->header.head_ids.size()));
+  return v;
+}
+
+}  // namespace attnscope::store

@@ -1,0 +1,98 @@
+// Public header of attnscope::store: the per-run attention file (RUN_DIR/attention.h5).
+// Plain C++ types only (no HDF5, no LibTorch), so viz can read runs without the model code.
+//
+// Layout (schema 1; docs/attention-h5.md):
+//   /                      attrs: schema_version, attnscope_version, config (YAML), model (JSON),
+//                                 sites, layer_ids, head_ids, dtype, metrics
+//   /probes/input_ids      [P,T] int64, 0-padded     /probes/lengths [P] int32
+//   /probes/tokens         [P,T] strings ("" = pad)  /probes/text    [P] strings
+//   /probes/source_index   [P] int64 (row of the validation split; -1 when given explicitly)
+//   /epochs/epoch, /epochs/step, /epochs/wall_time   [E]   recorded epochs (0 = before training)
+//   /attn/probs, /attn/scores                        [E,P,L,H,T,T], chunk (1,1,L,H,T,T); padding 0
+//   /best/attn/probs, /best/attn/scores [P,L,H,T,T]; /best/info [3] = (epoch, step, wall_time),
+//                                                   epoch -1 until a best epoch exists
+//   /metrics/epoch [M] int64; /metrics/<name> [M,L,H] float32 (whole validation split)
+// Written in HDF5's SWMR mode and flushed after every epoch: a reader may open it while the run
+// goes on, and a run killed at any moment leaves every completed epoch readable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace attnscope::store {
+
+constexpr int64_t kSchemaVersion = 1;
+
+struct Header {
+  std::string attnscope_version;
+  std::string config_yaml;
+  std::string model_json;
+  std::vector<std::string> sites;         // e.g. "attn.probs", "attn.scores"
+  std::vector<int64_t> layer_ids;         // model layers stored, in order (L of them)
+  std::vector<int64_t> head_ids;          // model heads stored, in order (H of them)
+  std::vector<std::string> metrics;       // per-head metric names
+  std::string dtype = "float32";          // float32 | float16 (storage type)
+  int64_t compression = 4;                // gzip level, 0 = none
+};
+
+struct Probes {
+  int64_t count = 0, max_len = 0;
+  std::vector<int64_t> input_ids;   // [count*max_len]
+  std::vector<int32_t> lengths;     // [count]
+  std::vector<std::string> tokens;  // [count*max_len]
+  std::vector<std::string> text;    // [count]
+  std::vector<int64_t> source;      // [count]
+};
+
+struct EpochInfo {
+  int64_t epoch = 0, step = 0;
+  double wall_time = 0;  // seconds since the Unix epoch
+};
+
+// maps[site] holds [P, L, H, T, T] floats, T = probes.max_len.
+using SiteMaps = std::map<std::string, std::vector<float>>;
+
+class Writer {
+ public:
+  // A new file; fails (UsageError) if `path` exists.
+  static std::unique_ptr<Writer> create(const std::string& path, const Header& header, const Probes& probes);
+  // An existing file of a resumed run: epochs and metrics after `last_epoch` are dropped.
+  static std::unique_ptr<Writer> resume(const std::string& path, int64_t last_epoch);
+  ~Writer();
+
+  void append_epoch(const EpochInfo& info, const SiteMaps& maps);
+  void write_best(const EpochInfo& info, const SiteMaps& maps);
+  void append_metrics(int64_t epoch, const std::map<std::string, std::vector<float>>& values);  // [L*H] each
+  const Header& header() const;
+  const Probes& probes() const;
+  int64_t epochs_recorded() const;
+
+ private:
+  struct Impl;
+  explicit Writer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& path);  // UsageError for missing, foreign or newer files
+  ~Reader();
+  const Header& header() const;
+  const Probes& probes() const;
+  std::vector<EpochInfo> epochs() const;
+  std::vector<float> map(const std::string& site, int64_t epoch_index) const;  // [P,L,H,T,T]
+  bool has_best() const;
+  EpochInfo best() const;
+  std::vector<float> best_map(const std::string& site) const;
+  std::vector<int64_t> metric_epochs() const;
+  std::vector<float> metric(const std::string& name) const;  // [M,L,H]
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attnscope::store

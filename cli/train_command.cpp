@@ -68,9 +68,15 @@ int train_command(const TrainArgs& args) {
   const fs::path run_dir = args.out.empty() ? fs::path(config.run.out_dir) / config.run.name : fs::path(args.out);
   const fs::path last = run_dir / "checkpoints" / "last.pt";
 
-  // 2. run directory, logging, resolved config
-  prepare_run_dir(run_dir, args.resume, args.force);
+  // 2. the task and the probe set: a bad probe file is bad input too, found before writing
   const int64_t threads = train::configure_threads(config.run);
+  auto task = train::make_task(config);
+  const auto& attn = config.hooks.attention;
+  train::ProbeSet probes;
+  if (attn.enabled) probes = hooks::choose_probes(attn, *task);
+
+  // 3. run directory, logging, resolved config
+  prepare_run_dir(run_dir, args.resume, args.force);
   log::init((run_dir / "train.log").string(), /*console=*/true, config.run.log_level);
   log::info(std::string("[run] attnscope ") + kVersion + " | " + args.command_line);
   log::info("[run] run directory " + run_dir.string() + ", " + std::to_string(threads) + " threads, seed " +
@@ -78,8 +84,7 @@ int train_command(const TrainArgs& args) {
   const std::string yaml = to_yaml(config);
   log::info("[config] resolved configuration:\n" + yaml);
 
-  // 3. task, optimizer, resume
-  auto task = train::make_task(config);
+  // 4. optimizer, resume
   auto optimizer = train::make_optimizer(config.optim, task->module());
   train::TrainState start;
   if (args.resume && fs::exists(last)) {
@@ -102,13 +107,19 @@ int train_command(const TrainArgs& args) {
   write_file_atomic((run_dir / "config.yaml").string(), yaml);
   log::info("[model] " + task->describe());
 
-  // 4. train
+  // 5. train; the recorder writes an epoch before the checkpointer may name it in last.pt
   hooks::MetricsWriter metrics((run_dir / "metrics.jsonl").string());
   hooks::Progress progress(config.train.progress, config.train.log_every_seconds);
   hooks::Checkpointer checkpointer((run_dir / "checkpoints").string());
+  std::unique_ptr<hooks::AttentionRecorder> recorder;
+  if (attn.enabled) {
+    recorder = std::make_unique<hooks::AttentionRecorder>(config, *task, probes, (run_dir / "attention.h5").string(),
+                                                          args.resume, start.epoch);
+  }
   train::Trainer trainer(config, run_dir.string(), *task, *optimizer, start);
   trainer.add_observer(&metrics);
   trainer.add_observer(&progress);
+  if (recorder) trainer.add_observer(recorder.get());
   trainer.add_observer(&checkpointer);
   if (start.epoch >= config.train.epochs) {
     log::info("[run] already complete (" + std::to_string(start.epoch) + " epochs)");
@@ -129,7 +140,8 @@ int train_command(const TrainArgs& args) {
        << " s of training in total";
   log::info(best.str());
   task->finish(run_dir.string());
-  log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, checkpoints/)");
+  log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, mechanism.json, checkpoints/" +
+            (recorder ? ", attention.h5)" : ")"));
   log::shutdown();
   return 0;
 }

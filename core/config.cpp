@@ -73,6 +73,18 @@ void visit_fields(C& c, V& v) {
   v("train.min_delta", c.train.min_delta, "Smallest change of best_metric that counts as an improvement.", kResumeSafe);
   v("train.progress", c.train.progress, "auto (bar on a terminal, log lines otherwise), bar, log or none.", kResumeSafe);
   v("train.log_every_seconds", c.train.log_every_seconds, "Seconds between plain progress lines when not drawing a bar.", kResumeSafe);
+
+  v("hooks.attention.enabled", c.hooks.attention.enabled, "Record attention into RUN_DIR/attention.h5 while training.", kNone);
+  v("hooks.attention.sites", c.hooks.attention.sites, "Head-shaped tap sites to store: attn.probs, attn.scores.", kNone);
+  v("hooks.attention.layers", c.hooks.attention.layers, "Layers to store ([] = all).", kNone);
+  v("hooks.attention.heads", c.hooks.attention.heads, "Heads to store ([] = all).", kNone);
+  v("hooks.attention.every", c.hooks.attention.every, "Record the probe set before training (epoch 0), every N epochs and at the last epoch; the best epoch goes to /best.", kNone);
+  v("hooks.attention.probes", c.hooks.attention.probes, "Probe examples drawn deterministically (from run.seed) from the validation split.", kNone);
+  v("hooks.attention.probe_file", c.hooks.attention.probe_file, "Instead: a file of probe inputs, one per line (min/max: 4 token ids, e.g. '3 128 5 130').", kNone);
+  v("hooks.attention.dtype", c.hooks.attention.dtype, "Storage type of the maps: float32 or float16.", kNone);
+  v("hooks.attention.compression", c.hooks.attention.compression, "gzip level of the maps, 0-9 (0 = none).", kNone);
+  v("hooks.attention.metrics", c.hooks.attention.metrics, "Per-head attention metrics over the whole validation split (README: attention metrics).", kNone);
+  v("hooks.attention.metrics_every", c.hooks.attention.metrics_every, "Compute the metrics every N epochs (and at every recorded epoch).", kNone);
 }
 
 std::string format_double(double x) {
@@ -101,6 +113,17 @@ std::string repr(double v) { return format_double(v); }
 std::string repr(const std::vector<double>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + format_double(v[i]);
+  return s + "]";
+}
+
+std::string repr(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+std::string repr(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
   return s + "]";
 }
 
@@ -156,6 +179,28 @@ std::string convert(const YAML::Node& n, std::vector<double>& out) {
     double x = 0;
     if (!convert(item, x).empty()) return "a list of numbers";
     v.push_back(x);
+  }
+  out = v;
+  return "";
+}
+
+std::string convert(const YAML::Node& n, std::vector<int64_t>& out) {
+  if (!n.IsSequence()) return "a list of integers";
+  std::vector<int64_t> v;
+  for (const auto& item : n) {
+    int64_t x = 0;
+    if (!convert(item, x).empty()) return "a list of integers";
+    v.push_back(x);
+  }
+  out = v;
+  return "";
+}
+std::string convert(const YAML::Node& n, std::vector<std::string>& out) {
+  if (!n.IsSequence()) return "a list of strings";
+  std::vector<std::string> v;
+  for (const auto& item : n) {
+    if (!item.IsScalar()) return "a list of strings";
+    v.push_back(item.Scalar());
   }
   out = v;
   return "";
@@ -376,6 +421,21 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   need(one_of(c.train.progress, {"auto", "bar", "log", "none"}), "train.progress",
        "must be auto, bar, log or none");
   need(c.train.log_every_seconds > 0, "train.log_every_seconds", "must be > 0");
+  const auto& a = c.hooks.attention;
+  const std::vector<std::string> head_sites = {"attn.probs", "attn.scores"};
+  need(!a.sites.empty() && std::all_of(a.sites.begin(), a.sites.end(), [&](const std::string& s) { return one_of(s, head_sites); }) &&
+           std::set<std::string>(a.sites.begin(), a.sites.end()).size() == a.sites.size(),
+       "hooks.attention.sites", "must be distinct sites among: attn.probs, attn.scores");
+  const int64_t n_layers = 1;  // the min/max network has one attention layer
+  need(std::all_of(a.layers.begin(), a.layers.end(), [&](int64_t l) { return l >= 0 && l < n_layers; }),
+       "hooks.attention.layers", "layers must be in [0, " + std::to_string(n_layers) + ") for model " + c.model.name);
+  need(std::all_of(a.heads.begin(), a.heads.end(), [&](int64_t h) { return h >= 0 && h < c.model.n_heads; }),
+       "hooks.attention.heads", "heads must be in [0, model.n_heads = " + std::to_string(c.model.n_heads) + ")");
+  need(a.every >= 1, "hooks.attention.every", "must be >= 1");
+  need(a.probes >= 1 && a.probes <= 100000, "hooks.attention.probes", "must be in [1, 100000]");
+  need(one_of(a.dtype, {"float32", "float16"}), "hooks.attention.dtype", "must be float32 or float16");
+  need(a.compression >= 0 && a.compression <= 9, "hooks.attention.compression", "must be in [0, 9]");
+  need(a.metrics_every >= 1, "hooks.attention.metrics_every", "must be >= 1");
   if (c.optim.schedule == "linear" && c.train.batch_size == 0 && c.optim.warmup_steps >= c.train.epochs) {
     fail("optim.warmup_steps", "with full-batch training there is one step per epoch, so a linear "
                                "schedule needs warmup_steps < train.epochs");
@@ -455,13 +515,22 @@ ResolvedConfig resolve_config(const std::string& path, const std::vector<std::st
 std::string to_yaml(const Config& config) {
   const Printer p = print(config);
   std::string out = "# attnscope resolved configuration (every key; defaults included)\n";
-  std::string section;
+  std::vector<std::string> open;  // the mapping path printed so far
   for (size_t i = 0; i < p.values.size(); ++i) {
     const auto& [key, text] = p.values[i];
-    const std::string sec = key.substr(0, key.find('.'));
-    if (sec != section) {
-      out += sec + ":\n";
-      section = sec;
+    std::vector<std::string> parts;
+    for (size_t start = 0;;) {
+      const size_t dot = key.find('.', start);
+      parts.push_back(key.substr(start, dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    size_t common = 0;
+    while (common < open.size() && common + 1 < parts.size() && open[common] == parts[common]) ++common;
+    open.resize(common);
+    for (size_t d = common; d + 1 < parts.size(); ++d) {
+      out += std::string(2 * d, ' ') + parts[d] + ":\n";
+      open.push_back(parts[d]);
     }
     std::string value = text;
     if (p.is_string[i]) {  // let yaml-cpp quote strings that need it (':', '#', empty, ...)
@@ -469,7 +538,7 @@ std::string to_yaml(const Config& config) {
       e << text;
       value = e.c_str();
     }
-    out += "  " + key.substr(sec.size() + 1) + ": " + value + "\n";
+    out += std::string(2 * (parts.size() - 1), ' ') + parts.back() + ": " + value + "\n";
   }
   return out;
 }

@@ -58,8 +58,22 @@ struct TrainConfig {
   double log_every_seconds = 10.0;  // cadence of plain progress lines when not on a terminal
 };
 
+struct AttentionHookConfig {
+  bool enabled = false;  // record attention into RUN_DIR/attention.h5
+  std::vector<std::string> sites = {"attn.probs", "attn.scores"};  // head-shaped tap sites
+  std::vector<int64_t> layers;   // layers to store; empty = all
+  std::vector<int64_t> heads;    // heads to store; empty = all
+  int64_t every = 10;            // record epoch 0, every N epochs and the last (best: /best)
+  int64_t probes = 64;           // probe examples drawn deterministically from the validation split
+  std::string probe_file;        // or: a file of probe inputs, one per line (token ids)
+  std::string dtype = "float32";  // float32 | float16 storage
+  int64_t compression = 4;       // gzip level 0-9 (0 = none)
+  bool metrics = true;           // per-head metrics over the whole validation split
+  int64_t metrics_every = 1;     // ... every N epochs (and at recorded epochs)
+};
+
 struct HooksConfig {
-  // The attention recorder's keys live here (hooks.attention.*) once it exists.
+  AttentionHookConfig attention;
 };
 
 struct Config {

@@ -28,6 +28,22 @@ MinMaxTables minmax_tables(MinMaxNetImpl& net) {
   return t;
 }
 
+torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens) {
+  torch::NoGradGuard no_grad;
+  const auto& o = net.options();
+  const int64_t T = o.seq_len, V = o.vocab, H = o.n_heads, B = tokens.size(0);
+  auto x = net.W_E.unsqueeze(0) + net.W_pos.unsqueeze(1);              // [T,V,D]
+  auto q = torch::einsum("hed,tvd->htve", {net.W_Q, x});              // [H,T,V,Dh]
+  auto k = torch::einsum("hed,tvd->htve", {net.W_K, x});
+  auto s = torch::matmul(q.reshape({H, T * V, -1}), k.reshape({H, T * V, -1}).transpose(1, 2)) /
+           std::sqrt(static_cast<double>(o.d_head));                  // [H, T*V (query), T*V (key)]
+  const auto pos = torch::arange(T, torch::kLong);
+  const auto flat = pos.view({1, T}) * V + tokens;                     // [B,T] index of (position, token)
+  const auto idx = (flat.unsqueeze(2) * (T * V) + flat.unsqueeze(1)).reshape({1, -1});  // [1,B*T*T]
+  auto scores = s.reshape({H, -1}).gather(1, idx.expand({H, -1})).view({H, B, T, T}).permute({1, 0, 2, 3});
+  return torch::softmax(scores, -1).contiguous();
+}
+
 namespace {
 
 constexpr int64_t kBlock = 128;

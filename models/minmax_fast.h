@@ -38,6 +38,11 @@ FusedResult minmax_fused(const MinMaxTables& tables, const torch::Tensor& tokens
 FusedResult minmax_fused_step(MinMaxNetImpl& net, const torch::Tensor& tokens,
                               const torch::Tensor& targets, bool backward);
 
+// Attention probabilities [B,H,T,T] of every query position, from score tables of all positions
+// (same values as the module's attn.probs tap, without running the module): for metrics over
+// many examples.
+torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens);
+
 // The tables cost O(H*T*V^2) memory: the fast path is used up to this vocabulary.
 constexpr int64_t kMinMaxFastMaxVocab = 1024;
 

@@ -112,7 +112,15 @@ class FakeTask : public Task {
     ++evals_;
     return {{"val_loss", evals_ <= 3 ? 1.0 / evals_ : 0.5}, {"val_acc", 0.5}};
   }
-  void probe(const torch::Tensor&, models::Taps&) override {}
+  int64_t num_layers() const override { return 0; }
+  int64_t num_heads() const override { return 0; }
+  std::string model_json() const override { return "{}"; }
+  int64_t val_size() const override { return 0; }
+  torch::Tensor val_inputs(const torch::Tensor& idx) const override { return idx; }
+  torch::Tensor val_lengths(const torch::Tensor& idx) const override { return idx; }
+  void forward_taps(const torch::Tensor&, models::Taps&) override {}
+  ProbeSet default_probes(int64_t) const override { return {}; }
+  ProbeSet probes_from_file(const std::string&) const override { return {}; }
 
  private:
   torch::nn::Linear lin_{nullptr};

@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/error.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "models/minmax_fast.h"
@@ -73,9 +74,94 @@ Metrics MinMaxTask::evaluate() {
           {"val_acc", static_cast<double>(s.correct) / static_cast<double>(s.count)}};
 }
 
-void MinMaxTask::probe(const torch::Tensor& idx, models::Taps& taps) {
+std::string MinMaxTask::model_json() const {
+  return nlohmann::json{{"name", config_.model.name}, {"layers", 1}, {"heads", config_.model.n_heads},
+                        {"d_model", config_.model.d_model}, {"d_head", config_.model.d_head},
+                        {"vocab", split_.vocab.size()}, {"seq_len", data::kMinMaxSeqLen}}.dump();
+}
+
+torch::Tensor MinMaxTask::val_lengths(const torch::Tensor& idx) const {
+  return torch::full({idx.size(0)}, data::kMinMaxSeqLen, torch::kLong);
+}
+
+void MinMaxTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
   torch::NoGradGuard no_grad;
-  net_->forward(split_.val.inputs.index_select(0, idx), &taps);
+  const bool was_training = net_->is_training();
+  net_->eval();
+  net_->forward(inputs, &taps);
+  net_->train(was_training);
+}
+
+torch::Tensor MinMaxTask::val_attention(const torch::Tensor& idx, int64_t layer) {
+  if (!fast_) return Task::val_attention(idx, layer);
+  return models::minmax_attention_probs(*net_, val_inputs(idx));
+}
+
+ProbeSet MinMaxTask::describe_probes(const torch::Tensor& inputs) const {
+  ProbeSet p;
+  p.inputs = inputs;
+  p.lengths = torch::full({inputs.size(0)}, data::kMinMaxSeqLen, torch::kLong);
+  // where each probe sits in the validation split (-1: a training example or not in the data)
+  std::map<std::vector<int64_t>, int64_t> val_row;
+  const auto v = split_.val.inputs.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < split_.val.size(); ++i) val_row[{v[i][0], v[i][1], v[i][2], v[i][3]}] = i;
+  const auto x = inputs.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < inputs.size(0); ++i) {
+    for (int64_t t = 0; t < inputs.size(1); ++t) p.tokens.push_back(split_.vocab.token_text(x[i][t]));
+    p.text.push_back(data::minmax_text(split_.vocab, inputs[i]));
+    auto it = val_row.find({x[i][0], x[i][1], x[i][2], x[i][3]});
+    p.source.push_back(it == val_row.end() ? -1 : it->second);
+  }
+  return p;
+}
+
+ProbeSet MinMaxTask::default_probes(int64_t count) const {
+  // k x k grid of (a, b) per operator, a and b evenly spread over 0..N-1, trimmed to `count`
+  const int64_t n = split_.vocab.numbers;
+  const int64_t per_op = std::max<int64_t>(1, (count + 1) / 2);
+  int64_t k = 1;
+  while (k * k < per_op) ++k;
+  std::vector<int64_t> rows;
+  for (bool is_max : {true, false}) {
+    int64_t added = 0;
+    for (int64_t i = 0; i < k && added < per_op; ++i) {
+      for (int64_t j = 0; j < k && added < per_op; ++j, ++added) {
+        const int64_t a = k == 1 ? 0 : i * (n - 1) / (k - 1), b = k == 1 ? 0 : j * (n - 1) / (k - 1);
+        const int64_t op = is_max ? split_.vocab.max_token() : split_.vocab.min_token();
+        rows.insert(rows.end(), {a, op, b, split_.vocab.eq_token()});
+      }
+    }
+  }
+  auto inputs = torch::tensor(rows, torch::kLong).view({-1, data::kMinMaxSeqLen}).slice(0, 0, count).clone();
+  return describe_probes(inputs);
+}
+
+ProbeSet MinMaxTask::probes_from_file(const std::string& path) const {
+  std::istringstream in(read_file(path));
+  std::vector<int64_t> rows;
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t")] == '#') continue;
+    std::istringstream ls(line);
+    std::vector<int64_t> ids;
+    std::string tok;
+    while (ls >> tok) {
+      char* end = nullptr;
+      const long long id = std::strtoll(tok.c_str(), &end, 10);
+      if (*end != '\0' || id < 0 || id >= split_.vocab.size()) {
+        throw UsageError(path + ":" + std::to_string(line_no) + ": '" + tok + "' is not a token id in [0, " +
+                         std::to_string(split_.vocab.size()) + ")");
+      }
+      ids.push_back(id);
+    }
+    if (static_cast<int64_t>(ids.size()) != data::kMinMaxSeqLen) {
+      throw UsageError(path + ":" + std::to_string(line_no) + ": expected " + std::to_string(data::kMinMaxSeqLen) +
+                       " token ids (a op b =, e.g. '3 128 5 130'), got " + std::to_string(ids.size()));
+    }
+    rows.insert(rows.end(), ids.begin(), ids.end());
+  }
+  if (rows.empty()) throw UsageError(path + ": no probe rows");
+  return describe_probes(torch::tensor(rows, torch::kLong).view({-1, data::kMinMaxSeqLen}));
 }
 
 std::vector<MinMaxMechanism> MinMaxTask::mechanism() {

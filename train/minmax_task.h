@@ -31,7 +31,17 @@ class MinMaxTask : public Task {
   int64_t train_size() const override { return split_.train.size(); }
   StepStats train_step(const torch::Tensor& idx) override;
   Metrics evaluate() override;
-  void probe(const torch::Tensor& idx, models::Taps& taps) override;
+  int64_t num_layers() const override { return 1; }
+  int64_t num_heads() const override { return config_.model.n_heads; }
+  std::string model_json() const override;
+  int64_t val_size() const override { return split_.val.size(); }
+  torch::Tensor val_inputs(const torch::Tensor& idx) const override { return split_.val.inputs.index_select(0, idx); }
+  torch::Tensor val_lengths(const torch::Tensor& idx) const override;
+  void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override;
+  torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) override;
+  // Both operators over a grid of (a, b) pairs spread across 0..N-1.
+  ProbeSet default_probes(int64_t count) const override;
+  ProbeSet probes_from_file(const std::string& path) const override;
   void finish(const std::string& run_dir) override;
 
   // Computed with the plain module through its attn.probs tap, over all N^2 pairs.
@@ -42,6 +52,7 @@ class MinMaxTask : public Task {
 
  private:
   StepStats run(const data::Examples& ex, const torch::Tensor* idx, bool backward);
+  ProbeSet describe_probes(const torch::Tensor& inputs) const;
   const Config& config_;
   data::MinMaxSplit split_;
   models::MinMaxNet net_{nullptr};

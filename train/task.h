@@ -20,6 +20,15 @@ struct StepStats {
 
 using Metrics = std::map<std::string, double>;
 
+// Fixed example inputs whose attention is recorded (the probe set).
+struct ProbeSet {
+  torch::Tensor inputs;             // [P,T] int64, 0-padded
+  torch::Tensor lengths;            // [P] int64
+  std::vector<std::string> tokens;  // [P*T] token text ("" for padding)
+  std::vector<std::string> text;    // [P] the example as text
+  std::vector<int64_t> source;      // [P] row in the validation split, -1 when not from it
+};
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -35,8 +44,26 @@ class Task {
   // Metrics over the whole validation split, prefixed "val_" (val_loss, val_acc, ...).
   virtual Metrics evaluate() = 0;
 
-  // A plain forward of the module on validation examples `idx` with taps (for recorders).
-  virtual void probe(const torch::Tensor& idx, models::Taps& taps) = 0;
+  // ---- for recorders: plain forwards of the module (eval mode, no gradients, RNG untouched)
+  virtual int64_t num_layers() const = 0;
+  virtual int64_t num_heads() const = 0;
+  virtual std::string model_json() const = 0;  // name and dimensions, for file headers
+  virtual int64_t val_size() const = 0;
+  virtual torch::Tensor val_inputs(const torch::Tensor& idx) const = 0;   // [b,T]
+  virtual torch::Tensor val_lengths(const torch::Tensor& idx) const = 0;  // [b]
+  virtual void forward_taps(const torch::Tensor& inputs, models::Taps& taps) = 0;
+  // Attention probabilities [b,H,T,T] of `layer` for validation rows `idx` (metrics over the
+  // whole split). Default: the module's attn.probs tap; a task may compute the same faster.
+  virtual torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) {
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs, {layer});
+    forward_taps(val_inputs(idx), taps);
+    return taps.get(models::site::kAttnProbs, layer);
+  }
+  // The default probe set of `count` examples (deterministic), or one read from a file
+  // (UsageError naming the file and line of a bad row).
+  virtual ProbeSet default_probes(int64_t count) const = 0;
+  virtual ProbeSet probes_from_file(const std::string& path) const = 0;
 
   // End-of-run analysis printed to the log and written into the run directory.
   virtual void finish(const std::string& run_dir) {}

@@ -1,0 +1,39 @@
+// Per-head attention metrics: pure functions of attention maps, streamed over batches.
+// Every metric is averaged over the real query rows (padding excluded) of all examples seen.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace attnscope::hooks {
+
+// Pattern classes, decided per head from the averaged metrics in this order:
+//   diagonal  diagonal_mean >= 0.5           bos      first_token_mass >= 0.5
+//   broadcast broadcast_mass >= 0.5          uniform  normalised_entropy >= 0.9
+//   local     local_mass >= 0.8              mixed    otherwise
+enum class Pattern { kDiagonal = 0, kBos = 1, kBroadcast = 2, kUniform = 3, kLocal = 4, kMixed = 5 };
+const char* pattern_name(Pattern p);
+
+// Names, in storage order, of what HeadMetrics::result() returns (plus "pattern", the class code).
+const std::vector<std::string>& head_metric_names();
+
+class HeadMetrics {
+ public:
+  // probs [B,H,T,T] (rows sum to 1 over the first lengths[b] keys), lengths [B] int64.
+  void add(const torch::Tensor& probs, const torch::Tensor& lengths);
+  // name -> [H] (float64); empty before any add().
+  std::map<std::string, torch::Tensor> result() const;
+
+ private:
+  std::map<std::string, torch::Tensor> sums_;  // row sums per head, [H] float64
+  torch::Tensor max_, min_;                    // [H] float64
+  double rows_ = 0;
+};
+
+Pattern classify(double diagonal_mean, double first_token_mass, double broadcast_mass,
+                 double normalised_entropy, double local_mass);
+
+}  // namespace attnscope::hooks

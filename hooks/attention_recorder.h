@@ -1,0 +1,54 @@
+// The attention recorder: an observer of the trainer that, at the configured epochs, runs the
+// probe set through the module's tap points (eval mode, no gradients, RNG untouched) and appends
+// the maps to RUN_DIR/attention.h5, and computes the per-head metrics over the whole validation
+// split. Recording on or off leaves training bit-identical (tested).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "store/store.h"
+#include "train/events.h"
+#include "train/task.h"
+
+namespace attnscope::hooks {
+
+// The probe set a config asks for (file or default); UsageError for a bad probe file. Called
+// before the run directory is touched so that bad input writes nothing.
+train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Task& task);
+
+class AttentionRecorder : public train::Observer {
+ public:
+  // Creates `path`, or with `resume` reopens it dropping what came after `resume_epoch`.
+  AttentionRecorder(const Config& config, train::Task& task, train::ProbeSet probes,
+                    const std::string& path, bool resume, int64_t resume_epoch);
+  ~AttentionRecorder() override;
+
+  void on_train_begin(const train::TrainContext& ctx) override;
+  void on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) override;
+  void on_checkpoint(const train::TrainContext& ctx, const std::string& path) override;
+  void on_train_end(const train::TrainContext& ctx, const train::EpochRecord& last) override;
+
+  // Probe maps [P,L,H,T,T] per site at the module's current weights.
+  store::SiteMaps probe_maps();
+  // Metrics over the validation split: name -> [L*H].
+  std::map<std::string, std::vector<float>> validation_metrics();
+  double seconds_spent() const { return seconds_; }
+
+ private:
+  void record(int64_t epoch, int64_t step, bool is_best, bool on_cadence);
+  void write_pending_best();
+  const AttentionHookConfig& cfg_;
+  train::Task& task_;
+  train::ProbeSet probes_;
+  std::vector<int64_t> layers_, heads_;
+  int64_t batch_ = 1;  // validation examples per metrics batch
+  std::unique_ptr<store::Writer> writer_;
+  double seconds_ = 0;
+  store::SiteMaps best_maps_;  // the best epoch's maps, until the next checkpoint writes them
+  store::EpochInfo best_info_;
+  bool best_pending_ = false;
+};
+
+}  // namespace attnscope::hooks

@@ -1,0 +1,331 @@
+// Attention metrics (property tests), the HDF5 attention file, and the recorder in real runs:
+// recording leaves training bit-identical, a killed run's file stays readable, resume appends.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "hooks/hooks.h"
+#include "models/minmax_fast.h"
+#include "store/store.h"
+#include "test_util.h"
+#include "train/train.h"
+
+namespace attnscope::hooks {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::map<std::string, double> metrics_of(const torch::Tensor& map, int64_t n) {
+  HeadMetrics m;
+  m.add(map.view({1, 1, map.size(0), map.size(1)}), torch::tensor({n}));
+  std::map<std::string, double> out;
+  for (const auto& [k, v] : m.result()) out[k] = v[0].item<double>();
+  return out;
+}
+
+TEST(HeadMetrics, UniformRows) {
+  const int64_t n = 8;
+  const auto m = metrics_of(torch::full({n, n}, 1.0 / n), n);
+  EXPECT_NEAR(m.at("entropy_norm"), 1.0, 1e-6);
+  EXPECT_NEAR(m.at("focus"), std::log(8.0), 1e-6);
+  EXPECT_NEAR(m.at("effective_tokens"), 8.0, 1e-5);
+  EXPECT_NEAR(m.at("sparsity"), 0.0, 1e-12);
+  EXPECT_NEAR(m.at("gini"), 0.0, 1e-6);
+  EXPECT_NEAR(m.at("uniformity"), 0.0, 1e-6);
+  EXPECT_NEAR(m.at("distribution"), 1.0 / n, 1e-7);
+  EXPECT_EQ(static_cast<Pattern>(m.at("pattern")), Pattern::kUniform);
+}
+
+TEST(HeadMetrics, OneHotRows) {
+  const int64_t n = 5;
+  const auto m = metrics_of(torch::eye(n), n);
+  EXPECT_NEAR(m.at("focus"), 0.0, 1e-9);
+  EXPECT_NEAR(m.at("confidence_avg"), 1.0, 1e-9);
+  EXPECT_NEAR(m.at("confidence_max"), 1.0, 1e-9);
+  EXPECT_NEAR(m.at("gini"), (n - 1.0) / n, 1e-6);  // the maximum for n keys
+  EXPECT_NEAR(m.at("diagonal_mean"), 1.0, 1e-9);
+  EXPECT_NEAR(m.at("mean_distance"), 0.0, 1e-9);
+  EXPECT_EQ(static_cast<Pattern>(m.at("pattern")), Pattern::kDiagonal);
+}
+
+TEST(HeadMetrics, SyntheticPatternsAreClassifiedAsMade) {
+  const int64_t n = 10;
+  auto bos = torch::zeros({n, n});
+  bos.select(1, 0).fill_(1);
+  EXPECT_EQ(static_cast<Pattern>(metrics_of(bos, n).at("pattern")), Pattern::kBos);
+  auto broadcast = torch::zeros({n, n});
+  broadcast.select(1, 6).fill_(1);
+  EXPECT_EQ(static_cast<Pattern>(metrics_of(broadcast, n).at("pattern")), Pattern::kBroadcast);
+  auto local = torch::zeros({n, n});
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = std::max<int64_t>(0, i - 1); j <= std::min(n - 1, i + 1); ++j) local[i][j] = 1;
+  }
+  local.select(1, 0).zero_();
+  local[0][1] = 1;
+  local = local / local.sum(-1, true);
+  local.diagonal().mul_(0.5);
+  local = local / local.sum(-1, true);
+  EXPECT_EQ(static_cast<Pattern>(metrics_of(local, n).at("pattern")), Pattern::kLocal);
+  auto block = torch::zeros({n, n});  // two blocks: mixed
+  block.slice(0, 0, 5).slice(1, 0, 5).fill_(0.2);
+  block.slice(0, 5).slice(1, 5).fill_(0.2);
+  EXPECT_EQ(static_cast<Pattern>(metrics_of(block, n).at("pattern")), Pattern::kMixed);
+}
+
+TEST(HeadMetrics, PaddingIsExcluded) {
+  // a 3-token example padded to 6: its metrics equal the unpadded map's
+  const auto real = torch::softmax(torch::randn({3, 3}), -1);
+  auto padded = torch::zeros({6, 6});
+  padded.slice(0, 0, 3).slice(1, 0, 3).copy_(real);
+  const auto a = metrics_of(real, 3), b = metrics_of(padded, 3);
+  for (const auto& [k, v] : a) EXPECT_NEAR(v, b.at(k), 1e-6) << k;
+  EXPECT_NEAR(a.at("entropy_norm"), b.at("entropy_norm"), 1e-9);
+  EXPECT_LE(a.at("focus"), std::log(3.0) + 1e-9);
+  EXPECT_GE(a.at("focus"), 0.0);
+}
+
+TEST(MinMaxAttention, TableProbsEqualTheModuleTap) {
+  models::MinMaxNet net(models::MinMaxNetOptions{});
+  auto gen = at::detail::createCPUGenerator(5);
+  net->reset_parameters(gen);
+  auto x = torch::randint(0, 131, {300, 4}, gen, torch::kLong);
+  models::Taps taps;
+  taps.request(models::site::kAttnProbs);
+  net->forward(x, &taps);
+  EXPECT_TRUE(torch::allclose(models::minmax_attention_probs(*net, x), taps.get(models::site::kAttnProbs, 0), 1e-5, 1e-6));
+}
+
+store::Header small_header(const std::string& dtype) {
+  store::Header h;
+  h.attnscope_version = "test";
+  h.config_yaml = "run: {}";
+  h.model_json = "{}";
+  h.sites = {"attn.probs"};
+  h.layer_ids = {0};
+  h.head_ids = {0, 1};
+  h.metrics = {"focus"};
+  h.dtype = dtype;
+  return h;
+}
+
+store::Probes small_probes() {
+  store::Probes p;
+  p.count = 2;
+  p.max_len = 3;
+  p.input_ids = {1, 2, 3, 4, 5, 0};
+  p.lengths = {3, 2};
+  p.tokens = {"a", "b", "c", "d", "e", ""};
+  p.text = {"a b c", "d e"};
+  p.source = {7, -1};
+  return p;
+}
+
+TEST(Store, RoundTripAndResumeTruncation) {
+  for (const std::string dtype : {"float32", "float16"}) {
+    TempDir d;
+    const std::string path = d.path("a.h5");
+    std::vector<float> map(2 * 1 * 2 * 3 * 3);
+    for (size_t i = 0; i < map.size(); ++i) map[i] = static_cast<float>(i) / 64;
+    {
+      auto w = store::Writer::create(path, small_header(dtype), small_probes());
+      for (int64_t e : {0, 5, 10}) {
+        w->append_epoch({e, e * 2, 1.5}, {{"attn.probs", map}});
+        w->append_metrics(e, {{"focus", {0.1f * e, 0.2f}}});
+      }
+      w->write_best({5, 10, 2.0}, {{"attn.probs", map}});
+      EXPECT_THROW(store::Writer::create(path, small_header(dtype), small_probes()), UsageError);
+    }
+    {
+      store::Reader r(path);
+      EXPECT_EQ(r.header().head_ids, (std::vector<int64_t>{0, 1}));
+      EXPECT_EQ(r.header().dtype, dtype);
+      EXPECT_EQ(r.probes().tokens[3], "d");
+      EXPECT_EQ(r.probes().lengths[1], 2);
+      ASSERT_EQ(r.epochs().size(), 3u);
+      EXPECT_EQ(r.epochs()[2].epoch, 10);
+      EXPECT_EQ(r.map("attn.probs", 1), map);  // exact in float16 too: multiples of 1/64 below 1
+      EXPECT_EQ(r.best().epoch, 5);
+      EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 5, 10}));
+      EXPECT_FLOAT_EQ(r.metric("focus")[4], 1.0f);
+      EXPECT_THROW(r.map("attn.scores", 0), UsageError);
+    }
+    {
+      auto w = store::Writer::resume(path, 5);  // a checkpoint at epoch 5: drop epoch 10
+      EXPECT_EQ(w->epochs_recorded(), 2);
+      w->append_epoch({6, 12, 3.0}, {{"attn.probs", map}});
+    }
+    store::Reader r(path);
+    std::vector<int64_t> epochs;
+    for (const auto& e : r.epochs()) epochs.push_back(e.epoch);
+    EXPECT_EQ(epochs, (std::vector<int64_t>{0, 5, 6}));
+    EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 5}));
+  }
+}
+
+TEST(Store, ForeignFilesAreRefused) {
+  TempDir d;
+  testing::write_text(d.path("x.h5"), "not hdf5");
+  EXPECT_THROW(store::Reader(d.path("x.h5")), UsageError);
+  EXPECT_THROW(store::Reader(d.path("missing.h5")), UsageError);
+}
+
+std::vector<std::string> recorded_run(const std::string& out, int epochs, bool enabled) {
+  auto a = testing::small_minmax(out, epochs);
+  a.push_back(std::string("hooks.attention.enabled=") + (enabled ? "true" : "false"));
+  a.push_back("hooks.attention.every=5");
+  a.push_back("hooks.attention.probes=8");
+  return a;
+}
+
+TEST(Recorder, RecordingLeavesTrainingBitIdentical) {
+  TempDir d;
+  ASSERT_EQ(testing::run_cli(recorded_run(d.path("on"), 12, true)), 0);
+  ASSERT_EQ(testing::run_cli(recorded_run(d.path("off"), 12, false)), 0);
+  EXPECT_EQ(testing::metrics_without_seconds(d.path("on/metrics.jsonl")),
+            testing::metrics_without_seconds(d.path("off/metrics.jsonl")));
+  EXPECT_FALSE(fs::exists(d.path("off/attention.h5")));
+
+  store::Reader r(d.path("on/attention.h5"));
+  std::vector<int64_t> epochs;
+  for (const auto& e : r.epochs()) epochs.push_back(e.epoch);
+  EXPECT_EQ(epochs, (std::vector<int64_t>{0, 5, 10, 12}));  // before training, every 5, the last
+  EXPECT_EQ(r.probes().count, 8);
+  EXPECT_EQ(r.probes().text[0], "0 max 0 =");
+  EXPECT_TRUE(r.has_best());
+  EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 5, 10, 12}));  // the preset: metrics_every 10, and recorded epochs
+  // every recorded map: rows of real tokens sum to 1
+  for (size_t e = 0; e < epochs.size(); ++e) {
+    const auto m = torch::tensor(r.map("attn.probs", static_cast<int64_t>(e))).view({8, 1, 2, 4, 4});
+    EXPECT_LT((m.sum(-1) - 1).abs().max().item<double>(), 1e-5);
+  }
+  // the stored scores are the pre-softmax values of the stored probabilities
+  const auto s = torch::tensor(r.map("attn.scores", 3)).view({8, 1, 2, 4, 4});
+  const auto p = torch::tensor(r.map("attn.probs", 3)).view({8, 1, 2, 4, 4});
+  EXPECT_TRUE(torch::allclose(torch::softmax(s, -1), p, 1e-5, 1e-6));
+}
+
+TEST(Recorder, BadProbeFileExitsTwoAndWritesNothing) {
+  TempDir d;
+  testing::write_text(d.path("probes.txt"), "3 32 5 34\n3 32 999 34\n");  // 32 numbers: max=32, "="=34
+  auto a = recorded_run(d.path("run"), 3, true);
+  a.push_back("hooks.attention.probe_file=" + d.path("probes.txt"));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(testing::run_cli(a), 2);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("probes.txt:2"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(d.path("run")));
+}
+
+TEST(Recorder, ProbeFileIsUsedInOrder) {
+  TempDir d;
+  testing::write_text(d.path("probes.txt"), "# a comment\n3 32 5 34\n\n9 33 2 34\n");
+  auto a = recorded_run(d.path("run"), 2, true);
+  a.push_back("hooks.attention.probe_file=" + d.path("probes.txt"));
+  ASSERT_EQ(testing::run_cli(a), 0);
+  store::Reader r(d.path("run/attention.h5"));
+  EXPECT_EQ(r.probes().text, (std::vector<std::string>{"3 max 5 =", "9 min 2 ="}));
+}
+
+pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string exe = ATTNSCOPE_EXE;
+    std::vector<std::string> copy = args;
+    std::vector<char*> argv{exe.data()};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::freopen("/dev/null", "w", stderr);
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+std::vector<int64_t> epochs_of(const std::string& path) {
+  store::Reader r(path);
+  std::vector<int64_t> e;
+  for (const auto& x : r.epochs()) e.push_back(x.epoch);
+  return e;
+}
+
+TEST(Recorder, KilledRunKeepsAReadableFileAndResumeAppendsWithoutDuplicates) {
+  TempDir d;
+  const int epochs = 120;
+  auto args = [&](const std::string& out) {
+    auto a = recorded_run(out, epochs, true);
+    a.push_back("hooks.attention.every=1");
+    a.push_back("train.checkpoint_every=4");
+    a.push_back("model.fast_path=false");
+    return a;
+  };
+  ASSERT_EQ(wait_exit(spawn(args(d.path("full")))), 0);
+
+  const pid_t pid = spawn(args(d.path("killed")));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (testing::read_lines(d.path("killed/metrics.jsonl")).size() < 30 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  ::kill(pid, SIGKILL);
+  EXPECT_EQ(wait_exit(pid), -SIGKILL);
+  ASSERT_LT(testing::read_lines(d.path("killed/metrics.jsonl")).size(), static_cast<size_t>(epochs));
+
+  // the killed file opens and every epoch it lists is complete
+  {
+    store::Reader r(d.path("killed/attention.h5"));
+    const auto e = r.epochs();
+    ASSERT_GE(e.size(), 2u);
+    for (size_t i = 0; i < e.size(); ++i) {
+      EXPECT_EQ(e[i].epoch, static_cast<int64_t>(i));
+      const auto m = torch::tensor(r.map("attn.probs", static_cast<int64_t>(i))).view({8, 1, 2, 4, 4});
+      EXPECT_LT((m.sum(-1) - 1).abs().max().item<double>(), 1e-5) << "epoch " << i;
+    }
+  }
+  auto resume = args(d.path("killed"));
+  resume.insert(resume.begin() + 1, "--resume");
+  ASSERT_EQ(wait_exit(spawn(resume)), 0);
+  std::vector<int64_t> expected(epochs + 1);
+  for (int i = 0; i <= epochs; ++i) expected[i] = i;
+  EXPECT_EQ(epochs_of(d.path("killed/attention.h5")), expected);
+  store::Reader a(d.path("full/attention.h5")), b(d.path("killed/attention.h5"));
+  EXPECT_EQ(a.map("attn.probs", epochs), b.map("attn.probs", epochs));
+  EXPECT_EQ(a.metric_epochs(), b.metric_epochs());
+  EXPECT_EQ(a.metric("focus"), b.metric("focus"));
+}
+
+TEST(Recorder, ReadableByH5pyWithoutAttnscope) {
+  if (std::system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h5py is not installed";
+  }
+  TempDir d;
+  ASSERT_EQ(testing::run_cli(recorded_run(d.path("run"), 6, true)), 0);
+  const std::string script = d.path("check.py");
+  testing::write_text(script,
+                      "import sys, h5py, numpy as np\n"
+                      "f = h5py.File(sys.argv[1], 'r', swmr=True)\n"
+                      "assert f.attrs['schema_version'] == 1\n"
+                      "p = f['attn/probs']\n"
+                      "assert p.shape == (3, 8, 1, 2, 4, 4), p.shape\n"
+                      "assert np.allclose(p[...].sum(-1), 1, atol=1e-5)\n"
+                      "assert list(f['epochs/epoch'][...]) == [0, 5, 6]\n"
+                      "assert f['probes/text'][0].decode() == '0 max 0 ='\n"
+                      "assert f['metrics/focus'].shape[1:] == (1, 2)\n"
+                      "print('ok')\n");
+  EXPECT_EQ(std::system(("/usr/bin/python3 " + script + " " + d.path("run/attention.h5")).c_str()), 0);
+}
+
+}  // namespace
+}  // namespace attnscope::hooks

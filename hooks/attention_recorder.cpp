@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/version.h"
+#include "hooks/attention_analysis.h"
 #include "hooks/attention_metrics.h"
 #include "models/taps.h"
 
@@ -45,6 +46,15 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
   batch_ = std::max<int64_t>(1, kMetricElements / (task.num_heads() * T * T));
   if (resume && std::filesystem::exists(path)) {
     writer_ = store::Writer::resume(path, resume_epoch);
+    const auto& sites = writer_->header().sites;
+    const int64_t n = writer_->epochs_recorded();
+    if (n > 0 && std::find(sites.begin(), sites.end(), models::site::kAttnProbs) != sites.end()) {
+      // js_prev of the next recorded epoch compares with the last one in the file, as without the kill
+      const auto& p = writer_->probes();
+      prev_probs_ = torch::tensor(writer_->read_map(models::site::kAttnProbs, n - 1))
+                        .view({p.count, static_cast<int64_t>(layers_.size()), static_cast<int64_t>(heads_.size()),
+                               p.max_len, p.max_len});
+    }
     return;
   }
   store::Header h;
@@ -74,6 +84,9 @@ AttentionRecorder::~AttentionRecorder() = default;
 store::SiteMaps AttentionRecorder::probe_maps() {
   models::Taps taps;
   for (const auto& site : cfg_.sites) taps.request(site, layers_, heads_);
+  if (std::find(cfg_.sites.begin(), cfg_.sites.end(), models::site::kAttnProbs) == cfg_.sites.end()) {
+    taps.request(models::site::kAttnProbs, layers_, heads_);  // the analyses need them
+  }
   task_.forward_taps(probes_.inputs, taps);
   store::SiteMaps maps;
   const int64_t T = probes_.inputs.size(1);
@@ -87,6 +100,9 @@ store::SiteMaps AttentionRecorder::probe_maps() {
     }
     maps[site] = to_floats(torch::stack(per_layer, 1));  // [P,L,H,T,T]
   }
+  std::vector<torch::Tensor> probs;
+  for (int64_t l : layers_) probs.push_back(taps.get(models::site::kAttnProbs, l).masked_fill(~(key_ok & row_ok), 0.0));
+  last_probs_ = torch::stack(probs, 1);
   return maps;
 }
 
@@ -116,7 +132,18 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
   if (on_cadence || is_best) {
     const auto maps = probe_maps();
     const store::EpochInfo info{epoch, step, now_unix()};
-    if (on_cadence) writer_->append_epoch(info, maps);
+    if (on_cadence) {
+      const auto& p = last_probs_;
+      const auto& len = probes_.lengths;
+      store::Analyses an;
+      an["js_prev"] = to_floats(prev_probs_.defined() ? js_divergence(prev_probs_, p, len)
+                                                      : torch::zeros({p.size(1), p.size(2)}));
+      an["head_js"] = to_floats(head_js_distance(p, len));
+      an["token_importance"] = to_floats(token_importance(p, len));
+      an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
+      writer_->append_epoch(info, maps, an);
+      prev_probs_ = p;
+    }
     if (is_best) {  // written at the next checkpoint (or the end), not at every improvement
       best_maps_ = maps;
       best_info_ = info;

@@ -49,6 +49,7 @@ class AttentionRecorder : public train::Observer {
   store::SiteMaps best_maps_;  // the best epoch's maps, until the next checkpoint writes them
   store::EpochInfo best_info_;
   bool best_pending_ = false;
+  torch::Tensor last_probs_, prev_probs_;  // [P,L,H,T,T] of the latest probe pass / recorded epoch
 };
 
 }  // namespace attnscope::hooks

@@ -283,7 +283,19 @@ void check_schema(hid_t file, const std::string& path) {
   }
 }
 
+// Row shape (after the epoch axis) of each analysis dataset.
+std::vector<hsize_t> analysis_shape(const std::string& name, hsize_t P, hsize_t L, hsize_t H, hsize_t T) {
+  if (name == "js_prev") return {L, H};
+  if (name == "head_js") return {L * H, L * H};
+  return {P, T};  // token_importance, token_importance_rollout
+}
+
 }  // namespace
+
+const std::vector<std::string>& analysis_names() {
+  static const std::vector<std::string> names = {"js_prev", "head_js", "token_importance", "token_importance_rollout"};
+  return names;
+}
 
 // ---- Writer ----------------------------------------------------------------------------------
 
@@ -364,6 +376,14 @@ std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& he
     create_dataset(f, "best/" + site_path(site), impl->storage_type, {P, L, H, T, T}, {1, L, H, T, T}, false,
                    header.compression);
   }
+  for (const auto& name : analysis_names()) {
+    std::vector<hsize_t> dims = {0}, chunk = {1};
+    for (hsize_t d : analysis_shape(name, P, L, H, T)) {
+      dims.push_back(d);
+      chunk.push_back(d);
+    }
+    create_dataset(f, "analysis/" + name, H5T_IEEE_F32LE, dims, chunk, true, header.compression);
+  }
   create_dataset(f, "best/info", H5T_IEEE_F64LE, {3}, {}, false, 0);
   const double no_best[3] = {-1, -1, 0};
   write_all(f, "best/info", H5T_NATIVE_DOUBLE, no_best);
@@ -396,6 +416,7 @@ std::unique_ptr<Writer> Writer::resume(const std::string& path, int64_t last_epo
   const hsize_t keep = std::count_if(epochs.begin(), epochs.end(), [&](int64_t e) { return e <= last_epoch; });
   for (const char* d : {"epochs/epoch", "epochs/step", "epochs/wall_time"}) shrink(f, d, keep);
   for (const auto& site : impl->header.sites) shrink(f, site_path(site), keep);
+  for (const auto& name : analysis_names()) shrink(f, "analysis/" + name, keep);
   const auto metric_epochs = read_all<int64_t>(f, "metrics/epoch", H5T_NATIVE_INT64);
   const hsize_t keep_m =
       std::count_if(metric_epochs.begin(), metric_epochs.end(), [&](int64_t e) { return e <= last_epoch; });
@@ -412,10 +433,21 @@ std::unique_ptr<Writer> Writer::resume(const std::string& path, int64_t last_epo
   return std::unique_ptr<Writer>(new Writer(std::move(impl)));
 }
 
-void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps) {
+void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps, const Analyses& analyses) {
   g_path = impl_->path;
   impl_->check_maps(maps);
   hid_t f = impl_->file;
+  const hsize_t P = impl_->probes.count, T = impl_->probes.max_len;
+  const hsize_t L = impl_->header.layer_ids.size(), H = impl_->header.head_ids.size();
+  for (const auto& name : analysis_names()) {
+    hsize_t n = 1;
+    for (hsize_t d : analysis_shape(name, P, L, H, T)) n *= d;
+    auto it = analyses.find(name);
+    if (it == analyses.end() || it->second.size() != n) {
+      throw std::invalid_argument("attention store: analysis '" + name + "' needs " + std::to_string(n) + " values");
+    }
+    append_row(f, "analysis/" + name, H5T_NATIVE_FLOAT, it->second.data());
+  }
   // the maps first, the epoch index last: a reader (or a crash) never sees an epoch without data
   for (const auto& site : impl_->header.sites) append_row(f, site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());
   append_row(f, "epochs/step", H5T_NATIVE_INT64, &info.step);
@@ -458,6 +490,11 @@ void Writer::append_metrics(int64_t epoch, const std::map<std::string, std::vect
 const Header& Writer::header() const { return impl_->header; }
 const Probes& Writer::probes() const { return impl_->probes; }
 int64_t Writer::epochs_recorded() const { return impl_->epochs; }
+
+std::vector<float> Writer::read_map(const std::string& site, int64_t epoch_index) const {
+  g_path = impl_->path;
+  return read_row(impl_->file, site_path(site), epoch_index);
+}
 
 // ---- Reader ----------------------------------------------------------------------------------
 
@@ -511,6 +548,18 @@ std::vector<float> Reader::map(const std::string& site, int64_t epoch_index) con
                      std::to_string(epoch_index));
   }
   return read_row(impl_->file, site_path(site), epoch_index);
+}
+
+std::vector<float> Reader::analysis(const std::string& name, int64_t epoch_index) const {
+  g_path = impl_->path;
+  if (std::find(analysis_names().begin(), analysis_names().end(), name) == analysis_names().end()) {
+    throw UsageError("no analysis named '" + name + "' (there are: " + join(analysis_names()) + ")");
+  }
+  if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= impl_->epochs) {
+    throw UsageError("'" + impl_->path + "' has " + std::to_string(impl_->epochs) + " recorded epochs; no index " +
+                     std::to_string(epoch_index));
+  }
+  return read_row(impl_->file, "analysis/" + name, epoch_index);
 }
 
 bool Reader::has_best() const { return best().epoch >= 0; }

@@ -12,6 +12,10 @@
 //   /best/attn/probs, /best/attn/scores [P,L,H,T,T]; /best/info [3] = (epoch, step, wall_time),
 //                                                   epoch -1 until a best epoch exists
 //   /metrics/epoch [M] int64; /metrics/<name> [M,L,H] float32 (whole validation split)
+//   /analysis/js_prev [E,L,H]                       JS divergence from the previous recorded epoch
+//   /analysis/head_js [E,L*H,L*H]                   JS distance between every pair of heads
+//   /analysis/token_importance [E,P,T]              attention received, heads and layers averaged
+//   /analysis/token_importance_rollout [E,P,T]      rollout row of the first token
 // Written in HDF5's SWMR mode and flushed after every epoch: a reader may open it while the run
 // goes on, and a run killed at any moment leaves every completed epoch readable.
 #pragma once
@@ -54,6 +58,9 @@ struct EpochInfo {
 
 // maps[site] holds [P, L, H, T, T] floats, T = probes.max_len.
 using SiteMaps = std::map<std::string, std::vector<float>>;
+// Per recorded epoch analyses of the probe maps, by name (see the layout above).
+using Analyses = std::map<std::string, std::vector<float>>;
+const std::vector<std::string>& analysis_names();
 
 class Writer {
  public:
@@ -63,12 +70,13 @@ class Writer {
   static std::unique_ptr<Writer> resume(const std::string& path, int64_t last_epoch);
   ~Writer();
 
-  void append_epoch(const EpochInfo& info, const SiteMaps& maps);
+  void append_epoch(const EpochInfo& info, const SiteMaps& maps, const Analyses& analyses);
   void write_best(const EpochInfo& info, const SiteMaps& maps);
   void append_metrics(int64_t epoch, const std::map<std::string, std::vector<float>>& values);  // [L*H] each
   const Header& header() const;
   const Probes& probes() const;
   int64_t epochs_recorded() const;
+  std::vector<float> read_map(const std::string& site, int64_t epoch_index) const;  // [P,L,H,T,T]
 
  private:
   struct Impl;
@@ -84,6 +92,7 @@ class Reader {
   const Probes& probes() const;
   std::vector<EpochInfo> epochs() const;
   std::vector<float> map(const std::string& site, int64_t epoch_index) const;  // [P,L,H,T,T]
+  std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;
   bool has_best() const;
   EpochInfo best() const;
   std::vector<float> best_map(const std::string& site) const;

@@ -92,6 +92,31 @@ TEST(HeadMetrics, PaddingIsExcluded) {
   EXPECT_GE(a.at("focus"), 0.0);
 }
 
+TEST(Analysis, RolloutJsAndTokenImportance) {
+  const int64_t P = 3, L = 2, H = 2, T = 5;
+  const auto lengths = torch::tensor({5, 4, 2});
+  auto eye = torch::eye(T).view({1, 1, 1, T, T}).expand({P, L, H, T, T}).clone();
+  const auto r = attention_rollout(eye, lengths);
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t n = lengths[p].item<int64_t>();
+    EXPECT_TRUE(torch::allclose(r[p].slice(0, 0, n).slice(1, 0, n), torch::eye(n))) << "rollout of identity is identity";
+  }
+  auto rnd = torch::softmax(torch::randn({P, L, H, T, T}), -1);
+  EXPECT_LT(js_divergence(rnd, rnd, lengths).abs().max().item<double>(), 1e-7);
+  auto one_hot_a = torch::zeros({P, L, H, T, T}), one_hot_b = torch::zeros({P, L, H, T, T});
+  one_hot_a.select(-1, 0).fill_(1);
+  one_hot_b.select(-1, 1).fill_(1);
+  EXPECT_NEAR(js_divergence(one_hot_a, one_hot_b, lengths).min().item<double>(), 1.0, 1e-6);  // disjoint: 1 bit
+  const auto hj = head_js_distance(rnd, lengths);
+  EXPECT_EQ(hj.sizes(), (std::vector<int64_t>{L * H, L * H}));
+  EXPECT_LT(hj.diagonal().abs().max().item<double>(), 1e-6);
+  EXPECT_TRUE(torch::allclose(hj, hj.t(), 1e-6, 1e-7));
+  const auto ti = token_importance(rnd, lengths);
+  EXPECT_TRUE(torch::allclose(ti.sum(-1), torch::ones({P})));
+  EXPECT_EQ(ti[2].slice(0, 2).abs().sum().item<double>(), 0.0) << "padding receives nothing";
+  EXPECT_TRUE(torch::allclose(token_importance_rollout(rnd, lengths).sum(-1), torch::ones({P})));
+}
+
 TEST(MinMaxAttention, TableProbsEqualTheModuleTap) {
   models::MinMaxNet net(models::MinMaxNetOptions{});
   auto gen = at::detail::createCPUGenerator(5);
@@ -116,6 +141,11 @@ store::Header small_header(const std::string& dtype) {
   return h;
 }
 
+store::Analyses small_analyses(float v) {
+  return {{"js_prev", std::vector<float>(2, v)}, {"head_js", std::vector<float>(4, v)},
+          {"token_importance", std::vector<float>(6, v)}, {"token_importance_rollout", std::vector<float>(6, v)}};
+}
+
 store::Probes small_probes() {
   store::Probes p;
   p.count = 2;
@@ -137,7 +167,7 @@ TEST(Store, RoundTripAndResumeTruncation) {
     {
       auto w = store::Writer::create(path, small_header(dtype), small_probes());
       for (int64_t e : {0, 5, 10}) {
-        w->append_epoch({e, e * 2, 1.5}, {{"attn.probs", map}});
+        w->append_epoch({e, e * 2, 1.5}, {{"attn.probs", map}}, small_analyses(static_cast<float>(e)));
         w->append_metrics(e, {{"focus", {0.1f * e, 0.2f}}});
       }
       w->write_best({5, 10, 2.0}, {{"attn.probs", map}});
@@ -160,13 +190,16 @@ TEST(Store, RoundTripAndResumeTruncation) {
     {
       auto w = store::Writer::resume(path, 5);  // a checkpoint at epoch 5: drop epoch 10
       EXPECT_EQ(w->epochs_recorded(), 2);
-      w->append_epoch({6, 12, 3.0}, {{"attn.probs", map}});
+      EXPECT_EQ(w->read_map("attn.probs", 1), map);
+      w->append_epoch({6, 12, 3.0}, {{"attn.probs", map}}, small_analyses(6));
     }
     store::Reader r(path);
     std::vector<int64_t> epochs;
     for (const auto& e : r.epochs()) epochs.push_back(e.epoch);
     EXPECT_EQ(epochs, (std::vector<int64_t>{0, 5, 6}));
     EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 5}));
+    EXPECT_EQ(r.analysis("token_importance", 2), std::vector<float>(6, 6.f));
+    EXPECT_THROW(r.analysis("nonsense", 0), UsageError);
   }
 }
 
@@ -304,6 +337,7 @@ TEST(Recorder, KilledRunKeepsAReadableFileAndResumeAppendsWithoutDuplicates) {
   EXPECT_EQ(a.map("attn.probs", epochs), b.map("attn.probs", epochs));
   EXPECT_EQ(a.metric_epochs(), b.metric_epochs());
   EXPECT_EQ(a.metric("focus"), b.metric("focus"));
+  for (const auto& name : store::analysis_names()) EXPECT_EQ(a.analysis(name, epochs), b.analysis(name, epochs)) << name;
 }
 
 TEST(Recorder, ReadableByH5pyWithoutAttnscope) {

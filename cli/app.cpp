@@ -5,6 +5,7 @@
 
 #include <iostream>
 
+#include "cli/inspect_commands.h"
 #include "cli/train_command.h"
 #include "core/core.h"
 
@@ -33,6 +34,20 @@ int run(const std::vector<std::string>& args) {
   config->add_option("--set", cfg_sets, "Override a key (repeatable)")->take_all();
   config->add_flag("--reference", reference, "Print every key with its default and meaning (Markdown)");
 
+  SnapshotArgs snap;
+  auto* snapshot = app.add_subcommand("snapshot", "Record a frozen model's attention on given inputs into an attention file (bertviz's use case, from the command line).");
+  snapshot->add_option("--model", snap.model, "Checkpoint (.pt) or run directory (its best.pt, else last.pt)")->required();
+  snapshot->add_option("--ids", snap.ids, "Inputs as token ids, one example per value: --ids \"3 128 5 130\" \"9 129 2 130\"")->take_all();
+  snapshot->add_option("--ids-file", snap.ids_file, "Inputs from a file, one example of token ids per line");
+  snapshot->add_option("--sites", snap.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
+  snapshot->add_option("--out", snap.out, "Attention file to write (.h5; must not exist)")->required();
+
+  MetricsArgs met;
+  auto* metrics = app.add_subcommand("metrics", "Print the per-layer, per-head attention metrics of a recorded run.");
+  metrics->add_option("path", met.path, "Run directory or attention .h5")->required();
+  metrics->add_option("--epoch", met.epoch, "Epoch (default: the last with metrics)");
+  metrics->add_flag("--csv", met.csv, "All metrics, as CSV");
+
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
   try {
@@ -55,6 +70,8 @@ int run(const std::vector<std::string>& args) {
       }
       return train_command(t);
     }
+    if (snapshot->parsed()) return snapshot_command(snap);
+    if (metrics->parsed()) return metrics_command(met);
     if (config->parsed()) {
       if (reference) {
         std::cout << config_reference_markdown();

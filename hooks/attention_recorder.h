@@ -30,6 +30,9 @@ class AttentionRecorder : public train::Observer {
   void on_checkpoint(const train::TrainContext& ctx, const std::string& path) override;
   void on_train_end(const train::TrainContext& ctx, const train::EpochRecord& last) override;
 
+  // Records the probe set now as `epoch` (e.g. a frozen model's snapshot).
+  void record_epoch(int64_t epoch, int64_t step) { record(epoch, step, false, true); }
+
   // Probe maps [P,L,H,T,T] per site at the module's current weights.
   store::SiteMaps probe_maps();
   // Metrics over the validation split: name -> [L*H].

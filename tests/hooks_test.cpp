@@ -267,6 +267,36 @@ TEST(Recorder, ProbeFileIsUsedInOrder) {
   EXPECT_EQ(r.probes().text, (std::vector<std::string>{"3 max 5 =", "9 min 2 ="}));
 }
 
+TEST(Commands, SnapshotOfAFrozenModelAndTheMetricsTable) {
+  TempDir d;
+  ASSERT_EQ(testing::run_cli(recorded_run(d.path("run"), 6, true)), 0);
+  ASSERT_EQ(testing::run_cli({"snapshot", "--model", d.path("run"), "--ids", "3 32 5 34", "9 33 2 34", "--out",
+                              d.path("snap.h5")}),
+            0);
+  store::Reader r(d.path("snap.h5"));
+  ASSERT_EQ(r.epochs().size(), 1u);
+  EXPECT_EQ(r.probes().text, (std::vector<std::string>{"3 max 5 =", "9 min 2 ="}));
+  EXPECT_TRUE(r.header().metrics.empty());
+  // the same maps as the module gives for these inputs at the checkpoint's weights
+  const auto m = torch::tensor(r.map("attn.probs", 0)).view({2, 1, 2, 4, 4});
+  EXPECT_LT((m.sum(-1) - 1).abs().max().item<double>(), 1e-5);
+
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(testing::run_cli({"snapshot", "--model", d.path("run"), "--ids", "3 32 5", "--out", d.path("bad.h5")}), 2);
+  EXPECT_EQ(testing::run_cli({"snapshot", "--model", d.path("run"), "--ids", "1 32 1 34", "--out", d.path("snap.h5")}), 2);
+  EXPECT_EQ(testing::run_cli({"snapshot", "--model", d.path("nothing"), "--ids", "1 32 1 34", "--out", d.path("x.h5")}), 2);
+  EXPECT_EQ(testing::run_cli({"metrics", d.path("run"), "--epoch", "99"}), 2);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("--ids:1"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(d.path("bad.h5")));
+
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(testing::run_cli({"metrics", d.path("run"), "--csv"}), 0);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;  // header + 1 layer x 2 heads
+  EXPECT_NE(out.find("epoch,layer,head,confidence_max"), std::string::npos) << out;
+}
+
 pid_t spawn(const std::vector<std::string>& args) {
   const pid_t pid = ::fork();
   if (pid == 0) {

@@ -120,7 +120,7 @@ class FakeTask : public Task {
   torch::Tensor val_lengths(const torch::Tensor& idx) const override { return idx; }
   void forward_taps(const torch::Tensor&, models::Taps&) override {}
   ProbeSet default_probes(int64_t) const override { return {}; }
-  ProbeSet probes_from_file(const std::string&) const override { return {}; }
+  ProbeSet parse_probes(const std::string&, const std::string&) const override { return {}; }
 
  private:
   torch::nn::Linear lin_{nullptr};

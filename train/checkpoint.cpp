@@ -68,8 +68,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   write_file_atomic(path, std::string(data.begin(), data.end()));
 }
 
-CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model,
-                               torch::optim::Optimizer* optimizer, bool restore_rng) {
+namespace {
+
+c10::impl::GenericDict read_root(const std::string& path) {
   const std::string bytes = read_file(path);
   c10::IValue v;
   try {
@@ -80,13 +81,27 @@ CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model
   }
   if (!v.isGenericDict()) throw UsageError("checkpoint '" + path + "': expected a dict at the top level");
   const auto root = v.toGenericDict();
+  if (!root.contains("format") || root.at("format").toStringRef() != "attnscope-checkpoint") {
+    throw UsageError("checkpoint '" + path + "': not an attnscope checkpoint");
+  }
+  return root;
+}
+
+}  // namespace
+
+Config checkpoint_config(const std::string& path) {
+  const auto root = read_root(path);
+  if (!root.contains("config")) throw UsageError("checkpoint '" + path + "': missing entry 'config'");
+  return config_from_yaml(root.at("config").toStringRef(), path);
+}
+
+CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model,
+                               torch::optim::Optimizer* optimizer, bool restore_rng) {
+  const auto root = read_root(path);
   auto need = [&](const char* key) {
     if (!root.contains(key)) throw UsageError("checkpoint '" + path + "': missing entry '" + key + "'");
     return root.at(key);
   };
-  if (need("format").toStringRef() != "attnscope-checkpoint") {
-    throw UsageError("checkpoint '" + path + "': not an attnscope checkpoint");
-  }
   const int64_t fv = need("format_version").toInt();
   if (fv != kCheckpointFormat) {
     throw UsageError("checkpoint '" + path + "' has format version " + std::to_string(fv) +

@@ -25,6 +25,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer& optimizer, const TrainState& state,
                      const Config& config);
 
+// The resolved config stored in a checkpoint (to rebuild its model); UsageError if unreadable.
+Config checkpoint_config(const std::string& path);
+
 // Loads strictly: every missing, unexpected or mis-shaped tensor is named in one UsageError.
 // `optimizer` may be null (weights only). Restores the CPU RNG state when `restore_rng`.
 CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model,

@@ -136,8 +136,10 @@ ProbeSet MinMaxTask::default_probes(int64_t count) const {
   return describe_probes(inputs);
 }
 
-ProbeSet MinMaxTask::probes_from_file(const std::string& path) const {
-  std::istringstream in(read_file(path));
+ProbeSet Task::probes_from_file(const std::string& path) const { return parse_probes(read_file(path), path); }
+
+ProbeSet MinMaxTask::parse_probes(const std::string& text, const std::string& path) const {
+  std::istringstream in(text);
   std::vector<int64_t> rows;
   std::string line;
   for (int64_t line_no = 1; std::getline(in, line); ++line_no) {

@@ -41,7 +41,7 @@ class MinMaxTask : public Task {
   torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) override;
   // Both operators over a grid of (a, b) pairs spread across 0..N-1.
   ProbeSet default_probes(int64_t count) const override;
-  ProbeSet probes_from_file(const std::string& path) const override;
+  ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
   void finish(const std::string& run_dir) override;
 
   // Computed with the plain module through its attn.probs tap, over all N^2 pairs.

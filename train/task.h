@@ -63,7 +63,10 @@ class Task {
   // The default probe set of `count` examples (deterministic), or one read from a file
   // (UsageError naming the file and line of a bad row).
   virtual ProbeSet default_probes(int64_t count) const = 0;
-  virtual ProbeSet probes_from_file(const std::string& path) const = 0;
+  // Probe inputs from text, one example per line (# comments and blank lines skipped);
+  // `origin` names the source in errors ("probes.txt", "--ids").
+  virtual ProbeSet parse_probes(const std::string& text, const std::string& origin) const = 0;
+  ProbeSet probes_from_file(const std::string& path) const;
 
   // End-of-run analysis printed to the log and written into the run directory.
   virtual void finish(const std::string& run_dir) {}

@@ -1,0 +1,26 @@
+// `attnscope snapshot` (record a frozen model's attention on given inputs) and
+// `attnscope metrics` (print the per-head metrics of a recorded run).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace attnscope::cli {
+
+struct SnapshotArgs {
+  std::string model;                 // checkpoint .pt or run directory
+  std::vector<std::string> ids;      // one example per entry: "3 128 5 130"
+  std::string ids_file;
+  std::vector<std::string> sites;    // empty: attn.probs, attn.scores
+  std::string out;
+};
+int snapshot_command(const SnapshotArgs& args);
+
+struct MetricsArgs {
+  std::string path;  // run directory or .h5
+  int64_t epoch = -1;  // -1: the last epoch with metrics
+  bool csv = false;
+};
+int metrics_command(const MetricsArgs& args);
+
+}  // namespace attnscope::cli

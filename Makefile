@@ -18,7 +18,8 @@ build: deps
 
 demo: build
 	./$(BUILD)/cli/attnscope train configs/minmax.yaml --out $(RUN) --force
-	@echo "results: $(RUN)/ (config.yaml, train.log, metrics.jsonl, mechanism.json, checkpoints/)"
+	@echo "results: $(RUN)/ (config.yaml, train.log, metrics.jsonl, mechanism.json, checkpoints/, attention.h5)"
+	@echo "per-head attention metrics: ./$(BUILD)/cli/attnscope metrics $(RUN)"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900

@@ -172,29 +172,22 @@ std::string convert(const YAML::Node& n, bool& out) {
   }
   return "";
 }
-std::string convert(const YAML::Node& n, std::vector<double>& out) {
-  if (!n.IsSequence()) return "a list of numbers";
-  std::vector<double> v;
+// Lists of numbers: each item converted as the element type.
+template <class T>
+std::string convert_list(const YAML::Node& n, std::vector<T>& out, const char* expected) {
+  if (!n.IsSequence()) return expected;
+  std::vector<T> v;
   for (const auto& item : n) {
-    double x = 0;
-    if (!convert(item, x).empty()) return "a list of numbers";
+    T x{};
+    if (!convert(item, x).empty()) return expected;
     v.push_back(x);
   }
   out = v;
   return "";
 }
+std::string convert(const YAML::Node& n, std::vector<double>& out) { return convert_list(n, out, "a list of numbers"); }
 
-std::string convert(const YAML::Node& n, std::vector<int64_t>& out) {
-  if (!n.IsSequence()) return "a list of integers";
-  std::vector<int64_t> v;
-  for (const auto& item : n) {
-    int64_t x = 0;
-    if (!convert(item, x).empty()) return "a list of integers";
-    v.push_back(x);
-  }
-  out = v;
-  return "";
-}
+std::string convert(const YAML::Node& n, std::vector<int64_t>& out) { return convert_list(n, out, "a list of integers"); }
 std::string convert(const YAML::Node& n, std::vector<std::string>& out) {
   if (!n.IsSequence()) return "a list of strings";
   std::vector<std::string> v;

@@ -150,28 +150,6 @@ TEST(Cli, ResumeWithAChangedConfigIsRefusedNamingTheKeys) {
   EXPECT_EQ(testing::read_lines(d.path("run/metrics.jsonl")).size(), 3u);  // untouched
 }
 
-// Starts `attnscope args...` as a child process; returns its pid.
-pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    std::string exe = ATTNSCOPE_EXE;
-    argv.push_back(exe.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::freopen("/dev/null", "w", stderr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
 
 TEST(Cli, KilledRunResumesToTheSameFinalMetrics) {
   TempDir d;
@@ -184,22 +162,22 @@ TEST(Cli, KilledRunResumesToTheSameFinalMetrics) {
     a.push_back("model.fast_path=false");  // slower epochs: a wider window to kill in
     return a;
   };
-  ASSERT_EQ(wait_exit(spawn(args(d.path("full")))), 0);
+  ASSERT_EQ(testing::wait_exit(testing::spawn(args(d.path("full")))), 0);
 
-  const pid_t pid = spawn(args(d.path("killed")));
+  const pid_t pid = testing::spawn(args(d.path("killed")));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (testing::read_lines(d.path("killed/metrics.jsonl")).size() < 40 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ::kill(pid, SIGKILL);
-  EXPECT_EQ(wait_exit(pid), -SIGKILL);
+  EXPECT_EQ(testing::wait_exit(pid), -SIGKILL);
   const size_t done = testing::read_lines(d.path("killed/metrics.jsonl")).size();
   ASSERT_LT(done, static_cast<size_t>(epochs)) << "the run finished before it could be killed";
 
   auto resume = args(d.path("killed"));
   resume.insert(resume.begin() + 1, "--resume");
-  ASSERT_EQ(wait_exit(spawn(resume)), 0);
+  ASSERT_EQ(testing::wait_exit(testing::spawn(resume)), 0);
   EXPECT_EQ(testing::metrics_without_seconds(d.path("full/metrics.jsonl")),
             testing::metrics_without_seconds(d.path("killed/metrics.jsonl")));
 }

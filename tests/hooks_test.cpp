@@ -297,26 +297,6 @@ TEST(Commands, SnapshotOfAFrozenModelAndTheMetricsTable) {
   EXPECT_NE(out.find("epoch,layer,head,confidence_max"), std::string::npos) << out;
 }
 
-pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string exe = ATTNSCOPE_EXE;
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv{exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::freopen("/dev/null", "w", stderr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
 
 std::vector<int64_t> epochs_of(const std::string& path) {
   store::Reader r(path);
@@ -335,15 +315,15 @@ TEST(Recorder, KilledRunKeepsAReadableFileAndResumeAppendsWithoutDuplicates) {
     a.push_back("model.fast_path=false");
     return a;
   };
-  ASSERT_EQ(wait_exit(spawn(args(d.path("full")))), 0);
+  ASSERT_EQ(testing::wait_exit(testing::spawn(args(d.path("full")))), 0);
 
-  const pid_t pid = spawn(args(d.path("killed")));
+  const pid_t pid = testing::spawn(args(d.path("killed")));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (testing::read_lines(d.path("killed/metrics.jsonl")).size() < 30 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(3));
   }
   ::kill(pid, SIGKILL);
-  EXPECT_EQ(wait_exit(pid), -SIGKILL);
+  EXPECT_EQ(testing::wait_exit(pid), -SIGKILL);
   ASSERT_LT(testing::read_lines(d.path("killed/metrics.jsonl")).size(), static_cast<size_t>(epochs));
 
   // the killed file opens and every epoch it lists is complete
@@ -359,7 +339,7 @@ TEST(Recorder, KilledRunKeepsAReadableFileAndResumeAppendsWithoutDuplicates) {
   }
   auto resume = args(d.path("killed"));
   resume.insert(resume.begin() + 1, "--resume");
-  ASSERT_EQ(wait_exit(spawn(resume)), 0);
+  ASSERT_EQ(testing::wait_exit(testing::spawn(resume)), 0);
   std::vector<int64_t> expected(epochs + 1);
   for (int i = 0; i <= epochs; ++i) expected[i] = i;
   EXPECT_EQ(epochs_of(d.path("killed/attention.h5")), expected);

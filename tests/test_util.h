@@ -2,6 +2,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -65,6 +67,29 @@ inline std::vector<std::string> small_minmax(const std::string& out, int epochs)
   return {"train", source_path("configs/minmax.yaml"), "--out", out, "--set",
           "data.minmax_numbers=32", "train.epochs=" + std::to_string(epochs),
           "train.progress=none", "run.log_level=warn"};
+}
+
+// Starts the attnscope executable with `args` as a child process (stderr silenced); its pid.
+inline pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string exe = ATTNSCOPE_EXE;
+    std::vector<std::string> copy = args;
+    std::vector<char*> argv{exe.data()};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (::freopen("/dev/null", "w", stderr) == nullptr) ::_exit(126);
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// The child's exit code, or minus the signal that killed it.
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 }  // namespace attnscope::testing

@@ -97,6 +97,15 @@ int train_command(const TrainArgs& args) {
       throw UsageError(m + "\nstart a new run (--out) or restore those values");
     }
     start = info.state;
+  }
+  // The recorder opens (or, resuming, checks and reopens) attention.h5 before anything of the
+  // run is cut back, so a foreign or unreadable file stops the run with the others untouched.
+  std::unique_ptr<hooks::AttentionRecorder> recorder;
+  if (attn.enabled) {
+    recorder = std::make_unique<hooks::AttentionRecorder>(config, *task, probes, (run_dir / "attention.h5").string(),
+                                                          args.resume, start.epoch);
+  }
+  if (args.resume && fs::exists(last)) {
     hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), start.epoch);
     log::info("[run] resumed from " + last.string() + " at epoch " + std::to_string(start.epoch) +
               ", step " + std::to_string(start.step));
@@ -111,11 +120,6 @@ int train_command(const TrainArgs& args) {
   hooks::MetricsWriter metrics((run_dir / "metrics.jsonl").string());
   hooks::Progress progress(config.train.progress, config.train.log_every_seconds);
   hooks::Checkpointer checkpointer((run_dir / "checkpoints").string());
-  std::unique_ptr<hooks::AttentionRecorder> recorder;
-  if (attn.enabled) {
-    recorder = std::make_unique<hooks::AttentionRecorder>(config, *task, probes, (run_dir / "attention.h5").string(),
-                                                          args.resume, start.epoch);
-  }
   train::Trainer trainer(config, run_dir.string(), *task, *optimizer, start);
   trainer.add_observer(&metrics);
   trainer.add_observer(&progress);

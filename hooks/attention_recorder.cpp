@@ -162,7 +162,27 @@ void AttentionRecorder::write_pending_best() {
 
 void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::string&) { write_pending_best(); }
 
-void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) { write_pending_best(); }
+void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
+  write_pending_best();
+  write_js_final();
+}
+
+void AttentionRecorder::write_js_final() {
+  const auto& sites = writer_->header().sites;
+  const int64_t n = writer_->epochs_recorded();
+  if (n == 0 || std::find(sites.begin(), sites.end(), models::site::kAttnProbs) == sites.end()) return;
+  const auto& p = writer_->probes();
+  const std::vector<int64_t> shape = {p.count, static_cast<int64_t>(layers_.size()), static_cast<int64_t>(heads_.size()),
+                                      p.max_len, p.max_len};
+  const auto final_maps = torch::tensor(writer_->read_map(models::site::kAttnProbs, n - 1)).view(shape);
+  std::vector<float> rows;
+  for (int64_t e = 0; e < n; ++e) {  // one epoch in memory at a time
+    const auto maps = torch::tensor(writer_->read_map(models::site::kAttnProbs, e)).view(shape);
+    const auto js = to_floats(js_divergence(maps, final_maps, probes_.lengths));
+    rows.insert(rows.end(), js.begin(), js.end());
+  }
+  writer_->write_js_final(rows);
+}
 
 void AttentionRecorder::on_train_begin(const train::TrainContext& ctx) {
   if (ctx.state.epoch == 0 && writer_->epochs_recorded() == 0) record(0, 0, false, true);

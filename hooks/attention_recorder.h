@@ -42,6 +42,7 @@ class AttentionRecorder : public train::Observer {
  private:
   void record(int64_t epoch, int64_t step, bool is_best, bool on_cadence);
   void write_pending_best();
+  void write_js_final();
   const AttentionHookConfig& cfg_;
   train::Task& task_;
   train::ProbeSet probes_;

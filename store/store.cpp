@@ -384,6 +384,7 @@ std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& he
     }
     create_dataset(f, "analysis/" + name, H5T_IEEE_F32LE, dims, chunk, true, header.compression);
   }
+  create_dataset(f, "analysis/js_final", H5T_IEEE_F32LE, {0, L, H}, {64, L, H}, true, 0);
   create_dataset(f, "best/info", H5T_IEEE_F64LE, {3}, {}, false, 0);
   const double no_best[3] = {-1, -1, 0};
   write_all(f, "best/info", H5T_NATIVE_DOUBLE, no_best);
@@ -417,6 +418,7 @@ std::unique_ptr<Writer> Writer::resume(const std::string& path, int64_t last_epo
   for (const char* d : {"epochs/epoch", "epochs/step", "epochs/wall_time"}) shrink(f, d, keep);
   for (const auto& site : impl->header.sites) shrink(f, site_path(site), keep);
   for (const auto& name : analysis_names()) shrink(f, "analysis/" + name, keep);
+  shrink(f, "analysis/js_final", 0);  // recomputed when the resumed run ends
   const auto metric_epochs = read_all<int64_t>(f, "metrics/epoch", H5T_NATIVE_INT64);
   const hsize_t keep_m =
       std::count_if(metric_epochs.begin(), metric_epochs.end(), [&](int64_t e) { return e <= last_epoch; });
@@ -487,6 +489,22 @@ void Writer::append_metrics(int64_t epoch, const std::map<std::string, std::vect
   impl_->flush();
 }
 
+void Writer::write_js_final(const std::vector<float>& values) {
+  g_path = impl_->path;
+  const hsize_t L = impl_->header.layer_ids.size(), H = impl_->header.head_ids.size();
+  const hsize_t E = static_cast<hsize_t>(impl_->epochs);
+  if (values.size() != E * L * H) throw std::invalid_argument("attention store: js_final needs E*L*H values");
+  Hid d(ok(H5Dopen2(impl_->file, "analysis/js_final", H5P_DEFAULT), std::string("analysis/js_final")), H5Dclose);
+  std::vector<hsize_t> dims = {E, L, H};
+  if (dims_of(d)[0] < E) ok(H5Dset_extent(d, dims.data()), "extend js_final");
+  Hid fspace(H5Dget_space(d), H5Sclose);
+  const std::vector<hsize_t> start = {0, 0, 0};
+  ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr), "select");
+  Hid mspace(H5Screate_simple(3, dims.data(), nullptr), H5Sclose);
+  ok(H5Dwrite(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, values.data()), "write js_final");
+  impl_->flush();
+}
+
 const Header& Writer::header() const { return impl_->header; }
 const Probes& Writer::probes() const { return impl_->probes; }
 int64_t Writer::epochs_recorded() const { return impl_->epochs; }
@@ -552,7 +570,7 @@ std::vector<float> Reader::map(const std::string& site, int64_t epoch_index) con
 
 std::vector<float> Reader::analysis(const std::string& name, int64_t epoch_index) const {
   g_path = impl_->path;
-  if (std::find(analysis_names().begin(), analysis_names().end(), name) == analysis_names().end()) {
+  if (name != "js_final" && std::find(analysis_names().begin(), analysis_names().end(), name) == analysis_names().end()) {
     throw UsageError("no analysis named '" + name + "' (there are: " + join(analysis_names()) + ")");
   }
   if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= impl_->epochs) {

@@ -13,6 +13,7 @@
 //                                                   epoch -1 until a best epoch exists
 //   /metrics/epoch [M] int64; /metrics/<name> [M,L,H] float32 (whole validation split)
 //   /analysis/js_prev [E,L,H]                       JS divergence from the previous recorded epoch
+//   /analysis/js_final [E,L,H]                      JS divergence from the final epoch (written at the end)
 //   /analysis/head_js [E,L*H,L*H]                   JS distance between every pair of heads
 //   /analysis/token_importance [E,P,T]              attention received, heads and layers averaged
 //   /analysis/token_importance_rollout [E,P,T]      rollout row of the first token
@@ -73,6 +74,7 @@ class Writer {
   void append_epoch(const EpochInfo& info, const SiteMaps& maps, const Analyses& analyses);
   void write_best(const EpochInfo& info, const SiteMaps& maps);
   void append_metrics(int64_t epoch, const std::map<std::string, std::vector<float>>& values);  // [L*H] each
+  void write_js_final(const std::vector<float>& values);  // [E*L*H], one row per recorded epoch
   const Header& header() const;
   const Probes& probes() const;
   int64_t epochs_recorded() const;
@@ -92,7 +94,7 @@ class Reader {
   const Probes& probes() const;
   std::vector<EpochInfo> epochs() const;
   std::vector<float> map(const std::string& site, int64_t epoch_index) const;  // [P,L,H,T,T]
-  std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;
+  std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;  // also "js_final"
   bool has_best() const;
   EpochInfo best() const;
   std::vector<float> best_map(const std::string& site) const;

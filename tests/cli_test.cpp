@@ -58,6 +58,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"zero_epochs", "train:\n  epochs: 0\n", {}},
         BadCase{"unknown_model", "model:\n  name: gpt\n", {}},
         BadCase{"unknown_task", "data:\n  task: chess\n", {}},
+        BadCase{"unknown_site", "hooks:\n  attention:\n    sites: [attn.values]\n", {}},
+        BadCase{"head_out_of_range", "hooks:\n  attention:\n    heads: [0, 2]\n", {}},
+        BadCase{"layer_out_of_range", "hooks:\n  attention:\n    layers: [1]\n", {}},
+        BadCase{"bad_dtype", "hooks:\n  attention:\n    dtype: int8\n", {}},
         BadCase{"set_without_equals", "", {"--set", "optim.lr"}},
         BadCase{"set_unknown_key", "", {"--set", "optim.learning_rate=1"}}),
     [](const ::testing::TestParamInfo<BadCase>& i) { return std::string(i.param.name); });

@@ -240,6 +240,10 @@ TEST(Recorder, RecordingLeavesTrainingBitIdentical) {
     EXPECT_LT((m.sum(-1) - 1).abs().max().item<double>(), 1e-5);
   }
   // the stored scores are the pre-softmax values of the stored probabilities
+  // JS from the final epoch: zero for the final epoch itself, positive before training
+  EXPECT_LT(torch::tensor(r.analysis("js_final", 3)).abs().max().item<double>(), 1e-7);
+  EXPECT_GT(torch::tensor(r.analysis("js_final", 0)).min().item<double>(), 0.0);
+  EXPECT_EQ(torch::tensor(r.analysis("js_prev", 0)).abs().max().item<double>(), 0.0);
   const auto s = torch::tensor(r.map("attn.scores", 3)).view({8, 1, 2, 4, 4});
   const auto p = torch::tensor(r.map("attn.probs", 3)).view({8, 1, 2, 4, 4});
   EXPECT_TRUE(torch::allclose(torch::softmax(s, -1), p, 1e-5, 1e-6));
@@ -265,6 +269,21 @@ TEST(Recorder, ProbeFileIsUsedInOrder) {
   ASSERT_EQ(testing::run_cli(a), 0);
   store::Reader r(d.path("run/attention.h5"));
   EXPECT_EQ(r.probes().text, (std::vector<std::string>{"3 max 5 =", "9 min 2 ="}));
+}
+
+TEST(Recorder, ResumeWithAForeignAttentionFileLeavesTheRunUntouched) {
+  TempDir d;
+  ASSERT_EQ(testing::run_cli(recorded_run(d.path("run"), 4, true)), 0);
+  testing::write_text(d.path("run/attention.h5"), "overwritten by something else");
+  const auto before = testing::read_lines(d.path("run/metrics.jsonl"));
+  auto a = recorded_run(d.path("run"), 8, true);
+  a.insert(a.begin() + 1, "--resume");
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(testing::run_cli(a), 2);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("attention.h5"), std::string::npos) << err;
+  EXPECT_EQ(testing::read_lines(d.path("run/metrics.jsonl")), before);
+  EXPECT_EQ(testing::read_lines(d.path("run/attention.h5")).front(), "overwritten by something else");
 }
 
 TEST(Commands, SnapshotOfAFrozenModelAndTheMetricsTable) {
@@ -348,6 +367,7 @@ TEST(Recorder, KilledRunKeepsAReadableFileAndResumeAppendsWithoutDuplicates) {
   EXPECT_EQ(a.metric_epochs(), b.metric_epochs());
   EXPECT_EQ(a.metric("focus"), b.metric("focus"));
   for (const auto& name : store::analysis_names()) EXPECT_EQ(a.analysis(name, epochs), b.analysis(name, epochs)) << name;
+  EXPECT_EQ(a.analysis("js_final", 3), b.analysis("js_final", 3));
 }
 
 TEST(Recorder, ReadableByH5pyWithoutAttnscope) {

@@ -141,6 +141,10 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
       an["head_js"] = to_floats(head_js_distance(p, len));
       an["token_importance"] = to_floats(token_importance(p, len));
       an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
+      const auto hi = task_.head_importance();  // [all layers, all heads]
+      an["head_importance"] = to_floats(
+          hi.defined() ? hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_))
+                       : torch::full({p.size(1), p.size(2)}, std::nan("")));
       writer_->append_epoch(info, maps, an);
       prev_probs_ = p;
     }

@@ -23,7 +23,7 @@ void MinMaxNetImpl::reset_parameters(torch::Generator& gen) {
   }
 }
 
-torch::Tensor MinMaxNetImpl::forward(const torch::Tensor& tokens, Taps* taps) {
+torch::Tensor MinMaxNetImpl::forward(const torch::Tensor& tokens, Taps* taps, const torch::Tensor& head_gate) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
   auto h = W_E.index_select(0, tokens.reshape({-1})).view({B, T, -1}) + W_pos.slice(0, 0, T);  // [B,T,D]
   tap(taps, site::kEmbedOut, 0, h);
@@ -35,6 +35,7 @@ torch::Tensor MinMaxNetImpl::forward(const torch::Tensor& tokens, Taps* taps) {
   auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, 0, probs);
   auto z = torch::matmul(probs, v);                         // [B,H,T,Dh]
+  if (head_gate.defined()) z = z * head_gate.view({head_gate.dim() == 2 ? B : 1, -1, 1, 1});
   auto out = torch::einsum("hde,bhte->btd", {W_O, z});      // [B,T,D]
   h = h + out;
   tap(taps, site::kBlockOut, 0, h);

@@ -25,8 +25,9 @@ class MinMaxNetImpl : public torch::nn::Module {
   void reset_parameters(torch::Generator& gen);
 
   // tokens [B,T] int64 -> logits [B,V] at the last position. Taps: embed.out, attn.scores,
-  // attn.probs, block.out (layer 0) and pooled.
-  torch::Tensor forward(const torch::Tensor& tokens, Taps* taps = nullptr);
+  // attn.probs, block.out (layer 0) and pooled. `head_gate` ([B,H] or [H], optional) scales each
+  // head's output: its gradient is the head importance of Michel et al. (2019).
+  torch::Tensor forward(const torch::Tensor& tokens, Taps* taps = nullptr, const torch::Tensor& head_gate = {});
 
   const MinMaxNetOptions& options() const { return options_; }
 

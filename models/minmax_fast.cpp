@@ -37,11 +37,30 @@ torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& to
   auto k = torch::einsum("hed,tvd->htve", {net.W_K, x});
   auto s = torch::matmul(q.reshape({H, T * V, -1}), k.reshape({H, T * V, -1}).transpose(1, 2)) /
            std::sqrt(static_cast<double>(o.d_head));                  // [H, T*V (query), T*V (key)]
-  const auto pos = torch::arange(T, torch::kLong);
-  const auto flat = pos.view({1, T}) * V + tokens;                     // [B,T] index of (position, token)
-  const auto idx = (flat.unsqueeze(2) * (T * V) + flat.unsqueeze(1)).reshape({1, -1});  // [1,B*T*T]
-  auto scores = s.reshape({H, -1}).gather(1, idx.expand({H, -1})).view({H, B, T, T}).permute({1, 0, 2, 3});
-  return torch::softmax(scores, -1).contiguous();
+  s = s.contiguous();
+  const auto tok = tokens.to(torch::kLong).contiguous();
+  auto out = torch::empty({B, H, T, T});
+  const float* sp = s.data_ptr<float>();
+  const int64_t* xp = tok.data_ptr<int64_t>();
+  float* op = out.data_ptr<float>();
+  const int64_t TV = T * V;
+  at::parallel_for(0, B, 256, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t* x = xp + b * T;
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t i = 0; i < T; ++i) {
+          const float* srow = sp + (h * TV + i * V + x[i]) * TV;  // query (position i, token x_i)
+          float* o = op + ((b * H + h) * T + i) * T;
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j < T; ++j) m = std::max(m, o[j] = srow[j * V + x[j]]);
+          float sum = 0;
+          for (int64_t j = 0; j < T; ++j) sum += (o[j] = std::exp(o[j] - m));
+          for (int64_t j = 0; j < T; ++j) o[j] /= sum;
+        }
+      }
+    }
+  });
+  return out;
 }
 
 namespace {
@@ -53,12 +72,13 @@ struct alignas(64) Accum {
   std::vector<float> gS, gL, gB0;
   double loss = 0;
   int64_t correct = 0;
+  std::vector<double> head_abs;
 };
 
 }  // namespace
 
 FusedResult minmax_fused(const MinMaxTables& tables, const torch::Tensor& tokens,
-                         const torch::Tensor& targets, bool want_grad) {
+                         const torch::Tensor& targets, bool want_grad, bool want_head_importance) {
   torch::NoGradGuard no_grad;
   const auto S = tables.S.detach().contiguous();
   const auto L = tables.L.detach().contiguous();
@@ -83,14 +103,19 @@ FusedResult minmax_fused(const MinMaxTables& tables, const torch::Tensor& tokens
         a.gB0.assign(B0.numel(), 0.f);
       }
       const int64_t e0 = B * c / chunks, e1 = B * (c + 1) / chunks;
-      std::vector<float> logits(kBlock * d.V), g(want_grad ? kBlock * d.V : 0);
+      const bool need_g = want_grad || want_head_importance;
+      if (want_head_importance) a.head_abs.assign(d.H, 0.0);
+      std::vector<float> logits(kBlock * d.V), g(need_g ? kBlock * d.V : 0);
       std::vector<float> probs(kBlock * d.H * d.T);
       for (int64_t i0 = e0; i0 < e1; i0 += kBlock) {
         const int64_t n = std::min(kBlock, e1 - i0);
         const int64_t* x = tok.data_ptr<int64_t>() + i0 * d.T;
         kernel::block_forward(d, ES.data_ptr<float>(), S.data_ptr<float>(), L.data_ptr<float>(),
                       B0.data_ptr<float>(), x, tgt.data_ptr<int64_t>() + i0, n, logits.data(),
-                      probs.data(), want_grad ? g.data() : nullptr, &a.loss, &a.correct);
+                      probs.data(), need_g ? g.data() : nullptr, &a.loss, &a.correct);
+        if (want_head_importance) {
+          kernel::block_head_grad(d, L.data_ptr<float>(), x, n, g.data(), probs.data(), a.head_abs.data());
+        }
         if (want_grad) {
           kernel::block_backward(d, L.data_ptr<float>(), x, n, g.data(), probs.data(), a.gS.data(),
                          a.gL.data(), a.gB0.data());
@@ -103,6 +128,13 @@ FusedResult minmax_fused(const MinMaxTables& tables, const torch::Tensor& tokens
   for (const auto& a : acc) {  // fixed order: the result depends on the thread count only
     r.loss_sum += a.loss;
     r.correct += a.correct;
+  }
+  if (want_head_importance) {
+    r.head_importance = torch::zeros({d.H}, torch::kDouble);
+    for (const auto& a : acc) {
+      for (int64_t h = 0; h < d.H; ++h) r.head_importance[h] += a.head_abs[h];
+    }
+    r.head_importance /= static_cast<double>(B);
   }
   if (want_grad) {
     const float inv_b = 1.f / static_cast<float>(B);

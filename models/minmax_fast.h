@@ -28,11 +28,12 @@ struct FusedResult {
   double loss_sum = 0;  // sum over examples of the cross-entropy
   int64_t correct = 0;  // argmax == target
   torch::Tensor gS, gL, gB0;  // d(mean loss)/d(table), when gradients were asked for
+  torch::Tensor head_importance;  // [H] mean over examples of |dLoss_x/dxi_h|, when asked for
 };
 
 // tokens [B,T] int64 (query token at T-1), targets [B] int64.
 FusedResult minmax_fused(const MinMaxTables& tables, const torch::Tensor& tokens,
-                         const torch::Tensor& targets, bool want_grad);
+                         const torch::Tensor& targets, bool want_grad, bool want_head_importance = false);
 
 // Tables + fused kernel + backward into the parameters' .grad (accumulating) when `backward`.
 FusedResult minmax_fused_step(MinMaxNetImpl& net, const torch::Tensor& tokens,

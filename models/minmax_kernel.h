@@ -21,6 +21,10 @@ void block_forward(Dims d, const float* ES, const float* S, const float* L, cons
 void block_backward(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,
                     const float* probs, float* gS, float* gL, float* gB0);
 
+// Adds each example's |dLoss/dxi_h| (a gate xi_h on head h's output) to head_abs[h].
+void block_head_grad(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,
+                     const float* probs, double* head_abs);
+
 // "avx2" or "generic": the variant block_forward/backward run.
 const char* variant();
 
@@ -31,6 +35,8 @@ const char* variant();
                      float* probs, float* g, double* loss, int64_t* correct);                  \
   void block_backward(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,   \
                       const float* probs, float* gS, float* gL, float* gB0);                   \
+  void block_head_grad(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,  \
+                       const float* probs, double* head_abs);                                  \
   }
 ATTNSCOPE_KERNEL_DECLARE(avx2)
 ATTNSCOPE_KERNEL_DECLARE(generic)

@@ -28,4 +28,9 @@ void block_backward(Dims d, const float* L, const int64_t* tok, int64_t n, const
   (use_avx2() ? avx2::block_backward : generic::block_backward)(d, L, tok, n, g, probs, gS, gL, gB0);
 }
 
+void block_head_grad(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,
+                     const float* probs, double* head_abs) {
+  (use_avx2() ? avx2::block_head_grad : generic::block_head_grad)(d, L, tok, n, g, probs, head_abs);
+}
+
 }  // namespace attnscope::models::kernel

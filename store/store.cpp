@@ -285,7 +285,7 @@ void check_schema(hid_t file, const std::string& path) {
 
 // Row shape (after the epoch axis) of each analysis dataset.
 std::vector<hsize_t> analysis_shape(const std::string& name, hsize_t P, hsize_t L, hsize_t H, hsize_t T) {
-  if (name == "js_prev") return {L, H};
+  if (name == "js_prev" || name == "head_importance") return {L, H};
   if (name == "head_js") return {L * H, L * H};
   return {P, T};  // token_importance, token_importance_rollout
 }
@@ -293,7 +293,8 @@ std::vector<hsize_t> analysis_shape(const std::string& name, hsize_t P, hsize_t 
 }  // namespace
 
 const std::vector<std::string>& analysis_names() {
-  static const std::vector<std::string> names = {"js_prev", "head_js", "token_importance", "token_importance_rollout"};
+  static const std::vector<std::string> names = {"js_prev", "head_js", "token_importance", "token_importance_rollout",
+                                                 "head_importance"};
   return names;
 }
 

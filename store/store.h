@@ -17,6 +17,7 @@
 //   /analysis/head_js [E,L*H,L*H]                   JS distance between every pair of heads
 //   /analysis/token_importance [E,P,T]              attention received, heads and layers averaged
 //   /analysis/token_importance_rollout [E,P,T]      rollout row of the first token
+//   /analysis/head_importance [E,L,H]               Michel et al. (2019) over the validation split, L2-normalised per layer
 // Written in HDF5's SWMR mode and flushed after every epoch: a reader may open it while the run
 // goes on, and a run killed at any moment leaves every completed epoch readable.
 #pragma once

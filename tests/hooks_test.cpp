@@ -117,6 +117,22 @@ TEST(Analysis, RolloutJsAndTokenImportance) {
   EXPECT_TRUE(torch::allclose(token_importance_rollout(rnd, lengths).sum(-1), torch::ones({P})));
 }
 
+TEST(MinMaxAttention, FusedHeadImportanceEqualsTheModuleGateGradient) {
+  models::MinMaxNet net(models::MinMaxNetOptions{});
+  auto gen = at::detail::createCPUGenerator(6);
+  net->reset_parameters(gen);
+  auto x = torch::randint(0, 131, {500, 4}, gen, torch::kLong);
+  auto y = torch::randint(0, 131, {500}, gen, torch::kLong);
+  auto gate = torch::ones({500, 2}, torch::requires_grad());
+  const auto loss = torch::nn::functional::cross_entropy(net->forward(x, nullptr, gate), y,
+                                                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  const auto ref = torch::autograd::grad({loss}, {gate})[0].abs().mean(0).to(torch::kDouble);
+  torch::NoGradGuard ng;
+  const auto fast = models::minmax_fused(models::minmax_tables(*net), x, y, false, true).head_importance;
+  EXPECT_TRUE(torch::allclose(fast, ref, 1e-4, 1e-6)) << fast << ref;
+  EXPECT_FALSE(net->W_E.grad().defined()) << "no parameter gradients left behind";
+}
+
 TEST(MinMaxAttention, TableProbsEqualTheModuleTap) {
   models::MinMaxNet net(models::MinMaxNetOptions{});
   auto gen = at::detail::createCPUGenerator(5);
@@ -142,7 +158,7 @@ store::Header small_header(const std::string& dtype) {
 }
 
 store::Analyses small_analyses(float v) {
-  return {{"js_prev", std::vector<float>(2, v)}, {"head_js", std::vector<float>(4, v)},
+  return {{"js_prev", std::vector<float>(2, v)}, {"head_importance", std::vector<float>(2, v)}, {"head_js", std::vector<float>(4, v)},
           {"token_importance", std::vector<float>(6, v)}, {"token_importance_rollout", std::vector<float>(6, v)}};
 }
 

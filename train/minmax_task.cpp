@@ -97,6 +97,32 @@ torch::Tensor MinMaxTask::val_attention(const torch::Tensor& idx, int64_t layer)
   return models::minmax_attention_probs(*net_, val_inputs(idx));
 }
 
+torch::Tensor MinMaxTask::head_importance() {
+  const bool was_training = net_->is_training();
+  net_->eval();
+  torch::Tensor raw;  // [H]
+  if (fast_) {
+    torch::NoGradGuard no_grad;
+    raw = models::minmax_fused(models::minmax_tables(*net_), split_.val.inputs, split_.val.targets, false, true)
+              .head_importance;
+  } else {  // a per-example gate [B,H]: one backward gives every example's dLoss_x/dxi
+    raw = torch::zeros({config_.model.n_heads}, torch::kDouble);
+    const int64_t n = split_.val.size();
+    for (int64_t i = 0; i < n; i += 4096) {
+      const auto x = split_.val.inputs.slice(0, i, std::min(n, i + 4096));
+      const auto y = split_.val.targets.slice(0, i, std::min(n, i + 4096));
+      auto gate = torch::ones({x.size(0), config_.model.n_heads}, torch::requires_grad());
+      const auto loss = torch::nn::functional::cross_entropy(
+          net_->forward(x, nullptr, gate), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      raw += torch::autograd::grad({loss}, {gate})[0].abs().sum(0).to(torch::kDouble);
+    }
+    raw /= static_cast<double>(n);
+  }
+  net_->train(was_training);
+  raw = raw.view({1, -1});
+  return raw / raw.norm(2, -1, true).clamp_min(1e-12);
+}
+
 ProbeSet MinMaxTask::describe_probes(const torch::Tensor& inputs) const {
   ProbeSet p;
   p.inputs = inputs;

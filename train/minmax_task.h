@@ -39,6 +39,7 @@ class MinMaxTask : public Task {
   torch::Tensor val_lengths(const torch::Tensor& idx) const override;
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override;
   torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) override;
+  torch::Tensor head_importance() override;
   // Both operators over a grid of (a, b) pairs spread across 0..N-1.
   ProbeSet default_probes(int64_t count) const override;
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;

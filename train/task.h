@@ -60,6 +60,10 @@ class Task {
     forward_taps(val_inputs(idx), taps);
     return taps.get(models::site::kAttnProbs, layer);
   }
+  // Head importance (Michel et al. 2019): for a gate xi = 1 on each head's output, the mean over
+  // the validation split of |dLoss_x/dxi_h|, normalised to unit L2 norm per layer: [L,H] float64.
+  // No weight update and no parameter gradients are left behind. Undefined if unsupported.
+  virtual torch::Tensor head_importance() { return {}; }
   // The default probe set of `count` examples (deterministic), or one read from a file
   // (UsageError naming the file and line of a bad row).
   virtual ProbeSet default_probes(int64_t count) const = 0;

@@ -405,6 +405,16 @@ TEST(Recorder, ReadableByH5pyWithoutAttnscope) {
                       "assert f['metrics/focus'].shape[1:] == (1, 2)\n"
                       "print('ok')\n");
   EXPECT_EQ(std::system(("/usr/bin/python3 " + script + " " + d.path("run/attention.h5")).c_str()), 0);
+  // a file from a newer attnscope is refused with what to do
+  fs::copy_file(d.path("run/attention.h5"), d.path("newer.h5"));
+  const std::string bump = "import h5py; f = h5py.File('" + d.path("newer.h5") + "', 'r+', swmr=False); f.attrs['schema_version'] = 99";
+  ASSERT_EQ(std::system(("/usr/bin/python3 -c \"" + bump + "\"").c_str()), 0);
+  try {
+    store::Reader r(d.path("newer.h5"));
+    FAIL() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("schema version 99"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

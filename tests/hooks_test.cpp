@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -263,6 +264,20 @@ TEST(Recorder, RecordingLeavesTrainingBitIdentical) {
   const auto s = torch::tensor(r.map("attn.scores", 3)).view({8, 1, 2, 4, 4});
   const auto p = torch::tensor(r.map("attn.probs", 3)).view({8, 1, 2, 4, 4});
   EXPECT_TRUE(torch::allclose(torch::softmax(s, -1), p, 1e-5, 1e-6));
+}
+
+TEST(Recorder, MechanismOverTrainingComesFromTheRecordedProbes) {
+  TempDir d;
+  ASSERT_EQ(testing::run_cli(recorded_run(d.path("run"), 10, true)), 0);
+  const auto series = train::minmax_mechanism_over_training(d.path("run/attention.h5"));
+  ASSERT_EQ(series.size(), 3u);  // epochs 0, 5, 10
+  EXPECT_EQ(series.back().first, 10);
+  ASSERT_EQ(series.back().second.size(), 2u);
+  EXPECT_EQ(series.back().second[0].op, "max");
+  std::ifstream in(d.path("run/mechanism.json"));
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j.at("over_training").size(), 3u);
+  EXPECT_EQ(j.at("mechanism").size(), 2u);
 }
 
 TEST(Recorder, BadProbeFileExitsTwoAndWritesNothing) {

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
@@ -10,6 +11,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "models/minmax_fast.h"
+#include "store/store.h"
 
 namespace attnscope::train {
 
@@ -192,6 +194,36 @@ ProbeSet MinMaxTask::parse_probes(const std::string& text, const std::string& pa
   return describe_probes(torch::tensor(rows, torch::kLong).view({-1, data::kMinMaxSeqLen}));
 }
 
+MinMaxMechanism minmax_mechanism(const std::string& op, const torch::Tensor& inputs, const torch::Tensor& probs) {
+  const auto eq_row = probs.select(2, probs.size(2) - 1).to(torch::kDouble);  // [B,H,T] from "="
+  const auto mean = eq_row.mean(0);                                          // [H,T]
+  MinMaxMechanism m;
+  m.op = op;
+  for (int64_t h = 0; h < mean.size(0); ++h) {
+    std::vector<double> row;
+    for (int64_t t = 0; t < mean.size(1); ++t) row.push_back(mean[h][t].item<double>());
+    m.mean_attn.push_back(row);
+  }
+  m.sink_head = mean.select(1, 1).argmax().item<int64_t>();
+  m.sink_mass = mean[m.sink_head][1].item<double>();
+  const auto a = inputs.select(1, 0), b = inputs.select(1, 2);
+  const auto target = op == "max" ? torch::maximum(a, b) : torch::minimum(a, b);
+  const auto ne = a != b;
+  m.picks_answer = -1;
+  for (int64_t h = 0; h < mean.size(0); ++h) {
+    if (h == m.sink_head && mean.size(0) > 1) continue;
+    const auto picked = torch::where(eq_row.select(1, h).select(1, 0) >= eq_row.select(1, h).select(1, 2), a, b);
+    const double frac = ne.any().item<bool>()
+                            ? (picked.masked_select(ne) == target.masked_select(ne)).to(torch::kDouble).mean().item<double>()
+                            : 0.0;
+    if (frac > m.picks_answer) {
+      m.picks_answer = frac;
+      m.picker_head = h;
+    }
+  }
+  return m;
+}
+
 std::vector<MinMaxMechanism> MinMaxTask::mechanism() {
   torch::NoGradGuard no_grad;
   net_->eval();
@@ -201,33 +233,33 @@ std::vector<MinMaxMechanism> MinMaxTask::mechanism() {
     models::Taps taps;
     taps.request(models::site::kAttnProbs, {0});
     const auto logits = net_->forward(grid.inputs, &taps);
-    const auto probs = taps.get(models::site::kAttnProbs, 0);  // [B,H,T,T]
-    const auto eq_row = probs.select(2, data::kMinMaxSeqLen - 1);  // [B,H,T] from "="
-    const auto mean = eq_row.mean(0);                             // [H,T]
-    MinMaxMechanism m;
-    m.op = is_max ? "max" : "min";
-    for (int64_t h = 0; h < mean.size(0); ++h) {
-      std::vector<double> row;
-      for (int64_t t = 0; t < mean.size(1); ++t) row.push_back(mean[h][t].item<double>());
-      m.mean_attn.push_back(row);
-    }
-    m.sink_head = mean.select(1, 1).argmax().item<int64_t>();
-    m.sink_mass = mean[m.sink_head][1].item<double>();
-    const auto a = grid.inputs.select(1, 0), b = grid.inputs.select(1, 2);
-    const auto ne = a != b;
-    m.picks_answer = -1;
-    for (int64_t h = 0; h < mean.size(0); ++h) {
-      if (h == m.sink_head && mean.size(0) > 1) continue;
-      const auto picked = torch::where(eq_row.select(1, h).select(1, 0) >= eq_row.select(1, h).select(1, 2), a, b);
-      const double frac = (picked.masked_select(ne) == grid.targets.masked_select(ne))
-                              .to(torch::kDouble).mean().item<double>();
-      if (frac > m.picks_answer) {
-        m.picks_answer = frac;
-        m.picker_head = h;
-      }
-    }
+    MinMaxMechanism m = minmax_mechanism(is_max ? "max" : "min", grid.inputs, taps.get(models::site::kAttnProbs, 0));
     m.accuracy = (logits.argmax(-1) == grid.targets).to(torch::kDouble).mean().item<double>();
     out.push_back(m);
+  }
+  return out;
+}
+
+std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_mechanism_over_training(const std::string& h5) {
+  store::Reader r(h5);
+  const auto& sites = r.header().sites;
+  std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> out;
+  if (std::find(sites.begin(), sites.end(), "attn.probs") == sites.end() || r.header().layer_ids.size() != 1) return out;
+  const auto& p = r.probes();
+  const auto inputs = torch::tensor(p.input_ids).view({p.count, p.max_len});
+  const auto op = inputs.select(1, 1);
+  const int64_t H = static_cast<int64_t>(r.header().head_ids.size());
+  const int64_t max_token = nlohmann::json::parse(r.header().model_json).at("vocab").get<int64_t>() - 3;  // N
+  const auto epochs = r.epochs();
+  for (size_t e = 0; e < epochs.size(); ++e) {
+    const auto maps = torch::tensor(r.map("attn.probs", static_cast<int64_t>(e))).view({p.count, H, p.max_len, p.max_len});
+    std::vector<MinMaxMechanism> per_op;
+    for (bool is_max : {true, false}) {
+      const auto rows = (op == (is_max ? max_token : max_token + 1)).nonzero().squeeze(1);
+      if (rows.numel() == 0) continue;
+      per_op.push_back(minmax_mechanism(is_max ? "max" : "min", inputs.index_select(0, rows), maps.index_select(0, rows)));
+    }
+    out.emplace_back(epochs[e].epoch, per_op);
   }
   return out;
 }
@@ -257,8 +289,29 @@ void MinMaxTask::finish(const std::string& run_dir) {
                  {"picker_picks_answer", m.picks_answer},
                  {"mechanism_shown", m.shown()}});
   }
+  nlohmann::json over = nlohmann::json::array();
+  const std::string h5 = run_dir + "/attention.h5";
+  if (std::filesystem::exists(h5)) {  // the recorder's probe grid, epoch by epoch
+    int64_t onset = -1;
+    for (const auto& [epoch, per_op] : minmax_mechanism_over_training(h5)) {
+      nlohmann::json row{{"epoch", epoch}};
+      bool all_shown = !per_op.empty();
+      for (const auto& m : per_op) {
+        row[m.op] = {{"sink_head", m.sink_head}, {"sink_mass_on_op", m.sink_mass}, {"picker_head", m.picker_head},
+                     {"picker_picks_answer", m.picks_answer}};
+        all_shown = all_shown && m.sink_mass >= 0.9 && m.picks_answer >= 0.99;
+      }
+      if (all_shown && onset < 0) onset = epoch;
+      if (!all_shown) onset = -1;  // the first epoch from which it holds to the end
+      over.push_back(row);
+    }
+    s << "\n  on the recorder's probe grid: the mechanism "
+      << (onset >= 0 ? "holds from epoch " + std::to_string(onset) + " on" : std::string("is not (yet) shown"))
+      << " (mechanism.json: over_training)";
+  }
   log::info(s.str());
-  write_file_atomic(run_dir + "/mechanism.json", nlohmann::json{{"mechanism", j}}.dump(1) + "\n");
+  write_file_atomic(run_dir + "/mechanism.json",
+                    nlohmann::json{{"mechanism", j}, {"over_training", over}}.dump(1) + "\n");
 }
 
 std::unique_ptr<Task> make_task(const Config& config) {

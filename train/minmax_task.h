@@ -22,6 +22,13 @@ struct MinMaxMechanism {
   bool shown() const { return sink_mass >= 0.9 && picks_answer >= 0.99; }
 };
 
+// The mechanism for one operator from attention probabilities [B,H,T,T] of its examples [B,T].
+MinMaxMechanism minmax_mechanism(const std::string& op, const torch::Tensor& inputs, const torch::Tensor& probs);
+
+// The mechanism per recorded epoch, from the probe grid of an attention file (empty when it holds
+// no attn.probs): (epoch, [max, min]).
+std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_mechanism_over_training(const std::string& h5);
+
 class MinMaxTask : public Task {
  public:
   explicit MinMaxTask(const Config& config);

@@ -3,4 +3,6 @@
 
 #include "models/minmax.h"
 #include "models/minmax_fast.h"
+#include "models/roberta.h"
+#include "models/safetensors.h"
 #include "models/taps.h"

@@ -1,0 +1,234 @@
+// RoBERTa as Hugging Face transformers computes it (models/roberta.h).
+#include "models/roberta.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace attnscope::models {
+namespace nn = torch::nn;
+
+RobertaConfig read_hf_config(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError("'" + path + "': not valid JSON: " + e.what());
+  }
+  RobertaConfig c;
+  std::vector<std::string> problems;
+  auto get_int = [&](const char* key, int64_t& field, int64_t min) {
+    if (!j.contains(key)) return;
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() < min) {
+      problems.push_back(std::string(key) + ": expected an integer >= " + std::to_string(min) + ", got " + j[key].dump());
+    } else {
+      field = j[key].get<int64_t>();
+    }
+  };
+  auto get_double = [&](const char* key, double& field) {
+    if (!j.contains(key) || j[key].is_null()) return;
+    if (!j[key].is_number()) problems.push_back(std::string(key) + ": expected a number, got " + j[key].dump());
+    else field = j[key].get<double>();
+  };
+  get_int("vocab_size", c.vocab_size, 1);
+  get_int("hidden_size", c.hidden_size, 1);
+  get_int("num_hidden_layers", c.num_hidden_layers, 1);
+  get_int("num_attention_heads", c.num_attention_heads, 1);
+  get_int("intermediate_size", c.intermediate_size, 1);
+  get_int("max_position_embeddings", c.max_position_embeddings, 3);
+  get_int("type_vocab_size", c.type_vocab_size, 1);
+  get_int("pad_token_id", c.pad_token_id, 0);
+  get_double("layer_norm_eps", c.layer_norm_eps);
+  get_double("hidden_dropout_prob", c.hidden_dropout_prob);
+  get_double("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
+  if (j.contains("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int64_t>(j["id2label"].size());
+  get_int("num_labels", c.num_labels, 1);
+  if (j.contains("hidden_act") && j["hidden_act"] != "gelu") {
+    problems.push_back("hidden_act: only \"gelu\" (erf) is supported, got " + j["hidden_act"].dump());
+  }
+  if (c.hidden_size % c.num_attention_heads != 0) {
+    problems.push_back("hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of num_attention_heads " +
+                       std::to_string(c.num_attention_heads));
+  }
+  if (!problems.empty()) {
+    std::string m = "'" + path + "' is not a usable RoBERTa config:";
+    for (const auto& p : problems) m += "\n  - " + p;
+    throw UsageError(m);
+  }
+  return c;
+}
+
+RobertaEmbeddingsImpl::RobertaEmbeddingsImpl(const RobertaConfig& c) : pad_id(c.pad_token_id) {
+  word_embeddings = register_module("word_embeddings",
+      nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
+  position_embeddings = register_module("position_embeddings",
+      nn::Embedding(nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size).padding_idx(c.pad_token_id)));
+  token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
+  LayerNorm = register_module("LayerNorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
+  // positions: cumulative count of real tokens, offset by the pad id (first real token: pad + 1)
+  const auto real = input_ids.ne(pad_id).to(torch::kLong);
+  const auto positions = torch::cumsum(real, 1) * real + pad_id;
+  auto x = word_embeddings(input_ids) + token_type_embeddings(torch::zeros_like(input_ids)) +
+           position_embeddings(positions);
+  return dropout(LayerNorm(x));
+}
+
+RobertaSelfAttentionImpl::RobertaSelfAttentionImpl(const RobertaConfig& c)
+    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+  query = register_module("query", nn::Linear(c.hidden_size, c.hidden_size));
+  key = register_module("key", nn::Linear(c.hidden_size, c.hidden_size));
+  value = register_module("value", nn::Linear(c.hidden_size, c.hidden_size));
+  dropout = register_module("dropout", nn::Dropout(c.attention_probs_dropout_prob));
+}
+
+torch::Tensor RobertaSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, int64_t layer,
+                                                Taps* taps) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };  // [B,H,T,d]
+  const auto q = split(query(x)), k = split(key(x)), v = split(value(x));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim)) + mask;  // [B,H,T,T]
+  tap(taps, site::kAttnScores, layer, scores);
+  auto probs = torch::softmax(scores, -1);
+  tap(taps, site::kAttnProbs, layer, probs);
+  auto context = torch::matmul(dropout(probs), v);                  // [B,H,T,d]
+  return context.transpose(1, 2).reshape({B, T, heads * head_dim});  // [B,T,D]
+}
+
+RobertaOutputImpl::RobertaOutputImpl(int64_t in, int64_t out, const RobertaConfig& c) {
+  dense = register_module("dense", nn::Linear(in, out));
+  LayerNorm = register_module("LayerNorm", nn::LayerNorm(nn::LayerNormOptions({out}).eps(c.layer_norm_eps)));
+  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor RobertaOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
+  return LayerNorm(dropout(dense(x)) + residual);
+}
+
+RobertaAttentionImpl::RobertaAttentionImpl(const RobertaConfig& c) {
+  self = register_module("self", RobertaSelfAttention(c));
+  output = register_module("output", RobertaOutput(c.hidden_size, c.hidden_size, c));
+}
+
+RobertaIntermediateImpl::RobertaIntermediateImpl(const RobertaConfig& c) {
+  dense = register_module("dense", nn::Linear(c.hidden_size, c.intermediate_size));
+}
+
+RobertaLayerImpl::RobertaLayerImpl(const RobertaConfig& c) {
+  attention = register_module("attention", RobertaAttention(c));
+  intermediate = register_module("intermediate", RobertaIntermediate(c));
+  output = register_module("output", RobertaOutput(c.intermediate_size, c.hidden_size, c));
+}
+
+torch::Tensor RobertaLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, int64_t layer, Taps* taps) {
+  const auto attended = attention->output(attention->self(x, mask, layer, taps), x);
+  const auto inner = torch::gelu(intermediate->dense(attended));  // erf GELU, as HF's "gelu"
+  return output(inner, attended);
+}
+
+RobertaEncoderImpl::RobertaEncoderImpl(const RobertaConfig& c) {
+  layer = register_module("layer", nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(RobertaLayer(c));
+}
+
+RobertaModelImpl::RobertaModelImpl(const RobertaConfig& c) {
+  embeddings = register_module("embeddings", RobertaEmbeddings(c));
+  encoder = register_module("encoder", RobertaEncoder(c));
+}
+
+torch::Tensor RobertaModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Taps* taps) {
+  auto h = embeddings(input_ids);
+  tap(taps, site::kEmbedOut, 0, h);
+  // additive mask as HF: 0 for tokens, the dtype's lowest value for padding keys
+  const auto mask = (1.0 - attention_mask.to(h.scalar_type())).view({h.size(0), 1, 1, h.size(1)}) *
+                    std::numeric_limits<float>::lowest();
+  int64_t i = 0;
+  for (const auto& module : *encoder->layer) {
+    h = module->as<RobertaLayer>()->forward(h, mask, i, taps);
+    tap(taps, site::kBlockOut, i, h);
+    ++i;
+  }
+  return h;
+}
+
+RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const RobertaConfig& c) {
+  dense = register_module("dense", nn::Linear(c.hidden_size, c.hidden_size));
+  out_proj = register_module("out_proj", nn::Linear(c.hidden_size, c.num_labels));
+  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor RobertaClassificationHeadImpl::forward(const torch::Tensor& features, Taps* taps) {
+  const auto first = features.select(1, 0);  // <s>
+  tap(taps, site::kPooled, 0, first);
+  return out_proj(dropout(torch::tanh(dense(dropout(first)))));
+}
+
+RobertaForSequenceClassificationImpl::RobertaForSequenceClassificationImpl(const RobertaConfig& c) {
+  roberta = register_module("roberta", RobertaModel(c));
+  classifier = register_module("classifier", RobertaClassificationHead(c));
+}
+
+torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                            const torch::Tensor& attention_mask, Taps* taps) {
+  return classifier(roberta(input_ids, attention_mask, taps), taps);
+}
+
+RobertaLMHeadImpl::RobertaLMHeadImpl(const RobertaConfig& c) {
+  dense = register_module("dense", nn::Linear(c.hidden_size, c.hidden_size));
+  layer_norm = register_module("layer_norm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  bias = register_parameter("bias", torch::zeros({c.vocab_size}));
+}
+
+torch::Tensor RobertaLMHeadImpl::forward(const torch::Tensor& features, const torch::Tensor& word_embeddings) {
+  return torch::nn::functional::linear(layer_norm(torch::gelu(dense(features))), word_embeddings, bias);
+}
+
+RobertaForMaskedLMImpl::RobertaForMaskedLMImpl(const RobertaConfig& c) {
+  roberta = register_module("roberta", RobertaModel(c));
+  lm_head = register_module("lm_head", RobertaLMHead(c));
+}
+
+torch::Tensor RobertaForMaskedLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                              Taps* taps) {
+  return lm_head(roberta(input_ids, attention_mask, taps), roberta->embeddings->word_embeddings->weight);
+}
+
+void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors,
+                   const std::string& origin) {
+  static const std::set<std::string> kOptional = {"roberta.embeddings.position_ids", "lm_head.decoder.weight",
+                                                  "lm_head.decoder.bias", "roberta.pooler.dense.weight",
+                                                  "roberta.pooler.dense.bias"};
+  std::vector<std::string> problems;
+  auto params = model.named_parameters();
+  for (const auto& p : params) {
+    auto it = tensors.find(p.key());
+    if (it == tensors.end()) {
+      problems.push_back("missing tensor '" + p.key() + "'");
+    } else if (it->second.sizes() != p.value().sizes()) {
+      std::ostringstream s;
+      s << "tensor '" << p.key() << "' has shape " << it->second.sizes() << ", the model expects " << p.value().sizes();
+      problems.push_back(s.str());
+    }
+  }
+  for (const auto& [name, t] : tensors) {
+    if (!params.contains(name) && !kOptional.count(name)) problems.push_back("unexpected tensor '" + name + "'");
+  }
+  if (!problems.empty()) {
+    std::string m = "'" + origin + "' does not fit the model:";
+    for (const auto& p : problems) m += "\n  - " + p;
+    throw UsageError(m);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& p : params) p.value().copy_(tensors.at(p.key()).to(p.value().scalar_type()));
+}
+
+}  // namespace attnscope::models

@@ -1,0 +1,54 @@
+// safetensors reader (models/safetensors.h).
+#include "models/safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace attnscope::models {
+
+std::map<std::string, torch::Tensor> read_safetensors(const std::string& path) {
+  const std::string bytes = read_file(path);
+  auto bad = [&](const std::string& what) { return UsageError("'" + path + "' is not a valid safetensors file: " + what); };
+  if (bytes.size() < 8) throw bad("shorter than its 8-byte header length");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+  if (n > bytes.size() - 8) throw bad("header length " + std::to_string(n) + " exceeds the file");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+  } catch (const std::exception& e) {
+    throw bad(std::string("header JSON: ") + e.what());
+  }
+  static const std::map<std::string, std::pair<torch::ScalarType, size_t>> kTypes = {
+      {"F32", {torch::kFloat, 4}}, {"F16", {torch::kHalf, 2}},   {"BF16", {torch::kBFloat16, 2}},
+      {"F64", {torch::kDouble, 8}}, {"I64", {torch::kLong, 8}}, {"I32", {torch::kInt, 4}}};
+  const size_t data_start = 8 + n, data_size = bytes.size() - data_start;
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    try {
+      const auto type = kTypes.find(info.at("dtype").get<std::string>());
+      if (type == kTypes.end()) throw bad("tensor '" + name + "' has unsupported dtype " + info.at("dtype").dump());
+      const auto shape = info.at("shape").get<std::vector<int64_t>>();
+      const auto off = info.at("data_offsets").get<std::vector<uint64_t>>();
+      int64_t numel = 1;
+      for (auto s : shape) numel *= s;
+      if (off.size() != 2 || off[1] < off[0] || off[1] > data_size ||
+          off[1] - off[0] != static_cast<uint64_t>(numel) * type->second.second) {
+        throw bad("tensor '" + name + "' has data_offsets that do not match its shape and the file");
+      }
+      auto t = torch::empty(shape, type->second.first);
+      std::memcpy(t.data_ptr(), bytes.data() + data_start + off[0], off[1] - off[0]);
+      out[name] = t;
+    } catch (const nlohmann::json::exception& e) {
+      throw bad("tensor '" + name + "': " + e.what());
+    }
+  }
+  return out;
+}
+
+}  // namespace attnscope::models

@@ -2,4 +2,5 @@
 #pragma once
 
 #include "data/batching.h"
+#include "data/bpe_tokenizer.h"
 #include "data/minmax.h"

@@ -51,4 +51,28 @@ std::map<std::string, torch::Tensor> read_safetensors(const std::string& path) {
   return out;
 }
 
+void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  static const std::map<torch::ScalarType, std::string> kNames = {
+      {torch::kFloat, "F32"}, {torch::kHalf, "F16"}, {torch::kBFloat16, "BF16"},
+      {torch::kDouble, "F64"}, {torch::kLong, "I64"}, {torch::kInt, "I32"}};
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::string data;
+  for (const auto& [name, t] : tensors) {  // std::map: sorted names, as safetensors writes them
+    const auto c = t.detach().to(torch::kCPU).contiguous();
+    auto type = kNames.find(c.scalar_type());
+    if (type == kNames.end()) throw std::invalid_argument("write_safetensors: unsupported dtype of '" + name + "'");
+    const size_t begin = data.size(), bytes = c.numel() * c.element_size();
+    data.append(static_cast<const char*>(c.data_ptr()), bytes);
+    header[name] = {{"dtype", type->second}, {"shape", c.sizes().vec()}, {"data_offsets", {begin, begin + bytes}}};
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
+  write_file_atomic(path, out + h + data);
+}
+
 }  // namespace attnscope::models

@@ -271,6 +271,33 @@ TEST(Roberta, MaskedLMMatchesTransformersWithTiedDecoder) {
   EXPECT_LT((sample - want).abs().max().item<double>(), 5e-5);
 }
 
+TEST(Roberta, SafetensorsRoundTrip) {
+  SKIP_WITHOUT_SHARED();
+  const auto dir = fixtures() + "/roberta-tiny-regression";
+  RobertaForSequenceClassification m(read_hf_config(dir + "/config.json"));
+  load_hf_state(*m, read_safetensors(dir + "/model.safetensors"), dir);
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& p : m->named_parameters()) state[p.key()] = p.value();
+  const auto out = (std::filesystem::temp_directory_path() / "attnscope-roundtrip.safetensors").string();
+  write_safetensors(out, state);
+  const auto back = read_safetensors(out);
+  std::filesystem::remove(out);
+  ASSERT_EQ(back.size(), state.size());
+  for (const auto& [name, t] : state) EXPECT_TRUE(torch::equal(back.at(name), t)) << name;
+  // the same bytes a Hugging Face file holds for the same tensors
+  const auto original = read_safetensors(dir + "/model.safetensors");
+  for (const auto& [name, t] : state) EXPECT_TRUE(torch::equal(original.at(name), t)) << name;
+}
+
+TEST(Safetensors, MalformedFilesAreRefused) {
+  const auto path = (std::filesystem::temp_directory_path() / "attnscope-bad.safetensors").string();
+  std::ofstream(path) << std::string("\x10\0\0\0\0\0\0\0{\"a\": 1}      ", 24);
+  EXPECT_THROW(read_safetensors(path), UsageError);
+  std::ofstream(path) << "short";
+  EXPECT_THROW(read_safetensors(path), UsageError);
+  std::filesystem::remove(path);
+}
+
 TEST(Roberta, StrictLoadNamesEveryProblem) {
   SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-regression";

@@ -186,13 +186,20 @@ std::vector<std::string> BpeTokenizer::bpe(const std::string& word) const {
   return sym;
 }
 
-std::vector<std::string> BpeTokenizer::tokenize(const std::string& text) const {
+std::vector<std::string> BpeTokenizer::tokenize(const std::string& text,
+                                                std::vector<std::pair<int64_t, int64_t>>* spans) const {
   std::vector<std::string> out;
   const auto& map = byte_unicode();
+  int64_t offset = 0;
   for (const auto& piece : gpt2_pretokenize(text)) {
     std::string word;
     for (unsigned char c : piece) word += map[c];
-    for (auto& tok : bpe(word)) out.push_back(std::move(tok));
+    for (auto& tok : bpe(word)) {
+      const auto n = static_cast<int64_t>(chars(tok).size());  // one byte-level character per input byte
+      if (spans) spans->emplace_back(offset, offset + n);
+      offset += n;
+      out.push_back(std::move(tok));
+    }
   }
   return out;
 }

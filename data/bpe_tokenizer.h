@@ -19,8 +19,9 @@ class BpeTokenizer {
   static BpeTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
   static BpeTokenizer from_dir(const std::string& dir);  // DIR/vocab.json, DIR/merges.txt
 
-  // BPE tokens of `text`, as vocabulary strings (no special tokens).
-  std::vector<std::string> tokenize(const std::string& text) const;
+  // BPE tokens of `text`, as vocabulary strings (no special tokens); `spans` (optional) gets each
+  // token's [begin, end) byte offsets in `text`.
+  std::vector<std::string> tokenize(const std::string& text, std::vector<std::pair<int64_t, int64_t>>* spans = nullptr) const;
   // <s> tokens </s>; with max_len > 0 the tokens are cut so the whole fits in max_len.
   std::vector<int64_t> encode(const std::string& text, int64_t max_len = 0) const;
 

@@ -4,3 +4,4 @@
 #include "data/batching.h"
 #include "data/bpe_tokenizer.h"
 #include "data/minmax.h"
+#include "data/smiles_tokenizer.h"

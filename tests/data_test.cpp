@@ -46,6 +46,19 @@ TEST(BpeTokenizer, ReproducesHuggingFaceOnChemBERTa) {
   }
 }
 
+TEST(BpeTokenizer, SpansCoverTheInput) {
+  if (!std::filesystem::exists(tokenizer_dir())) GTEST_SKIP() << "../shared/fixtures not found beside the source tree";
+  const auto tok = BpeTokenizer::from_dir(tokenizer_dir());
+  std::vector<Span> spans;
+  const std::string s = "CCCCCCCCCC(C)O";
+  const auto toks = tok.tokenize(s, &spans);
+  ASSERT_EQ(spans.size(), toks.size());
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 4}, {4, 10}, {10, 11}, {11, 12}, {12, 13}, {13, 14}}));
+  std::string joined;
+  for (const auto& [b, e] : spans) joined += s.substr(b, e - b);
+  EXPECT_EQ(joined, s);
+}
+
 TEST(BpeTokenizer, TruncationPaddingAndMasks) {
   if (!std::filesystem::exists(tokenizer_dir())) GTEST_SKIP() << "../shared/fixtures not found beside the source tree";
   const auto tok = BpeTokenizer::from_dir(tokenizer_dir());
@@ -70,6 +83,41 @@ TEST(BpeTokenizer, BadFilesNameTheProblem) {
   }
   testing::write_text(d.path("vocab.json"), "[1, 2]");
   EXPECT_THROW(BpeTokenizer::from_dir(d.path()), UsageError);
+}
+
+TEST(SmilesSplit, AtomLevelTokensWithSpans) {
+  using V = std::vector<std::string>;
+  std::vector<Span> spans;
+  EXPECT_EQ(smiles_split("C[C@@H](N)C(=O)O", &spans), (V{"C", "[C@@H]", "(", "N", ")", "C", "(", "=", "O", ")", "O"}));
+  EXPECT_EQ(spans[1], (Span{1, 7}));
+  EXPECT_EQ(smiles_split("N#Cc1ccccc1Cl"), (V{"N", "#", "C", "c", "1", "c", "c", "c", "c", "c", "1", "Cl"}));
+  EXPECT_EQ(smiles_split("C%10CCBr.[Na+]"), (V{"C", "%10", "C", "C", "Br", ".", "[Na+]"}));
+  EXPECT_EQ(smiles_split("F/C=C/F"), (V{"F", "/", "C", "=", "C", "/", "F"}));
+  EXPECT_THROW(smiles_split("CCX"), UsageError);
+  for (const std::string s : {"OCC3OC(OCC2OC(OC(C#N)c1ccccc1)C(O)C(O)C2O)C(O)C(O)C3O", "[CH][I-][Br-]"}) {
+    std::string joined;
+    for (const auto& t : smiles_split(s)) joined += t;
+    EXPECT_EQ(joined, s);  // round trip
+  }
+}
+
+TEST(SmilesTokenizer, VocabularyFromACorpusSavedAndLoaded) {
+  const auto tok = SmilesTokenizer::build({"CCO", "c1ccccc1", "CC#N"});
+  EXPECT_EQ(tok.id_token(0), "<s>");
+  EXPECT_EQ(tok.id_token(5), "c");  // the most frequent first (6 times), then C (4)
+  EXPECT_EQ(tok.id_token(6), "C");
+  std::vector<Span> spans;
+  const auto ids = tok.encode("CCBr", 0, &spans);
+  EXPECT_EQ(ids.front(), SmilesTokenizer::kBos);
+  EXPECT_EQ(ids.back(), SmilesTokenizer::kEos);
+  EXPECT_EQ(ids[3], SmilesTokenizer::kUnk);  // Br is not in the corpus
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 1}, {1, 2}, {2, 4}}));
+  testing::TempDir d;
+  tok.save(d.path("vocab.json"));
+  const auto back = SmilesTokenizer::load(d.path("vocab.json"));
+  EXPECT_EQ(back.vocab_size(), tok.vocab_size());
+  EXPECT_EQ(back.encode("CC#N"), tok.encode("CC#N"));
+  EXPECT_EQ(tok.encode("CCCCC", 4).size(), 4u);
 }
 
 }  // namespace

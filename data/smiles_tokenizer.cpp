@@ -1,0 +1,103 @@
+// Atom-level SMILES tokenizer (data/smiles_tokenizer.h).
+#include "data/smiles_tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <regex>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace attnscope::data {
+
+std::vector<std::string> smiles_split(const std::string& smiles, std::vector<Span>* spans) {
+  // Schwaller et al. (Molecular Transformer); DeepChem's SmilesTokenizer uses the same, but an
+  // old version of it lost '#' (triple bonds): it is here.
+  static const std::regex kPattern(
+      R"((\[[^\]]+\]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9]))");
+  std::vector<std::string> out;
+  size_t expected = 0;
+  for (auto it = std::sregex_iterator(smiles.begin(), smiles.end(), kPattern); it != std::sregex_iterator(); ++it) {
+    const size_t pos = static_cast<size_t>(it->position());
+    if (pos != expected) {
+      throw UsageError("SMILES '" + smiles + "': character " + std::to_string(expected + 1) + " ('" +
+                       smiles.substr(expected, 1) + "') starts no SMILES token");
+    }
+    out.push_back(it->str());
+    if (spans) spans->emplace_back(static_cast<int64_t>(pos), static_cast<int64_t>(pos + it->length()));
+    expected = pos + static_cast<size_t>(it->length());
+  }
+  if (expected != smiles.size()) {
+    throw UsageError("SMILES '" + smiles + "': character " + std::to_string(expected + 1) + " ('" +
+                     smiles.substr(expected, 1) + "') starts no SMILES token");
+  }
+  return out;
+}
+
+SmilesTokenizer SmilesTokenizer::build(const std::vector<std::string>& corpus, int64_t min_count) {
+  std::map<std::string, int64_t> counts;
+  for (const auto& s : corpus) {
+    for (const auto& t : smiles_split(s)) ++counts[t];
+  }
+  std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  SmilesTokenizer t;
+  t.tokens_ = {"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
+  for (const auto& [tok, n] : sorted) {
+    if (n >= min_count) t.tokens_.push_back(tok);
+  }
+  for (size_t i = 0; i < t.tokens_.size(); ++i) t.ids_[t.tokens_[i]] = static_cast<int64_t>(i);
+  return t;
+}
+
+void SmilesTokenizer::save(const std::string& vocab_json) const {
+  nlohmann::ordered_json j;
+  for (size_t i = 0; i < tokens_.size(); ++i) j[tokens_[i]] = i;
+  write_file_atomic(vocab_json, j.dump(1) + "\n");
+}
+
+SmilesTokenizer SmilesTokenizer::load(const std::string& vocab_json) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(vocab_json));
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError("'" + vocab_json + "': not valid JSON: " + e.what());
+  }
+  SmilesTokenizer t;
+  t.tokens_.assign(j.size(), "");
+  for (const auto& [tok, id] : j.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<size_t>() >= j.size()) {
+      throw UsageError("'" + vocab_json + "': token '" + tok + "' has id " + id.dump());
+    }
+    t.tokens_[id.get<size_t>()] = tok;
+    t.ids_[tok] = id.get<int64_t>();
+  }
+  const std::vector<std::string> specials = {"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
+  for (size_t i = 0; i < specials.size(); ++i) {
+    if (i >= t.tokens_.size() || t.tokens_[i] != specials[i]) {
+      throw UsageError("'" + vocab_json + "': id " + std::to_string(i) + " must be " + specials[i]);
+    }
+  }
+  return t;
+}
+
+int64_t SmilesTokenizer::token_id(const std::string& token) const {
+  auto it = ids_.find(token);
+  return it == ids_.end() ? kUnk : it->second;
+}
+
+std::vector<int64_t> SmilesTokenizer::encode(const std::string& smiles, int64_t max_len, std::vector<Span>* spans) const {
+  std::vector<Span> sp;
+  const auto toks = smiles_split(smiles, &sp);
+  size_t keep = toks.size();
+  if (max_len > 0) keep = std::min(keep, static_cast<size_t>(std::max<int64_t>(0, max_len - 2)));
+  std::vector<int64_t> ids{kBos};
+  for (size_t i = 0; i < keep; ++i) ids.push_back(token_id(toks[i]));
+  ids.push_back(kEos);
+  if (spans) spans->assign(sp.begin(), sp.begin() + static_cast<std::ptrdiff_t>(keep));
+  return ids;
+}
+
+}  // namespace attnscope::data

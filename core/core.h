@@ -5,5 +5,6 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/version.h"

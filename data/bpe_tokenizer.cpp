@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json.h"
 
 namespace attnscope::data {
 namespace {
@@ -113,12 +114,7 @@ std::vector<std::string> gpt2_pretokenize(const std::string& text) {
 
 BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt) {
   BpeTokenizer t;
-  nlohmann::json v;
-  try {
-    v = nlohmann::json::parse(read_file(vocab_json));
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError("'" + vocab_json + "': not valid JSON: " + e.what());
-  }
+  const nlohmann::json v = read_json_file(vocab_json);
   if (!v.is_object()) throw UsageError("'" + vocab_json + "': expected an object of token -> id");
   t.id_to_token_.assign(v.size(), "");
   for (const auto& [tok, id] : v.items()) {

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json.h"
 
 namespace attnscope::data {
 
@@ -59,12 +60,7 @@ void SmilesTokenizer::save(const std::string& vocab_json) const {
 }
 
 SmilesTokenizer SmilesTokenizer::load(const std::string& vocab_json) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(vocab_json));
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError("'" + vocab_json + "': not valid JSON: " + e.what());
-  }
+  const nlohmann::json j = read_json_file(vocab_json);
   SmilesTokenizer t;
   t.tokens_.assign(j.size(), "");
   for (const auto& [tok, id] : j.items()) {

@@ -10,17 +10,13 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json.h"
 
 namespace attnscope::models {
 namespace nn = torch::nn;
 
 RobertaConfig read_hf_config(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError("'" + path + "': not valid JSON: " + e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   RobertaConfig c;
   std::vector<std::string> problems;
   auto get_int = [&](const char* key, int64_t& field, int64_t min) {

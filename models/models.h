@@ -5,4 +5,5 @@
 #include "models/minmax_fast.h"
 #include "models/roberta.h"
 #include "models/safetensors.h"
+#include "models/torch_pickle.h"
 #include "models/taps.h"

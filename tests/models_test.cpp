@@ -289,6 +289,21 @@ TEST(Roberta, SafetensorsRoundTrip) {
   for (const auto& [name, t] : state) EXPECT_TRUE(torch::equal(original.at(name), t)) << name;
 }
 
+TEST(Roberta, PytorchModelBinEqualsSafetensors) {
+  SKIP_WITHOUT_SHARED();
+  const auto dir = fixtures() + "/roberta-tiny-regression";
+  const auto bin = read_torch_state_dict(dir + "/pytorch_model.bin");
+  const auto st = read_safetensors(dir + "/model.safetensors");
+  EXPECT_TRUE(bin.count("roberta.embeddings.position_ids"));  // the buffer torch.save kept
+  for (const auto& [name, t] : st) {
+    ASSERT_TRUE(bin.count(name)) << name;
+    EXPECT_TRUE(torch::equal(bin.at(name), t)) << name;
+  }
+  RobertaForSequenceClassification m(read_hf_config(dir + "/config.json"));
+  load_hf_state(*m, bin, dir + "/pytorch_model.bin");  // strict: only the optional buffer is extra
+  EXPECT_THROW(read_torch_state_dict(dir + "/model.safetensors"), UsageError);
+}
+
 TEST(Safetensors, MalformedFilesAreRefused) {
   const auto path = (std::filesystem::temp_directory_path() / "attnscope-bad.safetensors").string();
   std::ofstream(path) << std::string("\x10\0\0\0\0\0\0\0{\"a\": 1}      ", 24);

@@ -37,7 +37,10 @@ torch::ScalarType storage_type(const std::string& global, const std::string& pat
       {"torch.LongStorage", torch::kLong},   {"torch.IntStorage", torch::kInt},
       {"torch.ByteStorage", torch::kByte},   {"torch.BoolStorage", torch::kBool}};
   auto it = kTypes.find(global);
-  if (it == kTypes.end()) throw UsageError("'" + path + "': unsupported storage type " + global);
+  if (it == kTypes.end()) {
+    throw UsageError("'" + path + "': the pickle names the global '" + global + "', which a state dict does not "
+                     "use; refusing to load it (a checkpoint must never run code)");
+  }
   return it->second;
 }
 
@@ -102,10 +105,13 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
     switch (op) {
       case 0x80: read_le(1); break;                                   // PROTO
       case '.': goto done;                                             // STOP
-      case 'c': {                                                      // GLOBAL
+      case 'c': {                                                      // GLOBAL: an allowlist, nothing else
         auto g = make(Value::kGlobal);
         const std::string module = read_line();
         g->s = module + "." + read_line();
+        if (g->s != "collections.OrderedDict" && g->s != "torch._utils._rebuild_tensor_v2") {
+          storage_type(g->s, path);  // throws for anything that is not a known storage type
+        }
         stack.push_back(g);
         break;
       }

@@ -199,7 +199,8 @@ torch::Tensor RobertaForMaskedLMImpl::forward(const torch::Tensor& input_ids, co
 }
 
 void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors,
-                   const std::string& origin) {
+                   const std::string& origin, std::vector<std::string>* new_heads) {
+  auto is_head = [](const std::string& n) { return n.rfind("classifier.", 0) == 0 || n.rfind("lm_head.", 0) == 0; };
   static const std::set<std::string> kOptional = {"roberta.embeddings.position_ids", "lm_head.decoder.weight",
                                                   "lm_head.decoder.bias", "roberta.pooler.dense.weight",
                                                   "roberta.pooler.dense.bias"};
@@ -207,7 +208,9 @@ void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::
   auto params = model.named_parameters();
   for (const auto& p : params) {
     auto it = tensors.find(p.key());
-    if (it == tensors.end()) {
+    if (it == tensors.end() && new_heads != nullptr && is_head(p.key())) {
+      new_heads->push_back(p.key());
+    } else if (it == tensors.end()) {
       problems.push_back("missing tensor '" + p.key() + "'");
     } else if (it->second.sizes() != p.value().sizes()) {
       std::ostringstream s;
@@ -216,7 +219,9 @@ void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::
     }
   }
   for (const auto& [name, t] : tensors) {
-    if (!params.contains(name) && !kOptional.count(name)) problems.push_back("unexpected tensor '" + name + "'");
+    if (params.contains(name) || kOptional.count(name)) continue;
+    if (new_heads != nullptr && is_head(name)) continue;  // another task's head
+    problems.push_back("unexpected tensor '" + name + "'");
   }
   if (!problems.empty()) {
     std::string m = "'" + origin + "' does not fit the model:";
@@ -224,7 +229,10 @@ void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::
     throw UsageError(m);
   }
   torch::NoGradGuard no_grad;
-  for (auto& p : params) p.value().copy_(tensors.at(p.key()).to(p.value().scalar_type()));
+  for (auto& p : params) {
+    auto it = tensors.find(p.key());
+    if (it != tensors.end()) p.value().copy_(it->second.to(p.value().scalar_type()));
+  }
 }
 
 }  // namespace attnscope::models

@@ -149,7 +149,10 @@ TORCH_MODULE(RobertaForMaskedLM);
 // Copies Hugging Face tensors into `model` by name, strictly: every missing, unexpected or
 // mis-shaped tensor is named in one UsageError. Keys a Hugging Face file may hold or omit
 // without meaning (the position_ids buffer, the tied lm_head.decoder.*) are accepted either way.
+// With `new_heads` given, a task head the checkpoint lacks (classifier.*, lm_head.*) keeps its
+// initialisation and its tensor names are listed there, and another task's head in the checkpoint
+// is skipped: an MLM checkpoint fine-tuned for regression loads its encoder.
 void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors,
-                   const std::string& origin);
+                   const std::string& origin, std::vector<std::string>* new_heads = nullptr);
 
 }  // namespace attnscope::models

@@ -305,6 +305,20 @@ TEST(Roberta, PytorchModelBinEqualsSafetensors) {
   EXPECT_THROW(read_torch_state_dict(dir + "/model.safetensors"), UsageError);
 }
 
+TEST(Roberta, MlmCheckpointLoadsItsEncoderUnderANewHead) {
+  SKIP_WITHOUT_SHARED();
+  const auto dir = fixtures() + "/roberta-tiny-mlm";
+  const auto tensors = read_safetensors(dir + "/model.safetensors");
+  RobertaForSequenceClassification m(read_hf_config(dir + "/config.json"));
+  EXPECT_THROW(load_hf_state(*m, tensors, dir), UsageError);  // strict by default
+  std::vector<std::string> fresh;
+  load_hf_state(*m, tensors, dir, &fresh);
+  EXPECT_EQ(fresh, (std::vector<std::string>{"classifier.dense.weight", "classifier.dense.bias",
+                                             "classifier.out_proj.weight", "classifier.out_proj.bias"}));
+  EXPECT_TRUE(torch::equal(m->roberta->embeddings->word_embeddings->weight,
+                           tensors.at("roberta.embeddings.word_embeddings.weight")));
+}
+
 TEST(TorchPickle, ForeignGlobalsAreRefusedByName) {
   const auto path = (std::filesystem::temp_directory_path() / "attnscope-evil.bin").string();
   {

@@ -14,7 +14,9 @@
 
 #include "cli/app.h"
 #include "core/core.h"
+#include "models/minmax_kernel.h"
 #include "models/models.h"
+#include "store/store.h"
 #include "train/runtime.h"
 
 namespace fs = std::filesystem;
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
   const int64_t n_train = static_cast<int64_t>(cfg.data.train_fraction * N + 1e-6);
   const double fpe = module_flops_per_example(4, cfg.model.d_model, cfg.model.n_heads, cfg.model.d_head, V);
   const double epoch_flops = fpe * (3.0 * n_train + (N - n_train));  // train fwd+bwd, eval fwd
-  std::printf("attnscope: %.0f epochs in %.2f s wall (whole process run: setup, training, summary)\n", epochs, wall);
+  std::printf("attnscope: %.0f epochs in %.2f s wall (whole process run: setup, training, summary); %s kernel\n",
+              epochs, wall, models::kernel::variant());
   std::printf("  %.1f epochs/s; module-equivalent work %.2f GFLOP/epoch -> %.1f GFLOP/s = %.2fx the sgemm peak\n",
               epochs / wall, epoch_flops / 1e9, epochs * epoch_flops / wall / 1e9,
               epochs * epoch_flops / wall / 1e9 / peak);
@@ -102,14 +105,7 @@ int main(int argc, char** argv) {
   const double wall_rec = timed_run(out + "-recorded", true);
   const auto h5 = out + "-recorded/attention.h5";
   const auto size = static_cast<double>(fs::file_size(h5));
-  int64_t recorded = 0;
-  {
-    std::ifstream log(out + "-recorded/train.log");
-    for (std::string line; std::getline(log, line);) {
-      const auto pos = line.find("[attention] ");
-      if (pos != std::string::npos) recorded = std::stoll(line.substr(pos + 12));
-    }
-  }
+  const auto recorded = static_cast<int64_t>(store::Reader(h5).epochs().size());
   std::printf("recording on (configs/minmax.yaml hooks.attention: %lld epochs of probe maps, metrics over the\n"
               "  whole validation split every 10 epochs): %.2f s vs %.2f s off -> +%.1f %%; attention.h5 %.2f MB,\n"
               "  %.1f kB per recorded epoch\n",

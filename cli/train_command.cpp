@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
-#include <thread>
 
 #include "core/core.h"
 #include "hooks/hooks.h"

@@ -223,11 +223,19 @@ struct KeyLister {
   void operator()(const char* key, T&, const char*, unsigned) { keys.push_back(key); }
 };
 
-std::vector<std::string> all_keys() {
-  Config c;
-  KeyLister l;
-  visit_fields(c, l);
-  return l.keys;
+// Every key path in file order, and as a set; computed once.
+const std::vector<std::string>& all_keys() {
+  static const std::vector<std::string> keys = [] {
+    Config c;
+    KeyLister l;
+    visit_fields(c, l);
+    return l.keys;
+  }();
+  return keys;
+}
+const std::set<std::string>& known_keys() {
+  static const std::set<std::string> keys(all_keys().begin(), all_keys().end());
+  return keys;
 }
 
 std::string suggest(const std::string& key) {
@@ -464,9 +472,7 @@ YAML::Node load_yaml_file(const std::string& path, std::vector<std::string>& pro
 ResolvedConfig resolve_config(const std::string& path, const std::vector<std::string>& overrides) {
   ResolvedConfig r;
   std::vector<std::string> problems;
-  const std::vector<std::string> keys = all_keys();
-  const std::set<std::string> known(keys.begin(), keys.end());
-
+  const std::set<std::string>& known = known_keys();
   std::map<std::string, YAML::Node> values;
   std::map<std::string, std::string> where;
   if (!path.empty()) {
@@ -495,12 +501,8 @@ ResolvedConfig resolve_config(const std::string& path, const std::vector<std::st
   }
   Reader reader{values, where, r.sources, problems};
   visit_fields(r.config, reader);
-  if (problems.empty()) {
-    problems = validate(r.config, r.sources);
-  } else {
-    // Report range/combination problems too, but only for keys that parsed.
-    for (auto& p : validate(r.config, r.sources)) problems.push_back(std::move(p));
-  }
+  // Range and combination rules too; a key that did not parse keeps its default and passes them.
+  for (auto& p : validate(r.config, r.sources)) problems.push_back(std::move(p));
   if (!problems.empty()) throw ConfigError(problems);
   return r;
 }
@@ -545,11 +547,9 @@ Config config_from_yaml(const std::string& text, const std::string& origin) {
   } catch (const YAML::ParserException& e) {
     throw ConfigError({origin + ": malformed YAML: " + e.msg});
   }
-  const std::vector<std::string> keys = all_keys();
-  const std::set<std::string> known(keys.begin(), keys.end());
   std::map<std::string, YAML::Node> values;
   std::map<std::string, std::string> where;
-  if (root.IsMap()) flatten(root, "", origin, known, values, where, problems);
+  if (root.IsMap()) flatten(root, "", origin, known_keys(), values, where, problems);
   SourceMap sources;
   Reader reader{values, where, sources, problems};
   visit_fields(c, reader);

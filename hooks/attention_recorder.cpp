@@ -49,11 +49,7 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
     const auto& sites = writer_->header().sites;
     const int64_t n = writer_->epochs_recorded();
     if (n > 0 && std::find(sites.begin(), sites.end(), models::site::kAttnProbs) != sites.end()) {
-      // js_prev of the next recorded epoch compares with the last one in the file, as without the kill
-      const auto& p = writer_->probes();
-      prev_probs_ = torch::tensor(writer_->read_map(models::site::kAttnProbs, n - 1))
-                        .view({p.count, static_cast<int64_t>(layers_.size()), static_cast<int64_t>(heads_.size()),
-                               p.max_len, p.max_len});
+      prev_probs_ = recorded_probs(n - 1);  // js_prev of the next epoch compares with the file's last, as without the kill
     }
     return;
   }
@@ -171,18 +167,20 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
   write_js_final();
 }
 
+torch::Tensor AttentionRecorder::recorded_probs(int64_t epoch_index) const {
+  const auto& p = writer_->probes();
+  return torch::tensor(writer_->read_map(models::site::kAttnProbs, epoch_index))
+      .view({p.count, static_cast<int64_t>(layers_.size()), static_cast<int64_t>(heads_.size()), p.max_len, p.max_len});
+}
+
 void AttentionRecorder::write_js_final() {
   const auto& sites = writer_->header().sites;
   const int64_t n = writer_->epochs_recorded();
   if (n == 0 || std::find(sites.begin(), sites.end(), models::site::kAttnProbs) == sites.end()) return;
-  const auto& p = writer_->probes();
-  const std::vector<int64_t> shape = {p.count, static_cast<int64_t>(layers_.size()), static_cast<int64_t>(heads_.size()),
-                                      p.max_len, p.max_len};
-  const auto final_maps = torch::tensor(writer_->read_map(models::site::kAttnProbs, n - 1)).view(shape);
+  const auto final_maps = recorded_probs(n - 1);
   std::vector<float> rows;
   for (int64_t e = 0; e < n; ++e) {  // one epoch in memory at a time
-    const auto maps = torch::tensor(writer_->read_map(models::site::kAttnProbs, e)).view(shape);
-    const auto js = to_floats(js_divergence(maps, final_maps, probes_.lengths));
+    const auto js = to_floats(js_divergence(recorded_probs(e), final_maps, probes_.lengths));
     rows.insert(rows.end(), js.begin(), js.end());
   }
   writer_->write_js_final(rows);

@@ -37,12 +37,12 @@ class AttentionRecorder : public train::Observer {
   store::SiteMaps probe_maps();
   // Metrics over the validation split: name -> [L*H].
   std::map<std::string, std::vector<float>> validation_metrics();
-  double seconds_spent() const { return seconds_; }
 
  private:
   void record(int64_t epoch, int64_t step, bool is_best, bool on_cadence);
   void write_pending_best();
   void write_js_final();
+  torch::Tensor recorded_probs(int64_t epoch_index) const;  // attn.probs of a recorded epoch, [P,L,H,T,T]
   const AttentionHookConfig& cfg_;
   train::Task& task_;
   train::ProbeSet probes_;

@@ -22,15 +22,17 @@ const Taps::Request* Taps::find(const char* site, int64_t layer) const {
 
 bool Taps::wants(const char* site, int64_t layer) const { return find(site, layer) != nullptr; }
 
-void Taps::capture(const char* site, int64_t layer, const torch::Tensor& t) {
+bool Taps::capture(const char* site, int64_t layer, const torch::Tensor& t) {
   const Request* r = find(site, layer);
+  if (r == nullptr) return false;
   torch::NoGradGuard no_grad;
   torch::Tensor x = t.detach();
   const bool head_shaped = x.dim() == 4;  // [B,H,T,T]
-  if (r != nullptr && head_shaped && !r->heads.empty()) {
+  if (head_shaped && !r->heads.empty()) {
     x = x.index_select(1, torch::tensor(r->heads, torch::kLong).to(x.device()));
   }
   captured_[{site, layer}] = x.to(torch::kCPU).clone();
+  return true;
 }
 
 torch::Tensor Taps::get(const std::string& site, int64_t layer) const {

@@ -30,7 +30,8 @@ class Taps {
                std::vector<int64_t> heads = {});
 
   bool wants(const char* site, int64_t layer) const;
-  void capture(const char* site, int64_t layer, const torch::Tensor& t);
+  // Copies `t` if a request covers (site, layer); returns whether it did.
+  bool capture(const char* site, int64_t layer, const torch::Tensor& t);
 
   // The captured tensor, or an undefined tensor when it was not captured.
   torch::Tensor get(const std::string& site, int64_t layer) const;
@@ -49,7 +50,7 @@ class Taps {
 
 // The call models make at every site.
 inline void tap(Taps* taps, const char* site, int64_t layer, const torch::Tensor& t) {
-  if (taps != nullptr && taps->wants(site, layer)) taps->capture(site, layer, t);
+  if (taps != nullptr) taps->capture(site, layer, t);
 }
 
 }  // namespace attnscope::models

@@ -352,7 +352,7 @@ TEST(Roberta, ParityFromPytorchModelBin) {
 
 TEST(Safetensors, MalformedFilesAreRefused) {
   const auto path = (std::filesystem::temp_directory_path() / "attnscope-bad.safetensors").string();
-  std::ofstream(path) << std::string("\x10\0\0\0\0\0\0\0{\"a\": 1}      ", 24);
+  std::ofstream(path) << std::string("\x10\0\0\0\0\0\0\0{\"a\": 1}      ", sizeof("\x10\0\0\0\0\0\0\0{\"a\": 1}      ") - 1);
   EXPECT_THROW(read_safetensors(path), UsageError);
   std::ofstream(path) << "short";
   EXPECT_THROW(read_safetensors(path), UsageError);

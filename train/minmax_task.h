@@ -54,9 +54,6 @@ class MinMaxTask : public Task {
 
   // Computed with the plain module through its attn.probs tap, over all N^2 pairs.
   std::vector<MinMaxMechanism> mechanism();
-  models::MinMaxNet& net() { return net_; }
-  const data::MinMaxSplit& split() const { return split_; }
-  bool fast() const { return fast_; }
 
  private:
   StepStats run(const data::Examples& ex, const torch::Tensor* idx, bool backward);

@@ -8,6 +8,7 @@
 #include "cli/inspect_commands.h"
 #include "cli/train_command.h"
 #include "core/core.h"
+#include "viz/viz.h"
 
 namespace attnscope::cli {
 
@@ -48,6 +49,17 @@ int run(const std::vector<std::string>& args) {
   metrics->add_option("--epoch", met.epoch, "Epoch (default: the last with metrics)");
   metrics->add_flag("--csv", met.csv, "All metrics, as CSV");
 
+  viz::RenderOptions ren;
+  auto* render = app.add_subcommand("render", "Draw a run's figures (PNG/SVG, PLplot) and its offline HTML report from its files.");
+  render->add_option("run", ren.input, "Run directory or its attention.h5")->required();
+  render->add_option("--out", ren.out, "Output folder (default: the run directory): DIR/figures/*.png, DIR/report.html");
+  render->add_option("--epochs", ren.epochs, "Recorded epochs to draw (default: the last; the report: all)")->delimiter(',');
+  render->add_option("--probes", ren.probes, "Probe indices (default: one per operator / probe 0)")->delimiter(',');
+  render->add_option("--layers", ren.layers, "Layers for the single-head figures")->delimiter(',');
+  render->add_option("--heads", ren.heads, "Heads for the single-head figures (default: all, or the 4 most important)")->delimiter(',');
+  render->add_option("--format", ren.formats, "Any of png, svg, html (default png,html)")->delimiter(',');
+  render->add_option("--web-dir", ren.web_dir, "Report template and npm libraries (default: the source tree's viz/web)");
+
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
   try {
@@ -72,6 +84,13 @@ int run(const std::vector<std::string>& args) {
     }
     if (snapshot->parsed()) return snapshot_command(snap);
     if (metrics->parsed()) return metrics_command(met);
+    if (render->parsed()) {
+      const auto r = viz::render(ren);
+      for (const auto& f : r.files) std::cout << f << "\n";
+      std::cout << "rendered " << r.files.size() << " files, " << (r.bytes + 524288) / 1048576 << " MB, in "
+                << static_cast<int>(r.seconds * 10) / 10.0 << " s\n";
+      return 0;
+    }
     if (config->parsed()) {
       if (reference) {
         std::cout << config_reference_markdown();

@@ -85,6 +85,7 @@ void visit_fields(C& c, V& v) {
   v("hooks.attention.compression", c.hooks.attention.compression, "gzip level of the maps, 0-9 (0 = none).", kNone);
   v("hooks.attention.metrics", c.hooks.attention.metrics, "Per-head attention metrics over the whole validation split (README: attention metrics).", kNone);
   v("hooks.attention.metrics_every", c.hooks.attention.metrics_every, "Compute the metrics every N epochs (and at every recorded epoch).", kNone);
+  v("hooks.attention.pooled", c.hooks.attention.pooled, "Also store the probes' pooled (readout) vectors at recorded epochs (/pooled), for embedding projections.", kNone);
 }
 
 std::string format_double(double x) {

@@ -70,6 +70,7 @@ struct AttentionHookConfig {
   int64_t compression = 4;       // gzip level 0-9 (0 = none)
   bool metrics = true;           // per-head metrics over the whole validation split
   int64_t metrics_every = 1;     // ... every N epochs (and at recorded epochs)
+  bool pooled = true;            // also store the probes' pooled (readout) vectors, for projections
 };
 
 struct HooksConfig {

@@ -63,6 +63,8 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
   if (cfg_.metrics) h.metrics = head_metric_names();
   h.dtype = cfg_.dtype;
   h.compression = cfg_.compression;
+  if (cfg_.pooled) h.pooled_dim = task.pooled_dim();
+  h.arrays = task.final_array_shapes();
   store::Probes p;
   p.count = probes_.inputs.size(0);
   p.max_len = probes_.inputs.size(1);
@@ -83,7 +85,10 @@ store::SiteMaps AttentionRecorder::probe_maps() {
   if (std::find(cfg_.sites.begin(), cfg_.sites.end(), models::site::kAttnProbs) == cfg_.sites.end()) {
     taps.request(models::site::kAttnProbs, layers_, heads_);  // the analyses need them
   }
+  const bool pooled = writer_->header().pooled_dim > 0;
+  if (pooled) taps.request(models::site::kPooled, {0});
   task_.forward_taps(probes_.inputs, taps);
+  last_pooled_ = pooled ? taps.get(models::site::kPooled, 0) : torch::Tensor();
   store::SiteMaps maps;
   const int64_t T = probes_.inputs.size(1);
   const auto key_ok = (torch::arange(T).view({1, 1, 1, T}) < probes_.lengths.view({-1, 1, 1, 1}));
@@ -141,6 +146,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
       an["head_importance"] = to_floats(
           hi.defined() ? hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_))
                        : torch::full({p.size(1), p.size(2)}, std::nan("")));
+      if (last_pooled_.defined()) an["pooled"] = to_floats(last_pooled_);
       writer_->append_epoch(info, maps, an);
       prev_probs_ = p;
     }
@@ -165,6 +171,9 @@ void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::str
 void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
   write_pending_best();
   write_js_final();
+  if (!writer_->header().arrays.empty()) {
+    for (const auto& [name, values] : task_.final_arrays()) writer_->write_array(name, values);
+  }
 }
 
 torch::Tensor AttentionRecorder::recorded_probs(int64_t epoch_index) const {

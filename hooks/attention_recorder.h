@@ -54,6 +54,7 @@ class AttentionRecorder : public train::Observer {
   store::EpochInfo best_info_;
   bool best_pending_ = false;
   torch::Tensor last_probs_, prev_probs_;  // [P,L,H,T,T] of the latest probe pass / recorded epoch
+  torch::Tensor last_pooled_;             // [P,D] of the latest probe pass (when recorded)
 };
 
 }  // namespace attnscope::hooks

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs attnscope's build and test dependencies from Debian 12 packages (idempotent).
-# Skips apt entirely when every package is already installed, so repeated `make` calls are quick.
+# Installs attnscope's build and test dependencies from Debian 12 packages, and the report's
+# front-end libraries from npm (pinned by viz/web/package-lock.json). Idempotent: skips apt when
+# every package is installed and npm when viz/web/node_modules matches the lockfile.
 set -euo pipefail
 
 PACKAGES=(
@@ -8,6 +9,8 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-pthread
   libyaml-cpp-dev libspdlog-dev libfmt-dev libhdf5-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
+  libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
+  chromium
 )
 
 missing=()
@@ -16,13 +19,27 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+if ! command -v npm > /dev/null; then missing+=(nodejs npm); fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "[deps] all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  echo "[deps] installing: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "[deps] installing: ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The report's libraries (plotly.js, umap-js) and the browser test's driver (playwright-core).
+WEB="$(dirname "$0")/../viz/web"
+if [ -f "$WEB/package-lock.json" ]; then
+  if ! cmp -s "$WEB/package-lock.json" "$WEB/node_modules/.attnscope-lock" 2>/dev/null; then
+    echo "[deps] npm ci in viz/web"
+    (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$WEB/package-lock.json" "$WEB/node_modules/.attnscope-lock"
+  else
+    echo "[deps] viz/web/node_modules matches package-lock.json"
+  fi
+fi
+

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <functional>
 #include <stdexcept>
 
@@ -219,25 +220,34 @@ std::vector<std::string> read_strings(hid_t file, const std::string& path) {
   return out;
 }
 
-// Reads row `index` of the first axis.
-std::vector<float> read_row(hid_t file, const std::string& path, int64_t index) {
+// Reads the hyperslab start/count (a prefix of the dataset's axes; the remaining axes whole).
+std::vector<float> read_slab(hid_t file, const std::string& path, std::vector<hsize_t> start, std::vector<hsize_t> count) {
   Hid d(ok(H5Dopen2(file, path.c_str(), H5P_DEFAULT), path), H5Dclose);
-  std::vector<hsize_t> dims = dims_of(d);
-  if (index < 0 || static_cast<hsize_t>(index) >= dims[0]) {
-    throw UsageError("'" + g_path + "': " + path + " has " + std::to_string(dims[0]) + " rows, asked for row " +
-                     std::to_string(index));
+  const std::vector<hsize_t> dims = dims_of(d);
+  for (size_t i = 0; i < start.size(); ++i) {
+    if (start[i] + count[i] > dims[i]) {
+      throw UsageError("'" + g_path + "': " + path + " has " + std::to_string(dims[i]) + " entries on axis " +
+                       std::to_string(i) + ", asked for index " + std::to_string(start[i] + count[i] - 1));
+    }
   }
-  std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  start[0] = static_cast<hsize_t>(index);
-  count[0] = 1;
+  for (size_t i = start.size(); i < dims.size(); ++i) {
+    start.push_back(0);
+    count.push_back(dims[i]);
+  }
   hsize_t n = 1;
-  for (size_t i = 1; i < count.size(); ++i) n *= count[i];
+  for (hsize_t c : count) n *= c;
   std::vector<float> v(n);
   Hid fspace(H5Dget_space(d), H5Sclose);
   ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), "select");
   Hid mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
-  ok(H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, v.data()), "read row");
+  ok(H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, v.data()), "read " + path);
   return v;
+}
+
+// Reads row `index` of the first axis.
+std::vector<float> read_row(hid_t file, const std::string& path, int64_t index) {
+  if (index < 0) throw UsageError("'" + g_path + "': " + path + ": negative row " + std::to_string(index));
+  return read_slab(file, path, {static_cast<hsize_t>(index)}, {1});
 }
 
 Hid file_access() {
@@ -257,6 +267,15 @@ Header read_header(hid_t file) {
   h.metrics = split(read_attr_string(file, "metrics"));
   h.dtype = read_attr_string(file, "dtype");
   h.compression = read_attr_int(file, "compression");
+  if (H5Aexists(file, "pooled_dim") > 0) h.pooled_dim = read_attr_int(file, "pooled_dim");
+  if (H5Aexists(file, "arrays") > 0) {
+    for (const auto& name : split(read_attr_string(file, "arrays"))) {
+      Hid d(ok(H5Dopen2(file, ("task/" + name).c_str(), H5P_DEFAULT), "task/" + name), H5Dclose);
+      std::vector<int64_t> shape;
+      for (hsize_t x : dims_of(d)) shape.push_back(static_cast<int64_t>(x));
+      h.arrays[name] = shape;
+    }
+  }
   return h;
 }
 
@@ -347,6 +366,10 @@ std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& he
   write_attr_string(f, "metrics", join(header.metrics));
   write_attr_string(f, "dtype", header.dtype);
   write_attr_int(f, "compression", header.compression);
+  write_attr_int(f, "pooled_dim", header.pooled_dim);
+  std::vector<std::string> array_names;
+  for (const auto& [name, shape] : header.arrays) array_names.push_back(name);
+  write_attr_string(f, "arrays", join(array_names));
   write_attr_string(f, "padding", "attention maps are padded to the longest probe with zeros; "
                                   "probes/lengths gives each probe's real length");
 
@@ -386,6 +409,18 @@ std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& he
     create_dataset(f, "analysis/" + name, H5T_IEEE_F32LE, dims, chunk, true, header.compression);
   }
   create_dataset(f, "analysis/js_final", H5T_IEEE_F32LE, {0, L, H}, {64, L, H}, true, 0);
+  if (header.pooled_dim > 0) {
+    const hsize_t D = static_cast<hsize_t>(header.pooled_dim);
+    create_dataset(f, "pooled", H5T_IEEE_F32LE, {0, P, D}, {1, P, D}, true, header.compression);
+  }
+  for (const auto& [name, shape] : header.arrays) {  // NaN until written (SWMR creates no objects later)
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    create_dataset(f, "task/" + name, H5T_IEEE_F32LE, dims, {}, false, 0);
+    hsize_t n = 1;
+    for (hsize_t x : dims) n *= x;
+    const std::vector<float> nan(n, std::numeric_limits<float>::quiet_NaN());
+    write_all(f, "task/" + name, H5T_NATIVE_FLOAT, nan.data());
+  }
   create_dataset(f, "best/info", H5T_IEEE_F64LE, {3}, {}, false, 0);
   const double no_best[3] = {-1, -1, 0};
   write_all(f, "best/info", H5T_NATIVE_DOUBLE, no_best);
@@ -419,6 +454,7 @@ std::unique_ptr<Writer> Writer::resume(const std::string& path, int64_t last_epo
   for (const char* d : {"epochs/epoch", "epochs/step", "epochs/wall_time"}) shrink(f, d, keep);
   for (const auto& site : impl->header.sites) shrink(f, site_path(site), keep);
   for (const auto& name : analysis_names()) shrink(f, "analysis/" + name, keep);
+  if (impl->header.pooled_dim > 0) shrink(f, "pooled", keep);
   shrink(f, "analysis/js_final", 0);  // recomputed when the resumed run ends
   const auto metric_epochs = read_all<int64_t>(f, "metrics/epoch", H5T_NATIVE_INT64);
   const hsize_t keep_m =
@@ -450,6 +486,13 @@ void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps, const Ana
       throw std::invalid_argument("attention store: analysis '" + name + "' needs " + std::to_string(n) + " values");
     }
     append_row(f, "analysis/" + name, H5T_NATIVE_FLOAT, it->second.data());
+  }
+  if (impl_->header.pooled_dim > 0) {
+    auto it = analyses.find("pooled");
+    if (it == analyses.end() || it->second.size() != P * static_cast<hsize_t>(impl_->header.pooled_dim)) {
+      throw std::invalid_argument("attention store: 'pooled' needs P*D values");
+    }
+    append_row(f, "pooled", H5T_NATIVE_FLOAT, it->second.data());
   }
   // the maps first, the epoch index last: a reader (or a crash) never sees an epoch without data
   for (const auto& site : impl_->header.sites) append_row(f, site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());
@@ -503,6 +546,17 @@ void Writer::write_js_final(const std::vector<float>& values) {
   ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr), "select");
   Hid mspace(H5Screate_simple(3, dims.data(), nullptr), H5Sclose);
   ok(H5Dwrite(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, values.data()), "write js_final");
+  impl_->flush();
+}
+
+void Writer::write_array(const std::string& name, const std::vector<float>& values) {
+  g_path = impl_->path;
+  auto it = impl_->header.arrays.find(name);
+  if (it == impl_->header.arrays.end()) throw std::invalid_argument("attention store: no array '" + name + "' declared");
+  size_t n = 1;
+  for (int64_t x : it->second) n *= static_cast<size_t>(x);
+  if (values.size() != n) throw std::invalid_argument("attention store: array '" + name + "' needs " + std::to_string(n) + " values");
+  write_all(impl_->file, "task/" + name, H5T_NATIVE_FLOAT, values.data());
   impl_->flush();
 }
 
@@ -567,6 +621,53 @@ std::vector<float> Reader::map(const std::string& site, int64_t epoch_index) con
                      std::to_string(epoch_index));
   }
   return read_row(impl_->file, site_path(site), epoch_index);
+}
+
+namespace {
+void check_index(const std::string& path, const char* what, int64_t index, int64_t count) {
+  if (index < 0 || index >= count) {
+    throw UsageError("'" + path + "' has " + std::to_string(count) + " " + what + (count == 1 ? "" : "s") +
+                     " (indices 0.." + std::to_string(count - 1) + "); no index " + std::to_string(index));
+  }
+}
+}  // namespace
+
+std::vector<float> Reader::probe_map(const std::string& site, int64_t e, int64_t p) const {
+  g_path = impl_->path;
+  if (std::find(impl_->header.sites.begin(), impl_->header.sites.end(), site) == impl_->header.sites.end()) {
+    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites) + ")");
+  }
+  check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
+  check_index(impl_->path, "probe", p, impl_->probes.count);
+  return read_slab(impl_->file, site_path(site), {static_cast<hsize_t>(e), static_cast<hsize_t>(p)}, {1, 1});
+}
+
+std::vector<float> Reader::head_map(const std::string& site, int64_t e, int64_t p, int64_t l, int64_t h) const {
+  g_path = impl_->path;
+  if (std::find(impl_->header.sites.begin(), impl_->header.sites.end(), site) == impl_->header.sites.end()) {
+    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites) + ")");
+  }
+  check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
+  check_index(impl_->path, "probe", p, impl_->probes.count);
+  check_index(impl_->path, "stored layer", l, static_cast<int64_t>(impl_->header.layer_ids.size()));
+  check_index(impl_->path, "stored head", h, static_cast<int64_t>(impl_->header.head_ids.size()));
+  auto u = [](int64_t x) { return static_cast<hsize_t>(x); };
+  return read_slab(impl_->file, site_path(site), {u(e), u(p), u(l), u(h)}, {1, 1, 1, 1});
+}
+
+std::vector<float> Reader::pooled(int64_t e) const {
+  g_path = impl_->path;
+  if (impl_->header.pooled_dim <= 0) {
+    throw UsageError("'" + impl_->path + "' holds no pooled vectors (record them with hooks.attention.pooled: true)");
+  }
+  check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
+  return read_row(impl_->file, "pooled", e);
+}
+
+std::vector<float> Reader::array(const std::string& name) const {
+  g_path = impl_->path;
+  if (!impl_->header.arrays.count(name)) throw UsageError("'" + impl_->path + "' holds no task array '" + name + "'");
+  return read_all<float>(impl_->file, "task/" + name, H5T_NATIVE_FLOAT);
 }
 
 std::vector<float> Reader::analysis(const std::string& name, int64_t epoch_index) const {

@@ -18,6 +18,9 @@
 //   /analysis/token_importance [E,P,T]              attention received, heads and layers averaged
 //   /analysis/token_importance_rollout [E,P,T]      rollout row of the first token
 //   /analysis/head_importance [E,L,H]               Michel et al. (2019) over the validation split, L2-normalised per layer
+//   /pooled [E,P,D]                                 the probes' pooled / readout vectors (when pooled_dim > 0)
+//   /task/<name>                                    task arrays of fixed shape, written when training ends
+//                                                   (NaN until then), e.g. the min/max (a, b) grid
 // Written in HDF5's SWMR mode and flushed after every epoch: a reader may open it while the run
 // goes on, and a run killed at any moment leaves every completed epoch readable.
 #pragma once
@@ -42,6 +45,8 @@ struct Header {
   std::vector<std::string> metrics;       // per-head metric names
   std::string dtype = "float32";          // float32 | float16 (storage type)
   int64_t compression = 4;                // gzip level, 0 = none
+  int64_t pooled_dim = 0;                 // D of /pooled; 0 = not recorded
+  std::map<std::string, std::vector<int64_t>> arrays;  // /task/<name> and its shape
 };
 
 struct Probes {
@@ -60,7 +65,8 @@ struct EpochInfo {
 
 // maps[site] holds [P, L, H, T, T] floats, T = probes.max_len.
 using SiteMaps = std::map<std::string, std::vector<float>>;
-// Per recorded epoch analyses of the probe maps, by name (see the layout above).
+// Per recorded epoch analyses of the probe maps, by name (see the layout above); "pooled" [P,D]
+// too when the header's pooled_dim > 0.
 using Analyses = std::map<std::string, std::vector<float>>;
 const std::vector<std::string>& analysis_names();
 
@@ -76,6 +82,7 @@ class Writer {
   void write_best(const EpochInfo& info, const SiteMaps& maps);
   void append_metrics(int64_t epoch, const std::map<std::string, std::vector<float>>& values);  // [L*H] each
   void write_js_final(const std::vector<float>& values);  // [E*L*H], one row per recorded epoch
+  void write_array(const std::string& name, const std::vector<float>& values);  // a header array, whole
   const Header& header() const;
   const Probes& probes() const;
   int64_t epochs_recorded() const;
@@ -95,6 +102,12 @@ class Reader {
   const Probes& probes() const;
   std::vector<EpochInfo> epochs() const;
   std::vector<float> map(const std::string& site, int64_t epoch_index) const;  // [P,L,H,T,T]
+  // Hyperslab reads: one probe [L,H,T,T] (one chunk), or one head of one probe [T,T].
+  std::vector<float> probe_map(const std::string& site, int64_t epoch_index, int64_t probe) const;
+  std::vector<float> head_map(const std::string& site, int64_t epoch_index, int64_t probe, int64_t layer_index,
+                              int64_t head_index) const;
+  std::vector<float> pooled(int64_t epoch_index) const;  // [P,D]; UsageError when not recorded
+  std::vector<float> array(const std::string& name) const;  // /task/<name>, shape in header().arrays
   std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;  // also "js_final"
   bool has_best() const;
   EpochInfo best() const;

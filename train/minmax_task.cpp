@@ -240,6 +240,33 @@ std::vector<MinMaxMechanism> MinMaxTask::mechanism() {
   return out;
 }
 
+std::map<std::string, std::vector<int64_t>> MinMaxTask::final_array_shapes() const {
+  const int64_t n = split_.vocab.numbers;
+  const std::vector<int64_t> shape = {2, config_.model.n_heads, n, n, 3};
+  return {{"minmax_grid_probs", shape}, {"minmax_grid_scores", shape}};
+}
+
+std::map<std::string, std::vector<float>> MinMaxTask::final_arrays() {
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  std::vector<torch::Tensor> probs, scores;
+  for (bool is_max : {true, false}) {
+    const data::Examples grid = data::minmax_grid(split_.vocab, is_max);
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs, {0});
+    taps.request(models::site::kAttnScores, {0});
+    net_->forward(grid.inputs, &taps);
+    // row "=" (position 3) to keys a, op, b: [N*N,H,3] -> [H,N*N,3]
+    probs.push_back(taps.get(models::site::kAttnProbs, 0).select(2, 3).narrow(2, 0, 3).transpose(0, 1));
+    scores.push_back(taps.get(models::site::kAttnScores, 0).select(2, 3).narrow(2, 0, 3).transpose(0, 1));
+  }
+  auto flat = [](const std::vector<torch::Tensor>& v) {
+    const auto t = torch::stack(v).to(torch::kFloat).contiguous();
+    return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  };
+  return {{"minmax_grid_probs", flat(probs)}, {"minmax_grid_scores", flat(scores)}};
+}
+
 std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_mechanism_over_training(const std::string& h5) {
   store::Reader r(h5);
   const auto& sites = r.header().sites;

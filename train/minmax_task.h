@@ -50,6 +50,11 @@ class MinMaxTask : public Task {
   // Both operators over a grid of (a, b) pairs spread across 0..N-1.
   ProbeSet default_probes(int64_t count) const override;
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
+  int64_t pooled_dim() const override { return config_.model.d_model; }
+  // minmax_grid_probs / minmax_grid_scores [2 (max, min), H, N, N (a, b), 3 (a, op, b)]: the
+  // attention from "=" to each position over every (a, b) pair.
+  std::map<std::string, std::vector<int64_t>> final_array_shapes() const override;
+  std::map<std::string, std::vector<float>> final_arrays() override;
   void finish(const std::string& run_dir) override;
 
   // Computed with the plain module through its attn.probs tap, over all N^2 pairs.

@@ -72,6 +72,13 @@ class Task {
   virtual ProbeSet parse_probes(const std::string& text, const std::string& origin) const = 0;
   ProbeSet probes_from_file(const std::string& path) const;
 
+  // Width of the pooled tap (the readout vector the recorder stores per probe); 0 = none.
+  virtual int64_t pooled_dim() const { return 0; }
+  // Task-specific arrays of the final model for the attention file (/task/<name>): their shapes
+  // are declared when the file is created, the values computed when training ends.
+  virtual std::map<std::string, std::vector<int64_t>> final_array_shapes() const { return {}; }
+  virtual std::map<std::string, std::vector<float>> final_arrays() { return {}; }
+
   // End-of-run analysis printed to the log and written into the run directory.
   virtual void finish(const std::string& run_dir) {}
 };

@@ -1,0 +1,248 @@
+// viz/: figures drawn where the data say (pixels read back with cairo), `attnscope render` on a
+// real run, the report's embedded data, and bad input (exit 2, nothing in the output removed).
+#include <cairo.h>
+#include <hdf5.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "store/store.h"
+#include "test_util.h"
+#include "viz/figures.h"
+#include "viz/plot.h"
+#include "viz/report.h"
+#include "viz/run.h"
+
+namespace fs = std::filesystem;
+using namespace attnscope;
+using namespace attnscope::testing;
+
+namespace {
+
+struct Pixel {
+  int r, g, b;
+};
+
+// The colour at (x, y) of a PNG (0,0 top left).
+Pixel pixel_at(const std::string& png, int x, int y) {
+  cairo_surface_t* s = cairo_image_surface_create_from_png(png.c_str());
+  EXPECT_EQ(cairo_surface_status(s), CAIRO_STATUS_SUCCESS) << png;
+  cairo_surface_flush(s);
+  const unsigned char* data = cairo_image_surface_get_data(s);
+  const int stride = cairo_image_surface_get_stride(s);
+  const uint32_t v = *reinterpret_cast<const uint32_t*>(data + y * stride + 4 * x);  // ARGB32, native endian
+  cairo_surface_destroy(s);
+  return {static_cast<int>((v >> 16) & 255), static_cast<int>((v >> 8) & 255), static_cast<int>(v & 255)};
+}
+
+bool is_png(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char sig[8] = {};
+  in.read(sig, 8);
+  return in && std::string(sig + 1, 3) == "PNG";
+}
+
+// A short recorded min/max run shared by the tests below (built once).
+const std::string& recorded_run() {
+  static TempDir dir;
+  static const std::string run = [] {
+    const std::string out = dir.path() + "/mm";
+    auto args = small_minmax(out, 30);
+    args.push_back("--set");
+    args.push_back("hooks.attention.every=10");
+    EXPECT_EQ(run_cli(args), 0);
+    return out;
+  }();
+  return run;
+}
+
+std::string stderr_of(const std::vector<std::string>& args, int* code) {
+  ::testing::internal::CaptureStderr();
+  *code = run_cli(args);
+  return ::testing::internal::GetCapturedStderr();
+}
+
+}  // namespace
+
+TEST(Plot, HeatmapPutsRowZeroAtTheTopAndColumnZeroLeft) {
+  TempDir dir;
+  const std::string png = dir.path() + "/map.png";
+  {
+    viz::Canvas c(png, "png", 600, 600);
+    viz::HeatmapStyle st;
+    st.xlabels = st.ylabels = {"a", "b"};
+    // row 0 = [1, 0], row 1 = [0, 0]: the one bright cell must be drawn top left
+    c.heatmap({0.2, 0.8, 0.2, 0.8}, {1.f, 0.f, 0.f, 0.f}, 2, 2, st);
+    c.finish();
+  }
+  ASSERT_TRUE(is_png(png));
+  // panel spans x 120..480, y 120..480 (page y grows downwards); cell centres at 210 and 390
+  const Pixel top_left = pixel_at(png, 210, 210), top_right = pixel_at(png, 390, 210),
+              bottom_left = pixel_at(png, 210, 390);
+  EXPECT_GT(top_left.r, 200) << "viridis(1) is yellow";
+  EXPECT_GT(top_left.g, 200);
+  EXPECT_LT(top_right.g, 40) << "viridis(0) is dark purple";
+  EXPECT_LT(bottom_left.g, 40);
+  EXPECT_FALSE(fs::exists(png + ".part"));
+}
+
+TEST(Plot, PlplotEscapeCharacterIsDoubled) { EXPECT_EQ(viz::pl_escape("C#N"), "C##N"); }
+
+TEST(Viz, PcaRecoversTheDominantDirection) {
+  // points on a line along (1, 2, 0) plus a small uncorrelated offset along z: PC1 is the
+  // position on the line (times |(1,2)| = sqrt 5), PC2 the offset
+  const float z[10] = {1, -1, 1, -1, 0, 0, -1, 1, -1, 1};  // even in i <-> 9-i, zero mean
+  std::vector<float> x;
+  for (int i = 0; i < 10; ++i) {
+    const float t = static_cast<float>(i) - 4.5f;
+    x.insert(x.end(), {t, 2 * t, 0.1f * z[i]});
+  }
+  const auto pc = viz::pca2(x, 10, 3);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_NEAR(std::fabs(pc[i][0]), std::fabs(i - 4.5) * std::sqrt(5.0), 1e-4);
+    EXPECT_NEAR(std::fabs(pc[i][1]), 0.1 * std::fabs(z[i]), 1e-4);
+  }
+}
+
+TEST(Viz, SpreadKeepsFirstAndLast) {
+  EXPECT_EQ(viz::spread(3, 8), (std::vector<int64_t>{0, 1, 2}));
+  const auto s = viz::spread(76, 8);
+  EXPECT_EQ(s.size(), 8u);
+  EXPECT_EQ(s.front(), 0);
+  EXPECT_EQ(s.back(), 75);
+}
+
+TEST(Store, HyperslabReadsEqualTheWholeEpochRead) {
+  store::Reader r(recorded_run() + "/attention.h5");
+  const auto& p = r.probes();
+  const int64_t L = r.header().layer_ids.size(), H = r.header().head_ids.size(), T = p.max_len;
+  const auto all = r.map("attn.probs", 1);
+  const auto probe = r.probe_map("attn.probs", 1, 3);
+  ASSERT_EQ(probe.size(), static_cast<size_t>(L * H * T * T));
+  for (size_t i = 0; i < probe.size(); ++i) ASSERT_EQ(probe[i], all[3 * L * H * T * T + i]);
+  const auto head = r.head_map("attn.probs", 1, 3, 0, 1);
+  for (int64_t i = 0; i < T * T; ++i) ASSERT_EQ(head[i], all[(3 * L * H + 1) * T * T + i]);
+  EXPECT_THROW(r.head_map("attn.probs", 1, p.count, 0, 0), UsageError);
+  EXPECT_THROW(r.head_map("attn.probs", 1, 0, 0, H), UsageError);
+}
+
+TEST(Store, PooledVectorsAndTaskArraysAreRecorded) {
+  store::Reader r(recorded_run() + "/attention.h5");
+  const auto& h = r.header();
+  EXPECT_EQ(h.pooled_dim, 32);
+  const auto pooled = r.pooled(0);
+  ASSERT_EQ(pooled.size(), static_cast<size_t>(r.probes().count * 32));
+  EXPECT_NE(pooled, r.pooled(static_cast<int64_t>(r.epochs().size()) - 1)) << "the readout changes with training";
+  ASSERT_TRUE(h.arrays.count("minmax_grid_probs"));
+  EXPECT_EQ(h.arrays.at("minmax_grid_probs"), (std::vector<int64_t>{2, 2, 32, 32, 3}));
+  const auto grid = r.array("minmax_grid_probs");
+  // attention from "=" to a, op, b and to "=" itself sums to 1: the three stored parts are <= 1
+  for (size_t i = 0; i < grid.size(); i += 3) {
+    ASSERT_TRUE(std::isfinite(grid[i])) << "written when training ended";
+    ASSERT_LE(grid[i] + grid[i + 1] + grid[i + 2], 1.0f + 1e-5f);
+    ASSERT_GE(grid[i], 0.f);
+  }
+}
+
+TEST(Render, DrawsTheDefaultFigureSetOfAMinMaxRun) {
+  TempDir out;
+  EXPECT_EQ(run_cli({"render", recorded_run(), "--out", out.path(), "--format", "png"}), 0);
+  const auto figs = out.path() + "/figures/";
+  for (const char* f : {"head_grid_p1_e30.png", "head_map_probs_L0_H0_p1_e30.png", "head_map_scores_L0_H1_p1_e30.png",
+                        "evolution_L0_H0_p1.png", "specialisation_timeline.png", "pattern_classes.png",
+                        "training_curves.png", "positions_e30.png", "focus_regions_e30.png",
+                        "attention_river_p1_e30.png", "minmax_grid_probs.png", "minmax_grid_scores.png",
+                        "minmax_mechanism.png", "projection_pca.png"}) {
+    EXPECT_TRUE(is_png(figs + f)) << f;
+  }
+  std::vector<std::string> parts;
+  for (const auto& e : fs::directory_iterator(figs)) {
+    if (e.path().extension() == ".part") parts.push_back(e.path().string());
+  }
+  EXPECT_TRUE(parts.empty());
+}
+
+TEST(Render, SelectionsAndSvg) {
+  TempDir out;
+  EXPECT_EQ(run_cli({"render", recorded_run() + "/attention.h5", "--out", out.path(), "--format", "svg", "--epochs",
+                     "0,20", "--probes", "5", "--heads", "1"}),
+            0);
+  EXPECT_TRUE(fs::exists(out.path() + "/figures/head_map_probs_L0_H1_p5_e0.svg"));
+  EXPECT_TRUE(fs::exists(out.path() + "/figures/head_map_probs_L0_H1_p5_e20.svg"));
+  EXPECT_FALSE(fs::exists(out.path() + "/figures/head_map_probs_L0_H0_p5_e20.svg"));
+}
+
+TEST(Render, ReportDataFollowsTheContract) {
+  viz::Run run = viz::open_run(recorded_run());
+  const auto rd = viz::report_data(run, {}, {}, 1u << 30);
+  const auto d = nlohmann::json::parse(rd.json);
+  EXPECT_EQ(d["version"], 1);
+  EXPECT_EQ(d["epochs"], (nlohmann::json{0, 10, 20, 30}));
+  EXPECT_EQ(d["probes"].size(), static_cast<size_t>(run.P));
+  EXPECT_EQ(d["probes"][1]["tokens"].size(), 4u);
+  EXPECT_EQ(d["metrics"]["values"]["entropy_norm"].size(), d["metrics"]["epochs"].size());
+  EXPECT_EQ(d["minmax"]["grid"]["probs"].size(), 2u);
+  EXPECT_EQ(d["pooled"]["values"].size(), 4u);
+  EXPECT_FALSE(d["maps"]["probs"]["zlib_base64"].get<std::string>().empty());
+  EXPECT_TRUE(d["maps"].contains("scores"));
+  // with a small budget, probes are embedded in order while they fit, and the report says so
+  const auto small = viz::report_data(run, {}, {}, 4 * 2 * 16 * 10);
+  EXPECT_EQ(small.probes_embedded, 10);
+  EXPECT_TRUE(small.scores_omitted);
+}
+
+TEST(Render, BadInputNamesTheProblemAndRemovesNothing) {
+  TempDir out;
+  write_text(out.path() + "/keep.txt", "earlier results");
+  int code = 0;
+  std::string err = stderr_of({"render", out.path() + "/missing", "--out", out.path()}, &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
+
+  err = stderr_of({"render", recorded_run(), "--out", out.path(), "--epochs", "7"}, &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("epoch 7 was not recorded"), std::string::npos) << err;
+  EXPECT_NE(err.find("0, 10, 20, 30"), std::string::npos) << err;
+
+  err = stderr_of({"render", recorded_run(), "--out", out.path(), "--probes", "999"}, &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("probe 999"), std::string::npos) << err;
+
+  err = stderr_of({"render", recorded_run(), "--out", out.path(), "--heads", "5"}, &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("recorded heads: 0, 1"), std::string::npos) << err;
+
+  err = stderr_of({"render", recorded_run(), "--out", out.path(), "--format", "gif"}, &code);
+  EXPECT_EQ(code, 2);
+
+  // a truncated attention file
+  const std::string cut = out.path() + "/cut/attention.h5";
+  fs::create_directories(out.path() + "/cut");
+  fs::copy_file(recorded_run() + "/attention.h5", cut);
+  fs::resize_file(cut, fs::file_size(cut) / 3);
+  err = stderr_of({"render", out.path() + "/cut", "--out", out.path()}, &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("attention.h5"), std::string::npos) << err;
+
+  // a schema version it does not know
+  const std::string future = out.path() + "/future.h5";
+  fs::copy_file(recorded_run() + "/attention.h5", future);
+  {
+    const hid_t f = H5Fopen(future.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    const int64_t v = 99;
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  err = stderr_of({"render", future, "--out", out.path()}, &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("schema version 99"), std::string::npos) << err;
+  EXPECT_EQ(fs::exists(out.path() + "/keep.txt"), true);
+  EXPECT_FALSE(fs::exists(out.path() + "/figures"));
+  EXPECT_FALSE(fs::exists(out.path() + "/report.html"));
+}

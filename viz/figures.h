@@ -1,0 +1,42 @@
+// The figures of `attnscope render` (internal to viz/). Each writes figures/<name>.<format> for
+// every requested image format and returns the paths written.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "viz/run.h"
+
+namespace attnscope::viz {
+
+struct Output {
+  std::string dir;                   // DIR/figures
+  std::vector<std::string> formats;  // png and/or svg
+  std::vector<std::string>* written;
+};
+
+void head_map(const Run& run, const Output& out, const std::string& site, int64_t e, int64_t p, int64_t l, int64_t h);
+void head_grid(const Run& run, const Output& out, int64_t e, int64_t p);
+void evolution_strip(const Run& run, const Output& out, const std::vector<int64_t>& es, int64_t p, int64_t l, int64_t h);
+void specialisation_timeline(const Run& run, const Output& out);
+void pattern_classes(const Run& run, const Output& out);
+void training_curves(const Run& run, const Output& out);
+void positions(const Run& run, const Output& out, int64_t e);
+void focus_regions(const Run& run, const Output& out, int64_t e);
+void attention_river(const Run& run, const Output& out, int64_t e, int64_t p);
+void minmax_grid(const Run& run, const Output& out, const std::string& site);
+void minmax_mechanism(const Run& run, const Output& out);
+void projection(const Run& run, const Output& out, const std::vector<int64_t>& es);
+
+// Helpers shared with the report.
+// Mean attention from "=" (the last token) to the op token, the larger and the smaller operand,
+// over the a != b probes of each operator: [op (max, min)][head][3] for recorded epoch e.
+std::vector<std::vector<std::vector<double>>> minmax_probe_mechanism(const Run& run, int64_t e);
+// 2-D PCA of the probes' pooled vectors at recorded epoch e: [P][2].
+std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d);
+// Per-probe numbers to colour projections by (min/max: the answer and the operator).
+std::vector<std::pair<std::string, std::vector<double>>> probe_targets(const Run& run);
+// Recorded epochs spread evenly (first and last included), at most n.
+std::vector<int64_t> spread(int64_t count, int64_t n);
+
+}  // namespace attnscope::viz

@@ -1,0 +1,334 @@
+// report.html: the page template of viz/web with its libraries, app and the run's data inlined
+// (docs/report-data.md is the contract with viz/web/report.js).
+#include "viz/report.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "viz/figures.h"
+
+namespace attnscope::viz {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string base64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out += k[v >> 18], out += k[(v >> 12) & 63], out += k[(v >> 6) & 63], out += k[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const uint32_t v = uint8_t(in[i]) << 16;
+    out += k[v >> 18], out += k[(v >> 12) & 63], out += "==";
+  } else if (i + 2 == in.size()) {
+    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += k[v >> 18], out += k[(v >> 12) & 63], out += k[(v >> 6) & 63], out += '=';
+  }
+  return out;
+}
+
+std::string deflate(const std::string& raw) {
+  uLongf n = compressBound(raw.size());
+  std::string out(n, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(out.data()), &n, reinterpret_cast<const Bytef*>(raw.data()), raw.size(), 6) != Z_OK) {
+    throw std::runtime_error("report: deflate failed");
+  }
+  out.resize(n);
+  return out;
+}
+
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+// [rows][L][H] nested arrays from a flat [rows*L*H] vector.
+json nest3(const std::vector<float>& v, int64_t rows, int64_t a, int64_t b) {
+  json out = json::array();
+  for (int64_t r = 0; r < rows; ++r) {
+    json x = json::array();
+    for (int64_t i = 0; i < a; ++i) {
+      json y = json::array();
+      for (int64_t j = 0; j < b; ++j) y.push_back(finite_or_null(v[(r * a + i) * b + j]));
+      x.push_back(std::move(y));
+    }
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+std::string read_text(const std::string& path, const std::string& hint) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("report: cannot read '" + path + "' (" + hint + ")");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void replace(std::string& page, const std::string& placeholder, const std::string& with) {
+  const auto pos = page.find(placeholder);
+  if (pos == std::string::npos) throw UsageError("report template lacks " + placeholder);
+  page.replace(pos, placeholder.size(), with);
+}
+
+// Inline <script> text must not close the element early.
+std::string script_safe(std::string s) {
+  for (size_t pos = 0; (pos = s.find("</", pos)) != std::string::npos; pos += 3) s.replace(pos, 2, "<\\/");
+  return s;
+}
+
+}  // namespace
+
+ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<int64_t> probes, uint64_t budget) {
+  const int64_t L = run.L, H = run.H, T = run.T;
+  if (epochs.empty()) {
+    for (size_t e = 0; e < run.epochs.size(); ++e) epochs.push_back(static_cast<int64_t>(e));
+  }
+  const bool chosen = !probes.empty();
+  if (!chosen) {
+    for (int64_t p = 0; p < run.P; ++p) probes.push_back(p);
+  }
+  // The maps of all chosen probes at every chosen epoch, 1 byte per weight, within the budget:
+  // probes are kept in order while they fit; scores only when they fit as well.
+  const uint64_t E = epochs.size();
+  uint64_t bytes = 0;
+  size_t keep = 0;
+  for (; keep < probes.size(); ++keep) {
+    const uint64_t n = static_cast<uint64_t>(run.length(probes[keep]));
+    const uint64_t add = E * L * H * n * n;
+    if (!chosen && keep > 0 && bytes + add > budget) break;
+    bytes += add;
+  }
+  ReportData rd;
+  rd.probes_total = run.P;
+  probes.resize(keep);
+  const bool scores = run.has_site("attn.scores") && 2 * bytes <= budget;
+  rd.scores_omitted = run.has_site("attn.scores") && !scores;
+
+  json d;
+  d["version"] = 1;
+  json r;
+  r["name"] = run.name;
+  r["source"] = run.h5;
+  r["attnscope_version"] = run.header().attnscope_version;
+  r["model"] = run.model;
+  r["config_yaml"] = run.header().config_yaml;
+  r["task"] = run.task;
+  json fin = json::object();
+  if (!run.curves.empty()) {
+    for (const auto& [k, v] : run.curves.back()) fin[k] = finite_or_null(v);
+  }
+  r["final"] = fin;
+  r["probes_embedded"] = probes.size();
+  r["probes_recorded"] = run.P;
+  r["scores_omitted"] = rd.scores_omitted;
+  d["run"] = r;
+  d["layers"] = run.header().layer_ids;
+  d["heads"] = run.header().head_ids;
+  json ep = json::array();
+  for (int64_t e : epochs) ep.push_back(run.epochs[e].epoch);
+  d["epochs"] = ep;
+  d["best_epoch"] = run.file->has_best() ? json(run.file->best().epoch) : json(nullptr);
+
+  const auto targets = probe_targets(run);
+  json pj = json::array();
+  for (int64_t p : probes) {
+    json t = json::object();
+    for (const auto& [name, v] : targets) t[name] = finite_or_null(v[p]);
+    pj.push_back({{"index", p}, {"text", run.probes().text[p]}, {"tokens", run.tokens(p)}, {"length", run.length(p)},
+                  {"targets", t}});
+  }
+  d["probes"] = pj;
+
+  // maps: blocks in (epoch, probe, layer, head) order, each length^2 bytes
+  auto encode = [&](const std::string& site, double offset, double scale) {
+    std::string raw;
+    raw.reserve(bytes);
+    for (int64_t e : epochs) {
+      for (int64_t p : probes) {
+        const auto pm = run.file->probe_map(site, e, p);
+        const int64_t n = run.length(p);
+        for (int64_t lh = 0; lh < L * H; ++lh) {
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              const double v = (pm[(lh * T + i) * T + j] - offset) / scale;
+              raw += static_cast<char>(static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)));
+            }
+          }
+        }
+      }
+    }
+    return json{{"scale", scale}, {"offset", offset}, {"zlib_base64", base64(deflate(raw))}};
+  };
+  json maps;
+  if (run.has_site("attn.probs")) maps["probs"] = encode("attn.probs", 0.0, 1.0 / 255);
+  if (scores) {
+    double lo = 0, hi = 0;
+    for (int64_t e : epochs) {
+      for (int64_t p : probes) {
+        const auto pm = run.file->probe_map("attn.scores", e, p);
+        const int64_t n = run.length(p);
+        for (int64_t lh = 0; lh < L * H; ++lh) {
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              lo = std::min<double>(lo, pm[(lh * T + i) * T + j]);
+              hi = std::max<double>(hi, pm[(lh * T + i) * T + j]);
+            }
+          }
+        }
+      }
+    }
+    maps["scores"] = encode("attn.scores", lo, std::max(1e-9, (hi - lo) / 255));
+  }
+  d["maps"] = maps;
+
+  // per-head metrics
+  json m;
+  const auto me = run.file->metric_epochs();
+  m["epochs"] = me;
+  m["names"] = run.header().metrics;
+  json values = json::object();
+  for (const auto& name : run.header().metrics) {
+    values[name] = nest3(run.file->metric(name), static_cast<int64_t>(me.size()), L, H);
+  }
+  m["values"] = values;
+  d["metrics"] = m;
+  d["pattern_classes"] = {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"};
+
+  json an;
+  for (const char* name : {"js_prev", "js_final", "head_importance"}) {
+    json rows = json::array();
+    for (int64_t e : epochs) {
+      std::vector<float> v;
+      try {
+        v = run.file->analysis(name, e);
+      } catch (const UsageError&) {  // js_final before the run ended
+        v.assign(L * H, std::nanf(""));
+      }
+      rows.push_back(nest3(v, 1, L, H)[0]);
+    }
+    an[name] = rows;
+  }
+  for (const char* name : {"token_importance", "token_importance_rollout"}) {
+    json rows = json::array();
+    for (int64_t e : epochs) {
+      const auto v = run.file->analysis(name, e);  // [P,T]
+      json per = json::array();
+      for (int64_t p : probes) {
+        json row = json::array();
+        for (int64_t t = 0; t < T; ++t) row.push_back(finite_or_null(v[p * T + t]));
+        per.push_back(row);
+      }
+      rows.push_back(per);
+    }
+    an[name] = rows;
+  }
+  d["analysis"] = an;
+
+  // training curves
+  json curves = json::object();
+  std::vector<std::string> keys;
+  for (const auto& row : run.curves) {
+    for (const auto& [k, v] : row) {
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    }
+  }
+  for (const auto& k : keys) {
+    json col = json::array();
+    for (const auto& row : run.curves) {
+      auto it = row.find(k);
+      col.push_back(it == row.end() ? json(nullptr) : finite_or_null(it->second));
+    }
+    curves[k] = col;
+  }
+  d["curves"] = curves;
+
+  const int64_t D = run.header().pooled_dim;
+  if (D > 0) {
+    json vals = json::array(), pcas = json::array();
+    for (int64_t e : epochs) {
+      const auto all = run.file->pooled(e);
+      std::vector<float> sel;
+      json per = json::array();
+      for (int64_t p : probes) {
+        sel.insert(sel.end(), all.begin() + p * D, all.begin() + (p + 1) * D);
+        json v = json::array();
+        for (int64_t k = 0; k < D; ++k) v.push_back(std::round(all[p * D + k] * 1e4) / 1e4);
+        per.push_back(v);
+      }
+      vals.push_back(per);
+      pcas.push_back(probes.size() >= 3 ? json(pca2(sel, static_cast<int64_t>(probes.size()), D)) : json::array());
+    }
+    d["pooled"] = {{"dim", D}, {"values", vals}, {"pca", pcas}};
+  }
+
+  if (run.task == "minmax") {
+    json mm;
+    mm["numbers"] = run.model.value("numbers", 0);
+    mm["over_training"] = run.mechanism.is_object() ? run.mechanism.value("over_training", json::array()) : json::array();
+    mm["final"] = run.mechanism.is_object() ? run.mechanism.value("mechanism", json::array()) : json::array();
+    auto it = run.header().arrays.find("minmax_grid_probs");
+    if (it != run.header().arrays.end()) {
+      const int64_t Hh = it->second[1], N = it->second[2];
+      mm["numbers"] = N;
+      json grid;
+      grid["ops"] = {"max", "min"};
+      for (const char* site : {"probs", "scores"}) {
+        const auto v = run.file->array(std::string("minmax_grid_") + site);
+        if (v.empty() || !std::isfinite(v[0])) continue;
+        json ops = json::array();
+        for (int64_t op = 0; op < 2; ++op) {
+          json heads = json::array();
+          for (int64_t h = 0; h < Hh; ++h) {
+            json ks = json::array();
+            for (int64_t k = 0; k < 3; ++k) {
+              json rows = json::array();
+              for (int64_t a = 0; a < N; ++a) {
+                json row = json::array();
+                for (int64_t b = 0; b < N; ++b) {
+                  row.push_back(std::round(v[(((op * Hh + h) * N + a) * N + b) * 3 + k] * 1e4) / 1e4);
+                }
+                rows.push_back(row);
+              }
+              ks.push_back(rows);
+            }
+            heads.push_back(ks);
+          }
+          ops.push_back(heads);
+        }
+        grid[site] = ops;
+      }
+      if (grid.contains("probs")) mm["grid"] = grid;
+    }
+    d["minmax"] = mm;
+  }
+  rd.json = d.dump();
+  rd.probes_embedded = static_cast<int64_t>(probes.size());
+  return rd;
+}
+
+std::string assemble_report(const std::string& data_json, const std::string& web_dir) {
+  const fs::path w(web_dir);
+  const std::string hint = "run `make deps` (npm ci in viz/web) or set ATTNSCOPE_WEB_DIR";
+  std::string page = read_text((w / "report.html").string(), hint);
+  replace(page, "<!--ATTNSCOPE:style-->", "<style>\n" + read_text((w / "report.css").string(), hint) + "\n</style>");
+  const std::string plotly = read_text((w / "node_modules/plotly.js-dist-min/plotly.min.js").string(), hint);
+  const std::string umap = read_text((w / "node_modules/umap-js/lib/umap-js.min.js").string(), hint);
+  replace(page, "<!--ATTNSCOPE:libs-->",
+          "<script>\n" + script_safe(plotly) + "\n</script>\n<script>\n" + script_safe(umap) + "\n</script>");
+  replace(page, "<!--ATTNSCOPE:data-->",
+          "<script id=\"attnscope-data\" type=\"application/json\">" + script_safe(data_json) + "</script>");
+  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + script_safe(read_text((w / "report.js").string(), hint)) + "\n</script>");
+  return page;
+}
+
+}  // namespace attnscope::viz

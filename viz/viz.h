@@ -1,0 +1,36 @@
+// Public header of attnscope::viz: figures and the HTML report of a run, from its files alone
+// (attention.h5, metrics.jsonl, mechanism.json, config.yaml); it never needs the model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnscope::viz {
+
+struct RenderOptions {
+  std::string input;                  // a run directory or its attention.h5
+  std::string out;                    // output folder; default: the run directory
+  std::vector<int64_t> epochs;        // recorded epochs (model epoch numbers); empty = defaults
+  std::vector<int64_t> probes;        // probe indices; empty = defaults
+  std::vector<int64_t> layers, heads; // model layer / head ids; empty = defaults
+  std::vector<std::string> formats = {"png", "html"};  // any of png, svg, html
+  std::string web_dir;                // report template + node_modules; empty = built-in default
+};
+
+struct Rendered {
+  std::vector<std::string> files;  // written, in order
+  uint64_t bytes = 0;
+  double seconds = 0;
+};
+
+// Validates every selection against what the file holds before writing anything (UsageError
+// naming what is missing and listing what exists); files are written atomically, and nothing
+// else in the output folder is touched.
+Rendered render(const RenderOptions& options);
+
+// Where report.html/js/css and node_modules are looked for: $ATTNSCOPE_WEB_DIR, else the
+// source tree's viz/web.
+std::string default_web_dir();
+
+}  // namespace attnscope::viz

@@ -189,9 +189,11 @@ TEST(Render, ReportDataFollowsTheContract) {
   EXPECT_FALSE(d["maps"]["probs"]["zlib_base64"].get<std::string>().empty());
   EXPECT_TRUE(d["maps"].contains("scores"));
   // with a small budget, probes are embedded in order while they fit, and the report says so
-  const auto small = viz::report_data(run, {}, {}, 4 * 2 * 16 * 10);
-  EXPECT_EQ(small.probes_embedded, 10);
+  const auto small = viz::report_data(run, {}, {}, 300);
+  EXPECT_GE(small.probes_embedded, 1);
+  EXPECT_LT(small.probes_embedded, run.P);
   EXPECT_TRUE(small.scores_omitted);
+  EXPECT_EQ(nlohmann::json::parse(small.json)["probes"].size(), static_cast<size_t>(small.probes_embedded));
 }
 
 TEST(Render, BadInputNamesTheProblemAndRemovesNothing) {

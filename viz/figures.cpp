@@ -581,7 +581,9 @@ void minmax_mechanism(const Run& run, const Output& out) {
   });
 }
 
-std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d) {
+std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d) { return pca(x, n, d, 2); }
+
+std::vector<std::vector<double>> pca(const std::vector<float>& x, int64_t n, int64_t d, int64_t components) {
   // centred Gram matrix G = X Xᵀ (n x n, n = probes, small); its top eigenvectors u give the
   // principal coordinates sqrt(λ) u, identical to projecting onto the covariance's eigenvectors
   std::vector<double> mean(d, 0), G(n * n, 0);
@@ -595,9 +597,9 @@ std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, in
       G[i * n + j] = G[j * n + i] = s;
     }
   }
-  std::vector<std::vector<double>> out(n, std::vector<double>(2, 0));
+  std::vector<std::vector<double>> out(n, std::vector<double>(components, 0));
   std::vector<std::vector<double>> found;
-  for (int comp = 0; comp < 2; ++comp) {
+  for (int64_t comp = 0; comp < components; ++comp) {
     std::vector<double> u(n), next(n);
     for (int64_t i = 0; i < n; ++i) u[i] = 1.0 + 0.01 * ((i * 7919) % 101);  // deterministic start
     double lambda = 0;

@@ -32,7 +32,9 @@ void projection(const Run& run, const Output& out, const std::vector<int64_t>& e
 // Mean attention from "=" (the last token) to the op token, the larger and the smaller operand,
 // over the a != b probes of each operator: [op (max, min)][head][3] for recorded epoch e.
 std::vector<std::vector<std::vector<double>>> minmax_probe_mechanism(const Run& run, int64_t e);
-// 2-D PCA of the probes' pooled vectors at recorded epoch e: [P][2].
+// Principal coordinates of n points of dimension d (x row-major): [n][components], by power
+// iteration with deflation on the centred Gram matrix (n is small: the probes).
+std::vector<std::vector<double>> pca(const std::vector<float>& x, int64_t n, int64_t d, int64_t components);
 std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d);
 // Per-probe numbers to colour projections by (min/max: the answer and the operator).
 std::vector<std::pair<std::string, std::vector<double>>> probe_targets(const Run& run);

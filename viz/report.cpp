@@ -97,25 +97,106 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   if (!chosen) {
     for (int64_t p = 0; p < run.P; ++p) probes.push_back(p);
   }
-  // The maps of all chosen probes at every chosen epoch, 1 byte per weight, within the budget:
-  // probes are kept in order while they fit; scores only when they fit as well.
-  const uint64_t E = epochs.size();
-  uint64_t bytes = 0;
-  size_t keep = 0;
-  for (; keep < probes.size(); ++keep) {
-    const uint64_t n = static_cast<uint64_t>(run.length(probes[keep]));
-    const uint64_t add = E * L * H * n * n;
-    if (!chosen && keep > 0 && bytes + add > budget) break;
-    bytes += add;
+  // 8-bit maps: raw[site][k][e] holds the bytes of probe k at chosen epoch e (blocks l, h).
+  auto quantise = [&](const std::string& site, double offset, double scale) {
+    std::vector<std::vector<std::string>> raw(probes.size(), std::vector<std::string>(epochs.size()));
+    for (size_t ei = 0; ei < epochs.size(); ++ei) {
+      for (size_t k = 0; k < probes.size(); ++k) {
+        const auto pm = run.file->probe_map(site, epochs[ei], probes[k]);  // one chunk
+        const int64_t n = run.length(probes[k]);
+        std::string& out = raw[k][ei];
+        out.reserve(L * H * n * n);
+        for (int64_t lh = 0; lh < L * H; ++lh) {
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              const double v = (pm[(lh * T + i) * T + j] - offset) / scale;
+              out += static_cast<char>(static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)));
+            }
+          }
+        }
+      }
+    }
+    return raw;
+  };
+  auto stream = [&](const std::vector<std::vector<std::string>>& raw, size_t keep) {
+    std::string all;
+    for (size_t ei = 0; ei < epochs.size(); ++ei) {
+      for (size_t k = 0; k < keep; ++k) all += raw[k][ei];
+    }
+    return base64(deflate(all));
+  };
+  // Probes are embedded in order while their compressed maps fit the budget (all of them when
+  // chosen explicitly); the scores only when they fit as well.
+  const bool has_probs = run.has_site("attn.probs");
+  std::vector<std::vector<std::string>> praw;
+  size_t keep = probes.size();
+  if (has_probs) {
+    praw = quantise("attn.probs", 0.0, 1.0 / 255);
+    if (!chosen) {  // estimate from the first probes' compression ratio, then check once
+      auto raw_size = [&](size_t k) {
+        uint64_t n = 0;
+        for (const auto& s : praw[k]) n += s.size();
+        return n;
+      };
+      std::string sample;
+      for (size_t k = 0; k < std::min<size_t>(2, probes.size()); ++k) {
+        for (const auto& s : praw[k]) sample += s;
+      }
+      const double ratio = 1.1 * 4.0 / 3.0 * deflate(sample).size() / std::max<size_t>(1, sample.size());
+      uint64_t used = 0;
+      for (keep = 0; keep < probes.size(); ++keep) {
+        const uint64_t add = static_cast<uint64_t>(raw_size(keep) * ratio);
+        if (keep > 0 && used + add > budget) break;
+        used += add;
+      }
+    }
+  }
+  probes.resize(keep);
+  json maps;
+  uint64_t map_bytes = 0;
+  if (has_probs) {
+    std::string b = stream(praw, keep);
+    while (!chosen && b.size() > budget && keep > 1) {  // the estimate was optimistic
+      keep = std::max<size_t>(1, keep * budget / b.size());
+      b = stream(praw, keep);
+    }
+    probes.resize(keep);
+    map_bytes += b.size();
+    maps["probs"] = {{"scale", 1.0 / 255}, {"offset", 0.0}, {"zlib_base64", b}};
   }
   ReportData rd;
   rd.probes_total = run.P;
-  probes.resize(keep);
-  const bool scores = run.has_site("attn.scores") && 2 * bytes <= budget;
-  rd.scores_omitted = run.has_site("attn.scores") && !scores;
+  // scores compress about as well as probabilities: skip the work when they cannot fit
+  const bool scores_may_fit = chosen || 2 * map_bytes <= budget;
+  rd.scores_omitted = run.has_site("attn.scores") && !scores_may_fit;
+  if (run.has_site("attn.scores") && scores_may_fit) {
+    double lo = 0, hi = 0;
+    for (int64_t e : epochs) {
+      for (int64_t p : probes) {
+        const auto pm = run.file->probe_map("attn.scores", e, p);
+        const int64_t n = run.length(p);
+        for (int64_t lh = 0; lh < L * H; ++lh) {
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              lo = std::min<double>(lo, pm[(lh * T + i) * T + j]);
+              hi = std::max<double>(hi, pm[(lh * T + i) * T + j]);
+            }
+          }
+        }
+      }
+    }
+    const double scale = std::max(1e-9, (hi - lo) / 255);
+    const std::string b = stream(quantise("attn.scores", lo, scale), keep);
+    if (chosen || map_bytes + b.size() <= budget) {
+      maps["scores"] = {{"scale", scale}, {"offset", lo}, {"zlib_base64", b}};
+    } else {
+      rd.scores_omitted = true;
+    }
+  }
 
   json d;
   d["version"] = 1;
+  d["maps_order"] = "epoch, probe, layer, head; each block length x length bytes";
   json r;
   r["name"] = run.name;
   r["source"] = run.h5;
@@ -129,6 +210,7 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   }
   r["final"] = fin;
   r["probes_embedded"] = probes.size();
+  r["maps_bytes"] = map_bytes;
   r["probes_recorded"] = run.P;
   r["scores_omitted"] = rd.scores_omitted;
   d["run"] = r;
@@ -149,46 +231,6 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   }
   d["probes"] = pj;
 
-  // maps: blocks in (epoch, probe, layer, head) order, each length^2 bytes
-  auto encode = [&](const std::string& site, double offset, double scale) {
-    std::string raw;
-    raw.reserve(bytes);
-    for (int64_t e : epochs) {
-      for (int64_t p : probes) {
-        const auto pm = run.file->probe_map(site, e, p);
-        const int64_t n = run.length(p);
-        for (int64_t lh = 0; lh < L * H; ++lh) {
-          for (int64_t i = 0; i < n; ++i) {
-            for (int64_t j = 0; j < n; ++j) {
-              const double v = (pm[(lh * T + i) * T + j] - offset) / scale;
-              raw += static_cast<char>(static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)));
-            }
-          }
-        }
-      }
-    }
-    return json{{"scale", scale}, {"offset", offset}, {"zlib_base64", base64(deflate(raw))}};
-  };
-  json maps;
-  if (run.has_site("attn.probs")) maps["probs"] = encode("attn.probs", 0.0, 1.0 / 255);
-  if (scores) {
-    double lo = 0, hi = 0;
-    for (int64_t e : epochs) {
-      for (int64_t p : probes) {
-        const auto pm = run.file->probe_map("attn.scores", e, p);
-        const int64_t n = run.length(p);
-        for (int64_t lh = 0; lh < L * H; ++lh) {
-          for (int64_t i = 0; i < n; ++i) {
-            for (int64_t j = 0; j < n; ++j) {
-              lo = std::min<double>(lo, pm[(lh * T + i) * T + j]);
-              hi = std::max<double>(hi, pm[(lh * T + i) * T + j]);
-            }
-          }
-        }
-      }
-    }
-    maps["scores"] = encode("attn.scores", lo, std::max(1e-9, (hi - lo) / 255));
-  }
   d["maps"] = maps;
 
   // per-head metrics
@@ -252,23 +294,36 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   }
   d["curves"] = curves;
 
+  // Pooled vectors: as stored when D <= 50, else their coordinates on the top principal
+  // components (at most P of them are non-zero, so distances between probes are kept).
   const int64_t D = run.header().pooled_dim;
   if (D > 0) {
+    const int64_t n = static_cast<int64_t>(probes.size());
+    const int64_t k = D <= 50 ? D : std::min<int64_t>({50, n, D});
     json vals = json::array(), pcas = json::array();
     for (int64_t e : epochs) {
       const auto all = run.file->pooled(e);
       std::vector<float> sel;
+      for (int64_t p : probes) sel.insert(sel.end(), all.begin() + p * D, all.begin() + (p + 1) * D);
       json per = json::array();
-      for (int64_t p : probes) {
-        sel.insert(sel.end(), all.begin() + p * D, all.begin() + (p + 1) * D);
-        json v = json::array();
-        for (int64_t k = 0; k < D; ++k) v.push_back(std::round(all[p * D + k] * 1e4) / 1e4);
-        per.push_back(v);
+      if (D <= 50) {
+        for (int64_t i = 0; i < n; ++i) {
+          json v = json::array();
+          for (int64_t j = 0; j < D; ++j) v.push_back(std::round(sel[i * D + j] * 1e4) / 1e4);
+          per.push_back(v);
+        }
+      } else {
+        for (const auto& row : pca(sel, n, D, k)) {
+          json v = json::array();
+          for (double x : row) v.push_back(std::round(x * 1e4) / 1e4);
+          per.push_back(v);
+        }
       }
       vals.push_back(per);
-      pcas.push_back(probes.size() >= 3 ? json(pca2(sel, static_cast<int64_t>(probes.size()), D)) : json::array());
+      pcas.push_back(n >= 3 ? json(pca2(sel, n, D)) : json::array());
     }
-    d["pooled"] = {{"dim", D}, {"values", vals}, {"pca", pcas}};
+    d["pooled"] = {{"dim", k}, {"model_dim", D}, {"basis", D <= 50 ? "model" : "principal components"},
+                   {"values", vals}, {"pca", pcas}};
   }
 
   if (run.task == "minmax") {
@@ -295,7 +350,7 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
               for (int64_t a = 0; a < N; ++a) {
                 json row = json::array();
                 for (int64_t b = 0; b < N; ++b) {
-                  row.push_back(std::round(v[(((op * Hh + h) * N + a) * N + b) * 3 + k] * 1e4) / 1e4);
+                  row.push_back(std::round(v[(((op * Hh + h) * N + a) * N + b) * 3 + k] * 1e3) / 1e3);
                 }
                 rows.push_back(row);
               }

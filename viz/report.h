@@ -17,7 +17,7 @@ struct ReportData {
 };
 
 // epochs / probes: storage indices (empty = all). Without a probe selection, probes are embedded
-// in order while their maps (1 byte per weight, every chosen epoch) fit in `budget` bytes.
+// in order while their maps (8 bits per weight, deflated, base64) fit in `budget` bytes.
 ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<int64_t> probes, uint64_t budget);
 
 std::string assemble_report(const std::string& data_json, const std::string& web_dir);

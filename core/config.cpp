@@ -48,6 +48,7 @@ void visit_fields(C& c, V& v) {
   v("data.train_fraction", c.data.train_fraction, "Share of the shuffled examples used for training (floor); the rest is the validation/test set.", kNone);
 
   v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm).", kNone);
+  v("model.n_layers", c.model.n_layers, "Attention layers (minmax_attention has exactly 1).", kNone);
   v("model.d_model", c.model.d_model, "Residual stream width.", kNone);
   v("model.n_heads", c.model.n_heads, "Attention heads.", kNone);
   v("model.d_head", c.model.d_head, "Width of each head's query, key and value.", kNone);
@@ -380,6 +381,8 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
 
   need(one_of(c.model.name, {"minmax_attention"}), "model.name",
        "must be one of: minmax_attention");
+  need(c.model.n_layers >= 1 && c.model.n_layers <= 1024, "model.n_layers", "must be in [1, 1024]");
+  if (c.model.name == "minmax_attention") need(c.model.n_layers == 1, "model.n_layers", "minmax_attention has exactly 1 layer");
   need(c.model.d_model >= 1 && c.model.d_model <= 65536, "model.d_model", "must be in [1, 65536]");
   need(c.model.n_heads >= 1 && c.model.n_heads <= 1024, "model.n_heads", "must be in [1, 1024]");
   need(c.model.d_head >= 1 && c.model.d_head <= 65536, "model.d_head", "must be in [1, 65536]");
@@ -428,9 +431,8 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   need(!a.sites.empty() && std::all_of(a.sites.begin(), a.sites.end(), [&](const std::string& s) { return one_of(s, head_sites); }) &&
            std::set<std::string>(a.sites.begin(), a.sites.end()).size() == a.sites.size(),
        "hooks.attention.sites", "must be distinct sites among: attn.probs, attn.scores");
-  const int64_t n_layers = 1;  // the min/max network has one attention layer
-  need(std::all_of(a.layers.begin(), a.layers.end(), [&](int64_t l) { return l >= 0 && l < n_layers; }),
-       "hooks.attention.layers", "layers must be in [0, " + std::to_string(n_layers) + ") for model " + c.model.name);
+  need(std::all_of(a.layers.begin(), a.layers.end(), [&](int64_t l) { return l >= 0 && l < c.model.n_layers; }),
+       "hooks.attention.layers", "layers must be in [0, model.n_layers = " + std::to_string(c.model.n_layers) + ")");
   need(std::all_of(a.heads.begin(), a.heads.end(), [&](int64_t h) { return h >= 0 && h < c.model.n_heads; }),
        "hooks.attention.heads", "heads must be in [0, model.n_heads = " + std::to_string(c.model.n_heads) + ")");
   need(a.every >= 1, "hooks.attention.every", "must be >= 1");

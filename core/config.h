@@ -27,6 +27,7 @@ struct DataConfig {
 
 struct ModelConfig {
   std::string name = "minmax_attention";  // minmax_attention
+  int64_t n_layers = 1;                   // attention layers (minmax_attention: exactly 1)
   int64_t d_model = 32;                   // residual stream width
   int64_t n_heads = 2;                    // attention heads
   int64_t d_head = 16;                    // width of each head's Q, K, V

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <strings.h>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -80,9 +81,18 @@ void replace(std::string& page, const std::string& placeholder, const std::strin
   page.replace(pos, placeholder.size(), with);
 }
 
-// Inline <script> text must not close the element early.
-std::string script_safe(std::string s) {
+// Inline <script> text must not close the element early. In JSON, "<" only occurs inside strings,
+// where "<\/" is an escape of "</"; in code, only "</script" needs it (a regex such as /</g must
+// stay as it is).
+std::string json_script_safe(std::string s) {
   for (size_t pos = 0; (pos = s.find("</", pos)) != std::string::npos; pos += 3) s.replace(pos, 2, "<\\/");
+  return s;
+}
+
+std::string code_script_safe(std::string s) {
+  for (size_t pos = 0; pos + 8 <= s.size(); ++pos) {
+    if (s[pos] == '<' && s[pos + 1] == '/' && strncasecmp(s.c_str() + pos + 2, "script", 6) == 0) s.insert(pos + 1, "\\");
+  }
   return s;
 }
 
@@ -379,10 +389,10 @@ std::string assemble_report(const std::string& data_json, const std::string& web
   const std::string plotly = read_text((w / "node_modules/plotly.js-dist-min/plotly.min.js").string(), hint);
   const std::string umap = read_text((w / "node_modules/umap-js/lib/umap-js.min.js").string(), hint);
   replace(page, "<!--ATTNSCOPE:libs-->",
-          "<script>\n" + script_safe(plotly) + "\n</script>\n<script>\n" + script_safe(umap) + "\n</script>");
+          "<script>\n" + code_script_safe(plotly) + "\n</script>\n<script>\n" + code_script_safe(umap) + "\n</script>");
   replace(page, "<!--ATTNSCOPE:data-->",
-          "<script id=\"attnscope-data\" type=\"application/json\">" + script_safe(data_json) + "</script>");
-  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + script_safe(read_text((w / "report.js").string(), hint)) + "\n</script>");
+          "<script id=\"attnscope-data\" type=\"application/json\">" + json_script_safe(data_json) + "</script>");
+  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + code_script_safe(read_text((w / "report.js").string(), hint)) + "\n</script>");
   return page;
 }
 

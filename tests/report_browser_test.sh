@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The HTML report in a real browser: trains a short min/max run, renders its report, and drives
+# it with headless Chromium (viz/web/test/report_test.mjs: no console error, the epoch slider
+# changes the heatmap, a token click changes the token view, a screenshot is saved).
+# Exit 77 (ctest: skipped) when node, playwright-core or chromium is missing.
+# Usage: report_browser_test.sh ATTNSCOPE_EXE SOURCE_DIR OUT_DIR
+set -euo pipefail
+exe="$1"; src="$2"; out="$3"
+if ! command -v node > /dev/null; then echo "SKIP: node is not installed"; exit 77; fi
+if [ ! -d "$src/viz/web/node_modules/playwright-core" ]; then
+  echo "SKIP: viz/web/node_modules/playwright-core missing (run make deps)"; exit 77
+fi
+if [ ! -x /usr/bin/chromium ]; then echo "SKIP: /usr/bin/chromium missing (apt-get install chromium)"; exit 77; fi
+rm -rf "$out"; mkdir -p "$out"
+"$exe" train "$src/configs/minmax.yaml" --out "$out/run" --set data.minmax_numbers=32 train.epochs=40 \
+  hooks.attention.every=10 train.progress=none run.log_level=warn
+"$exe" render "$out/run" --format html --out "$out/render"
+test -s "$out/render/report.html"
+node "$src/viz/web/test/report_test.mjs" "$out/render/report.html" "$out"
+echo "screenshot: $out/report.png"

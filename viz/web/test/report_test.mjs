@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+// Browser test of a rendered report.html (headless Chromium through playwright-core).
+//
+//   node report_test.mjs REPORT.html OUTDIR [--sections]
+//
+// Opens the report from file://, fails on any console error or page error and on any request
+// other than file:, data: or blob:, moves the epoch slider and checks that the head map's data
+// changed, clicks a token in the token-to-token view and checks that the attention lines
+// changed, then writes OUTDIR/report.png (full page; with --sections also one PNG per section at
+// 2x). Exit 0 = pass, 1 = fail (with a message), 77 = skipped (no Chromium or no playwright-core;
+// the ctest skip code).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+const argv = process.argv.slice(2);
+const sections = argv.includes('--sections');
+const [reportArg, outArg] = argv.filter((a) => !a.startsWith('--'));
+if (!reportArg || !outArg) {
+  console.error('usage: node report_test.mjs REPORT.html OUTDIR [--sections]');
+  process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.log(`report_test: SKIP: ${CHROMIUM} does not exist (apt-get install -y --no-install-recommends chromium)`);
+  process.exit(77);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (err) {
+  console.log(`report_test: SKIP: playwright-core is not installed (cd viz/web && npm install): ${err.message.split('\n')[0]}`);
+  process.exit(77);
+}
+const report = path.resolve(reportArg);
+if (!fs.existsSync(report)) {
+  console.error(`report_test: FAIL: ${report} does not exist`);
+  process.exit(1);
+}
+const outDir = path.resolve(outArg);
+fs.mkdirSync(outDir, { recursive: true });
+
+const t0 = Date.now();
+const log = (msg) => console.log(`report_test: [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+const problems = [];
+const errors = [];
+const offline = [];
+let context;
+let userDir;
+const watchdog = setTimeout(() => finish(`timed out after 60 s`), 60000);
+
+async function finish(failure) {
+  clearTimeout(watchdog);
+  try { if (context) await context.close(); } catch { /* already gone */ }
+  try { if (userDir) fs.rmSync(userDir, { recursive: true, force: true }); } catch { /* ignore */ }
+  const all = [...(failure ? [failure] : []), ...problems,
+    ...errors.map((e) => `console/page error: ${e}`), ...offline.map((u) => `network request: ${u}`)];
+  if (all.length) {
+    console.error(`report_test: FAIL (${report}):\n  - ${all.join('\n  - ')}`);
+    process.exit(1);
+  }
+  log(`PASS (${report})`);
+  process.exit(0);
+}
+function check(cond, msg) { if (!cond) problems.push(msg); return !!cond; }
+
+try {
+  userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'attnscope-report-test-'));
+  context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM, args: ARGS, headless: true,
+    viewport: { width: 1440, height: 900 }, deviceScaleFactor: sections ? 2 : 1,
+  });
+  // Anything that is not file:, data: or blob: is recorded and refused.
+  await context.route((u) => !/^(file|data|blob):/i.test(u.href), (route) => {
+    offline.push(route.request().url());
+    return route.abort();
+  });
+  context.on('request', (r) => {
+    const u = r.url();
+    if (!/^(file|data|blob):/i.test(u) && !offline.includes(u)) offline.push(u);
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (err) => errors.push(String(err && err.stack ? err.stack.split('\n').slice(0, 3).join(' | ') : err)));
+
+  await page.goto(pathToFileURL(report).href, { waitUntil: 'load', timeout: 30000 });
+  await page.waitForFunction(() => window.attnscope && window.attnscope.ready, null, { timeout: 20000 });
+  const ready = await page.evaluate(() => window.attnscope.ready);
+  if (!ready || ready.error) await finish(`the report did not start: ${ready && ready.error}`);
+  log(`loaded (maps decoded in ${ready.decodeMs.toFixed(0)} ms, first draw done after ${ready.totalMs.toFixed(0)} ms)`);
+  check(await page.locator('#fatal').isHidden(), 'the page shows a fatal error');
+  if (process.env.REPORT_TEST_TIMINGS) {
+    const t = await page.evaluate(() => window.attnscope.timings);
+    log(`first draw per view (ms): ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
+  }
+
+  // --- epoch slider -> head map data
+  if (!(await page.locator('#sec-headmap').isVisible())) await finish('the report shows no head map (no attention maps embedded?)');
+  await page.locator('#plot-headmap').scrollIntoViewIfNeeded();
+  const zOf = () => page.evaluate(() => JSON.stringify(document.getElementById('plot-headmap').data?.[0]?.z ?? null));
+  await page.waitForFunction(() => document.getElementById('plot-headmap').data, null, { timeout: 10000 });
+  const z0 = await zOf();
+  check(z0 !== 'null', 'the head map has no data');
+  const max = Number(await page.locator('#epoch-slider').getAttribute('max'));
+  const cur = Number(await page.locator('#epoch-slider').inputValue());
+  const target = cur !== 0 ? 0 : max; // the untrained maps against the trained ones
+  const tSlide = Date.now();
+  await page.locator('#epoch-slider').fill(String(target));
+  try {
+    await page.waitForFunction((before) => JSON.stringify(document.getElementById('plot-headmap').data?.[0]?.z ?? null) !== before, z0, { timeout: 5000 });
+    log(`epoch slider ${cur} -> ${target}: head map data changed (${Date.now() - tSlide} ms)`);
+  } catch {
+    check(false, `moving the epoch slider from ${cur} to ${target} did not change the head map's data (.data[0].z)`);
+  }
+  const label = await page.locator('#epoch-label').textContent();
+  check(/epoch/.test(label), `the epoch label reads "${label}"`);
+
+  // --- play / pause
+  const beforePlay = Number(await page.locator('#epoch-slider').inputValue());
+  await page.locator('#btn-play').click();
+  await page.waitForFunction((v) => Number(document.getElementById('epoch-slider').value) !== v, beforePlay, { timeout: 5000 })
+    .catch(() => check(false, 'pressing play did not move the epoch slider'));
+  await page.locator('#btn-play').click();
+  check(!(await page.evaluate(() => window.attnscope.state.playing)), 'pressing pause did not stop playback');
+
+  // --- token-to-token: click a query token, the lines change; click again, they come back
+  await page.locator('#t2t').scrollIntoViewIfNeeded();
+  const linesOf = () => page.evaluate(() => [...document.querySelectorAll('#t2t line.t2t-line')]
+    .map((l) => `${l.dataset.h}:${l.dataset.q}>${l.dataset.k}@${l.getAttribute('stroke-opacity')}`).join(' '));
+  await page.waitForFunction(() => document.querySelectorAll('#t2t line.t2t-line').length > 0, null, { timeout: 5000 })
+    .catch(() => check(false, 'the token-to-token view draws no lines'));
+  const before = await linesOf();
+  const qs = [...new Set(before.split(' ').filter(Boolean).map((s) => Number(s.split(':')[1].split('>')[0])))];
+  const q0 = qs.length ? qs[qs.length - 1] : 0;
+  await page.locator(`#t2t .tok.left[data-i="${q0}"]`).click();
+  try {
+    await page.waitForFunction((b) => [...document.querySelectorAll('#t2t line.t2t-line')]
+      .map((l) => `${l.dataset.h}:${l.dataset.q}>${l.dataset.k}@${l.getAttribute('stroke-opacity')}`).join(' ') !== b, before, { timeout: 5000 });
+    const after = await linesOf();
+    const onlyPicked = after.split(' ').filter(Boolean).every((s) => Number(s.split(':')[1].split('>')[0]) === q0);
+    check(after.length > 0 && onlyPicked, `after clicking query token ${q0} the view should show only its lines (got: ${after.slice(0, 120)})`);
+    check(await page.locator(`#t2t .tok.left.sel[data-i="${q0}"]`).count() === 1, `query token ${q0} is not marked as selected`);
+    log(`token-to-token: clicked query ${q0}: ${before.split(' ').length} lines -> ${after.split(' ').length}`);
+  } catch {
+    check(false, `clicking query token ${q0} in the token-to-token view did not change the highlighted lines`);
+  }
+  await page.locator(`#t2t .tok.left[data-i="${q0}"]`).click();
+  await page.waitForFunction((b) => [...document.querySelectorAll('#t2t line.t2t-line')]
+    .map((l) => `${l.dataset.h}:${l.dataset.q}>${l.dataset.k}@${l.getAttribute('stroke-opacity')}`).join(' ') === b, before, { timeout: 5000 })
+    .catch(() => check(false, 'clicking the token again did not bring all lines back'));
+
+  // --- every other control once (errors surface through the console / page error checks). The
+  // controls are driven through DOM events, without scrolling, so that only one flush draws.
+  const pick = (sel, how) => page.evaluate(([q, h]) => {
+    const el = document.querySelector(q);
+    if (!el || el.disabled || el.closest('[hidden]')) return false;
+    if (el.tagName === 'SELECT') {
+      const opts = [...el.options];
+      if (!opts.length) return false;
+      el.value = h === 'last' ? opts[opts.length - 1].value : h === 'second' ? opts[Math.min(1, opts.length - 1)].value : h;
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    } else el.click();
+    return true;
+  }, [sel, how]);
+  const flush = () => page.evaluate(() => window.attnscope.flush());
+  await pick('#sel-layer', 'last');
+  await pick('#sel-head', 'last');
+  await pick('#sel-probe', 'last');
+  if (await pick('#seg-mode [data-mode=scores]')) {
+    await flush();
+    const zs = await page.evaluate(() => document.getElementById('plot-headmap').data[0].z.flat());
+    check(zs.some((v) => v < 0), 'in scores mode the head map shows no negative value');
+    await pick('#seg-mode [data-mode=probs]');
+  }
+  await pick('#t2t-all');
+  await pick('#sel-metric', 'second');
+  await pick('#sel-query', 'mean');
+  await pick('#sel-target', 'last');
+  await pick('#mm-grid-k', '1');
+  await pick('#mm-grid-mode [data-mode=scores]');
+  if (await pick('#metric-table th[data-key=entropy_norm]')) {
+    await flush();
+    const col = await page.evaluate(() => {
+      const i = [...document.querySelectorAll('#metric-table th')].findIndex((th) => th.dataset.key === 'entropy_norm');
+      return [...document.querySelectorAll('#metric-table tbody tr')].map((tr) => parseFloat(tr.children[i].textContent)).filter((v) => !Number.isNaN(v));
+    });
+    check(col.length > 1 && col.every((v, i) => i === 0 || col[i - 1] >= v), `sorting the metric table by entropy_norm did not sort it (descending): ${col.slice(0, 6).join(', ')}`);
+  }
+  await pick('#head-grid canvas');
+  check(await page.locator('#sel-layer').inputValue() === '0' && await page.locator('#sel-head').inputValue() === '0',
+    'clicking the first map of the head grid did not select layer 0, head 0');
+  log('exercised the other controls');
+
+  // --- every stale view drawn; every shown plot has content
+  await page.evaluate(() => window.attnscope.flush());
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50))));
+  const empty = await page.evaluate(() => [...document.querySelectorAll('section:not([hidden]) .plot')]
+    .filter((d) => !d.hidden && d.offsetParent !== null && !d.closest('[hidden]'))
+    .filter((d) => !d.classList.contains('js-plotly-plot') && !d.querySelector('.note'))
+    .map((d) => d.id));
+  check(empty.length === 0, `plots left empty: ${empty.join(', ')}`);
+  const grid = await page.locator('#head-grid canvas').count();
+  check(grid > 0, 'the head grid has no maps');
+  const rows = await page.locator('#metric-table tbody tr').count();
+  check(rows > 0, 'the metric table has no rows');
+
+  // --- screenshots
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(outDir, 'report.png'), fullPage: true });
+  if (sections) {
+    await page.addStyleTag({ content: '.controls { position: static !important; }' });
+    for (const id of await page.evaluate(() => [...document.querySelectorAll('section:not([hidden])')].map((s) => s.id))) {
+      await page.locator(`#${id}`).screenshot({ path: path.join(outDir, `${id}.png`) });
+    }
+  }
+  log(`screenshot ${path.join(outDir, 'report.png')}`);
+  await finish(null);
+} catch (err) {
+  await finish(`unexpected: ${err && err.stack ? err.stack.split('\n').slice(0, 4).join(' | ') : err}`);
+}

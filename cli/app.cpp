@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/inspect_commands.h"
+#include "cli/model_commands.h"
 #include "cli/train_command.h"
 #include "core/core.h"
 #include "viz/viz.h"
@@ -60,6 +61,27 @@ int run(const std::vector<std::string>& args) {
   render->add_option("--format", ren.formats, "Any of png, svg, html (default png,html)")->delimiter(',');
   render->add_option("--web-dir", ren.web_dir, "Report template and npm libraries (default: the source tree's viz/web)");
 
+  TokenizeArgs tk;
+  auto* tokenize = app.add_subcommand("tokenize", "Print each SMILES's tokens, ids and character spans (one JSON object per line).");
+  tokenize->add_option("--model", tk.model, "Hugging Face model or tokenizer directory (vocab.json, merges.txt)")->required();
+  tokenize->add_option("--smiles", tk.input.smiles, "SMILES strings")->take_all();
+  tokenize->add_option("--smiles-file", tk.input.file, "One SMILES per line, or a CSV with a smiles column");
+  tokenize->add_option("--max-len", tk.max_len, "Cut to N tokens incl. <s> and </s> (default: the model's positions)");
+
+  PredictArgs pr;
+  auto* predict = app.add_subcommand("predict", "Run a regression / classification model on SMILES; CSV smiles,output_0,...");
+  predict->add_option("--model", pr.model, "Hugging Face model directory")->required();
+  predict->add_option("--smiles", pr.input.smiles, "SMILES strings")->take_all();
+  predict->add_option("--smiles-file", pr.input.file, "One SMILES per line, or a CSV with a smiles column");
+  predict->add_option("--output", pr.output, "CSV file to write (default: stdout)");
+  predict->add_option("--too-long", pr.too_long, "SMILES longer than the model's positions: truncate (warn) or error");
+  predict->add_option("--batch", pr.batch, "SMILES per forward pass (default 32)");
+
+  ExportArgs ex;
+  auto* exp = app.add_subcommand("export", "Write a model as a Hugging Face directory (transformers' from_pretrained reads it).");
+  exp->add_option("--model", ex.model, "Hugging Face model directory")->required();
+  exp->add_option("--hf", ex.hf, "Output directory (must not exist or be empty)")->required();
+
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
   try {
@@ -84,6 +106,9 @@ int run(const std::vector<std::string>& args) {
     }
     if (snapshot->parsed()) return snapshot_command(snap);
     if (metrics->parsed()) return metrics_command(met);
+    if (tokenize->parsed()) return tokenize_command(tk);
+    if (predict->parsed()) return predict_command(pr);
+    if (exp->parsed()) return export_command(ex);
     if (render->parsed()) {
       const auto r = viz::render(ren);
       for (const auto& f : r.files) std::cout << f << "\n";

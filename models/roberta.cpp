@@ -45,6 +45,12 @@ RobertaConfig read_hf_config(const std::string& path) {
   get_double("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
   if (j.contains("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int64_t>(j["id2label"].size());
   get_int("num_labels", c.num_labels, 1);
+  if (j.contains("model_type") && j["model_type"] != "roberta") {
+    problems.push_back("model_type: only \"roberta\" is supported, got " + j["model_type"].dump());
+  }
+  if (j.contains("position_embedding_type") && j["position_embedding_type"] != "absolute") {
+    problems.push_back("position_embedding_type: only \"absolute\" is supported, got " + j["position_embedding_type"].dump());
+  }
   if (j.contains("hidden_act") && j["hidden_act"] != "gelu") {
     problems.push_back("hidden_act: only \"gelu\" (erf) is supported, got " + j["hidden_act"].dump());
   }

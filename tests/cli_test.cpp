@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.h"
 
 namespace attnscope {
@@ -184,6 +186,140 @@ TEST(Cli, KilledRunResumesToTheSameFinalMetrics) {
   ASSERT_EQ(testing::wait_exit(testing::spawn(resume)), 0);
   EXPECT_EQ(testing::metrics_without_seconds(d.path("full/metrics.jsonl")),
             testing::metrics_without_seconds(d.path("killed/metrics.jsonl")));
+}
+
+}  // namespace
+}  // namespace attnscope
+
+// ---- tokenize / predict / export on the tiny Hugging Face fixture of ../shared ------------------
+
+namespace attnscope {
+namespace {
+
+std::string tiny(const std::string& which) {
+  return std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/hf-roberta-tiny/roberta-tiny-" + which;
+}
+#define SKIP_WITHOUT_TINY() \
+  if (!fs::exists(tiny("regression"))) GTEST_SKIP() << "../shared/fixtures not found beside the source tree"
+
+nlohmann::json tiny_expected() {
+  std::ifstream in(std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/hf-roberta-tiny/roberta-tiny-expected.json");
+  return nlohmann::json::parse(in);
+}
+
+std::string stdout_of(const std::vector<std::string>& args, int* code) {
+  ::testing::internal::CaptureStdout();
+  *code = run_cli(args);
+  return ::testing::internal::GetCapturedStdout();
+}
+
+// The rows of a predict CSV: smiles -> outputs.
+std::vector<std::pair<std::string, std::vector<double>>> parse_predictions(const std::string& csv) {
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("smiles,output_0", 0), 0u) << line;
+  std::vector<std::pair<std::string, std::vector<double>>> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::string cur;
+    bool quoted = false;
+    for (char c : line) {
+      if (c == '"') quoted = !quoted;
+      else if (c == ',' && !quoted) f.push_back(cur), cur.clear();
+      else cur += c;
+    }
+    f.push_back(cur);
+    std::vector<double> v;
+    for (size_t i = 1; i < f.size(); ++i) v.push_back(std::stod(f[i]));
+    rows.push_back({f[0], v});
+  }
+  return rows;
+}
+
+TEST(Predict, MatchesTransformersOnTheTinyRegressionModel) {
+  SKIP_WITHOUT_TINY();
+  const auto exp = tiny_expected();
+  TempDir d;
+  std::string file = "smiles\n";
+  for (const auto& s : exp["smiles"]) file += "\"" + s.get<std::string>() + "\"\n";
+  testing::write_text(d.path("in.csv"), file);
+  ASSERT_EQ(run_cli({"predict", "--model", tiny("regression"), "--smiles-file", d.path("in.csv"), "--output",
+                     d.path("out.csv"), "--batch", "3"}),
+            0);
+  const auto rows = parse_predictions(testing::read_file_text(d.path("out.csv")));
+  ASSERT_EQ(rows.size(), exp["smiles"].size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].first, exp["smiles"][i].get<std::string>());
+    EXPECT_NEAR(rows[i].second[0], exp["models"]["regression"]["logits"][i].get<double>(), 1e-5) << rows[i].first;
+  }
+}
+
+TEST(Export, RoundTripsThroughAHuggingFaceDirectory) {
+  SKIP_WITHOUT_TINY();
+  TempDir d;
+  ASSERT_EQ(run_cli({"export", "--model", tiny("regression"), "--hf", d.path("hf")}), 0);
+  for (const char* f : {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json",
+                        "special_tokens_map.json"}) {
+    EXPECT_TRUE(fs::exists(d.path("hf/") + f)) << f;
+  }
+  std::ifstream in(d.path("hf/config.json"));
+  const auto cfg = nlohmann::json::parse(in);
+  EXPECT_EQ(cfg["architectures"][0], "RobertaForSequenceClassification");
+  EXPECT_EQ(cfg["model_type"], "roberta");
+  EXPECT_EQ(cfg["num_hidden_layers"], 2);
+  EXPECT_EQ(cfg["problem_type"], "regression");
+  EXPECT_EQ(cfg["id2label"].size(), 1u);
+  int code = 0;
+  const auto a = parse_predictions(stdout_of({"predict", "--model", tiny("regression"), "--smiles", "CCO", "C#N"}, &code));
+  const auto b = parse_predictions(stdout_of({"predict", "--model", d.path("hf"), "--smiles", "CCO", "C#N"}, &code));
+  ASSERT_EQ(a.size(), 2u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i].second[0], b[i].second[0], 1e-6);
+  // never overwrites a non-empty directory
+  EXPECT_EQ(run_cli({"export", "--model", tiny("regression"), "--hf", d.path("hf")}), 2);
+}
+
+TEST(Tokenize, PrintsTokensIdsAndSpans) {
+  SKIP_WITHOUT_TINY();
+  int code = 0;
+  const auto out = stdout_of({"tokenize", "--model", tiny("regression"), "--smiles", "C#N", "c1ccccc1Cl"}, &code);
+  ASSERT_EQ(code, 0);
+  std::istringstream in(out);
+  std::string line;
+  std::getline(in, line);
+  const auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["smiles"], "C#N");
+  EXPECT_EQ(j["tokens"], (nlohmann::json{"<s>", "C", "#", "N", "</s>"}));
+  EXPECT_EQ(j["spans"][2], (nlohmann::json{1, 2}));
+  EXPECT_TRUE(j["spans"][0].is_null());
+  std::getline(in, line);
+  const auto k = nlohmann::json::parse(line);
+  std::string joined;  // the spans cover the SMILES exactly
+  for (size_t i = 1; i + 1 < k["tokens"].size(); ++i) {
+    joined += k["smiles"].get<std::string>().substr(k["spans"][i][0], k["spans"][i][1].get<int>() - k["spans"][i][0].get<int>());
+  }
+  EXPECT_EQ(joined, "c1ccccc1Cl");
+}
+
+TEST(Predict, BadInputIsExit2) {
+  SKIP_WITHOUT_TINY();
+  TempDir d;
+  EXPECT_EQ(run_cli({"predict", "--model", d.path("nope"), "--smiles", "CCO"}), 2);
+  EXPECT_EQ(run_cli({"predict", "--model", tiny("mlm"), "--smiles", "CCO"}), 2) << "an MLM has no regression head";
+  EXPECT_EQ(run_cli({"predict", "--model", tiny("regression")}), 2) << "no SMILES";
+  testing::write_text(d.path("bad.csv"), "name,value\nx,1\n");
+  EXPECT_EQ(run_cli({"predict", "--model", tiny("regression"), "--smiles-file", d.path("bad.csv")}), 2);
+  std::string long_smiles;
+  for (int i = 0; i < 200; ++i) long_smiles += "C(Cl)";
+  EXPECT_EQ(run_cli({"predict", "--model", tiny("regression"), "--smiles", long_smiles, "--too-long", "error"}), 2);
+  int code = 0;
+  const auto rows = parse_predictions(stdout_of({"predict", "--model", tiny("regression"), "--smiles", long_smiles}, &code));
+  EXPECT_EQ(code, 0) << "truncated with a warning by default";
+  EXPECT_EQ(rows.size(), 1u);
+  // a config of another architecture
+  fs::create_directories(d.path("bert"));
+  testing::write_text(d.path("bert/config.json"), R"({"model_type": "bert", "hidden_size": 48, "num_attention_heads": 4})");
+  EXPECT_EQ(run_cli({"export", "--model", d.path("bert"), "--hf", d.path("out")}), 2);
 }
 
 }  // namespace

@@ -1,0 +1,123 @@
+// Hugging Face model directories (models/hf_dir.h).
+#include "models/hf_dir.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json.h"
+#include "models/safetensors.h"
+#include "models/torch_pickle.h"
+
+namespace attnscope::models {
+namespace fs = std::filesystem;
+
+namespace {
+const char* kClassifier = "RobertaForSequenceClassification";
+const char* kMaskedLM = "RobertaForMaskedLM";
+}  // namespace
+
+torch::nn::Module& HfModel::module() {
+  if (classifier) return *classifier;
+  return *mlm;
+}
+
+std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir) {
+  const fs::path st = fs::path(dir) / "model.safetensors", bin = fs::path(dir) / "pytorch_model.bin";
+  if (fs::exists(st)) return read_safetensors(st.string());
+  if (fs::exists(bin)) return read_torch_state_dict(bin.string());
+  throw UsageError("'" + dir + "' holds neither model.safetensors nor pytorch_model.bin");
+}
+
+HfModel load_hf_model(const std::string& dir, const std::string& architecture) {
+  if (!fs::is_directory(dir)) throw UsageError("'" + dir + "' is not a directory (expected a Hugging Face model directory)");
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(cfg_path)) throw UsageError("'" + dir + "' has no config.json");
+  HfModel m;
+  m.dir = dir;
+  m.config = read_hf_config(cfg_path);
+  const nlohmann::json j = read_json_file(cfg_path);
+  std::string named;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    named = j["architectures"][0].get<std::string>();
+  }
+  m.architecture = !architecture.empty() ? architecture : named.empty() ? kClassifier : named;
+  if (m.architecture != kClassifier && m.architecture != kMaskedLM) {
+    throw UsageError("'" + cfg_path + "': architecture " + m.architecture + " is not supported (expected " + kClassifier +
+                     " or " + kMaskedLM + ")");
+  }
+  if (j.contains("problem_type") && j["problem_type"].is_string()) m.problem_type = j["problem_type"].get<std::string>();
+  const auto tensors = read_hf_weights(dir);
+  if (m.architecture == kClassifier) {
+    m.classifier = RobertaForSequenceClassification(m.config);
+  } else {
+    m.mlm = RobertaForMaskedLM(m.config);
+  }
+  load_hf_state(m.module(), tensors, dir, &m.new_heads);
+  m.module().eval();
+  return m;
+}
+
+void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std::string& architecture,
+                     const std::string& problem_type, const std::string& tokenizer_dir, const std::string& out_dir) {
+  for (const char* f : {"vocab.json", "merges.txt"}) {
+    if (!fs::exists(fs::path(tokenizer_dir) / f)) {
+      throw UsageError("export: '" + tokenizer_dir + "' has no " + f + " (the byte-level BPE tokenizer to ship with the model)");
+    }
+  }
+  fs::create_directories(out_dir);
+  nlohmann::json cfg = {{"architectures", {architecture}},
+                        {"model_type", "roberta"},
+                        {"vocab_size", c.vocab_size},
+                        {"hidden_size", c.hidden_size},
+                        {"num_hidden_layers", c.num_hidden_layers},
+                        {"num_attention_heads", c.num_attention_heads},
+                        {"intermediate_size", c.intermediate_size},
+                        {"hidden_act", "gelu"},
+                        {"hidden_dropout_prob", c.hidden_dropout_prob},
+                        {"attention_probs_dropout_prob", c.attention_probs_dropout_prob},
+                        {"max_position_embeddings", c.max_position_embeddings},
+                        {"type_vocab_size", c.type_vocab_size},
+                        {"initializer_range", 0.02},
+                        {"layer_norm_eps", c.layer_norm_eps},
+                        {"pad_token_id", c.pad_token_id},
+                        {"bos_token_id", 0},
+                        {"eos_token_id", 2},
+                        {"position_embedding_type", "absolute"},
+                        {"classifier_dropout", nullptr},
+                        {"use_cache", true}};
+  if (architecture == kClassifier) {
+    nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+    for (int64_t i = 0; i < c.num_labels; ++i) {
+      id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
+      label2id["LABEL_" + std::to_string(i)] = i;
+    }
+    cfg["id2label"] = id2label;
+    cfg["label2id"] = label2id;
+    if (!problem_type.empty()) cfg["problem_type"] = problem_type;
+  }
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& p : model.named_parameters()) tensors[p.key()] = p.value().detach().contiguous();
+  for (const auto& b : model.named_buffers()) tensors[b.key()] = b.value().detach().contiguous();
+  const std::string tmp = (fs::path(out_dir) / "model.safetensors.part").string();
+  write_safetensors(tmp, tensors, {{"format", "pt"}});
+  fs::rename(tmp, fs::path(out_dir) / "model.safetensors");
+  write_file_atomic((fs::path(out_dir) / "config.json").string(), cfg.dump(2) + "\n");
+  for (const char* f : {"vocab.json", "merges.txt"}) {
+    write_file_atomic((fs::path(out_dir) / f).string(), read_file((fs::path(tokenizer_dir) / f).string()));
+  }
+  const nlohmann::json special = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"},
+                                  {"sep_token", "</s>"}, {"pad_token", "<pad>"}, {"cls_token", "<s>"},
+                                  {"mask_token", "<mask>"}};
+  nlohmann::json tok = special;
+  tok["tokenizer_class"] = "RobertaTokenizer";
+  tok["model_max_length"] = c.max_position_embeddings - c.pad_token_id - 1;
+  tok["add_prefix_space"] = false;
+  tok["trim_offsets"] = true;
+  tok["errors"] = "replace";
+  write_file_atomic((fs::path(out_dir) / "tokenizer_config.json").string(), tok.dump(2) + "\n");
+  write_file_atomic((fs::path(out_dir) / "special_tokens_map.json").string(), special.dump(2) + "\n");
+}
+
+}  // namespace attnscope::models

@@ -1,0 +1,39 @@
+// Hugging Face model directories: load (config.json + model.safetensors or pytorch_model.bin +
+// vocab.json/merges.txt) and export (what transformers' from_pretrained reads back).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "models/roberta.h"
+
+namespace attnscope::models {
+
+struct HfModel {
+  std::string dir;
+  RobertaConfig config;
+  std::string architecture;                      // RobertaForSequenceClassification | RobertaForMaskedLM
+  std::string problem_type;                      // "regression", "single_label_classification", ... or ""
+  RobertaForSequenceClassification classifier{nullptr};  // when architecture is the classifier
+  RobertaForMaskedLM mlm{nullptr};                        // when architecture is the MLM
+  std::vector<std::string> new_heads;            // head tensors initialised because the file lacks them
+  torch::nn::Module& module();
+};
+
+// The weights of an HF directory: model.safetensors if present, else pytorch_model.bin
+// (UsageError naming the directory when neither exists).
+std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir);
+
+// Loads `dir` as `architecture` ("" = the one config.json names; a classifier when it names
+// none). A classification head the checkpoint lacks is initialised and listed in new_heads.
+HfModel load_hf_model(const std::string& dir, const std::string& architecture = "");
+
+// Writes config.json, model.safetensors, vocab.json, merges.txt (copied from tokenizer_dir),
+// tokenizer_config.json and special_tokens_map.json into out_dir (created; files written
+// atomically). problem_type may be empty.
+void export_hf_model(torch::nn::Module& model, const RobertaConfig& config, const std::string& architecture,
+                     const std::string& problem_type, const std::string& tokenizer_dir, const std::string& out_dir);
+
+}  // namespace attnscope::models

@@ -32,3 +32,27 @@ bench: build
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer (clang-14, ASan + UBSan) on the safetensors and pickle readers and both tokenizers,
+# FUZZ_SECONDS each, in $(FUZZ_BUILD) (never touches $(BUILD)). New corpus entries stay in
+# $(FUZZ_BUILD)/corpus/<target>; a crash, leak, out-of-memory or timeout input is written to
+# fuzz/regressions/<target>/, which tests/fuzz_regression_test replays in `make test`.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_safetensors fuzz_torch_pickle fuzz_bpe fuzz_smiles
+FUZZ_FLAGS   ?= -timeout=30
+
+.PHONY: fuzz
+fuzz:
+	cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t fuzz/regressions/$$t; \
+	  dict=fuzz/$${t#fuzz_}.dict; [ -f $$dict ] && dict=-dict=$$dict || dict=; \
+	  echo "== $$t: $(FUZZ_SECONDS) s"; \
+	  ./$(FUZZ_BUILD)/$$t $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t $$dict -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=fuzz/regressions/$$t/ -print_final_stats=1 $(FUZZ_FLAGS) \
+	    > $(FUZZ_BUILD)/$$t.log 2>&1 || failed="$$failed $$t"; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|average_exec_per_sec' $(FUZZ_BUILD)/$$t.log || tail -n 30 $(FUZZ_BUILD)/$$t.log; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: found a problem in:$$failed (logs: $(FUZZ_BUILD)/<target>.log, inputs: fuzz/regressions/)"; exit 1; fi

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <random>
 
+#include "bench/bench_util.h"
 #include "data/bpe_tokenizer.h"
 #include "models/roberta.h"
 
@@ -22,22 +23,6 @@ using namespace attnscope;
 namespace fs = std::filesystem;
 
 namespace {
-
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double sgemm_gflops(int64_t n) {
-  auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
-  torch::mm_out(c, a, b);
-  double best = 0;
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < 3; ++r) torch::mm_out(c, a, b);
-    best = std::max(best, 3 * 2.0 * n * n * n / since(t0) / 1e9);
-  }
-  return best;
-}
 
 // Token lengths (with <s> and </s>) of the ESOL SMILES under the ChemBERTa tokenizer.
 std::vector<int64_t> realistic_lengths(const std::string& shared) {
@@ -116,7 +101,7 @@ int main(int argc, char** argv) {
     const auto loss = torch::mse_loss(model->forward(ids, mask), target);
     loss.backward();
     opt.step();
-    const double dt = since(t0);
+    const double dt = bench::seconds_since(t0);
     if (s < 2) continue;  // warm-up
     seconds += dt;
     molecules += batch;
@@ -126,7 +111,7 @@ int main(int argc, char** argv) {
     const double D = static_cast<double>(hidden), I = static_cast<double>(inter);
     flops += 3.0 * batch * T * layers * (8 * D * D + 4 * D * I + 4 * T * D);
   }
-  const double peak = sgemm_gflops(1024);
+  const double peak = bench::sgemm_gflops(1024);
   const double achieved = flops / seconds / 1e9;
   std::printf("RoBERTa %lldx%lld (heads %lld, intermediate %lld), batch %lld, %s lengths (mean %.1f tokens), %lld threads\n",
               static_cast<long long>(layers), static_cast<long long>(hidden), static_cast<long long>(heads),

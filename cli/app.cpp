@@ -7,6 +7,7 @@
 
 #include "cli/inspect_commands.h"
 #include "cli/model_commands.h"
+#include "cli/split_command.h"
 #include "cli/train_command.h"
 #include "core/core.h"
 #include "viz/viz.h"
@@ -41,6 +42,8 @@ int run(const std::vector<std::string>& args) {
   snapshot->add_option("--model", snap.model, "Checkpoint (.pt) or run directory (its best.pt, else last.pt)")->required();
   snapshot->add_option("--ids", snap.ids, "Inputs as token ids, one example per value: --ids \"3 128 5 130\" \"9 129 2 130\"")->take_all();
   snapshot->add_option("--ids-file", snap.ids_file, "Inputs from a file, one example of token ids per line");
+  snapshot->add_option("--smiles", snap.smiles, "Molecule runs: SMILES inputs")->take_all();
+  snapshot->add_option("--smiles-file", snap.smiles_file, "Molecule runs: a file of SMILES, one per line");
   snapshot->add_option("--sites", snap.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
   snapshot->add_option("--out", snap.out, "Attention file to write (.h5; must not exist)")->required();
 
@@ -82,6 +85,17 @@ int run(const std::vector<std::string>& args) {
   exp->add_option("--model", ex.model, "Hugging Face model directory")->required();
   exp->add_option("--hf", ex.hf, "Output directory (must not exist or be empty)")->required();
 
+  SplitArgs sp;
+  auto* split = app.add_subcommand("split", "Split a molecule CSV (random, or DeepChem's Bemis-Murcko scaffold split) into a split file.");
+  split->add_option("csv", sp.csv, "MoleculeNet-style CSV with a header")->required();
+  split->add_option("--smiles-col", sp.smiles_col, "SMILES column (default smiles)");
+  split->add_option("--method", sp.method, "random or scaffold")->required();
+  split->add_option("--frac-train", sp.frac_train, "Share of the molecules for training (default 0.8)");
+  split->add_option("--frac-val", sp.frac_val, "Share for validation (default 0.1); the rest is test");
+  split->add_option("--seed", sp.seed, "Seed of the random split (default 0)");
+  split->add_option("--out", sp.out, "Split file to write (.json)")->required();
+  split->add_flag("--force", sp.force, "Replace an existing --out file");
+
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
   try {
@@ -109,6 +123,7 @@ int run(const std::vector<std::string>& args) {
     if (tokenize->parsed()) return tokenize_command(tk);
     if (predict->parsed()) return predict_command(pr);
     if (exp->parsed()) return export_command(ex);
+    if (split->parsed()) return split_command(sp);
     if (render->parsed()) {
       const auto r = viz::render(ren);
       for (const auto& f : r.files) std::cout << f << "\n";

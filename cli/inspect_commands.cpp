@@ -21,7 +21,11 @@ int snapshot_command(const SnapshotArgs& args) {
     ckpt = fs::exists(ckpt / "checkpoints" / "best.pt") ? ckpt / "checkpoints" / "best.pt" : ckpt / "checkpoints" / "last.pt";
   }
   if (!fs::exists(ckpt)) throw UsageError("--model: no checkpoint at '" + ckpt.string() + "'");
-  if (args.ids.empty() == args.ids_file.empty()) throw UsageError("snapshot: give the inputs with --ids ... or --ids-file FILE");
+  const int given = !args.ids.empty() + !args.ids_file.empty() + !args.smiles.empty() + !args.smiles_file.empty();
+  if (given != 1) {
+    throw UsageError("snapshot: give the inputs with one of --ids ..., --ids-file FILE (min/max), --smiles ... or "
+                     "--smiles-file FILE (molecule runs)");
+  }
   if (fs::exists(args.out)) throw UsageError("--out: '" + args.out + "' exists; not overwriting it");
 
   // The model as the checkpoint describes it: its stored config, its weights.
@@ -32,7 +36,10 @@ int snapshot_command(const SnapshotArgs& args) {
 
   std::string text;
   for (const auto& row : args.ids) text += row + "\n";
-  const train::ProbeSet probes = args.ids_file.empty() ? task->parse_probes(text, "--ids") : task->probes_from_file(args.ids_file);
+  for (const auto& row : args.smiles) text += row + "\n";
+  const std::string file = args.ids_file.empty() ? args.smiles_file : args.ids_file;
+  const train::ProbeSet probes =
+      file.empty() ? task->parse_probes(text, args.ids.empty() ? "--smiles" : "--ids") : task->probes_from_file(file);
   config.hooks.attention.enabled = true;
   config.hooks.attention.metrics = false;
   if (!args.sites.empty()) config.hooks.attention.sites = args.sites;

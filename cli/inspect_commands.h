@@ -8,6 +8,8 @@
 namespace attnscope::cli {
 
 struct SnapshotArgs {
+  std::vector<std::string> smiles;  // molecule runs: SMILES inputs
+  std::string smiles_file;          // ... or a file of them, one per line
   std::string model;                 // checkpoint .pt or run directory
   std::vector<std::string> ids;      // one example per entry: "3 128 5 130"
   std::string ids_file;

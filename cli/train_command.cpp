@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -50,8 +51,8 @@ void prepare_run_dir(const fs::path& dir, bool resume, bool force) {
 
 std::string fmt_metrics(const train::EpochRecord& r) {
   std::ostringstream s;
-  s << std::fixed << std::setprecision(4) << "epoch " << r.epoch << ": train_loss " << r.train_loss
-    << ", train_acc " << r.train_acc;
+  s << std::fixed << std::setprecision(4) << "epoch " << r.epoch << ": train_loss " << r.train_loss;
+  if (!std::isnan(r.train_acc)) s << ", train_acc " << r.train_acc;
   for (const auto& [k, v] : r.val) s << ", " << k << " " << v;
   return s.str();
 }
@@ -113,6 +114,7 @@ int train_command(const TrainArgs& args) {
     hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), 0);
   }
   write_file_atomic((run_dir / "config.yaml").string(), yaml);
+  task->write_run_files(run_dir.string());
   log::info("[model] " + task->describe());
 
   // 5. train; the recorder writes an epoch before the checkpointer may name it in last.pt
@@ -143,7 +145,8 @@ int train_command(const TrainArgs& args) {
        << " s of training in total";
   log::info(best.str());
   task->finish(run_dir.string());
-  log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, mechanism.json, checkpoints/" +
+  log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, " +
+            (config.data.task == "minmax" ? "mechanism.json" : "test_metrics.json, split.json") + ", checkpoints/" +
             (recorder ? ", attention.h5)" : ")"));
   log::shutdown();
   return 0;

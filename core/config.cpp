@@ -43,15 +43,36 @@ void visit_fields(C& c, V& v) {
   v("run.blas_threads", c.run.blas_threads, "OpenBLAS threads for matrix products (0 = same as run.threads). Use 1 for tiny models: idle OpenBLAS threads spin and slow the other threads down.", kResumeSafe);
   v("run.log_level", c.run.log_level, "trace, debug, info, warn or error.", kResumeSafe);
 
-  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment).", kNone);
+  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment), regression or classification (molecular properties from a CSV, model roberta).", kNone);
   v("data.minmax_numbers", c.data.minmax_numbers, "min/max operands are 0..N-1; vocabulary = N numbers + max, min, '='.", kNone);
   v("data.train_fraction", c.data.train_fraction, "Share of the shuffled examples used for training (floor); the rest is the validation/test set.", kNone);
 
-  v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm).", kNone);
+  v("data.csv", c.data.csv, "Molecular tasks: the MoleculeNet-style CSV.", kNone);
+  v("data.smiles_col", c.data.smiles_col, "Its SMILES column.", kNone);
+  v("data.targets", c.data.targets, "Target columns; a blank cell is a missing label (masked out of loss and metrics).", kNone);
+  v("data.split", c.data.split, "scaffold (Bemis-Murcko, DeepChem's ScaffoldSplitter), random (seeded) or file.", kNone);
+  v("data.split_file", c.data.split_file, "With split: file, a JSON split (attnscope split writes one).", kNone);
+  v("data.frac_train", c.data.frac_train, "Training share of a scaffold or random split.", kNone);
+  v("data.frac_val", c.data.frac_val, "Validation share; the rest is the test split.", kNone);
+  v("data.invalid_smiles", c.data.invalid_smiles, "SMILES RDKit cannot parse: drop (one warning with the count and lines) or error.", kNone);
+  v("data.too_long", c.data.too_long, "SMILES longer than the model's positions: truncate (warn) or error.", kNone);
+  v("data.augment", c.data.augment, "Train on a randomised (non-canonical) SMILES of each molecule, new every epoch.", kNone);
+  v("data.pos_weight", c.data.pos_weight, "Classification: weight each task's positives by its negatives/positives ratio.", kNone);
+
+  v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm) or roberta (Hugging Face's RoBERTa encoder, the ChemBERTa family).", kNone);
   v("model.n_layers", c.model.n_layers, "Attention layers (minmax_attention has exactly 1).", kNone);
   v("model.d_model", c.model.d_model, "Residual stream width.", kNone);
   v("model.n_heads", c.model.n_heads, "Attention heads.", kNone);
-  v("model.d_head", c.model.d_head, "Width of each head's query, key and value.", kNone);
+  v("model.d_head", c.model.d_head, "minmax_attention: width of each head's query, key and value (roberta: d_model / n_heads).", kNone);
+  v("model.d_ff", c.model.d_ff, "roberta: intermediate (feed-forward) width; 0 = 4 * d_model.", kNone);
+  v("model.max_positions", c.model.max_positions, "roberta: position embeddings (tokens + 2, as RoBERTa offsets positions by pad_id + 1).", kNone);
+  v("model.dropout", c.model.dropout, "roberta: hidden dropout.", kNone);
+  v("model.attention_dropout", c.model.attention_dropout, "roberta: attention-probability dropout.", kNone);
+  v("model.layer_norm_eps", c.model.layer_norm_eps, "roberta: LayerNorm epsilon.", kNone);
+  v("model.tokenizer", c.model.tokenizer, "roberta: smiles-regex (atom-level; vocabulary built from the training SMILES, saved in the run) or bpe (byte-level BPE of a pretrained model).", kNone);
+  v("model.tokenizer_dir", c.model.tokenizer_dir, "bpe: directory with vocab.json and merges.txt (default: model.pretrained).", kNone);
+  v("model.pretrained", c.model.pretrained, "roberta: a Hugging Face directory to start from (its dimensions override the model keys); empty = from scratch.", kNone);
+  v("model.freeze_layers", c.model.freeze_layers, "roberta: freeze the embeddings and the first N encoder layers.", kNone);
   v("model.fast_path", c.model.fast_path, "Train and evaluate through the fused kernel (same loss and gradients as the module; attention is always recorded from the module).", kResumeSafe);
 
   v("optim.name", c.optim.name, "Optimizer: adamw.", kNone);
@@ -61,6 +82,7 @@ void visit_fields(C& c, V& v) {
   v("optim.weight_decay", c.optim.weight_decay, "Decoupled weight decay, applied to all parameters.", kNone);
   v("optim.schedule", c.optim.schedule, "constant (after warmup) or linear (warmup, then linear decay to 0 at the last step).", kNone);
   v("optim.warmup_steps", c.optim.warmup_steps, "Steps of linear warmup from 0 to lr.", kNone);
+  v("optim.no_decay", c.optim.no_decay, "Parameter-name suffixes trained without weight decay (Hugging Face's choice: [bias, LayerNorm.weight]).", kNone);
   v("optim.grad_clip", c.optim.grad_clip, "Clip the global gradient L2 norm to this value (0 = off).", kNone);
 
   v("train.epochs", c.train.epochs, "Training epochs.", kResumeSafe);
@@ -327,6 +349,8 @@ Printer print(const Config& c) {
 const std::map<std::string, std::vector<std::string>>& task_metrics() {
   static const std::map<std::string, std::vector<std::string>> m = {
       {"minmax", {"train_loss", "train_acc", "val_loss", "val_acc"}},
+      {"regression", {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"}},
+      {"classification", {"train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "val_acc"}},
   };
   return m;
 }
@@ -334,6 +358,8 @@ const std::map<std::string, std::vector<std::string>>& task_metrics() {
 const std::map<std::string, std::vector<std::string>>& task_models() {
   static const std::map<std::string, std::vector<std::string>> m = {
       {"minmax", {"minmax_attention"}},
+      {"regression", {"roberta"}},
+      {"classification", {"roberta"}},
   };
   return m;
 }
@@ -379,8 +405,32 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   need(c.data.train_fraction > 0 && c.data.train_fraction < 1, "data.train_fraction",
        "must be in (0, 1)");
 
-  need(one_of(c.model.name, {"minmax_attention"}), "model.name",
-       "must be one of: minmax_attention");
+  need(one_of(c.model.name, {"minmax_attention", "roberta"}), "model.name",
+       "must be one of: minmax_attention, roberta");
+  if (c.data.task == "regression" || c.data.task == "classification") {
+    need(!c.data.csv.empty(), "data.csv", "is required for task " + c.data.task);
+    need(!c.data.smiles_col.empty(), "data.smiles_col", "must not be empty");
+    need(!c.data.targets.empty(), "data.targets", "name at least one target column");
+    need(one_of(c.data.split, {"scaffold", "random", "file"}), "data.split", "must be scaffold, random or file");
+    need(c.data.split != "file" || !c.data.split_file.empty(), "data.split_file", "is required with data.split: file");
+    need(c.data.frac_train > 0 && c.data.frac_val > 0 && c.data.frac_train + c.data.frac_val < 1, "data.frac_train",
+         "frac_train and frac_val must be > 0 with frac_train + frac_val < 1");
+    need(one_of(c.data.invalid_smiles, {"drop", "error"}), "data.invalid_smiles", "must be drop or error");
+    need(one_of(c.data.too_long, {"truncate", "error"}), "data.too_long", "must be truncate or error");
+  }
+  if (c.model.name == "roberta") {
+    need(c.model.d_model % std::max<int64_t>(1, c.model.n_heads) == 0, "model.d_model", "must be a multiple of model.n_heads");
+    need(c.model.d_ff >= 0, "model.d_ff", "must be >= 0 (0 = 4 * d_model)");
+    need(c.model.max_positions >= 4 && c.model.max_positions <= 65536, "model.max_positions", "must be in [4, 65536]");
+    need(c.model.dropout >= 0 && c.model.dropout < 1, "model.dropout", "must be in [0, 1)");
+    need(c.model.attention_dropout >= 0 && c.model.attention_dropout < 1, "model.attention_dropout", "must be in [0, 1)");
+    need(c.model.layer_norm_eps > 0, "model.layer_norm_eps", "must be > 0");
+    need(one_of(c.model.tokenizer, {"smiles-regex", "bpe"}), "model.tokenizer", "must be smiles-regex or bpe");
+    need(c.model.tokenizer != "bpe" || !c.model.tokenizer_dir.empty() || !c.model.pretrained.empty(), "model.tokenizer_dir",
+         "bpe needs model.tokenizer_dir or model.pretrained (vocab.json + merges.txt)");
+    need(c.model.freeze_layers >= 0 && c.model.freeze_layers <= c.model.n_layers, "model.freeze_layers",
+         "must be in [0, model.n_layers]");
+  }
   need(c.model.n_layers >= 1 && c.model.n_layers <= 1024, "model.n_layers", "must be in [1, 1024]");
   if (c.model.name == "minmax_attention") need(c.model.n_layers == 1, "model.n_layers", "minmax_attention has exactly 1 layer");
   need(c.model.d_model >= 1 && c.model.d_model <= 65536, "model.d_model", "must be in [1, 65536]");
@@ -414,7 +464,9 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
     if (!one_of(c.train.best_metric, metrics)) {
       fail("train.best_metric", "task '" + c.data.task + "' reports: " + join(metrics));
     } else if (one_of(c.train.best_mode, {"min", "max"})) {
-      const bool is_loss = c.train.best_metric.find("loss") != std::string::npos;
+      const bool is_loss = c.train.best_metric.find("loss") != std::string::npos ||
+                           c.train.best_metric.find("rmse") != std::string::npos ||
+                           c.train.best_metric.find("mae") != std::string::npos;
       if (is_loss != (c.train.best_mode == "min")) {
         fail("train.best_mode", "'" + c.train.best_metric + "' improves when it " +
                                     (is_loss ? "falls: use min" : "rises: use max"));

@@ -20,9 +20,20 @@ struct RunConfig {
 };
 
 struct DataConfig {
-  std::string task = "minmax";      // minmax
+  std::string task = "minmax";      // minmax | regression | classification
   int64_t minmax_numbers = 128;     // min/max operands are 0 .. minmax_numbers-1
   double train_fraction = 1.0 / 3;  // share of the shuffled examples used for training
+  // molecular property tasks (regression, classification)
+  std::string csv;                           // MoleculeNet-style CSV
+  std::string smiles_col = "smiles";         // its SMILES column
+  std::vector<std::string> targets;          // target columns (blank cell = missing label)
+  std::string split = "scaffold";            // scaffold | random | file
+  std::string split_file;                    // with split: file (attnscope split writes one)
+  double frac_train = 0.8, frac_val = 0.1;   // scaffold / random split fractions; the rest is test
+  std::string invalid_smiles = "drop";       // drop (warn) | error
+  std::string too_long = "truncate";         // SMILES longer than the model's positions: truncate | error
+  bool augment = false;                      // randomised SMILES of the training molecules each epoch
+  bool pos_weight = false;                   // classification: weight positives by negatives/positives per task
 };
 
 struct ModelConfig {
@@ -30,8 +41,18 @@ struct ModelConfig {
   int64_t n_layers = 1;                   // attention layers (minmax_attention: exactly 1)
   int64_t d_model = 32;                   // residual stream width
   int64_t n_heads = 2;                    // attention heads
-  int64_t d_head = 16;                    // width of each head's Q, K, V
+  int64_t d_head = 16;                    // width of each head's Q, K, V (minmax_attention)
   bool fast_path = true;  // train/evaluate through the fused kernel (same maths as the module)
+  // roberta
+  int64_t d_ff = 0;                       // intermediate (feed-forward) width; 0 = 4 * d_model
+  int64_t max_positions = 514;            // position embeddings (RoBERTa: tokens + pad_id + 1)
+  double dropout = 0.1;                   // hidden dropout
+  double attention_dropout = 0.1;         // attention-probability dropout
+  double layer_norm_eps = 1e-5;
+  std::string tokenizer = "smiles-regex"; // smiles-regex (vocabulary built from the training SMILES) | bpe
+  std::string tokenizer_dir;              // bpe: vocab.json + merges.txt (default: model.pretrained)
+  std::string pretrained;                 // Hugging Face directory to start from ("" = from scratch)
+  int64_t freeze_layers = 0;              // freeze the embeddings and the first N encoder layers
 };
 
 struct OptimConfig {
@@ -43,6 +64,7 @@ struct OptimConfig {
   std::string schedule = "constant";      // constant | linear (warmup then linear decay to 0)
   int64_t warmup_steps = 0;               // linear warmup from 0 over this many steps
   double grad_clip = 0.0;                 // max global gradient L2 norm; 0 = off
+  std::vector<std::string> no_decay;      // parameter-name suffixes without weight decay (HF: bias, LayerNorm.weight)
 };
 
 struct TrainConfig {

@@ -4,4 +4,5 @@
 #include "data/batching.h"
 #include "data/bpe_tokenizer.h"
 #include "data/minmax.h"
+#include "data/molecules.h"
 #include "data/smiles_tokenizer.h"

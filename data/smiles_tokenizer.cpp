@@ -5,37 +5,12 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
 
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json.h"
 
 namespace attnscope::data {
-
-std::vector<std::string> smiles_split(const std::string& smiles, std::vector<Span>* spans) {
-  // Schwaller et al. (Molecular Transformer); DeepChem's SmilesTokenizer uses the same, but an
-  // old version of it lost '#' (triple bonds): it is here.
-  static const std::regex kPattern(
-      R"((\[[^\]]+\]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9]))");
-  std::vector<std::string> out;
-  size_t expected = 0;
-  for (auto it = std::sregex_iterator(smiles.begin(), smiles.end(), kPattern); it != std::sregex_iterator(); ++it) {
-    const size_t pos = static_cast<size_t>(it->position());
-    if (pos != expected) {
-      throw UsageError("SMILES '" + smiles + "': character " + std::to_string(expected + 1) + " ('" +
-                       smiles.substr(expected, 1) + "') starts no SMILES token");
-    }
-    out.push_back(it->str());
-    if (spans) spans->emplace_back(static_cast<int64_t>(pos), static_cast<int64_t>(pos + it->length()));
-    expected = pos + static_cast<size_t>(it->length());
-  }
-  if (expected != smiles.size()) {
-    throw UsageError("SMILES '" + smiles + "': character " + std::to_string(expected + 1) + " ('" +
-                     smiles.substr(expected, 1) + "') starts no SMILES token");
-  }
-  return out;
-}
 
 SmilesTokenizer SmilesTokenizer::build(const std::vector<std::string>& corpus, int64_t min_count) {
   std::map<std::string, int64_t> counts;

@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "core/smiles.h"
+
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -13,11 +15,8 @@
 
 namespace attnscope::data {
 
-using Span = std::pair<int64_t, int64_t>;  // [begin, end) character offsets in the input
-
-// Splits a SMILES into tokens; `spans` (optional) receives each token's characters. Joining the
-// tokens gives the input back. UsageError naming the position of a character no token matches.
-std::vector<std::string> smiles_split(const std::string& smiles, std::vector<Span>* spans = nullptr);
+using Span = SmilesSpan;  // [begin, end) character offsets in the input
+using attnscope::smiles_split;  // core/smiles.h
 
 class SmilesTokenizer {
  public:

@@ -31,7 +31,7 @@ void MetricsWriter::on_epoch_end(const train::TrainContext&, const train::EpochR
   j["epoch"] = r.epoch;
   j["step"] = r.step;
   j["train_loss"] = number(r.train_loss);
-  j["train_acc"] = number(r.train_acc);
+  if (!std::isnan(r.train_acc)) j["train_acc"] = number(r.train_acc);
   for (const auto& [k, v] : r.val) j[k] = number(v);
   j["lr"] = r.lr;
   j["seconds"] = r.seconds;

@@ -29,12 +29,16 @@ std::string Progress::line(const train::TrainContext& ctx, const train::EpochRec
   const double rate = secs > 0 ? done / secs : 0;
   const double eta = rate > 0 ? static_cast<double>(total - r.epoch) / rate : 0;
   std::ostringstream s;
-  s << "epoch " << r.epoch << "/" << total << std::fixed << std::setprecision(4) << "  loss "
-    << r.train_loss << std::setprecision(1) << "  acc " << 100 * r.train_acc << "%";
+  s << "epoch " << r.epoch << "/" << total << std::fixed << std::setprecision(4) << "  loss " << r.train_loss;
+  if (!std::isnan(r.train_acc)) s << std::setprecision(1) << "  acc " << 100 * r.train_acc << "%";
   auto vl = r.val.find("val_loss");
   auto va = r.val.find("val_acc");
   if (vl != r.val.end()) s << std::setprecision(4) << "  val_loss " << vl->second;
   if (va != r.val.end()) s << std::setprecision(1) << "  val_acc " << 100 * va->second << "%";
+  for (const char* k : {"val_rmse", "val_r2", "val_roc_auc"}) {
+    auto it = r.val.find(k);
+    if (it != r.val.end()) s << std::setprecision(3) << "  " << k << " " << it->second;
+  }
   s << std::setprecision(1) << "  " << rate << " ep/s  ETA " << static_cast<int64_t>(eta) << "s";
   return s.str();
 }

@@ -44,6 +44,15 @@ FusedResult minmax_fused_step(MinMaxNetImpl& net, const torch::Tensor& tokens,
 // many examples.
 torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens);
 
+// The module's attn.scores and attn.probs of the last query position only, [B,H,T] each: the
+// operations of MinMaxNetImpl::forward up to its softmax, with the queries of the other positions
+// and everything after the softmax left out (tested bit-identical to the module's taps). For the
+// recorder's task arrays over all N^2 (a, b) pairs.
+struct LastRowAttention {
+  torch::Tensor scores, probs;
+};
+LastRowAttention minmax_last_row_attention(MinMaxNetImpl& net, const torch::Tensor& tokens);
+
 // The tables cost O(H*T*V^2) memory: the fast path is used up to this vocabulary.
 constexpr int64_t kMinMaxFastMaxVocab = 1024;
 

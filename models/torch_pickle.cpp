@@ -3,8 +3,11 @@
 
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <tuple>
 #include <variant>
 
 #include "core/error.h"
@@ -24,10 +27,120 @@ struct Value {
   torch::Tensor tensor;                        // a storage (1-D) or a rebuilt tensor
 };
 
-Ptr make(Value::Kind k) {
-  auto v = std::make_shared<Value>();
-  v->kind = k;
-  return v;
+// Owns every value the pickle machine makes. A hostile pickle can put a list inside itself (BINGET
+// + APPEND) or nest containers thousands deep; clearing each value's children here, at the end,
+// frees cycles and destroys deep nests without recursion.
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena() {
+    for (auto& v : all_) {
+      v->items.clear();
+      v->entries.clear();
+    }
+  }
+  Ptr make(Value::Kind k) {
+    auto v = std::make_shared<Value>();
+    v->kind = k;
+    all_.push_back(v);
+    return v;
+  }
+
+ private:
+  std::vector<Ptr> all_;
+};
+
+// a * b, or false when it overflows int64 (operands >= 0).
+bool mul_ok(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+bool add_ok(int64_t a, int64_t b, int64_t* out) { return !__builtin_add_overflow(a, b, out); }
+
+// PyTorchStreamReader allocates the uncompressed size a record's central-directory entry claims
+// before it extracts the record (its constructor does so for "version"), so a corrupt or hostile
+// file could make it ask for terabytes. This reads the central directory as miniz does and refuses
+// any entry claiming more than the file could hold: a stored entry (torch.save stores every
+// record) lies inside the file; deflate expands at most 1032:1.
+void check_zip_entry_sizes(const std::string& path) {
+  auto bad = [&](const std::string& what) {
+    return UsageError("'" + path + "' is not a torch.save zip file (" + what + ")");
+  };
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw UsageError("cannot read '" + path + "'");
+  const auto end = in.tellg();
+  if (end < 0) throw UsageError("cannot read '" + path + "'");
+  const uint64_t file_size = static_cast<uint64_t>(end);
+  auto read_at = [&](uint64_t offset, uint64_t n) {
+    if (offset > file_size || n > file_size - offset) throw bad("a record points outside the file");
+    std::string b(static_cast<size_t>(n), '\0');
+    in.seekg(static_cast<std::streamoff>(offset));
+    in.read(b.data(), static_cast<std::streamsize>(n));
+    if (!in) throw UsageError("cannot read '" + path + "'");
+    return b;
+  };
+  auto le = [](const std::string& b, size_t at, size_t n) {
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; ++k) v |= static_cast<uint64_t>(static_cast<unsigned char>(b[at + k])) << (8 * k);
+    return v;
+  };
+  constexpr size_t kEnd = 22, kLocator = 20, kEnd64 = 56, kEntry = 46;
+  if (file_size < kEnd) throw bad("too short for a zip");
+  // The end-of-central-directory record: the last signature with room for its 22 bytes, within
+  // the 64 KiB comment limit of the end (miniz searches the same way).
+  const uint64_t tail_at = file_size > 70000 ? file_size - 70000 : 0;
+  const std::string tail = read_at(tail_at, file_size - tail_at);
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() - kEnd + 1; i-- > 0;) {
+    if (le(tail, i, 4) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd == std::string::npos) throw bad("no end of central directory");
+  uint64_t entries = le(tail, eocd + 10, 2), cd_size = le(tail, eocd + 12, 4), cd_offset = le(tail, eocd + 16, 4);
+  const uint64_t eocd_at = tail_at + eocd;
+  if (eocd_at >= kLocator + kEnd64) {  // zip64: a locator just before, pointing at the zip64 record
+    const std::string locator = read_at(eocd_at - kLocator, kLocator);
+    if (le(locator, 0, 4) == 0x07064b50) {
+      const uint64_t at = le(locator, 8, 8);
+      if (at > file_size - kEnd64) throw bad("bad zip64 locator");
+      const std::string end64 = read_at(at, kEnd64);
+      if (le(end64, 0, 4) == 0x06064b50) {
+        entries = le(end64, 32, 8);
+        cd_size = le(end64, 40, 8);
+        cd_offset = le(end64, 48, 8);
+      }
+    }
+  }
+  if (cd_offset > file_size || cd_size > file_size - cd_offset) throw bad("central directory outside the file");
+  const std::string cd = read_at(cd_offset, cd_size);
+  size_t at = 0;
+  for (uint64_t e = 0; e < entries; ++e) {
+    if (cd.size() - at < kEntry || le(cd, at, 4) != 0x02014b50) throw bad("bad central directory");
+    const uint64_t method = le(cd, at + 10, 2), name_len = le(cd, at + 28, 2), extra_len = le(cd, at + 30, 2),
+                   comment_len = le(cd, at + 32, 2);
+    uint64_t comp = le(cd, at + 20, 4), uncomp = le(cd, at + 24, 4), local = le(cd, at + 42, 4);
+    if (kEntry + name_len + extra_len + comment_len > cd.size() - at) throw bad("bad central directory");
+    if (std::max({comp, uncomp, local}) == 0xFFFFFFFF) {  // the zip64 extra field, read as miniz reads it
+      size_t x = at + kEntry + name_len;
+      const size_t x_end = x + extra_len;
+      while (x + 4 <= x_end) {
+        const uint64_t id = le(cd, x, 2), len = le(cd, x + 2, 2);
+        if (x + 4 + len > x_end) break;
+        if (id == 1) {
+          size_t f = x + 4;
+          if (uncomp == 0xFFFFFFFF && f + 8 <= x + 4 + len) uncomp = le(cd, f, 8);
+          break;
+        }
+        x += 4 + len;
+      }
+    }
+    if (uncomp > (method == 0 ? file_size : file_size * 1032)) {
+      throw bad("an entry claims " + std::to_string(uncomp) + " bytes, more than a file of " +
+                std::to_string(file_size) + " bytes holds");
+    }
+    at += kEntry + name_len + extra_len + comment_len;
+  }
 }
 
 torch::ScalarType storage_type(const std::string& global, const std::string& path) {
@@ -47,6 +160,7 @@ torch::ScalarType storage_type(const std::string& global, const std::string& pat
 }  // namespace
 
 std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& path) {
+  check_zip_entry_sizes(path);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
@@ -54,7 +168,9 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
     throw UsageError("'" + path + "' is not a torch.save zip file (" + std::string(e.what()).substr(0, 120) + ")");
   }
   if (!zip->hasRecord("data.pkl")) throw UsageError("'" + path + "' holds no data.pkl");
-  auto [pkl_ptr, pkl_size] = zip->getRecord("data.pkl");
+  at::DataPtr pkl_ptr;
+  size_t pkl_size = 0;
+  std::tie(pkl_ptr, pkl_size) = zip->getRecord("data.pkl");  // not a structured binding: lambdas below capture it
   const auto* p = static_cast<const unsigned char*>(pkl_ptr.get());
   size_t pos = 0;
   auto bad = [&](const std::string& what) {
@@ -73,18 +189,32 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
   auto read_line = [&] {
     std::string s;
     while (pos < pkl_size && p[pos] != '\n') s += static_cast<char>(p[pos++]);
+    if (pos >= pkl_size) throw bad("truncated");
     ++pos;
     return s;
   };
 
+  Arena arena;  // declared before the stack and the memo: destroyed after them
+  auto make = [&](Value::Kind k) { return arena.make(k); };
   std::vector<Ptr> stack;
   std::map<uint64_t, Ptr> memo;
+  auto top = [&]() -> Value& {
+    if (stack.empty()) throw bad("stack underflow");
+    return *stack.back();
+  };
   auto pop = [&] {
     if (stack.empty()) throw bad("stack underflow");
     Ptr v = stack.back();
     stack.pop_back();
     return v;
   };
+  // Each storage record is read once per dtype (tied weights share one); tensors are views of it.
+  std::map<std::pair<std::string, torch::ScalarType>, torch::Tensor> storages;
+  // Bytes the rebuilt tensors may take in all: 256 MiB plus 4x the storage records read. A state
+  // dict's tensors are views of its storages, so only aliases (tied weights) and expanded views
+  // count twice; a pickle that rebuilds one storage thousands of times, or views it with stride 0
+  // at an enormous size, is refused before allocating.
+  int64_t rebuild_budget = int64_t{256} << 20;
   auto pop_to_mark = [&] {
     std::vector<Ptr> items;
     while (!stack.empty() && stack.back()->kind != Value::kMark) items.push_back(pop());
@@ -115,10 +245,14 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
         stack.push_back(g);
         break;
       }
-      case 'q': memo[read_le(1)] = stack.back(); break;               // BINPUT
-      case 'r': memo[read_le(4)] = stack.back(); break;               // LONG_BINPUT
-      case 'h': stack.push_back(memo.at(read_le(1))); break;          // BINGET
-      case 'j': stack.push_back(memo.at(read_le(4))); break;          // LONG_BINGET
+      case 'q': { const auto k = read_le(1); top(); memo[k] = stack.back(); break; }  // BINPUT
+      case 'r': { const auto k = read_le(4); top(); memo[k] = stack.back(); break; }  // LONG_BINPUT
+      case 'h': case 'j': {                                            // BINGET / LONG_BINGET
+        auto it = memo.find(read_le(op == 'h' ? 1 : 4));
+        if (it == memo.end()) throw bad("BINGET of a memo key never put");
+        stack.push_back(it->second);
+        break;
+      }
       case '(': stack.push_back(make(Value::kMark)); break;           // MARK
       case ')': stack.push_back(tuple({})); break;                    // EMPTY_TUPLE
       case 't': stack.push_back(tuple(pop_to_mark())); break;         // TUPLE
@@ -134,6 +268,7 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
       case 'J': { auto v = make(Value::kInt); v->i = static_cast<int32_t>(read_le(4)); stack.push_back(v); break; }
       case 0x8a: {                                                     // LONG1
         const size_t n = read_le(1);
+        if (n > 8) throw bad("LONG1 of " + std::to_string(n) + " bytes: a state dict's ints fit in 8");
         uint64_t raw = read_le(n);
         auto v = make(Value::kInt);
         v->i = (n > 0 && n < 8 && (raw >> (8 * n - 1)) & 1) ? static_cast<int64_t>(raw | (~uint64_t{0} << (8 * n)))
@@ -160,13 +295,14 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
         stack.push_back(v);
         break;
       }
-      case 'a': { auto x = pop(); stack.back()->items.push_back(x); break; }  // APPEND
-      case 'e': { auto xs = pop_to_mark(); for (auto& x : xs) stack.back()->items.push_back(x); break; }
-      case 's': { auto v = pop(), k = pop(); stack.back()->entries.emplace_back(k, v); break; }  // SETITEM
+      case 'a': { auto x = pop(); top().items.push_back(x); break; }  // APPEND
+      case 'e': { auto xs = pop_to_mark(); auto& l = top(); for (auto& x : xs) l.items.push_back(x); break; }
+      case 's': { auto v = pop(), k = pop(); top().entries.emplace_back(k, v); break; }  // SETITEM
       case 'u': {                                                      // SETITEMS
         auto xs = pop_to_mark();
         if (xs.size() % 2) throw bad("odd SETITEMS");
-        for (size_t k = 0; k < xs.size(); k += 2) stack.back()->entries.emplace_back(xs[k], xs[k + 1]);
+        auto& d = top();
+        for (size_t k = 0; k < xs.size(); k += 2) d.entries.emplace_back(xs[k], xs[k + 1]);
         break;
       }
       case 'b': pop(); break;                                          // BUILD: state of an OrderedDict, ignored
@@ -176,13 +312,21 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
         const auto type = storage_type(pid->items[1]->s, path);
         const std::string key = pid->items[2]->s;
         const int64_t numel = pid->items[4]->i;
-        if (!zip->hasRecord("data/" + key)) throw bad("storage 'data/" + key + "' is missing from the zip");
-        auto [ptr, size] = zip->getRecord("data/" + key);
-        auto t = torch::empty({numel}, type);
-        if (size < static_cast<size_t>(numel) * t.element_size()) throw bad("storage 'data/" + key + "' is too short");
-        std::memcpy(t.data_ptr(), ptr.get(), static_cast<size_t>(numel) * t.element_size());
+        if (numel < 0) throw bad("storage 'data/" + key + "' has " + std::to_string(numel) + " elements");
+        auto& storage = storages[{key, type}];
+        if (!storage.defined()) {  // the whole record, as elements of `type`
+          if (!zip->hasRecord("data/" + key)) throw bad("storage 'data/" + key + "' is missing from the zip");
+          at::DataPtr ptr;
+          size_t size = 0;
+          std::tie(ptr, size) = zip->getRecord("data/" + key);
+          const auto element_size = static_cast<size_t>(c10::elementSize(type));
+          storage = torch::empty({static_cast<int64_t>(size / element_size)}, type);
+          if (size >= element_size) std::memcpy(storage.data_ptr(), ptr.get(), size / element_size * element_size);
+          rebuild_budget += 4 * static_cast<int64_t>(std::min<size_t>(size, size_t{1} << 56));
+        }
+        if (numel > storage.numel()) throw bad("storage 'data/" + key + "' is too short");
         auto v = make(Value::kTensor);
-        v->tensor = t;
+        v->tensor = storage.narrow(0, 0, numel);
         stack.push_back(v);
         break;
       }
@@ -197,8 +341,29 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
           std::vector<int64_t> size, stride;
           for (const auto& x : a[2]->items) size.push_back(x->i);
           for (const auto& x : a[3]->items) stride.push_back(x->i);
+          // In bounds of the storage, checked here rather than left to as_strided; then within budget.
+          const auto& storage = a[0]->tensor;
+          const int64_t offset = a[1]->i;
+          if (size.size() != stride.size() || offset < 0) throw bad("bad _rebuild_tensor_v2 size, stride or offset");
+          int64_t numel = 1, last = offset;
+          for (size_t d = 0; d < size.size(); ++d) {
+            if (size[d] < 0 || stride[d] < 0) throw bad("bad _rebuild_tensor_v2 size or stride");
+            if (!mul_ok(numel, size[d], &numel)) throw bad("_rebuild_tensor_v2 size overflows");
+          }
+          if (numel > 0) {
+            for (size_t d = 0; d < size.size(); ++d) {
+              int64_t reach = 0;
+              if (!mul_ok(size[d] - 1, stride[d], &reach) || !add_ok(last, reach, &last)) throw bad("_rebuild_tensor_v2 stride overflows");
+            }
+            if (last >= storage.numel()) throw bad("tensor reaches past the end of its storage");
+          }
+          int64_t bytes = 0;
+          if (!mul_ok(numel, static_cast<int64_t>(storage.element_size()), &bytes) || bytes > rebuild_budget) {
+            throw bad("tensor of " + std::to_string(numel) + " elements is larger than the file's storages allow");
+          }
+          rebuild_budget -= bytes;
           auto v = make(Value::kTensor);
-          v->tensor = a[0]->tensor.as_strided(size, stride, a[1]->i).clone();
+          v->tensor = storage.as_strided(size, stride, storage.storage_offset() + offset).clone();
           stack.push_back(v);
         } else {
           throw bad("unsupported callable " + fn->s);

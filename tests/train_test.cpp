@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 #include "hooks/hooks.h"
+#include "store/store.h"
 #include "test_util.h"
 #include "train/train.h"
 
@@ -262,3 +263,88 @@ TEST(Metrics, TruncateKeepsCompletedEpochsAndDropsATornLine) {
 
 }  // namespace
 }  // namespace attnscope::train
+
+// ---- molecular property tasks ------------------------------------------------------------------
+
+namespace attnscope {
+namespace {
+
+TEST(MoleculeMetrics, RocAucAndAveragePrecisionMatchScikitLearn) {
+  // sklearn.metrics.roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.75; average_precision_score = 0.8333
+  EXPECT_NEAR(train::roc_auc({0.1, 0.4, 0.35, 0.8}, {0, 0, 1, 1}), 0.75, 1e-12);
+  EXPECT_NEAR(train::average_precision({0.1, 0.4, 0.35, 0.8}, {0, 0, 1, 1}), 0.8333333333, 1e-9);
+  // ties count one half
+  EXPECT_NEAR(train::roc_auc({0.5, 0.5}, {0, 1}), 0.5, 1e-12);
+  // one class only: undefined, not 0.5
+  EXPECT_TRUE(std::isnan(train::roc_auc({0.1, 0.2}, {1, 1})));
+  // missing labels are left out; the mean runs over defined tasks
+  auto logits = torch::tensor({{2.0, 1.0}, {-1.0, 1.0}, {0.5, -1.0}});
+  auto target = torch::tensor({{1.0, 1.0}, {0.0, std::nan("")}, {1.0, 1.0}});
+  const auto m = train::classification_metrics(logits, target, {"a", "b"});
+  EXPECT_NEAR(m.at("roc_auc_a"), 1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(m.at("roc_auc_b")));
+  EXPECT_NEAR(m.at("roc_auc"), 1.0, 1e-12);
+}
+
+TEST(MoleculeMetrics, RegressionInOriginalUnits) {
+  auto pred = torch::tensor({{1.0}, {2.0}, {3.0}});
+  auto target = torch::tensor({{1.0}, {2.0}, {5.0}});
+  const auto m = train::regression_metrics(pred, target, {"y"});
+  EXPECT_NEAR(m.at("rmse"), std::sqrt(4.0 / 3), 1e-9);
+  EXPECT_NEAR(m.at("mae"), 2.0 / 3, 1e-9);
+  const double mean = 8.0 / 3, ss_tot = std::pow(1 - mean, 2) + std::pow(2 - mean, 2) + std::pow(5 - mean, 2);
+  EXPECT_NEAR(m.at("r2"), 1 - 4.0 / ss_tot, 1e-9);
+}
+
+// A tiny RoBERTa fine-tuned on ESOL for two epochs, attention recorded, then rendered.
+TEST(MoleculeTask, FineTunesRecordsAndRenders) {
+  testing::TempDir d;
+  const std::string run = d.path("esol");
+  ASSERT_EQ(testing::run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", run, "--set",
+                              "data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
+                              "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "train.epochs=2",
+                              "train.batch_size=64", "hooks.attention.every=1", "hooks.attention.probes=8",
+                              "hooks.attention.metrics_every=1", "run.threads=1", "train.progress=none",
+                              "run.log_level=warn"}),
+            0);
+  for (const char* f : {"split.json", "vocab.json", "targets.json", "test_metrics.json", "attention.h5",
+                        "checkpoints/best.pt"}) {
+    EXPECT_TRUE(std::filesystem::exists(run + "/" + f)) << f;
+  }
+  const auto lines = testing::read_lines(run + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  const auto last = nlohmann::json::parse(lines.back());
+  EXPECT_TRUE(last.contains("val_rmse"));
+  EXPECT_TRUE(last.contains("val_r2"));
+  EXPECT_FALSE(last.contains("train_acc")) << "no accuracy for regression";
+  std::ifstream tm(run + "/test_metrics.json");
+  const auto test = nlohmann::json::parse(tm);
+  EXPECT_EQ(test["test_size"], 113);
+  EXPECT_GT(test["test_rmse"].get<double>(), 0.0);
+  ASSERT_EQ(testing::run_cli({"render", run, "--format", "png", "--layers", "1", "--heads", "0"}), 0);
+  EXPECT_TRUE(std::filesystem::exists(run + "/figures/molecule_L1_H0_p0.png"));
+  EXPECT_TRUE(std::filesystem::exists(run + "/figures/head_grid_p0_e2.png"));
+  // a frozen model's attention on SMILES of the user's choice (bertviz's case, from the CLI)
+  ASSERT_EQ(testing::run_cli({"snapshot", "--model", run, "--smiles", "CCO", "c1ccccc1Cl", "--out", d.path("snap.h5")}), 0);
+  store::Reader snap(d.path("snap.h5"));
+  EXPECT_EQ(snap.probes().count, 2);
+  EXPECT_EQ(snap.probes().text[1], "c1ccccc1Cl");
+  EXPECT_EQ(testing::run_cli({"snapshot", "--model", run, "--smiles", "C1CC(", "--out", d.path("bad.h5")}), 2);
+  EXPECT_FALSE(std::filesystem::exists(d.path("bad.h5")));
+}
+
+TEST(MoleculeTask, BadInputNamesTheColumn) {
+  testing::TempDir d;
+  ::testing::internal::CaptureStderr();
+  const int code = testing::run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("x"),
+                                     "--set", "data.csv=" + testing::source_path("data/esol/delaney-processed.csv"),
+                                     "data.targets=[solubility]"});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("solubility"), std::string::npos) << err;
+  EXPECT_NE(err.find("measured log solubility in mols per litre"), std::string::npos) << "lists the columns: " << err;
+  EXPECT_FALSE(std::filesystem::exists(d.path("x/config.yaml")));
+}
+
+}  // namespace
+}  // namespace attnscope

@@ -248,3 +248,20 @@ TEST(Render, BadInputNamesTheProblemAndRemovesNothing) {
   EXPECT_FALSE(fs::exists(out.path() + "/figures"));
   EXPECT_FALSE(fs::exists(out.path() + "/report.html"));
 }
+
+TEST(Molecules, TokenAttentionMapsOntoAtomsThroughSpans) {
+  // BPE-like tokens of "c1ccccc1Cl": "ccccc" covers five atoms (1/5 each); ring digits none
+  const std::vector<std::string> tokens = {"<s>", "c", "1", "ccccc", "1", "Cl", "</s>"};
+  const std::vector<double> weight = {0.1, 0.2, 0.05, 0.5, 0.05, 0.1, 0.0};
+  const auto w = viz::atom_weights("c1ccccc1Cl", tokens, weight);
+  ASSERT_EQ(w.size(), 7u);  // 6 aromatic carbons + Cl, in SMILES order
+  EXPECT_DOUBLE_EQ(w[0], 0.2);
+  for (int a = 1; a <= 5; ++a) EXPECT_DOUBLE_EQ(w[a], 0.1);
+  EXPECT_DOUBLE_EQ(w[6], 0.1);
+  // bracket atoms and two-letter elements are one atom each
+  const auto b = viz::atom_weights("[nH]Br", {"<s>", "[nH]", "Br", "</s>"}, {0, 0.3, 0.7, 0});
+  EXPECT_EQ(b, (std::vector<double>{0.3, 0.7}));
+  // tokens that do not spell the SMILES (an <unk>, a truncated probe) give nothing
+  EXPECT_TRUE(viz::atom_weights("CCO", {"<s>", "C", "<unk>", "</s>"}, {0, 1, 0, 0}).empty());
+  EXPECT_TRUE(viz::atom_weights("CCO", {"<s>", "C", "C"}, {0, 1, 0}).empty());
+}

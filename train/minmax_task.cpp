@@ -341,9 +341,4 @@ void MinMaxTask::finish(const std::string& run_dir) {
                     nlohmann::json{{"mechanism", j}, {"over_training", over}}.dump(1) + "\n");
 }
 
-std::unique_ptr<Task> make_task(const Config& config) {
-  if (config.data.task == "minmax") return std::make_unique<MinMaxTask>(config);
-  throw std::invalid_argument("unknown task '" + config.data.task + "'");  // validated earlier
-}
-
 }  // namespace attnscope::train

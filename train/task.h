@@ -16,6 +16,7 @@ struct StepStats {
   double loss_sum = 0;   // summed over the batch's examples
   int64_t correct = 0;
   int64_t count = 0;
+  bool has_accuracy = true;  // false: `correct` means nothing for this task (regression, ...)
 };
 
 using Metrics = std::map<std::string, double>;
@@ -36,6 +37,9 @@ class Task {
   virtual torch::nn::Module& module() = 0;
   virtual std::string describe() const = 0;  // one line: model, parameters, data sizes
   virtual int64_t train_size() const = 0;
+  // The epoch's batches of training indices from its seeded order (default: consecutive slices;
+  // a task may bucket by length).
+  virtual std::vector<torch::Tensor> epoch_batches(const torch::Tensor& order, int64_t batch_size) const;
 
   // Forward + backward over training examples `idx`; gradients of the batch-mean loss are
   // accumulated into the module's parameters.
@@ -78,6 +82,10 @@ class Task {
   // are declared when the file is created, the values computed when training ends.
   virtual std::map<std::string, std::vector<int64_t>> final_array_shapes() const { return {}; }
   virtual std::map<std::string, std::vector<float>> final_arrays() { return {}; }
+
+  // Files the run needs to be reproduced or used later (split, tokenizer, target statistics),
+  // written once the run directory exists.
+  virtual void write_run_files(const std::string& run_dir) {}
 
   // End-of-run analysis printed to the log and written into the run directory.
   virtual void finish(const std::string& run_dir) {}

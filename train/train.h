@@ -4,6 +4,7 @@
 #include "train/checkpoint.h"
 #include "train/events.h"
 #include "train/minmax_task.h"
+#include "train/molecule_task.h"
 #include "train/runtime.h"
 #include "train/state.h"
 #include "train/task.h"

@@ -10,12 +10,31 @@
 
 namespace attnscope::train {
 
+std::vector<torch::Tensor> Task::epoch_batches(const torch::Tensor& order, int64_t batch_size) const {
+  return data::make_batches(order, batch_size);
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& o, torch::nn::Module& module) {
   auto opts = torch::optim::AdamWOptions(o.lr)
                   .betas({o.betas.at(0), o.betas.at(1)})
                   .eps(o.eps)
                   .weight_decay(o.weight_decay);
-  return std::make_unique<torch::optim::AdamW>(module.parameters(), opts);
+  if (o.no_decay.empty()) return std::make_unique<torch::optim::AdamW>(module.parameters(), opts);
+  // Hugging Face's grouping: parameters whose names end with a no_decay suffix get no weight decay
+  std::vector<torch::Tensor> decay, plain;
+  for (const auto& p : module.named_parameters()) {
+    const std::string& name = p.key();
+    const bool skip = std::any_of(o.no_decay.begin(), o.no_decay.end(), [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    });
+    (skip ? plain : decay).push_back(p.value());
+  }
+  auto no_wd = opts;
+  no_wd.weight_decay(0.0);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+  groups.emplace_back(plain, std::make_unique<torch::optim::AdamWOptions>(no_wd));
+  return std::make_unique<torch::optim::AdamW>(groups, opts);
 }
 
 double scheduled_lr(const OptimConfig& o, int64_t step, int64_t total_steps) {
@@ -66,8 +85,9 @@ EpochRecord Trainer::run() {
     task_.module().train();
     const auto order = full_batch ? torch::arange(n, torch::kLong)
                                   : data::epoch_order(n, static_cast<uint64_t>(config_.run.seed), epoch);
-    const auto batches = data::make_batches(order, tc.batch_size);
+    const auto batches = task_.epoch_batches(order, tc.batch_size);
     StepStats total;
+    bool has_accuracy = true;
     double lr = 0;
     for (size_t b = 0; b < batches.size(); ++b) {
       lr = scheduled_lr(config_.optim, state_.step, total_steps);
@@ -90,6 +110,7 @@ EpochRecord Trainer::run() {
       ++state_.step;
       total.loss_sum += s.loss_sum;
       total.correct += s.correct;
+      has_accuracy = has_accuracy && s.has_accuracy;
       total.count += s.count;
       StepInfo info{epoch, state_.step, static_cast<int64_t>(b) + 1, static_cast<int64_t>(batches.size()),
                     s.loss_sum / std::max<int64_t>(1, s.count),
@@ -101,7 +122,7 @@ EpochRecord Trainer::run() {
     rec.epoch = epoch;
     rec.step = state_.step;
     rec.train_loss = total.loss_sum / std::max<int64_t>(1, total.count);
-    rec.train_acc = static_cast<double>(total.correct) / std::max<int64_t>(1, total.count);
+    rec.train_acc = has_accuracy ? static_cast<double>(total.correct) / std::max<int64_t>(1, total.count) : std::nan("");
     rec.lr = lr;
     rec.is_last = epoch == tc.epochs;
     if (epoch % tc.eval_every == 0 || rec.is_last) {

@@ -27,6 +27,14 @@ void attention_river(const Run& run, const Output& out, int64_t e, int64_t p);
 void minmax_grid(const Run& run, const Output& out, const std::string& site);
 void minmax_mechanism(const Run& run, const Output& out);
 void projection(const Run& run, const Output& out, const std::vector<int64_t>& es);
+// A SMILES probe drawn by RDKit with each atom coloured by the attention it receives from <s>, one
+// panel per epoch (PNG only; skipped when the tokens do not map onto the atoms).
+void molecule_attention(const Run& run, const Output& out, const std::vector<int64_t>& es, int64_t p, int64_t l,
+                        int64_t h);
+// Per-atom weights from per-token weights through the tokens' character spans in `smiles` (a
+// token over k atoms gives each 1/k); empty when the tokens do not spell the SMILES.
+std::vector<double> atom_weights(const std::string& smiles, const std::vector<std::string>& tokens,
+                                 const std::vector<double>& weight);
 
 // Helpers shared with the report.
 // Mean attention from "=" (the last token) to the op token, the larger and the smaller operand,

@@ -79,6 +79,15 @@ size_t display_width(const std::string& s) {  // UTF-8 code points
 
 }  // namespace
 
+Rgb viridis(double t) {
+  constexpr int n = sizeof(kViridis) / sizeof(kViridis[0]);
+  t = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, 1.0) * (n - 1);
+  const int i = std::min(n - 2, static_cast<int>(t));
+  const double f = t - i;
+  auto mix = [&](int a, int b) { return static_cast<int>(std::lround(a + f * (b - a))); };
+  return {mix(kViridis[i].r, kViridis[i + 1].r), mix(kViridis[i].g, kViridis[i + 1].g), mix(kViridis[i].b, kViridis[i + 1].b)};
+}
+
 const std::vector<Rgb>& categorical() {
   static const std::vector<Rgb> c = {{0x1f, 0x77, 0xb4}, {0xff, 0x7f, 0x0e}, {0x2c, 0xa0, 0x2c}, {0xd6, 0x27, 0x28},
                                      {0x94, 0x67, 0xbd}, {0x8c, 0x56, 0x4b}, {0xe3, 0x77, 0xc2}, {0x7f, 0x7f, 0x7f},

@@ -18,6 +18,8 @@ struct Rgb {
   int r, g, b;
 };
 const std::vector<Rgb>& categorical();
+// viridis at t in [0, 1] (clamped), interpolated between matplotlib's stops.
+Rgb viridis(double t);
 
 struct Box {  // a panel in normalised page coordinates (0,0 bottom left)
   double x0, x1, y0, y1;

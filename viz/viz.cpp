@@ -158,6 +158,11 @@ Rendered render(const RenderOptions& o) {
       if (probs) minmax_mechanism(run, out);
     }
     projection(run, out, spread(last + 1, 5));
+    if (run.task == "roberta" && probs) {  // molecules: SMILES probes
+      for (int64_t p : ps) {
+        for (auto [l, h] : heads) molecule_attention(run, out, es.size() > 1 ? es : spread(last + 1, 5), p, l, h);
+      }
+    }
   }
   if (html) {
     const auto data = report_data(run, es, o.probes, kReportMapBudget);

@@ -1,0 +1,22 @@
+// `attnscope split`: a random or DeepChem scaffold split of a MoleculeNet-style CSV, written as a
+// split file (JSON index lists) that training can read back (data.split: file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace attnscope::cli {
+
+struct SplitArgs {
+  std::string csv;
+  std::string smiles_col = "smiles";
+  std::string method;  // random | scaffold
+  double frac_train = 0.8;
+  double frac_val = 0.1;
+  uint64_t seed = 0;  // random only
+  std::string out;    // split file (.json); must not exist unless force
+  bool force = false;
+};
+int split_command(const SplitArgs& args);
+
+}  // namespace attnscope::cli

@@ -1,0 +1,79 @@
+// Molecular datasets: MoleculeNet-style CSVs (a SMILES column, target columns, blank = missing
+// label), SMILES validation with RDKit, random / scaffold / file splits, SMILES enumeration.
+// RDKit stays inside molecules.cpp.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace attnscope::data {
+
+struct MoleculeTable {
+  std::string path;
+  std::vector<std::string> smiles;        // whitespace-trimmed, parsed by RDKit
+  std::vector<int64_t> line;              // 1-based line of each row in the file
+  std::vector<std::string> target_names;
+  std::vector<float> targets;             // [rows x targets] row-major; NaN = missing label
+  int64_t dropped = 0;                    // rows whose SMILES RDKit could not parse
+  std::vector<int64_t> dropped_lines;     // their lines (all of them)
+  int64_t size() const { return static_cast<int64_t>(smiles.size()); }
+};
+
+// Reads `path`. UsageError naming the file (and line) for: a missing SMILES or target column
+// (listing the columns that exist), a target cell that is not a number (blank is fine), no rows.
+// Unparsable SMILES are dropped with one warning (count + first few lines), or are an error
+// when invalid_is_error.
+// Format: a header line; fields separated by commas, double-quoted fields may hold commas, ""
+// and line breaks; fields are whitespace-trimmed; blank lines are skipped. A blank target cell
+// (or pandas' missing markers NA, N/A, NaN, nan, null, NULL, None, #N/A) is NaN. An empty
+// SMILES cell counts as unparsable, as does one with whitespace inside (RDKit would read the
+// rest as a name).
+MoleculeTable read_molecule_csv(const std::string& path, const std::string& smiles_col,
+                                const std::vector<std::string>& target_cols, bool invalid_is_error = false);
+
+// A SMILES file for pretraining: one per line, or a CSV with a `smiles_col` column (taken as CSV
+// when the first line holds a comma or is the column name; the column is matched exactly, else
+// case-insensitively). Trimmed; blank lines and empty cells skipped; not parsed by RDKit.
+// UsageError naming the file when it cannot be read, has no such column or holds no SMILES.
+std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col = "smiles");
+
+bool smiles_parses(const std::string& smiles);  // RDKit, sanitised; no log noise
+std::string canonical_smiles(const std::string& smiles);  // "" when it does not parse
+// Bemis-Murcko scaffold without chirality, as canonical SMILES ("" for acyclic molecules), as
+// DeepChem's ScaffoldSplitter computes it (MurckoScaffold.MurckoScaffoldSmiles(mol, includeChirality=False)).
+// UsageError when `smiles` does not parse.
+std::string murcko_scaffold(const std::string& smiles);
+// A random non-canonical SMILES of the same molecule (for augmentation), from `rng`: RDKit's
+// doRandom writer with its global generator seeded from one draw of `rng` (under a lock), so the
+// result depends only on `rng`'s state. "" when `smiles` does not parse.
+std::string randomized_smiles(const std::string& smiles, std::mt19937_64& rng);
+
+struct Split {
+  std::string method;  // random | scaffold | file
+  std::vector<int64_t> train, val, test;  // row indices into the table
+  int64_t scaffolds = 0;  // scaffold: the number of distinct scaffolds (0 otherwise)
+};
+// Fractions: UsageError unless 0 < frac_train <= 1, 0 <= frac_val, frac_train + frac_val <= 1.
+// Seeded random split (fractions of n; the rest is test): a Fisher-Yates shuffle of 0..n-1 drawn
+// from std::mt19937_64(seed) (same on every platform); train = the first floor(frac_train * n),
+// val = the next floor(frac_val * n), test = the rest, each in shuffled order.
+Split random_split(int64_t n, double frac_train, double frac_val, uint64_t seed);
+// DeepChem's ScaffoldSplitter: groups by scaffold, sorted by size descending (ties: first index),
+// filled into train until frac_train would be exceeded, then val, then test.
+// Exactly: sets sorted by (size, first index) descending (so equal sizes: the later first index
+// first); a set goes to train unless train + set > frac_train * n, then to val unless
+// train + val + set > (frac_train + frac_val) * n, else to test. Indices ascend within a set.
+Split scaffold_split(const std::vector<std::string>& smiles, double frac_train, double frac_val);
+// JSON {"method": ..., "train": [...], "val": [...], "test": [...]} (UsageError naming the file for
+// indices out of [0, n), duplicates, or an empty train split).
+// Also refused, all problems in one error: a schema_version above 1, "rows" (written by
+// write_split_file) other than n, index lists that are not arrays of integers. "val" and "test"
+// may be absent (empty). method: the file's "method", or "file" when it has none.
+Split read_split_file(const std::string& path, int64_t n);
+// Writes (atomically, replacing `path`) schema_version, attnscope_version, method, source (as
+// given), rows (train + val + test), counts, scaffolds (scaffold splits) and the index lists.
+void write_split_file(const std::string& path, const Split& split, const std::string& source_csv);
+
+}  // namespace attnscope::data

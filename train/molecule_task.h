@@ -1,0 +1,75 @@
+// Molecular property prediction with a RoBERTa encoder (the ChemBERTa workload): a
+// MoleculeNet-style CSV, a scaffold / random / file split, regression (MSE on standardised
+// targets, metrics in original units) or binary / multi-task binary classification (BCE with
+// logits, missing labels masked), from scratch or from a Hugging Face directory.
+#pragma once
+
+#include <memory>
+#include <random>
+
+#include "data/molecules.h"
+#include "models/roberta.h"
+#include "train/task.h"
+
+namespace attnscope::train {
+
+// Regression metrics per target and averaged: rmse, mae, r2 (NaN where a target has < 2 labels).
+std::map<std::string, double> regression_metrics(const torch::Tensor& pred, const torch::Tensor& target,
+                                                 const std::vector<std::string>& names);
+// ROC-AUC and PR-AUC (average precision) per task and averaged over the tasks where they are
+// defined; a task whose labels are all one class is undefined (NaN), never 0.5.
+std::map<std::string, double> classification_metrics(const torch::Tensor& logits, const torch::Tensor& target,
+                                                      const std::vector<std::string>& names);
+double roc_auc(const std::vector<double>& score, const std::vector<int>& label);
+double average_precision(const std::vector<double>& score, const std::vector<int>& label);
+
+class MoleculeTask : public Task {
+ public:
+  explicit MoleculeTask(const Config& config);
+  ~MoleculeTask() override;
+
+  torch::nn::Module& module() override;
+  std::string describe() const override;
+  int64_t train_size() const override { return static_cast<int64_t>(split_.train.size()); }
+  std::vector<torch::Tensor> epoch_batches(const torch::Tensor& order, int64_t batch_size) const override;
+  StepStats train_step(const torch::Tensor& idx) override;
+  Metrics evaluate() override;
+  int64_t num_layers() const override { return rc_.num_hidden_layers; }
+  int64_t num_heads() const override { return rc_.num_attention_heads; }
+  std::string model_json() const override;
+  int64_t val_size() const override { return static_cast<int64_t>(split_.val.size()); }
+  torch::Tensor val_inputs(const torch::Tensor& idx) const override;
+  torch::Tensor val_lengths(const torch::Tensor& idx) const override;
+  void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override;
+  ProbeSet default_probes(int64_t count) const override;
+  ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
+  int64_t pooled_dim() const override { return rc_.hidden_size; }
+  void write_run_files(const std::string& run_dir) override;
+  void finish(const std::string& run_dir) override;
+
+ private:
+  struct Tok;
+  struct Batch {
+    torch::Tensor ids, mask, target;  // [b,T], [b,T], [b,K] (NaN = missing)
+  };
+  Batch make_batch(const std::vector<int64_t>& rows, bool augment) const;
+  std::vector<int64_t> rows_of(const std::vector<int64_t>& split, const torch::Tensor& idx) const;
+  torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode)
+  Metrics metrics_of(const std::vector<int64_t>& rows, const std::string& prefix);
+  ProbeSet probes_of(const std::vector<std::string>& smiles, const std::vector<int64_t>& source) const;
+
+  const Config& config_;
+  data::MoleculeTable table_;
+  data::Split split_;
+  std::unique_ptr<Tok> tok_;
+  std::vector<std::vector<int64_t>> ids_;  // encoded canonical input SMILES per row
+  int64_t truncated_ = 0;
+  models::RobertaConfig rc_;
+  models::RobertaForSequenceClassification model_{nullptr};
+  std::vector<std::string> new_heads_;
+  torch::Tensor mean_, std_, pos_weight_;  // [K] regression target statistics (train split); BCE weights
+  mutable std::mt19937_64 augment_rng_;
+  bool regression_ = true;
+};
+
+}  // namespace attnscope::train

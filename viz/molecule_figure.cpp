@@ -1,0 +1,143 @@
+// ChemBERTa figure: the probe molecule drawn by RDKit (MolDraw2DCairo), each atom coloured by the
+// attention it receives from the first token <s> for one head, one panel per recorded epoch.
+// Tokens map to atoms through their character spans in the SMILES (core/smiles.h).
+#include <GraphMol/MolDraw2D/MolDraw2DCairo.h>
+#include <GraphMol/SmilesParse/SmilesParse.h>
+#include <cairo.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "core/smiles.h"
+#include "viz/figures.h"
+#include "viz/plot.h"
+
+namespace attnscope::viz {
+namespace {
+
+bool special(const std::string& t) { return t == "<s>" || t == "</s>" || t == "<pad>" || t == "<mask>"; }
+
+struct PngReader {  // cairo reads a PNG held in memory
+  std::string data;
+  size_t pos;
+  static cairo_status_t read(void* self, unsigned char* out, unsigned int length) {
+    auto* r = static_cast<PngReader*>(self);
+    if (r->pos + length > r->data.size()) return CAIRO_STATUS_READ_ERROR;
+    std::copy_n(r->data.data() + r->pos, length, out);
+    r->pos += length;
+    return CAIRO_STATUS_SUCCESS;
+  }
+};
+
+}  // namespace
+
+std::vector<double> atom_weights(const std::string& smiles, const std::vector<std::string>& tokens,
+                                 const std::vector<double>& weight) {
+  // characters of each model token (specials cover none); byte-level BPE tokens of a SMILES are
+  // its own characters, as are the atom-level tokens
+  std::vector<SmilesSpan> tok_span(tokens.size(), {0, 0});
+  size_t pos = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (special(tokens[i])) continue;
+    if (smiles.compare(pos, tokens[i].size(), tokens[i]) != 0) return {};  // not aligned (e.g. <unk>)
+    tok_span[i] = {static_cast<int64_t>(pos), static_cast<int64_t>(pos + tokens[i].size())};
+    pos += tokens[i].size();
+  }
+  if (pos != smiles.size()) return {};  // truncated probe
+  std::vector<SmilesSpan> spans;
+  const auto parts = smiles_split(smiles, &spans);
+  std::vector<SmilesSpan> atoms;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (smiles_token_is_atom(parts[k])) atoms.push_back(spans[k]);
+  }
+  std::vector<double> w(atoms.size(), 0.0);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::vector<size_t> hit;
+    for (size_t a = 0; a < atoms.size(); ++a) {
+      if (atoms[a].first < tok_span[i].second && tok_span[i].first < atoms[a].second) hit.push_back(a);
+    }
+    for (size_t a : hit) w[a] += weight[i] / static_cast<double>(hit.size());  // a token over k atoms: 1/k each
+  }
+  return w;
+}
+
+void molecule_attention(const Run& run, const Output& out, const std::vector<int64_t>& es, int64_t p, int64_t l,
+                        int64_t h) {
+  const std::string smiles = run.probes().text[p];
+  std::unique_ptr<RDKit::RWMol> mol;
+  try {
+    mol.reset(RDKit::SmilesToMol(smiles));
+  } catch (...) {
+  }
+  if (!mol) return;
+  const auto tokens = run.tokens(p);
+  const int64_t n = run.length(p);
+  std::vector<std::vector<double>> per_epoch;
+  double top = 1e-9;
+  for (int64_t e : es) {
+    const auto m = run.file->head_map("attn.probs", e, p, l, h);  // row 0: from <s>
+    std::vector<double> row(m.begin(), m.begin() + n);
+    per_epoch.push_back(atom_weights(smiles, tokens, row));
+    if (per_epoch.back().size() != mol->getNumAtoms()) return;  // tokens do not map onto the atoms
+    top = std::max(top, *std::max_element(per_epoch.back().begin(), per_epoch.back().end()));
+  }
+  const int K = static_cast<int>(es.size()), pw = 420, ph = 380, top_px = 110, bottom_px = 60;
+  const int W = K * pw, H = ph + top_px + bottom_px;
+  const std::string name = "molecule_L" + std::to_string(run.header().layer_ids[l]) + "_H" +
+                           std::to_string(run.header().head_ids[h]) + "_p" + std::to_string(p);
+  for (const auto& fmt : out.formats) {
+    if (fmt != "png") continue;  // RDKit's cairo drawer: PNG
+    cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
+    cairo_t* cr = cairo_create(surface);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    for (int k = 0; k < K; ++k) {
+      std::vector<int> atoms;
+      std::map<int, RDKit::DrawColour> colours;
+      std::map<int, double> radii;
+      for (size_t a = 0; a < per_epoch[k].size(); ++a) {
+        const Rgb c = viridis(per_epoch[k][a] / top);
+        atoms.push_back(static_cast<int>(a));
+        colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
+        radii[static_cast<int>(a)] = 0.45;
+      }
+      RDKit::MolDraw2DCairo drawer(pw, ph);  // its own PNG, pasted into the figure
+      drawer.drawOptions().legendFontSize = 18;
+      drawer.drawMolecule(*mol, "epoch " + std::to_string(run.epochs[es[k]].epoch), &atoms, &colours, &radii);
+      drawer.finishDrawing();
+      PngReader png{drawer.getDrawingText(), 0};
+      cairo_surface_t* panel = cairo_image_surface_create_from_png_stream(&PngReader::read, &png);
+      cairo_set_source_surface(cr, panel, k * pw, top_px);
+      cairo_paint(cr);
+      cairo_surface_destroy(panel);
+    }
+    cairo_set_source_rgb(cr, 0.16, 0.16, 0.16);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    auto centred = [&](const std::string& text, double size, double y) {
+      cairo_set_font_size(cr, size);
+      cairo_text_extents_t ext;
+      cairo_text_extents(cr, text.c_str(), &ext);
+      cairo_move_to(cr, (W - ext.width) / 2 - ext.x_bearing, y);
+      cairo_show_text(cr, text.c_str());
+    };
+    centred("attention from <s> on each atom · layer " + std::to_string(run.header().layer_ids[l]) + " head " +
+                std::to_string(run.header().head_ids[h]),
+            22, 40);
+    centred(run.label() + " · probe " + std::to_string(p) + ": " + smiles, 15, 72);
+    centred("colour: viridis from 0 to " + std::to_string(top).substr(0, 5) +
+                " (the largest atom weight in these panels); a token over k atoms gives each 1/k",
+            13, H - 24);
+    cairo_destroy(cr);
+    const std::string path = (std::filesystem::path(out.dir) / (name + ".png")).string();
+    const std::string tmp = path + ".part";
+    const auto status = cairo_surface_write_to_png(surface, tmp.c_str());
+    cairo_surface_destroy(surface);
+    if (status != CAIRO_STATUS_SUCCESS) throw std::runtime_error("cannot write " + tmp);
+    std::filesystem::rename(tmp, path);
+    out.written->push_back(path);
+  }
+}
+
+}  // namespace attnscope::viz

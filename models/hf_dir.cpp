@@ -59,14 +59,7 @@ HfModel load_hf_model(const std::string& dir, const std::string& architecture) {
   return m;
 }
 
-void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std::string& architecture,
-                     const std::string& problem_type, const std::string& tokenizer_dir, const std::string& out_dir) {
-  for (const char* f : {"vocab.json", "merges.txt"}) {
-    if (!fs::exists(fs::path(tokenizer_dir) / f)) {
-      throw UsageError("export: '" + tokenizer_dir + "' has no " + f + " (the byte-level BPE tokenizer to ship with the model)");
-    }
-  }
-  fs::create_directories(out_dir);
+std::string hf_config_json(const RobertaConfig& c, const std::string& architecture, const std::string& problem_type) {
   nlohmann::json cfg = {{"architectures", {architecture}},
                         {"model_type", "roberta"},
                         {"vocab_size", c.vocab_size},
@@ -97,14 +90,25 @@ void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std
     cfg["label2id"] = label2id;
     if (!problem_type.empty()) cfg["problem_type"] = problem_type;
   }
+  return cfg.dump(2) + "\n";
+}
+
+void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std::string& architecture,
+                     const std::string& problem_type, const std::string& tokenizer_dir, const std::string& out_dir) {
+  if (!fs::exists(fs::path(tokenizer_dir) / "vocab.json")) {
+    throw UsageError("export: '" + tokenizer_dir + "' has no vocab.json (the tokenizer to ship with the model)");
+  }
+  const bool bpe = fs::exists(fs::path(tokenizer_dir) / "merges.txt");
+  fs::create_directories(out_dir);
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& p : model.named_parameters()) tensors[p.key()] = p.value().detach().contiguous();
   for (const auto& b : model.named_buffers()) tensors[b.key()] = b.value().detach().contiguous();
   const std::string tmp = (fs::path(out_dir) / "model.safetensors.part").string();
   write_safetensors(tmp, tensors, {{"format", "pt"}});
   fs::rename(tmp, fs::path(out_dir) / "model.safetensors");
-  write_file_atomic((fs::path(out_dir) / "config.json").string(), cfg.dump(2) + "\n");
+  write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config_json(c, architecture, problem_type));
   for (const char* f : {"vocab.json", "merges.txt"}) {
+    if (!bpe && std::string(f) == "merges.txt") continue;
     write_file_atomic((fs::path(out_dir) / f).string(), read_file((fs::path(tokenizer_dir) / f).string()));
   }
   const nlohmann::json special = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"},
@@ -112,6 +116,12 @@ void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std
                                   {"mask_token", "<mask>"}};
   nlohmann::json tok = special;
   tok["tokenizer_class"] = "RobertaTokenizer";
+  if (!bpe) {  // attnscope's atom-level SMILES tokenizer
+    tok.erase("tokenizer_class");
+    tok["attnscope_tokenizer"] = "smiles-regex";
+    tok["note"] = "atom-level SMILES regex tokenizer (vocab.json); transformers has no equivalent class: tokenize with "
+                  "attnscope tokenize, or split SMILES with the Molecular Transformer pattern and map tokens by vocab.json";
+  }
   tok["model_max_length"] = c.max_position_embeddings - c.pad_token_id - 1;
   tok["add_prefix_space"] = false;
   tok["trim_offsets"] = true;

@@ -30,9 +30,14 @@ std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir);
 // none). A classification head the checkpoint lacks is initialised and listed in new_heads.
 HfModel load_hf_model(const std::string& dir, const std::string& architecture = "");
 
+// The config.json of a model (what transformers reads).
+std::string hf_config_json(const RobertaConfig& config, const std::string& architecture, const std::string& problem_type);
+
 // Writes config.json, model.safetensors, vocab.json, merges.txt (copied from tokenizer_dir),
 // tokenizer_config.json and special_tokens_map.json into out_dir (created; files written
-// atomically). problem_type may be empty.
+// atomically). problem_type may be empty. Without merges.txt in tokenizer_dir (attnscope's
+// atom-level SMILES tokenizer) vocab.json is copied and tokenizer_config.json says that
+// transformers has no equivalent tokenizer.
 void export_hf_model(torch::nn::Module& model, const RobertaConfig& config, const std::string& architecture,
                      const std::string& problem_type, const std::string& tokenizer_dir, const std::string& out_dir);
 

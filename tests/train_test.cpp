@@ -331,6 +331,27 @@ TEST(MoleculeTask, FineTunesRecordsAndRenders) {
   EXPECT_EQ(snap.probes().text[1], "c1ccccc1Cl");
   EXPECT_EQ(testing::run_cli({"snapshot", "--model", run, "--smiles", "C1CC(", "--out", d.path("bad.h5")}), 2);
   EXPECT_FALSE(std::filesystem::exists(d.path("bad.h5")));
+  // predict on the run (its best checkpoint, outputs in original units) and export it
+  ASSERT_EQ(testing::run_cli({"predict", "--model", run, "--smiles", "CCO", "c1ccccc1Cl", "--output", d.path("p.csv")}), 0);
+  const auto rows = testing::read_lines(d.path("p.csv"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], "smiles,output_0");
+  const double logs = std::stod(rows[1].substr(rows[1].find(',') + 1));
+  EXPECT_GT(logs, -15.0) << "log solubility in original units";
+  EXPECT_LT(logs, 5.0);
+  ASSERT_EQ(testing::run_cli({"predict", "--model", run + "/checkpoints/best.pt", "--smiles", "CCO", "c1ccccc1Cl", "--output",
+                              d.path("q.csv")}),
+            0);
+  EXPECT_EQ(testing::read_lines(d.path("q.csv")), rows);
+  ASSERT_EQ(testing::run_cli({"export", "--model", run, "--hf", d.path("hf")}), 0);
+  for (const char* f : {"config.json", "model.safetensors", "vocab.json", "tokenizer_config.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(d.path("hf/") + f)) << f;
+  }
+  std::ifstream cj(d.path("hf/config.json"));
+  const auto cfg = nlohmann::json::parse(cj);
+  EXPECT_EQ(cfg["num_hidden_layers"], 2);
+  EXPECT_EQ(cfg["hidden_size"], 32);
+  EXPECT_EQ(cfg["problem_type"], "regression");
 }
 
 TEST(MoleculeTask, BadInputNamesTheColumn) {

@@ -515,6 +515,10 @@ void MoleculeTask::write_run_files(const std::string& run_dir) {
       write_file_atomic((fs::path(run_dir) / f).string(), read_file((fs::path(tok_->dir) / f).string()));
     }
   }
+  // the model as Hugging Face describes it, so predict / export read the run like a model directory
+  write_file_atomic((fs::path(run_dir) / "config.json").string(),
+                    models::hf_config_json(rc_, "RobertaForSequenceClassification",
+                                           regression_ ? "regression" : "multi_label_classification"));
   nlohmann::json stats = {{"task", config_.data.task}, {"targets", config_.data.targets}};
   if (regression_) {
     stats["mean"] = std::vector<double>(mean_.data_ptr<float>(), mean_.data_ptr<float>() + mean_.numel());

@@ -4,7 +4,7 @@
 //     SMILES-like lengths, 21 recorded epochs = 20 epochs + epoch 0), with synthetic maps that
 //     sharpen over the epochs. Synthetic because the ChemBERTa task is not in attnscope yet; the
 //     renderer's work depends on the shapes, not on where the numbers came from.
-// Usage: render_bench [--run DIR] [--out DIR]
+// Usage: render_bench [--run DIR] [--chemberta-run DIR] [--out DIR]
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -111,8 +111,9 @@ void time_render(const std::string& label, const std::string& input, const std::
 
 int main(int argc, char** argv) {
   CLI::App app{"render_bench"};
-  std::string run = "runs/minmax", out = "/tmp/attnscope-render-bench";
+  std::string run = "runs/minmax", chem_run, out = "/tmp/attnscope-render-bench";
   app.add_option("--run", run, "A recorded min/max run (trained with configs/minmax.yaml if absent)");
+  app.add_option("--chemberta-run", chem_run, "Also a recorded ChemBERTa run (e.g. configs/chemberta-esol.yaml, 20 epochs)");
   app.add_option("--out", out, "Scratch folder");
   CLI11_PARSE(app, argc, argv);
   fs::create_directories(out);
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
     if (cli::run({"attnscope", "train", "configs/minmax.yaml", "--out", run, "--force", "--set", "train.progress=none"}) != 0) return 1;
   }
   time_render("min/max, 750 epochs (76 recorded, 64 probes, 1x2 heads)", run, out + "/minmax");
+  if (!chem_run.empty()) time_render("ChemBERTa run " + chem_run, chem_run, out + "/chemberta-run");
   const std::string chem = out + "/chemberta-shaped/attention.h5";
   fs::remove_all(fs::path(chem).parent_path());
   fs::create_directories(fs::path(chem).parent_path());

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "bench/bench_util.h"
 #include "cli/app.h"
 #include "core/core.h"
 #include "models/minmax_kernel.h"
@@ -23,24 +24,6 @@ namespace fs = std::filesystem;
 using namespace attnscope;
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Best-of-5 GFLOP/s of a 1024x1024x1024 float matrix product.
-double sgemm_gflops() {
-  const int64_t n = 1024;
-  auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
-  torch::mm_out(c, a, b);
-  double best = 0;
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < 4; ++r) torch::mm_out(c, a, b);
-    best = std::max(best, 4 * 2.0 * n * n * n / seconds_since(t0) / 1e9);
-  }
-  return best;
-}
 
 // FLOPs of the plain module per example: Q,K,V and output projections at every position,
 // scores and mixing, logits at the last position (forward only).
@@ -74,7 +57,7 @@ int main(int argc, char** argv) {
   RunConfig sgemm_run = cfg.run;
   sgemm_run.blas_threads = 0;  // the machine's peak: BLAS on all of run.threads
   const int64_t threads = train::configure_threads(sgemm_run);
-  const double peak = sgemm_gflops();
+  const double peak = bench::sgemm_gflops();
   std::printf("machine: %lld threads, sgemm 1024^2: %.1f GFLOP/s\n", static_cast<long long>(threads), peak);
 
   auto timed_run = [&](const std::string& dir, bool record) {
@@ -83,7 +66,7 @@ int main(int argc, char** argv) {
                              "run.log_level=warn", "run.seed=" + std::to_string(seed),
                              std::string("hooks.attention.enabled=") + (record ? "true" : "false")});
     if (rc != 0) std::exit(rc);
-    return seconds_since(t0);
+    return bench::seconds_since(t0);
   };
   const double wall = timed_run(out, false);
   const auto m = nlohmann::json::parse(last_line(out + "/metrics.jsonl"));
@@ -123,7 +106,7 @@ int main(int argc, char** argv) {
     auto once = [&](models::Taps* taps) {
       const auto t = std::chrono::steady_clock::now();
       for (int i = 0; i < 10; ++i) net->forward(x, taps);
-      return seconds_since(t) / 10;
+      return bench::seconds_since(t) / 10;
     };
     double none = 1e9, unobserved = 1e9;
     for (int r = 0; r < 30; ++r) {  // interleaved, alternating order, best of 30 each

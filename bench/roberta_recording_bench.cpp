@@ -11,16 +11,11 @@
 #include <chrono>
 #include <cstdio>
 
+#include "bench/bench_util.h"
 #include "hooks/attention_metrics.h"
 #include "models/roberta.h"
 
 using namespace attnscope;
-
-namespace {
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"RoBERTa tap and recording overhead"};
@@ -62,7 +57,7 @@ int main(int argc, char** argv) {
       torch::mse_loss(model->forward(ids, mask, taps), targets).backward();
       opt.step();
     }
-    return since(t0);
+    return bench::seconds_since(t0);
   };
   const auto [p_ids, p_mask, p_len] = make(probes);
   const auto [v_ids, v_mask, v_len] = make(val);
@@ -83,7 +78,7 @@ int main(int argc, char** argv) {
       for (int64_t l = 0; l < c.num_hidden_layers; ++l) metrics[l].add(vt.get(models::site::kAttnProbs, l), v_len.slice(0, i, i + batch));
     }
     for (auto& m : metrics) m.result();
-    return since(t0);
+    return bench::seconds_since(t0);
   };
 
   epoch(nullptr);  // warm-up

@@ -27,7 +27,13 @@ int run(const std::vector<std::string>& args) {
       ->take_all();
   train->add_option("--out", t.out, "Run directory (default: run.out_dir/run.name)");
   train->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
-  train->add_flag("--force", t.force, "Delete an existing run directory and start over");
+  train->add_flag("--force", t.force, "Delete an existing run directory and start over (with --nproc-per-node: also allow more ranks than cores)");
+  train->add_option("--nproc-per-node", t.nproc_per_node, "Data-parallel: start and supervise N ranks on this machine (README: distributed training)");
+  train->add_option("--nnodes", t.nnodes, "Data-parallel: machines in the run (default 1)");
+  train->add_option("--node-rank", t.node_rank, "Data-parallel: this machine's index in [0, nnodes) (default 0)");
+  train->add_option("--master-addr", t.master_addr, "Data-parallel: address of node 0, where rank 0 hosts the rendezvous store (default 127.0.0.1)");
+  train->add_option("--master-port", t.master_port, "Data-parallel: its port (default 29500)");
+  t.argv = args;
 
   std::string cfg_path;
   std::vector<std::string> cfg_sets;

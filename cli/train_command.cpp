@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "cli/launch.h"
 #include "core/core.h"
 #include "hooks/hooks.h"
 #include "train/train.h"
@@ -49,6 +50,12 @@ void prepare_run_dir(const fs::path& dir, bool resume, bool force) {
   }
 }
 
+std::string format_seconds(double s) {
+  std::ostringstream o;
+  o << s << " s";
+  return o.str();
+}
+
 std::string fmt_metrics(const train::EpochRecord& r) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(4) << "epoch " << r.epoch << ": train_loss " << r.train_loss;
@@ -60,6 +67,10 @@ std::string fmt_metrics(const train::EpochRecord& r) {
 }  // namespace
 
 int train_command(const TrainArgs& args) {
+  // 0. --nproc-per-node: this process supervises the local ranks it starts (cli/launch.cpp)
+  if (args.nproc_per_node >= 0 && !launched_rank()) return launch_ranks(args);
+  const train::DistEnv env = dist_env_from_environment();
+
   // 1. config (nothing is written before it is valid)
   std::string config_path = args.config_path;
   if (config_path.empty()) config_path = (fs::path(args.out) / "config.yaml").string();
@@ -68,6 +79,11 @@ int train_command(const TrainArgs& args) {
   const fs::path run_dir = args.out.empty() ? fs::path(config.run.out_dir) / config.run.name : fs::path(args.out);
   const fs::path last = run_dir / "checkpoints" / "last.pt";
 
+  // 1b. distributed: rendezvous and config check, still before anything is written
+  std::unique_ptr<train::Dist> dist;
+  if (env.world > 1) dist = std::make_unique<train::Dist>(env, config);
+  const bool main_rank = !dist || dist->rank() == 0;
+
   // 2. the task and the probe set: a bad probe file is bad input too, found before writing
   const int64_t threads = train::configure_threads(config.run);
   auto task = train::make_task(config);
@@ -75,57 +91,83 @@ int train_command(const TrainArgs& args) {
   train::ProbeSet probes;
   if (attn.enabled) probes = hooks::choose_probes(attn, *task);
 
-  // 3. run directory, logging, resolved config
-  prepare_run_dir(run_dir, args.resume, args.force);
-  log::init((run_dir / "train.log").string(), /*console=*/true, config.run.log_level);
-  log::info(std::string("[run] attnscope ") + kVersion + " | " + args.command_line);
-  log::info("[run] run directory " + run_dir.string() + ", " + std::to_string(threads) + " threads, seed " +
-            std::to_string(config.run.seed));
-  const std::string yaml = to_yaml(config);
-  log::info("[config] resolved configuration:\n" + yaml);
-
-  // 4. optimizer, resume
+  // 3.-4. rank 0: run directory, logging, resolved config, resume; the other ranks learn from it
+  // whether to resume (or why the run was refused) and log to RUN_DIR/rank-K.log
   auto optimizer = train::make_optimizer(config.optim, task->module());
   train::TrainState start;
-  if (args.resume && fs::exists(last)) {
-    const auto info = train::load_checkpoint(last.string(), task->module(), optimizer.get(), true);
-    const Config old = config_from_yaml(info.config_yaml, last.string());
-    const auto diffs = config_differences(old, config, /*resume_only=*/true);
-    if (!diffs.empty()) {
-      std::string m = "cannot resume '" + run_dir.string() + "': the config differs from its checkpoint in keys that matter:";
-      for (const auto& d : diffs) m += "\n  - " + d;
-      throw UsageError(m + "\nstart a new run (--out) or restore those values");
-    }
-    start = info.state;
-  }
-  // The recorder opens (or, resuming, checks and reopens) attention.h5 before anything of the
-  // run is cut back, so a foreign or unreadable file stops the run with the others untouched.
   std::unique_ptr<hooks::AttentionRecorder> recorder;
-  if (attn.enabled) {
-    recorder = std::make_unique<hooks::AttentionRecorder>(config, *task, probes, (run_dir / "attention.h5").string(),
-                                                          args.resume, start.epoch);
+  if (main_rank) {
+    try {
+      prepare_run_dir(run_dir, args.resume, args.force);
+      log::init((run_dir / "train.log").string(), /*console=*/true, config.run.log_level);
+      log::info(std::string("[run] attnscope ") + kVersion + " | " + args.command_line);
+      log::info("[run] run directory " + run_dir.string() + ", " + std::to_string(threads) + " threads, seed " +
+                std::to_string(config.run.seed) +
+                (dist ? ", rank 0 of " + std::to_string(dist->world()) + " (data-parallel, Gloo)" : std::string()));
+      const std::string yaml = to_yaml(config);
+      log::info("[config] resolved configuration:\n" + yaml);
+      if (args.resume && fs::exists(last)) {
+        const auto info = train::load_checkpoint(last.string(), task->module(), optimizer.get(), true);
+        const Config old = config_from_yaml(info.config_yaml, last.string());
+        const auto diffs = config_differences(old, config, /*resume_only=*/true);
+        if (!diffs.empty()) {
+          std::string m = "cannot resume '" + run_dir.string() + "': the config differs from its checkpoint in keys that matter:";
+          for (const auto& d : diffs) m += "\n  - " + d;
+          throw UsageError(m + "\nstart a new run (--out) or restore those values");
+        }
+        start = info.state;
+      }
+      // The recorder opens (or, resuming, checks and reopens) attention.h5 before anything of the
+      // run is cut back, so a foreign or unreadable file stops the run with the others untouched.
+      if (attn.enabled) {
+        recorder = std::make_unique<hooks::AttentionRecorder>(config, *task, probes, (run_dir / "attention.h5").string(),
+                                                              args.resume, start.epoch);
+      }
+      if (args.resume && fs::exists(last)) {
+        hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), start.epoch);
+        log::info("[run] resumed from " + last.string() + " at epoch " + std::to_string(start.epoch) + ", step " +
+                  std::to_string(start.step));
+      } else if (args.resume) {
+        log::info("[run] --resume: no checkpoint in " + run_dir.string() + " yet; starting from epoch 1");
+        hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), 0);
+      }
+      write_file_atomic((run_dir / "config.yaml").string(), yaml);
+      task->write_run_files(run_dir.string());
+      log::info("[model] " + task->describe());
+    } catch (const std::exception& e) {
+      if (dist) dist->broadcast_string(std::string("error\n") + e.what());
+      throw;
+    }
+    if (dist) dist->broadcast_string(start.epoch > 0 ? "resume" : "fresh");
+  } else {
+    const std::string status = dist->broadcast_string("");
+    if (status.rfind("error\n", 0) == 0) throw UsageError("rank 0 stopped the run: " + status.substr(6));
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    log::init((run_dir / ("rank-" + std::to_string(dist->rank()) + ".log")).string(), /*console=*/false, config.run.log_level);
+    log::info(std::string("[run] attnscope ") + kVersion + " | rank " + std::to_string(dist->rank()) + " of " +
+              std::to_string(dist->world()) + " | " + args.command_line);
+    if (status == "resume") {
+      if (!fs::exists(last)) {
+        throw UsageError("--resume: rank " + std::to_string(dist->rank()) + " cannot read " + last.string() +
+                         " (every rank reads the checkpoint: keep the run directory on a filesystem they share)");
+      }
+      start = train::load_checkpoint(last.string(), task->module(), optimizer.get(), true).state;
+      log::info("[run] resumed from " + last.string() + " at epoch " + std::to_string(start.epoch));
+    }
   }
-  if (args.resume && fs::exists(last)) {
-    hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), start.epoch);
-    log::info("[run] resumed from " + last.string() + " at epoch " + std::to_string(start.epoch) +
-              ", step " + std::to_string(start.step));
-  } else if (args.resume) {
-    log::info("[run] --resume: no checkpoint in " + run_dir.string() + " yet; starting from epoch 1");
-    hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), 0);
-  }
-  write_file_atomic((run_dir / "config.yaml").string(), yaml);
-  task->write_run_files(run_dir.string());
-  log::info("[model] " + task->describe());
 
   // 5. train; the recorder writes an epoch before the checkpointer may name it in last.pt
-  hooks::MetricsWriter metrics((run_dir / "metrics.jsonl").string());
-  hooks::Progress progress(config.train.progress, config.train.log_every_seconds);
+  std::unique_ptr<hooks::MetricsWriter> metrics;
+  if (main_rank) metrics = std::make_unique<hooks::MetricsWriter>((run_dir / "metrics.jsonl").string());
+  hooks::Progress progress(main_rank ? config.train.progress : "none", config.train.log_every_seconds);
   hooks::Checkpointer checkpointer((run_dir / "checkpoints").string());
   train::Trainer trainer(config, run_dir.string(), *task, *optimizer, start);
-  trainer.add_observer(&metrics);
+  trainer.set_dist(dist.get());
+  if (metrics) trainer.add_observer(metrics.get());
   trainer.add_observer(&progress);
   if (recorder) trainer.add_observer(recorder.get());
-  trainer.add_observer(&checkpointer);
+  if (main_rank) trainer.add_observer(&checkpointer);
   if (start.epoch >= config.train.epochs) {
     log::info("[run] already complete (" + std::to_string(start.epoch) + " epochs)");
   } else {
@@ -136,7 +178,21 @@ int train_command(const TrainArgs& args) {
       log::error("[train] " + std::string(e.what()));
       log::shutdown();
       throw;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (!dist) throw;
+      const std::string m = "rank " + std::to_string(dist->rank()) + ": a collective failed (another rank died, or " +
+                            "waited longer than dist.timeout_s = " + format_seconds(config.dist.timeout_s) + "): " +
+                            std::string(e.what()).substr(0, 400) + "; continue from the last checkpoint with --resume";
+      log::error("[train] " + m);
+      log::shutdown();
+      throw TrainingError(m);
     }
+  }
+  if (!main_rank) {
+    log::shutdown();
+    return 0;
   }
   const auto& st = trainer.state();
   std::ostringstream best;

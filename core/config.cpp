@@ -109,6 +109,11 @@ void visit_fields(C& c, V& v) {
   v("hooks.attention.metrics", c.hooks.attention.metrics, "Per-head attention metrics over the whole validation split (README: attention metrics).", kNone);
   v("hooks.attention.metrics_every", c.hooks.attention.metrics_every, "Compute the metrics every N epochs (and at every recorded epoch).", kNone);
   v("hooks.attention.pooled", c.hooks.attention.pooled, "Also store the probes' pooled (readout) vectors at recorded epochs (/pooled), for embedding projections.", kNone);
+
+  v("dist.timeout_s", c.dist.timeout_s, "Distributed runs: seconds the rendezvous and every collective (gradient all-reduce, barrier) wait for the other ranks before the run fails.", kResumeSafe);
+  v("dist.store", c.dist.store, "Rendezvous store: tcp (c10d TCPStore hosted by rank 0 at --master-addr:--master-port) or file (c10d FileStore at dist.file).", kResumeSafe);
+  v("dist.file", c.dist.file, "With store: file, a path on a filesystem every rank shares (must not be left from an earlier run).", kResumeSafe);
+  v("dist.bucket_mb", c.dist.bucket_mb, "Gradient all-reduce bucket size in MB (c10d::Reducer's buckets, PyTorch DDP's default 25).", kResumeSafe);
 }
 
 std::string format_double(double x) {
@@ -492,6 +497,10 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   need(one_of(a.dtype, {"float32", "float16"}), "hooks.attention.dtype", "must be float32 or float16");
   need(a.compression >= 0 && a.compression <= 9, "hooks.attention.compression", "must be in [0, 9]");
   need(a.metrics_every >= 1, "hooks.attention.metrics_every", "must be >= 1");
+  need(c.dist.timeout_s > 0 && c.dist.timeout_s <= 86400, "dist.timeout_s", "must be in (0, 86400]");
+  need(one_of(c.dist.store, {"tcp", "file"}), "dist.store", "must be tcp or file");
+  need(c.dist.store != "file" || !c.dist.file.empty(), "dist.file", "is required with dist.store: file");
+  need(c.dist.bucket_mb > 0 && c.dist.bucket_mb <= 4096, "dist.bucket_mb", "must be in (0, 4096]");
   if (c.optim.schedule == "linear" && c.train.batch_size == 0 && c.optim.warmup_steps >= c.train.epochs) {
     fail("optim.warmup_steps", "with full-batch training there is one step per epoch, so a linear "
                                "schedule needs warmup_steps < train.epochs");

@@ -100,6 +100,15 @@ struct HooksConfig {
   AttentionHookConfig attention;
 };
 
+// Distributed data-parallel training (README: distributed training); used when a run has more
+// than one rank (--nproc-per-node, or the torchrun environment).
+struct DistConfig {
+  double timeout_s = 1800;         // rendezvous and every collective give up after this long
+  std::string store = "tcp";       // tcp (rank 0 hosts a c10d TCPStore at the master) | file
+  std::string file;                // store: file, a path every rank can reach (shared filesystem)
+  double bucket_mb = 25;           // gradient all-reduce bucket size (DDP's default, 25 MB)
+};
+
 struct Config {
   RunConfig run;
   DataConfig data;
@@ -107,6 +116,7 @@ struct Config {
   OptimConfig optim;
   TrainConfig train;
   HooksConfig hooks;
+  DistConfig dist;
 };
 
 // Where each key's value came from ("configs/minmax.yaml:12", "--set", "default").

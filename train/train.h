@@ -2,6 +2,7 @@
 #pragma once
 
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 #include "train/events.h"
 #include "train/minmax_task.h"
 #include "train/molecule_task.h"

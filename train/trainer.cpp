@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/error.h"
@@ -58,6 +60,31 @@ Trainer::Trainer(const Config& config, std::string run_dir, Task& task,
                  torch::optim::Optimizer& optimizer, TrainState start)
     : config_(config), run_dir_(std::move(run_dir)), task_(task), optimizer_(optimizer), state_(start) {}
 
+namespace {
+
+// Metric values as text that round-trips exactly (hex floats), to send them to the other ranks.
+std::string encode_metrics(const Metrics& m) {
+  std::string s;
+  char buf[64];
+  for (const auto& [k, v] : m) {
+    std::snprintf(buf, sizeof buf, "%a", v);
+    s += k + "\t" + buf + "\n";
+  }
+  return s;
+}
+
+Metrics decode_metrics(const std::string& s) {
+  Metrics m;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) {
+    const auto tab = line.find('\t');
+    m[line.substr(0, tab)] = std::strtod(line.c_str() + tab + 1, nullptr);
+  }
+  return m;
+}
+
+}  // namespace
+
 bool Trainer::improved(double value) const {
   if (std::isnan(state_.best_value)) return true;
   const double delta = config_.train.min_delta;
@@ -76,6 +103,13 @@ EpochRecord Trainer::run() {
   const int64_t total_steps = tc.epochs * steps_per_epoch(n, tc.batch_size);
   const bool full_batch = tc.batch_size <= 0 || tc.batch_size >= n;
 
+  if (dist_ != nullptr) {
+    dist_->attach(task_.module());  // parameters from rank 0; gradients averaged from now on
+    if (dist_->rank() > 0) {        // each rank its own dropout stream (rank 0 keeps the run's)
+      torch::manual_seed(static_cast<uint64_t>(config_.run.seed) * 1000003u + static_cast<uint64_t>(dist_->rank()) * 7919u +
+                         static_cast<uint64_t>(state_.step));
+    }
+  }
   for (auto* o : observers_) o->on_train_begin(ctx);
   EpochRecord rec;
   rec.epoch = state_.epoch;
@@ -95,7 +129,20 @@ EpochRecord Trainer::run() {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       }
       optimizer_.zero_grad();
-      const StepStats s = task_.train_step(batches[b]);
+      StepStats s;
+      if (dist_ == nullptr) {
+        s = task_.train_step(batches[b]);
+      } else {
+        const RankSlice slice = rank_slice(batches[b], dist_->rank(), dist_->world());
+        dist_->prepare_backward(slice.weight);
+        s = task_.train_step(slice.idx);
+        if (slice.padding) s.loss_sum = 0, s.correct = 0, s.count = 0;
+        auto sums = torch::tensor({s.loss_sum, static_cast<double>(s.correct), static_cast<double>(s.count)}, torch::kDouble);
+        dist_->allreduce_sum(sums);  // the step's statistics over the whole global batch
+        s.loss_sum = sums[0].item<double>();
+        s.correct = static_cast<int64_t>(sums[1].item<double>());
+        s.count = static_cast<int64_t>(sums[2].item<double>());
+      }
       if (!std::isfinite(s.loss_sum)) {
         std::ostringstream m;
         m << "training loss is " << s.loss_sum << " at epoch " << epoch << ", step " << state_.step + 1
@@ -127,7 +174,11 @@ EpochRecord Trainer::run() {
     rec.is_last = epoch == tc.epochs;
     if (epoch % tc.eval_every == 0 || rec.is_last) {
       task_.module().eval();
-      rec.val = task_.evaluate();
+      if (dist_ == nullptr) {
+        rec.val = task_.evaluate();
+      } else {  // rank 0 evaluates the whole split (ROC-AUC and the like do not decompose)
+        rec.val = decode_metrics(dist_->broadcast_string(dist_->rank() == 0 ? encode_metrics(task_.evaluate()) : ""));
+      }
       const double value = tc.best_metric == "train_loss" ? rec.train_loss
                            : tc.best_metric == "train_acc"  ? rec.train_acc
                                                             : rec.val.at(tc.best_metric);
@@ -153,6 +204,7 @@ EpochRecord Trainer::run() {
     rec.seconds = std::chrono::duration<double>(clock::now() - t0).count();
     state_.elapsed_seconds += rec.seconds;
     for (auto* o : observers_) o->on_epoch_end(ctx, rec);
+    if (dist_ != nullptr) dist_->barrier();  // rank 0's checkpoint of this epoch is complete
     if (rec.early_stop) break;
   }
   for (auto* o : observers_) o->on_train_end(ctx, rec);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "train/distributed.h"
 #include "train/events.h"
 #include "train/state.h"
 #include "train/task.h"
@@ -29,6 +30,11 @@ class Trainer {
   Trainer(const Config& config, std::string run_dir, Task& task, torch::optim::Optimizer& optimizer,
           TrainState start = {});
 
+  // Data-parallel training (not owned): each rank steps over its slice of every global batch
+  // (train.batch_size examples per step over all ranks), gradients and step statistics are
+  // summed over the ranks, rank 0 evaluates and the others receive its metrics.
+  void set_dist(Dist* dist) { dist_ = dist; }
+
   // Observers are called in the order added; not owned.
   void add_observer(Observer* observer) { observers_.push_back(observer); }
 
@@ -46,6 +52,7 @@ class Trainer {
   torch::optim::Optimizer& optimizer_;
   TrainState state_;
   std::vector<Observer*> observers_;
+  Dist* dist_ = nullptr;
 };
 
 }  // namespace attnscope::train

@@ -1,0 +1,323 @@
+// Distributed data-parallel training: 2 and 3 ranks over loopback, equivalence with one process,
+// rank 0's run directory, config mismatch, a killed rank and --resume, bad launch input.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/core.h"
+#include "test_util.h"
+#include "train/train.h"
+
+namespace attnscope {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// A TCP port nobody listens on right now.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// The attnscope executable as a child, with extra environment and stderr to `err_file`.
+pid_t start(const std::vector<std::string>& args, const std::map<std::string, std::string>& env, const std::string& err_file) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::string exe = ATTNSCOPE_EXE;
+    std::vector<std::string> copy = args;
+    std::vector<char*> argv{exe.data()};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (::freopen(err_file.c_str(), "w", stderr) == nullptr) ::_exit(126);
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Exit code (minus the signal), or 999 when it ran past `seconds` (then it is killed).
+int wait_for(pid_t pid, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return 999;
+}
+
+struct Result {
+  int code;
+  std::string err;
+};
+
+Result run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}, double seconds = 240) {
+  TempDir d;
+  const pid_t pid = start(args, env, d.path("stderr"));
+  const int code = wait_for(pid, seconds);
+  return {code, testing::read_file_text(d.path("stderr"))};
+}
+
+// A short min/max run: 16 numbers (85 training examples), batch 32 (3 steps, the last of 21).
+std::vector<std::string> minmax_args(const std::string& out, int epochs, int batch = 32) {
+  return {"train", testing::source_path("configs/minmax.yaml"), "--out", out, "--set", "data.minmax_numbers=16",
+          "train.epochs=" + std::to_string(epochs), "train.batch_size=" + std::to_string(batch), "run.threads=1",
+          "train.progress=none", "run.log_level=warn", "dist.timeout_s=60"};
+}
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+std::vector<std::string> launch(int nproc, int port) {
+  return {"--nproc-per-node", std::to_string(nproc), "--master-addr", "127.0.0.1", "--master-port", std::to_string(port)};
+}
+
+// Parameters of a checkpoint.
+std::map<std::string, torch::Tensor> weights(const std::string& path) {
+  const std::string bytes = testing::read_file_text(path);
+  const auto root = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& kv : root.at("model").toGenericDict()) out[kv.key().toStringRef()] = kv.value().toTensor();
+  return out;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b, double tol) {
+  const auto wa = weights(a), wb = weights(b);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    if (!t.is_floating_point()) continue;
+    const double diff = (t.to(torch::kDouble) - wb.at(name).to(torch::kDouble)).abs().max().item<double>();
+    EXPECT_LE(diff, tol) << name;
+  }
+}
+
+nlohmann::json last_metrics(const std::string& run_dir) {
+  const auto lines = testing::read_lines(run_dir + "/metrics.jsonl");
+  return lines.empty() ? nlohmann::json() : nlohmann::json::parse(lines.back());
+}
+
+TEST(RankSlice, StridesWeightsAndPadding) {
+  const auto batch = torch::arange(10, 15, torch::kLong);  // 5 examples over 2 ranks: 3 + 2
+  const auto a = train::rank_slice(batch, 0, 2), b = train::rank_slice(batch, 1, 2);
+  EXPECT_TRUE(torch::equal(a.idx, torch::tensor({10, 12, 14}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(b.idx, torch::tensor({11, 13}, torch::kLong)));
+  EXPECT_DOUBLE_EQ(a.weight + b.weight, 1.0);
+  EXPECT_DOUBLE_EQ(a.weight, 0.6);
+  const auto c = train::rank_slice(torch::tensor({7}, torch::kLong), 2, 3);  // nothing left for rank 2
+  EXPECT_TRUE(c.padding);
+  EXPECT_EQ(c.weight, 0.0);
+  EXPECT_EQ(c.idx.size(0), 1);
+}
+
+// 2 ranks x batch 16 (+ an uneven last batch 11 + 10) = 1 process x batch 32, parameter by parameter.
+TEST(Distributed, TwoRanksEqualOneProcessWithTheGlobalBatchMinMax) {
+  TempDir d;
+  const int port = free_port();
+  auto two = with(minmax_args(d.path("two"), 2), {"hooks.attention.enabled=true", "hooks.attention.every=1"});
+  two = with(two, launch(2, port));
+  const auto r2 = run(two);
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  ASSERT_EQ(run(with(minmax_args(d.path("one"), 2), {"hooks.attention.enabled=true", "hooks.attention.every=1"})).code, 0);
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
+  // the control: one rank's half of each batch alone trains to other weights
+  ASSERT_EQ(run(minmax_args(d.path("half"), 2, 16)).code, 0);
+  const auto a = weights(d.path("half/checkpoints/last.pt")), b = weights(d.path("two/checkpoints/last.pt"));
+  EXPECT_GT((a.at("W_Q") - b.at("W_Q")).abs().max().item<double>(), 1e-4);
+  // rank 0 wrote the run directory, the whole validation split in its metrics; rank 1 its log
+  const auto m1 = last_metrics(d.path("one")), m2 = last_metrics(d.path("two"));
+  EXPECT_EQ(m2["step"], m1["step"]);
+  EXPECT_NEAR(m2["train_loss"].get<double>(), m1["train_loss"].get<double>(), 1e-5);
+  EXPECT_NEAR(m2["val_loss"].get<double>(), m1["val_loss"].get<double>(), 1e-5);
+  EXPECT_NEAR(m2["val_acc"].get<double>(), m1["val_acc"].get<double>(), 1e-9);
+  EXPECT_EQ(testing::read_lines(d.path("two/metrics.jsonl")).size(), 2u);
+  EXPECT_TRUE(fs::exists(d.path("two/attention.h5")));
+  EXPECT_TRUE(fs::exists(d.path("two/rank-1.log")));
+  EXPECT_FALSE(fs::exists(d.path("two/rank-0.log")));
+  EXPECT_NE(testing::read_file_text(d.path("two/train.log")).find("rank 0 of 2"), std::string::npos);
+}
+
+// A tiny RoBERTa on 200 ESOL molecules: 2 ranks x 16 = 1 process x 32 (dropout off: each rank
+// draws its own masks).
+TEST(Distributed, TwoRanksEqualOneProcessWithTheGlobalBatchRoberta) {
+  TempDir d;
+  const auto lines = testing::read_lines(testing::source_path("data/esol/delaney-processed.csv"));
+  {
+    std::ofstream csv(d.path("esol200.csv"));
+    for (size_t i = 0; i < 201 && i < lines.size(); ++i) csv << lines[i] << "\n";
+  }
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{
+        "train", testing::source_path("configs/chemberta-esol.yaml"), "--out", out, "--set", "data.csv=" + d.path("esol200.csv"),
+        "data.split=random", "model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "model.dropout=0",
+        "model.attention_dropout=0", "train.epochs=2", "train.batch_size=32", "run.threads=1", "train.progress=none",
+        "run.log_level=warn", "dist.timeout_s=60"};
+  };
+  const auto r2 = run(with(args(d.path("two")), launch(2, free_port())));
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  ASSERT_EQ(run(args(d.path("one"))).code, 0);
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
+  EXPECT_NEAR(last_metrics(d.path("two"))["val_rmse"].get<double>(), last_metrics(d.path("one"))["val_rmse"].get<double>(), 1e-4);
+  EXPECT_TRUE(fs::exists(d.path("two/test_metrics.json")));
+}
+
+TEST(Distributed, ThreeRanksWithAFileStore) {
+  TempDir d;
+  auto args = with(minmax_args(d.path("three"), 2, 16), {"dist.store=file", "dist.file=" + d.path("store")});
+  args = with(args, launch(3, free_port()));
+  args.push_back("--force");  // 3 ranks > 2 cores here
+  const auto r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(run(minmax_args(d.path("one"), 2, 16)).code, 0);
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("three/checkpoints/last.pt"), 1e-5);
+  EXPECT_TRUE(fs::exists(d.path("three/rank-2.log")));
+}
+
+// Ranks started by another launcher (torchrun's environment) with different configs are refused.
+TEST(Distributed, MismatchedConfigsAreRefusedWithTheKeys) {
+  TempDir d;
+  const std::string port = std::to_string(free_port());
+  std::map<std::string, std::string> env{{"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port}};
+  auto e0 = env, e1 = env;
+  e0["RANK"] = "0";
+  e1["RANK"] = "1";
+  const pid_t p0 = start(minmax_args(d.path("run"), 2), e0, d.path("err0"));
+  const pid_t p1 = start(with(minmax_args(d.path("run"), 3), {"optim.lr=0.01"}), e1, d.path("err1"));
+  EXPECT_EQ(wait_for(p0, 120), 2);
+  EXPECT_EQ(wait_for(p1, 120), 2);
+  for (const char* f : {"err0", "err1"}) {
+    const std::string err = testing::read_file_text(d.path(f));
+    EXPECT_NE(err.find("train.epochs: 2 -> 3"), std::string::npos) << err;
+    EXPECT_NE(err.find("optim.lr"), std::string::npos) << err;
+  }
+  EXPECT_FALSE(fs::exists(d.path("run")));
+}
+
+// SIGKILL of one of two ranks mid-epoch: the launcher stops the other and names the rank;
+// --resume (here on one process: another world size) finishes the run.
+TEST(Distributed, KilledRankStopsTheRunAndResumeFinishesIt) {
+  TempDir d;
+  const std::string out = d.path("run");
+  auto args = with(minmax_args(out, 400, 8), {"train.checkpoint_every=2", "dist.timeout_s=20"});
+  args = with(args, launch(2, free_port()));
+  const pid_t launcher = start(args, {}, d.path("err"));
+  // wait for a few epochs, then kill rank 1 (the launcher's child with RANK=1)
+  for (int i = 0; i < 1500 && testing::read_lines(out + "/metrics.jsonl").size() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(testing::read_lines(out + "/metrics.jsonl").size(), 4u) << "the run did not get going";
+  pid_t victim = 0;
+  for (const auto& child : testing::read_lines("/proc/" + std::to_string(launcher) + "/task/" + std::to_string(launcher) + "/children")) {
+    std::istringstream ids(child);
+    for (pid_t pid; ids >> pid;) {
+      const std::string environ = testing::read_file_text("/proc/" + std::to_string(pid) + "/environ");
+      if (environ.find(std::string("RANK=1") + '\0') != std::string::npos && environ.find("LOCAL_RANK=1") != std::string::npos) {
+        victim = pid;
+      }
+    }
+  }
+  ASSERT_GT(victim, 0);
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = wait_for(launcher, 60);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(code, 0);
+  EXPECT_NE(code, 999) << "the launcher did not stop";
+  EXPECT_LT(took, 30.0) << "within the collective timeout (20 s) and the launcher's grace";
+  const std::string err = testing::read_file_text(d.path("err"));
+  EXPECT_NE(err.find("rank 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("signal 9"), std::string::npos) << err;
+  // resume on one process from the last checkpoint (a different world size), to a shorter end
+  auto resume = minmax_args(out, 12, 8);
+  resume.insert(resume.begin() + 1, "--resume");
+  const auto r = run(resume);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = testing::read_lines(out + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 12u);
+  EXPECT_EQ(nlohmann::json::parse(lines.back())["epoch"], 12);
+}
+
+// --resume with another world size continues the same data order (train.batch_size is global).
+TEST(Distributed, ResumeOnTwoRanksOfAOneProcessRun) {
+  TempDir d;
+  ASSERT_EQ(run(minmax_args(d.path("full"), 4)).code, 0);
+  ASSERT_EQ(run(minmax_args(d.path("part"), 2)).code, 0);
+  auto resume = with(minmax_args(d.path("part"), 4), launch(2, free_port()));
+  resume.insert(resume.begin() + 1, "--resume");
+  const auto r = run(resume);
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same_weights(d.path("full/checkpoints/last.pt"), d.path("part/checkpoints/last.pt"), 1e-5);
+  EXPECT_EQ(testing::read_lines(d.path("part/metrics.jsonl")).size(), 4u);
+}
+
+// ---- bad input: exit 2, the flag or address named, no run directory -----------------------------
+
+void expect_refused(const Result& r, const std::string& needle, const std::string& run_dir) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(run_dir)) << run_dir;
+}
+
+TEST(DistributedBadInput, FlagsOutOfRange) {
+  TempDir d;
+  const std::string out = d.path("run");
+  expect_refused(run(with(minmax_args(out, 1), {"--nproc-per-node", "0"})), "--nproc-per-node 0", out);
+  expect_refused(run(with(minmax_args(out, 1), {"--nproc-per-node", "1", "--nnodes", "2", "--node-rank", "2"})), "--node-rank 2", out);
+  expect_refused(run(with(minmax_args(out, 1), {"--nproc-per-node", "1", "--nnodes", "0"})), "--nnodes 0", out);
+  expect_refused(run(with(minmax_args(out, 1), {"--nproc-per-node", "4096"})), "--nproc-per-node 4096", out);
+  expect_refused(run(minmax_args(out, 1), {{"WORLD_SIZE", "0"}}), "WORLD_SIZE", out);
+  expect_refused(run(with(minmax_args(out, 1), {"--nproc-per-node", "1", "--master-addr", "no-such-host.invalid"})),
+                 "no-such-host.invalid", out);
+}
+
+TEST(DistributedBadInput, PortInUse) {
+  TempDir d;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ::listen(fd, 1);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  expect_refused(run(with(minmax_args(d.path("run"), 1), launch(2, port))), "--master-port " + std::to_string(port), d.path("run"));
+  ::close(fd);
+}
+
+TEST(DistributedBadInput, UnreachableMaster) {
+  TempDir d;
+  const int port = free_port();
+  auto args = with(minmax_args(d.path("run"), 1), {"dist.timeout_s=2", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", "1",
+                                                   "--master-addr", "127.0.0.1", "--master-port", std::to_string(port)});
+  const auto r = run(args, {}, 60);
+  expect_refused(r, "127.0.0.1:" + std::to_string(port), d.path("run"));
+  EXPECT_NE(r.err.find("rank 1"), std::string::npos) << "the launcher names the rank: " << r.err;
+}
+
+}  // namespace
+}  // namespace attnscope

@@ -1,0 +1,70 @@
+// Data-parallel training over c10d with Gloo: where this process sits in a run (torchrun's
+// environment), the rendezvous, the few collectives the trainer needs and gradient averaging
+// through c10d::Reducer (DistributedDataParallel's engine). c10d types stay in distributed.cpp.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+
+namespace attnscope::train {
+
+// A rank's place in a distributed run, as torchrun describes it (RANK, WORLD_SIZE, LOCAL_RANK,
+// LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+struct DistEnv {
+  int64_t rank = 0, world = 1, local_rank = 0, local_world = 1;
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 29500;
+};
+
+// This rank's share of one global batch: positions rank, rank + world, ... of it (the stride of
+// PyTorch's DistributedSampler). `weight` is its share of the batch's examples, so that weighted
+// per-rank batch-mean gradients sum to the global batch-mean gradient even when the batch does
+// not divide evenly. A rank left without examples (batch smaller than the world) gets the
+// batch's first example as padding, with weight 0.
+struct RankSlice {
+  torch::Tensor idx;  // [b] int64
+  double weight = 1;
+  bool padding = false;
+};
+RankSlice rank_slice(const torch::Tensor& batch, int64_t rank, int64_t world);
+
+class Dist {
+ public:
+  // Rendezvous through a c10d TCPStore hosted by rank 0 (or a FileStore, dist.store), then a
+  // Gloo process group; every rank's resolved config is exchanged and compared. UsageError
+  // naming the address, port or file when the store cannot be bound or reached within
+  // dist.timeout_s, and listing the keys when the ranks' configs differ.
+  Dist(const DistEnv& env, const Config& config);
+  ~Dist();
+  Dist(const Dist&) = delete;
+  Dist& operator=(const Dist&) = delete;
+
+  int64_t rank() const { return env_.rank; }
+  int64_t world() const { return env_.world; }
+  const DistEnv& env() const { return env_; }
+
+  // Collectives; each fails (std::runtime_error) after dist.timeout_s.
+  void allreduce_sum(torch::Tensor& t);
+  void broadcast(torch::Tensor& t, int64_t root = 0);
+  void barrier();
+  std::string broadcast_string(const std::string& s, int64_t root = 0);
+
+  // Gradient averaging for `module`: its parameters are broadcast from rank 0, then a
+  // c10d::Reducer all-reduces its gradients in buckets of dist.bucket_mb while backward runs.
+  void attach(torch::nn::Module& module);
+  // Before each step's backward: this rank's gradient enters the sum with `weight`
+  // (RankSlice::weight). Exactly one backward must follow.
+  void prepare_backward(double weight);
+
+ private:
+  struct Impl;
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attnscope::train

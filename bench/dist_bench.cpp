@@ -1,6 +1,7 @@
 // Data-parallel speed on this machine for the small RoBERTa preset (configs/chemberta-esol.yaml):
 //  1. training samples/s of `attnscope train` with 1 rank x 2 threads vs 2 ranks x 1 thread
-//     (--nproc-per-node 2), from the first epoch's wall time (no evaluation in it);
+//     (--nproc-per-node 2), and 1 rank x 1 thread (the preset's setting), from the first
+//     epoch's wall time (no evaluation in it);
 //  2. per step, in two ranks forked by this program over loopback Gloo: compute (forward +
 //     backward of a 16-molecule slice), an all-reduce of every parameter's gradient (what the
 //     Reducer sends), and a full Reducer step; printed as ratios.
@@ -149,13 +150,15 @@ int main(int argc, char** argv) {
   }
 
   const std::string tmp = (fs::temp_directory_path() / "attnscope-dist-bench").string();
+  const double single = samples_per_second(tmp + "/single", 1, 1, epochs, port + 1);
   const double one = samples_per_second(tmp + "/one", 2, 1, epochs, port + 1);
   const double two = samples_per_second(tmp + "/two", 1, 2, epochs, port + 2);
   fs::remove_all(tmp);
 
   std::printf("small RoBERTa preset (configs/chemberta-esol.yaml, batch 32), this machine:\n");
+  std::printf("  1 rank  x 1 thread : %7.1f training samples/s\n", single);
   std::printf("  1 rank  x 2 threads: %7.1f training samples/s\n", one);
-  std::printf("  2 ranks x 1 thread : %7.1f training samples/s  (%.2fx)\n", two, two / one);
+  std::printf("  2 ranks x 1 thread : %7.1f training samples/s  (%.2fx the 2-thread rank, %.2fx the 1-thread rank)\n", two, two / one, two / single);
   std::printf("per step, 2 ranks x 1 thread, 16 molecules each, loopback Gloo:\n");
   std::printf("  parameters              %8.2f MB (float32)\n", t.param_bytes / 1e6);
   std::printf("  compute (fwd+bwd)       %8.2f ms\n", 1e3 * t.compute);

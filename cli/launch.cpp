@@ -166,8 +166,8 @@ int launch_ranks(const TrainArgs& args) {
   std::string failure;
   bool stopping = false;
   clock::time_point kill_at;
-  auto stop_all = [&](int sig) {
-    for (const auto& [pid, rank] : ranks) ::kill(pid, sig);
+  auto stop_all = [&](int sig) {  // SIGCONT too, so that a stopped (hung) rank sees it
+    for (const auto& [pid, rank] : ranks) ::kill(pid, sig), ::kill(pid, SIGCONT);
   };
   while (!ranks.empty()) {
     int status = 0;

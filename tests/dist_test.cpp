@@ -68,6 +68,27 @@ int wait_for(pid_t pid, double seconds) {
   return 999;
 }
 
+// The pid of the launcher's child with RANK=`rank` (0 when none).
+pid_t rank_pid(pid_t launcher, int rank) {
+  const std::string l = std::to_string(launcher);
+  for (const auto& line : testing::read_lines("/proc/" + l + "/task/" + l + "/children")) {
+    std::istringstream ids(line);
+    for (pid_t pid; ids >> pid;) {
+      const std::string environ = testing::read_file_text("/proc/" + std::to_string(pid) + "/environ");
+      if (environ.find(std::string("\0RANK=", 6) + std::to_string(rank) + '\0') != std::string::npos) return pid;
+    }
+  }
+  return 0;
+}
+
+// Waits until the run directory's metrics.jsonl has `lines` lines (false after a minute).
+bool wait_for_epochs(const std::string& run_dir, size_t lines) {
+  for (int i = 0; i < 3000 && testing::read_lines(run_dir + "/metrics.jsonl").size() < lines; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return testing::read_lines(run_dir + "/metrics.jsonl").size() >= lines;
+}
+
 struct Result {
   int code;
   std::string err;
@@ -226,20 +247,8 @@ TEST(Distributed, KilledRankStopsTheRunAndResumeFinishesIt) {
   args = with(args, launch(2, free_port()));
   const pid_t launcher = start(args, {}, d.path("err"));
   // wait for a few epochs, then kill rank 1 (the launcher's child with RANK=1)
-  for (int i = 0; i < 1500 && testing::read_lines(out + "/metrics.jsonl").size() < 4; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GE(testing::read_lines(out + "/metrics.jsonl").size(), 4u) << "the run did not get going";
-  pid_t victim = 0;
-  for (const auto& child : testing::read_lines("/proc/" + std::to_string(launcher) + "/task/" + std::to_string(launcher) + "/children")) {
-    std::istringstream ids(child);
-    for (pid_t pid; ids >> pid;) {
-      const std::string environ = testing::read_file_text("/proc/" + std::to_string(pid) + "/environ");
-      if (environ.find(std::string("RANK=1") + '\0') != std::string::npos && environ.find("LOCAL_RANK=1") != std::string::npos) {
-        victim = pid;
-      }
-    }
-  }
+  ASSERT_TRUE(wait_for_epochs(out, 4)) << "the run did not get going";
+  const pid_t victim = rank_pid(launcher, 1);
   ASSERT_GT(victim, 0);
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   const auto t0 = std::chrono::steady_clock::now();
@@ -259,6 +268,27 @@ TEST(Distributed, KilledRankStopsTheRunAndResumeFinishesIt) {
   const auto lines = testing::read_lines(out + "/metrics.jsonl");
   ASSERT_EQ(lines.size(), 12u);
   EXPECT_EQ(nlohmann::json::parse(lines.back())["epoch"], 12);
+}
+
+// A rank that hangs (SIGSTOP) does not leave the others waiting: their collectives time out
+// after dist.timeout_s, the launcher stops the run and says which rank failed.
+TEST(Distributed, HungRankTimesOut) {
+  TempDir d;
+  const std::string out = d.path("run");
+  auto args = with(minmax_args(out, 400, 8), {"dist.timeout_s=3"});
+  const pid_t launcher = start(with(args, launch(2, free_port())), {}, d.path("err"));
+  ASSERT_TRUE(wait_for_epochs(out, 2));
+  const pid_t hung = rank_pid(launcher, 1);
+  ASSERT_GT(hung, 0);
+  ASSERT_EQ(::kill(hung, SIGSTOP), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = wait_for(launcher, 60);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(code, kExitTraining);
+  EXPECT_LT(took, 20.0);
+  const std::string err = testing::read_file_text(d.path("err"));
+  EXPECT_NE(err.find("rank 0"), std::string::npos) << err;
+  EXPECT_NE(err.find("dist.timeout_s"), std::string::npos) << err;
 }
 
 // --resume with another world size continues the same data order (train.batch_size is global).

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -147,12 +148,19 @@ TEST(RankSlice, StridesWeightsAndPadding) {
   const auto a = train::rank_slice(batch, 0, 2), b = train::rank_slice(batch, 1, 2);
   EXPECT_TRUE(torch::equal(a.idx, torch::tensor({10, 12, 14}, torch::kLong)));
   EXPECT_TRUE(torch::equal(b.idx, torch::tensor({11, 13}, torch::kLong)));
-  EXPECT_DOUBLE_EQ(a.weight + b.weight, 1.0);
-  EXPECT_DOUBLE_EQ(a.weight, 0.6);
-  const auto c = train::rank_slice(torch::tensor({7}, torch::kLong), 2, 3);  // nothing left for rank 2
+  auto examples = [](const torch::Tensor& idx) { return static_cast<double>(idx.size(0)); };
+  EXPECT_DOUBLE_EQ(train::rank_weight(batch, 0, 2, examples), 0.6);
+  EXPECT_DOUBLE_EQ(train::rank_weight(batch, 1, 2, examples), 0.4);
+  // weights by the loss's own denominator, e.g. known labels: only even ids have one here
+  auto even = [](const torch::Tensor& idx) { return (idx.remainder(2) == 0).sum().item<double>(); };
+  EXPECT_DOUBLE_EQ(train::rank_weight(batch, 0, 2, even), 1.0);
+  EXPECT_DOUBLE_EQ(train::rank_weight(batch, 1, 2, even), 0.0);
+  const auto one = torch::tensor({7}, torch::kLong);  // nothing left for ranks 1 and 2
+  const auto c = train::rank_slice(one, 2, 3);
   EXPECT_TRUE(c.padding);
-  EXPECT_EQ(c.weight, 0.0);
   EXPECT_EQ(c.idx.size(0), 1);
+  EXPECT_EQ(train::rank_weight(one, 2, 3, examples), 0.0);
+  EXPECT_EQ(train::rank_weight(one, 0, 3, examples), 1.0);
 }
 
 // 2 ranks x batch 16 (+ an uneven last batch 11 + 10) = 1 process x batch 32, parameter by parameter.
@@ -183,27 +191,49 @@ TEST(Distributed, TwoRanksEqualOneProcessWithTheGlobalBatchMinMax) {
 }
 
 // A tiny RoBERTa on 200 ESOL molecules: 2 ranks x 16 = 1 process x 32 (dropout off: each rank
-// draws its own masks).
-TEST(Distributed, TwoRanksEqualOneProcessWithTheGlobalBatchRoberta) {
+// draws its own masks). `csv_row` makes a CSV line from an ESOL row's SMILES and solubility.
+void expect_roberta_equivalence(const std::string& header, const std::function<std::string(size_t, const std::string&, double)>& csv_row,
+                                const std::vector<std::string>& sets) {
   TempDir d;
   const auto lines = testing::read_lines(testing::source_path("data/esol/delaney-processed.csv"));
   {
-    std::ofstream csv(d.path("esol200.csv"));
-    for (size_t i = 0; i < 201 && i < lines.size(); ++i) csv << lines[i] << "\n";
+    std::ofstream csv(d.path("mols.csv"));
+    csv << header << "\n";
+    for (size_t i = 1; i < 201 && i < lines.size(); ++i) {
+      const auto& l = lines[i];
+      const auto last = l.rfind(','), prev = l.rfind(',', last - 1);
+      csv << csv_row(i, l.substr(last + 1), std::stod(l.substr(prev + 1, last - prev - 1))) << "\n";
+    }
   }
   auto args = [&](const std::string& out) {
-    return std::vector<std::string>{
-        "train", testing::source_path("configs/chemberta-esol.yaml"), "--out", out, "--set", "data.csv=" + d.path("esol200.csv"),
-        "data.split=random", "model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "model.dropout=0",
-        "model.attention_dropout=0", "train.epochs=2", "train.batch_size=32", "run.threads=1", "train.progress=none",
-        "run.log_level=warn", "dist.timeout_s=60"};
+    return with({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", out, "--set", "data.csv=" + d.path("mols.csv"),
+                 "data.split=random", "model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "model.dropout=0",
+                 "model.attention_dropout=0", "train.epochs=2", "train.batch_size=32", "run.threads=1", "train.progress=none",
+                 "run.log_level=warn", "dist.timeout_s=60"},
+                sets);
   };
   const auto r2 = run(with(args(d.path("two")), launch(2, free_port())));
   ASSERT_EQ(r2.code, 0) << r2.err;
   ASSERT_EQ(run(args(d.path("one"))).code, 0);
   expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
-  EXPECT_NEAR(last_metrics(d.path("two"))["val_rmse"].get<double>(), last_metrics(d.path("one"))["val_rmse"].get<double>(), 1e-4);
+  EXPECT_NEAR(last_metrics(d.path("two"))["val_loss"].get<double>(), last_metrics(d.path("one"))["val_loss"].get<double>(), 1e-4);
   EXPECT_TRUE(fs::exists(d.path("two/test_metrics.json")));
+}
+
+TEST(Distributed, TwoRanksEqualOneProcessWithTheGlobalBatchRoberta) {
+  expect_roberta_equivalence(
+      "smiles,logS", [](size_t, const std::string& smiles, double logs) { return smiles + "," + std::to_string(logs); },
+      {"data.targets=[logS]"});
+}
+
+// Two classification tasks, a third of one task's labels missing: ranks weigh by known labels.
+TEST(Distributed, TwoRanksEqualOneProcessWithMissingLabels) {
+  expect_roberta_equivalence(
+      "smiles,soluble,long",
+      [](size_t i, const std::string& smiles, double logs) {
+        return smiles + "," + (logs > -3 ? "1" : "0") + "," + (i % 3 == 0 ? "" : smiles.size() > 20 ? "1" : "0");
+      },
+      {"data.task=classification", "data.targets=[soluble,long]", "train.best_metric=val_roc_auc", "train.best_mode=max"});
 }
 
 TEST(Distributed, ThreeRanksWithAFileStore) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -58,14 +59,8 @@ bool is_loopback(const std::string& host) {
 RankSlice rank_slice(const torch::Tensor& batch, int64_t rank, int64_t world) {
   const int64_t n = batch.size(0);
   RankSlice s;
-  if (rank >= n) {
-    s.idx = batch.slice(0, 0, 1);
-    s.weight = 0;
-    s.padding = true;
-    return s;
-  }
-  s.idx = batch.slice(0, rank, n, world);
-  s.weight = static_cast<double>(s.idx.size(0)) / static_cast<double>(n);
+  s.padding = rank >= n;
+  s.idx = s.padding ? batch.slice(0, 0, 1) : batch.slice(0, rank, n, world);
   return s;
 }
 
@@ -134,6 +129,18 @@ Dist::Dist(const DistEnv& env, const Config& config) : env_(env), impl_(std::mak
                      " s: " + std::string(e.what()).substr(0, 300));
   }
   if (!problems.empty()) {
+    // every rank refuses; rank 0, whose process hosts the TCP store, leaves last
+    try {
+      if (env.rank > 0) {
+        impl_->store->add("attnscope/refused", 1);
+      } else {
+        const auto end = std::chrono::steady_clock::now() + impl_->timeout;
+        while (impl_->store->add("attnscope/refused", 0) < env.world - 1 && std::chrono::steady_clock::now() < end) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      }
+    } catch (const std::exception&) {
+    }
     std::string m = "the ranks' configs differ from rank 0's (every rank must run the same config):";
     for (const auto& p : problems) m += "\n  - " + p;
     throw UsageError(m);

@@ -21,17 +21,30 @@ struct DistEnv {
   int64_t master_port = 29500;
 };
 
-// This rank's share of one global batch: positions rank, rank + world, ... of it (the stride of
-// PyTorch's DistributedSampler). `weight` is its share of the batch's examples, so that weighted
-// per-rank batch-mean gradients sum to the global batch-mean gradient even when the batch does
-// not divide evenly. A rank left without examples (batch smaller than the world) gets the
-// batch's first example as padding, with weight 0.
+// A rank's share of one global batch: positions rank, rank + world, ... of it (the stride of
+// PyTorch's DistributedSampler). A rank left without examples (batch smaller than the world)
+// gets the batch's first example as padding, which must weigh 0.
 struct RankSlice {
   torch::Tensor idx;  // [b] int64
-  double weight = 1;
   bool padding = false;
 };
 RankSlice rank_slice(const torch::Tensor& batch, int64_t rank, int64_t world);
+
+// The weight of `rank`'s gradient in the sum over ranks: its slice's share of the batch's
+// loss denominator (`loss_weight` of each rank's slice: Task::loss_weight), so that per-rank
+// batch-mean gradients add up to the global batch-mean gradient also when the batch does not
+// divide evenly or labels are missing. 0 for padding, and for all when the batch weighs 0.
+template <class LossWeight>
+double rank_weight(const torch::Tensor& batch, int64_t rank, int64_t world, const LossWeight& loss_weight) {
+  double total = 0, mine = 0;
+  for (int64_t r = 0; r < world; ++r) {
+    const RankSlice s = rank_slice(batch, r, world);
+    const double w = s.padding ? 0.0 : loss_weight(s.idx);
+    total += w;
+    if (r == rank) mine = w;
+  }
+  return total > 0 ? mine / total : 0.0;
+}
 
 class Dist {
  public:
@@ -58,7 +71,7 @@ class Dist {
   // c10d::Reducer all-reduces its gradients in buckets of dist.bucket_mb while backward runs.
   void attach(torch::nn::Module& module);
   // Before each step's backward: this rank's gradient enters the sum with `weight`
-  // (RankSlice::weight). Exactly one backward must follow.
+  // (rank_weight). Exactly one backward must follow.
   void prepare_backward(double weight);
 
  private:

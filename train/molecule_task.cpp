@@ -397,6 +397,15 @@ StepStats MoleculeTask::train_step(const torch::Tensor& idx) {
   return s;
 }
 
+double MoleculeTask::loss_weight(const torch::Tensor& idx) const {
+  const int64_t K = rc_.num_labels;
+  double known = 0;
+  for (int64_t r : rows_of(split_.train, idx)) {
+    for (int64_t k = 0; k < K; ++k) known += std::isnan(table_.targets[r * K + k]) ? 0 : 1;
+  }
+  return known;
+}
+
 torch::Tensor MoleculeTask::predict(const std::vector<int64_t>& rows) {
   torch::NoGradGuard no_grad;
   model_->eval();

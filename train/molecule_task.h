@@ -33,6 +33,7 @@ class MoleculeTask : public Task {
   int64_t train_size() const override { return static_cast<int64_t>(split_.train.size()); }
   std::vector<torch::Tensor> epoch_batches(const torch::Tensor& order, int64_t batch_size) const override;
   StepStats train_step(const torch::Tensor& idx) override;
+  double loss_weight(const torch::Tensor& idx) const override;  // known labels of the rows
   Metrics evaluate() override;
   int64_t num_layers() const override { return rc_.num_hidden_layers; }
   int64_t num_heads() const override { return rc_.num_attention_heads; }

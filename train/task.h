@@ -44,6 +44,10 @@ class Task {
   // Forward + backward over training examples `idx`; gradients of the batch-mean loss are
   // accumulated into the module's parameters.
   virtual StepStats train_step(const torch::Tensor& idx) = 0;
+  // What train_step's batch-mean loss of `idx` divides by (StepStats::count), when known before
+  // the step: data-parallel training weights each rank's gradient by it, so that the ranks'
+  // slices of a batch sum to the batch's own mean. Default: the number of examples.
+  virtual double loss_weight(const torch::Tensor& idx) const { return static_cast<double>(idx.size(0)); }
 
   // Metrics over the whole validation split, prefixed "val_" (val_loss, val_acc, ...).
   virtual Metrics evaluate() = 0;

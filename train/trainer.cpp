@@ -134,7 +134,8 @@ EpochRecord Trainer::run() {
         s = task_.train_step(batches[b]);
       } else {
         const RankSlice slice = rank_slice(batches[b], dist_->rank(), dist_->world());
-        dist_->prepare_backward(slice.weight);
+        dist_->prepare_backward(rank_weight(batches[b], dist_->rank(), dist_->world(),
+                                            [&](const torch::Tensor& idx) { return task_.loss_weight(idx); }));
         s = task_.train_step(slice.idx);
         if (slice.padding) s.loss_sum = 0, s.correct = 0, s.count = 0;
         auto sums = torch::tensor({s.loss_sum, static_cast<double>(s.correct), static_cast<double>(s.count)}, torch::kDouble);

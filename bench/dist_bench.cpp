@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "bench/bench_util.h"
+#include "cli/launch.h"
 #include "core/core.h"
 #include "train/train.h"
 
@@ -28,18 +29,8 @@ const std::string kConfig = std::string(ATTNSCOPE_SOURCE_DIR) + "/configs/chembe
 const std::string kCsv = std::string(ATTNSCOPE_SOURCE_DIR) + "/data/esol/delaney-processed.csv";
 
 int run_exe(const std::vector<std::string>& args) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string exe = ATTNSCOPE_EXE;
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv{exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  ::waitpid(cli::spawn_process(ATTNSCOPE_EXE, args), &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -78,6 +79,25 @@ std::string describe_status(int status) {
 
 }  // namespace
 
+pid_t spawn_process(const std::string& exe, const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env, const std::string& stderr_file, bool die_with_parent) {
+  const pid_t pid = ::fork();
+  if (pid != 0) {
+    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    return pid;
+  }
+  if (die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+  if (!stderr_file.empty() && ::freopen(stderr_file.c_str(), "w", stderr) == nullptr) ::_exit(126);
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv{const_cast<char*>(exe.c_str())};
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv(exe.c_str(), argv.data());
+  std::fprintf(stderr, "attnscope: cannot start %s: %s\n", exe.c_str(), std::strerror(errno));
+  ::_exit(127);
+}
+
 bool launched_rank() { return std::getenv(kLaunchedVar) != nullptr; }
 
 train::DistEnv dist_env_from_environment() {
@@ -137,26 +157,14 @@ int launch_ranks(const TrainArgs& args) {
   std::map<pid_t, int64_t> ranks;  // live children
   for (int64_t i = 0; i < n; ++i) {
     const int64_t rank = args.node_rank * n + i;
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a rank never outlives its launcher
-      ::setenv(kLaunchedVar, "1", 1);
-      ::setenv("RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(i).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
-      ::setenv("GROUP_RANK", std::to_string(args.node_rank).c_str(), 1);
-      ::setenv("MASTER_ADDR", args.master_addr.c_str(), 1);
-      ::setenv("MASTER_PORT", std::to_string(args.master_port).c_str(), 1);
-      std::vector<std::string> argv = args.argv;
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      ::execv("/proc/self/exe", cargv.data());
-      std::fprintf(stderr, "attnscope: cannot start rank %lld: %s\n", static_cast<long long>(rank), std::strerror(errno));
-      ::_exit(127);
-    }
+    const std::map<std::string, std::string> env{
+        {kLaunchedVar, "1"}, {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(i)},
+        {"WORLD_SIZE", std::to_string(world)}, {"LOCAL_WORLD_SIZE", std::to_string(n)},
+        {"GROUP_RANK", std::to_string(args.node_rank)}, {"MASTER_ADDR", args.master_addr},
+        {"MASTER_PORT", std::to_string(args.master_port)}};
+    // this executable again, with the same arguments (a rank ignores the launch flags)
+    const std::vector<std::string> rest(args.argv.begin() + (args.argv.empty() ? 0 : 1), args.argv.end());
+    const pid_t pid = spawn_process("/proc/self/exe", rest, env, "", /*die_with_parent=*/true);
     ranks[pid] = rank;
   }
 

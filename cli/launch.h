@@ -3,10 +3,23 @@
 // the run from that environment, whoever started it (this launcher, torchrun, srun, ...).
 #pragma once
 
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
 #include "cli/train_command.h"
 #include "train/distributed.h"
 
 namespace attnscope::cli {
+
+// Starts `exe` as a child process with arguments `args` (argv[0] = exe), `env` added to its
+// environment and stderr sent to `stderr_file` (unless empty); with `die_with_parent` it gets
+// SIGTERM when this process dies. The child's pid.
+pid_t spawn_process(const std::string& exe, const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env = {}, const std::string& stderr_file = "",
+                    bool die_with_parent = false);
 
 // True in a rank started by launch_ranks().
 bool launched_rank();

@@ -39,23 +39,6 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// The attnscope executable as a child, with extra environment and stderr to `err_file`.
-pid_t start(const std::vector<std::string>& args, const std::map<std::string, std::string>& env, const std::string& err_file) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-    std::string exe = ATTNSCOPE_EXE;
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv{exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::freopen(err_file.c_str(), "w", stderr) == nullptr) ::_exit(126);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 // Exit code (minus the signal), or 999 when it ran past `seconds` (then it is killed).
 int wait_for(pid_t pid, double seconds) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -97,7 +80,7 @@ struct Result {
 
 Result run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}, double seconds = 240) {
   TempDir d;
-  const pid_t pid = start(args, env, d.path("stderr"));
+  const pid_t pid = testing::spawn(args, env, d.path("stderr"));
   const int code = wait_for(pid, seconds);
   return {code, testing::read_file_text(d.path("stderr"))};
 }
@@ -256,8 +239,8 @@ TEST(Distributed, MismatchedConfigsAreRefusedWithTheKeys) {
   auto e0 = env, e1 = env;
   e0["RANK"] = "0";
   e1["RANK"] = "1";
-  const pid_t p0 = start(minmax_args(d.path("run"), 2), e0, d.path("err0"));
-  const pid_t p1 = start(with(minmax_args(d.path("run"), 3), {"optim.lr=0.01"}), e1, d.path("err1"));
+  const pid_t p0 = testing::spawn(minmax_args(d.path("run"), 2), e0, d.path("err0"));
+  const pid_t p1 = testing::spawn(with(minmax_args(d.path("run"), 3), {"optim.lr=0.01"}), e1, d.path("err1"));
   EXPECT_EQ(wait_for(p0, 120), 2);
   EXPECT_EQ(wait_for(p1, 120), 2);
   for (const char* f : {"err0", "err1"}) {
@@ -268,28 +251,39 @@ TEST(Distributed, MismatchedConfigsAreRefusedWithTheKeys) {
   EXPECT_FALSE(fs::exists(d.path("run")));
 }
 
+struct Fault {
+  int code;        // the launcher's exit code
+  double seconds;  // from the signal to the launcher's exit
+  std::string err;
+};
+
+// A 2-rank min/max run into `out` whose rank 1 gets `sig` once `epochs` epochs are done.
+Fault signal_rank_1(const std::string& out, int sig, size_t epochs, const std::string& timeout_s) {
+  TempDir d;
+  auto args = with(minmax_args(out, 400, 8), {"train.checkpoint_every=2", "dist.timeout_s=" + timeout_s});
+  const pid_t launcher = testing::spawn(with(args, launch(2, free_port())), {}, d.path("err"));
+  if (!wait_for_epochs(out, epochs) || rank_pid(launcher, 1) == 0) {
+    wait_for(launcher, 0);
+    return {999, 0, "the run did not get going"};
+  }
+  ::kill(rank_pid(launcher, 1), sig);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = wait_for(launcher, 60);
+  return {code, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+          testing::read_file_text(d.path("err"))};
+}
+
 // SIGKILL of one of two ranks mid-epoch: the launcher stops the other and names the rank;
 // --resume (here on one process: another world size) finishes the run.
 TEST(Distributed, KilledRankStopsTheRunAndResumeFinishesIt) {
   TempDir d;
   const std::string out = d.path("run");
-  auto args = with(minmax_args(out, 400, 8), {"train.checkpoint_every=2", "dist.timeout_s=20"});
-  args = with(args, launch(2, free_port()));
-  const pid_t launcher = start(args, {}, d.path("err"));
-  // wait for a few epochs, then kill rank 1 (the launcher's child with RANK=1)
-  ASSERT_TRUE(wait_for_epochs(out, 4)) << "the run did not get going";
-  const pid_t victim = rank_pid(launcher, 1);
-  ASSERT_GT(victim, 0);
-  ASSERT_EQ(::kill(victim, SIGKILL), 0);
-  const auto t0 = std::chrono::steady_clock::now();
-  const int code = wait_for(launcher, 60);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_NE(code, 0);
-  EXPECT_NE(code, 999) << "the launcher did not stop";
-  EXPECT_LT(took, 30.0) << "within the collective timeout (20 s) and the launcher's grace";
-  const std::string err = testing::read_file_text(d.path("err"));
-  EXPECT_NE(err.find("rank 1"), std::string::npos) << err;
-  EXPECT_NE(err.find("signal 9"), std::string::npos) << err;
+  const Fault f = signal_rank_1(out, SIGKILL, 4, "20");
+  EXPECT_NE(f.code, 0) << f.err;
+  EXPECT_NE(f.code, 999) << "the launcher did not stop: " << f.err;
+  EXPECT_LT(f.seconds, 30.0) << "within the collective timeout (20 s) and the launcher's grace";
+  EXPECT_NE(f.err.find("rank 1"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("signal 9"), std::string::npos) << f.err;
   // resume on one process from the last checkpoint (a different world size), to a shorter end
   auto resume = minmax_args(out, 12, 8);
   resume.insert(resume.begin() + 1, "--resume");
@@ -304,21 +298,11 @@ TEST(Distributed, KilledRankStopsTheRunAndResumeFinishesIt) {
 // after dist.timeout_s, the launcher stops the run and says which rank failed.
 TEST(Distributed, HungRankTimesOut) {
   TempDir d;
-  const std::string out = d.path("run");
-  auto args = with(minmax_args(out, 400, 8), {"dist.timeout_s=3"});
-  const pid_t launcher = start(with(args, launch(2, free_port())), {}, d.path("err"));
-  ASSERT_TRUE(wait_for_epochs(out, 2));
-  const pid_t hung = rank_pid(launcher, 1);
-  ASSERT_GT(hung, 0);
-  ASSERT_EQ(::kill(hung, SIGSTOP), 0);
-  const auto t0 = std::chrono::steady_clock::now();
-  const int code = wait_for(launcher, 60);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_EQ(code, kExitTraining);
-  EXPECT_LT(took, 20.0);
-  const std::string err = testing::read_file_text(d.path("err"));
-  EXPECT_NE(err.find("rank 0"), std::string::npos) << err;
-  EXPECT_NE(err.find("dist.timeout_s"), std::string::npos) << err;
+  const Fault f = signal_rank_1(d.path("run"), SIGSTOP, 2, "3");
+  EXPECT_EQ(f.code, kExitTraining) << f.err;
+  EXPECT_LT(f.seconds, 20.0);
+  EXPECT_NE(f.err.find("rank 0"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("dist.timeout_s"), std::string::npos) << f.err;
 }
 
 // --resume with another world size continues the same data order (train.batch_size is global).

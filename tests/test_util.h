@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/app.h"
+#include "cli/launch.h"
 
 namespace attnscope::testing {
 
@@ -76,20 +78,11 @@ inline std::vector<std::string> small_minmax(const std::string& out, int epochs)
           "train.progress=none", "run.log_level=warn"};
 }
 
-// Starts the attnscope executable with `args` as a child process (stderr silenced); its pid.
-inline pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string exe = ATTNSCOPE_EXE;
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv{exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::freopen("/dev/null", "w", stderr) == nullptr) ::_exit(126);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
+// Starts the attnscope executable with `args` as a child process (stderr to `stderr_file`,
+// silenced by default; `env` added to its environment); its pid.
+inline pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
+                   const std::string& stderr_file = "/dev/null") {
+  return cli::spawn_process(ATTNSCOPE_EXE, args, env, stderr_file);
 }
 
 // The child's exit code, or minus the signal that killed it.

@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <thread>
 #include <unordered_set>
 
@@ -49,6 +51,27 @@ class WeightedAllReduce : public c10d::CommHookInterface {
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
   std::shared_ptr<double> weight_;
 };
+
+// Metric values as text that round-trips exactly (hex floats).
+std::string encode_metrics(const Metrics& m) {
+  std::string s;
+  char buf[64];
+  for (const auto& [k, v] : m) {
+    std::snprintf(buf, sizeof buf, "%a", v);
+    s += k + "\t" + buf + "\n";
+  }
+  return s;
+}
+
+Metrics decode_metrics(const std::string& s) {
+  Metrics m;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) {
+    const auto tab = line.find('\t');
+    m[line.substr(0, tab)] = std::strtod(line.c_str() + tab + 1, nullptr);
+  }
+  return m;
+}
 
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
@@ -192,6 +215,23 @@ std::string Dist::broadcast_string(const std::string& s, int64_t root) {
   if (rank() == root && !s.empty()) std::memcpy(buf.data_ptr(), s.data(), s.size());
   if (buf.numel() > 0) broadcast(buf, root);
   return std::string(static_cast<const char*>(buf.data_ptr()), static_cast<size_t>(buf.numel()));
+}
+
+StepStats Dist::train_step(Task& task, const torch::Tensor& batch) {
+  const RankSlice slice = rank_slice(batch, rank(), world());
+  prepare_backward(rank_weight(batch, rank(), world(), [&](const torch::Tensor& idx) { return task.loss_weight(idx); }));
+  StepStats s = task.train_step(slice.idx);
+  if (slice.padding) s.loss_sum = 0, s.correct = 0, s.count = 0;
+  auto sums = torch::tensor({s.loss_sum, static_cast<double>(s.correct), static_cast<double>(s.count)}, torch::kDouble);
+  allreduce_sum(sums);
+  s.loss_sum = sums[0].item<double>();
+  s.correct = static_cast<int64_t>(sums[1].item<double>());
+  s.count = static_cast<int64_t>(sums[2].item<double>());
+  return s;
+}
+
+Metrics Dist::evaluate(Task& task) {
+  return decode_metrics(broadcast_string(rank() == 0 ? encode_metrics(task.evaluate()) : ""));
 }
 
 void Dist::attach(torch::nn::Module& module) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "train/task.h"
 
 namespace attnscope::train {
 
@@ -66,6 +67,14 @@ class Dist {
   void broadcast(torch::Tensor& t, int64_t root = 0);
   void barrier();
   std::string broadcast_string(const std::string& s, int64_t root = 0);
+
+  // One step's forward + backward of `task` over this rank's slice of the global `batch`, its
+  // gradient weighted by rank_weight (Task::loss_weight) and summed over the ranks by the
+  // Reducer (after attach); the returned statistics are the whole batch's.
+  StepStats train_step(Task& task, const torch::Tensor& batch);
+  // The validation metrics: rank 0 evaluates the whole split (ROC-AUC and the like do not
+  // decompose over ranks) and sends the values, exactly, to the others.
+  Metrics evaluate(Task& task);
 
   // Gradient averaging for `module`: its parameters are broadcast from rank 0, then a
   // c10d::Reducer all-reduces its gradients in buckets of dist.bucket_mb while backward runs.

@@ -3,8 +3,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <sstream>
 
 #include "core/error.h"
@@ -60,31 +58,6 @@ Trainer::Trainer(const Config& config, std::string run_dir, Task& task,
                  torch::optim::Optimizer& optimizer, TrainState start)
     : config_(config), run_dir_(std::move(run_dir)), task_(task), optimizer_(optimizer), state_(start) {}
 
-namespace {
-
-// Metric values as text that round-trips exactly (hex floats), to send them to the other ranks.
-std::string encode_metrics(const Metrics& m) {
-  std::string s;
-  char buf[64];
-  for (const auto& [k, v] : m) {
-    std::snprintf(buf, sizeof buf, "%a", v);
-    s += k + "\t" + buf + "\n";
-  }
-  return s;
-}
-
-Metrics decode_metrics(const std::string& s) {
-  Metrics m;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) {
-    const auto tab = line.find('\t');
-    m[line.substr(0, tab)] = std::strtod(line.c_str() + tab + 1, nullptr);
-  }
-  return m;
-}
-
-}  // namespace
-
 bool Trainer::improved(double value) const {
   if (std::isnan(state_.best_value)) return true;
   const double delta = config_.train.min_delta;
@@ -129,21 +102,8 @@ EpochRecord Trainer::run() {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       }
       optimizer_.zero_grad();
-      StepStats s;
-      if (dist_ == nullptr) {
-        s = task_.train_step(batches[b]);
-      } else {
-        const RankSlice slice = rank_slice(batches[b], dist_->rank(), dist_->world());
-        dist_->prepare_backward(rank_weight(batches[b], dist_->rank(), dist_->world(),
-                                            [&](const torch::Tensor& idx) { return task_.loss_weight(idx); }));
-        s = task_.train_step(slice.idx);
-        if (slice.padding) s.loss_sum = 0, s.correct = 0, s.count = 0;
-        auto sums = torch::tensor({s.loss_sum, static_cast<double>(s.correct), static_cast<double>(s.count)}, torch::kDouble);
-        dist_->allreduce_sum(sums);  // the step's statistics over the whole global batch
-        s.loss_sum = sums[0].item<double>();
-        s.correct = static_cast<int64_t>(sums[1].item<double>());
-        s.count = static_cast<int64_t>(sums[2].item<double>());
-      }
+      // data-parallel: this rank's slice of the batch, gradients and statistics summed over ranks
+      const StepStats s = dist_ ? dist_->train_step(task_, batches[b]) : task_.train_step(batches[b]);
       if (!std::isfinite(s.loss_sum)) {
         std::ostringstream m;
         m << "training loss is " << s.loss_sum << " at epoch " << epoch << ", step " << state_.step + 1
@@ -175,11 +135,7 @@ EpochRecord Trainer::run() {
     rec.is_last = epoch == tc.epochs;
     if (epoch % tc.eval_every == 0 || rec.is_last) {
       task_.module().eval();
-      if (dist_ == nullptr) {
-        rec.val = task_.evaluate();
-      } else {  // rank 0 evaluates the whole split (ROC-AUC and the like do not decompose)
-        rec.val = decode_metrics(dist_->broadcast_string(dist_->rank() == 0 ? encode_metrics(task_.evaluate()) : ""));
-      }
+      rec.val = dist_ ? dist_->evaluate(task_) : task_.evaluate();  // data-parallel: rank 0's, sent to all
       const double value = tc.best_metric == "train_loss" ? rec.train_loss
                            : tc.best_metric == "train_acc"  ? rec.train_acc
                                                             : rec.val.at(tc.best_metric);

@@ -338,6 +338,18 @@ TEST(DistributedBadInput, FlagsOutOfRange) {
                  "no-such-host.invalid", out);
 }
 
+// Rank 0 refuses an existing run directory; the other ranks exit with its message, nothing is touched.
+TEST(DistributedBadInput, ExistingRunDirectoryIsRefusedByEveryRank) {
+  TempDir d;
+  fs::create_directories(d.path("run"));
+  testing::write_text(d.path("run/notes.txt"), "mine");
+  const auto r = run(with(minmax_args(d.path("run"), 1), launch(2, free_port())));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  EXPECT_EQ(fs::directory_iterator(d.path("run"))->path().filename(), "notes.txt");
+  EXPECT_EQ(std::distance(fs::directory_iterator(d.path("run")), fs::directory_iterator()), 1);
+}
+
 TEST(DistributedBadInput, PortInUse) {
   TempDir d;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

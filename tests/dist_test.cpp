@@ -219,16 +219,26 @@ TEST(Distributed, TwoRanksEqualOneProcessWithMissingLabels) {
       {"data.task=classification", "data.targets=[soluble,long]", "train.best_metric=val_roc_auc", "train.best_mode=max"});
 }
 
+// 170 examples in batches of 84, 84, 2: 28 + 28 + 28 each, then 1 + 1 + padding for rank 2.
 TEST(Distributed, ThreeRanksWithAFileStore) {
   TempDir d;
-  auto args = with(minmax_args(d.path("three"), 2, 16), {"dist.store=file", "dist.file=" + d.path("store")});
+  auto args = with(minmax_args(d.path("three"), 2, 84), {"dist.store=file", "dist.file=" + d.path("store")});
   args = with(args, launch(3, free_port()));
   args.push_back("--force");  // 3 ranks > 2 cores here
   const auto r = run(args);
   ASSERT_EQ(r.code, 0) << r.err;
-  ASSERT_EQ(run(minmax_args(d.path("one"), 2, 16)).code, 0);
+  ASSERT_EQ(run(minmax_args(d.path("one"), 2, 84)).code, 0);
   expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("three/checkpoints/last.pt"), 1e-5);
   EXPECT_TRUE(fs::exists(d.path("three/rank-2.log")));
+  EXPECT_EQ(testing::metrics_without_seconds(d.path("three/metrics.jsonl")).size(), 2u);
+}
+
+// Full-batch training (train.batch_size 0, the min/max preset's): every rank takes a stride of all.
+TEST(Distributed, FullBatchOnTwoRanks) {
+  TempDir d;
+  ASSERT_EQ(run(with(minmax_args(d.path("two"), 3, 0), launch(2, free_port()))).code, 0);
+  ASSERT_EQ(run(minmax_args(d.path("one"), 3, 0)).code, 0);
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
 }
 
 // Ranks started by another launcher (torchrun's environment) with different configs are refused.

@@ -14,6 +14,20 @@
 
 namespace attnscope::cli {
 
+namespace {
+
+// The data-parallel launch flags of a training command (README: distributed training).
+void add_launch_options(CLI::App& cmd, TrainArgs& t, const std::vector<std::string>& args) {
+  cmd.add_option("--nproc-per-node", t.nproc_per_node, "Data-parallel: start and supervise N ranks on this machine (README: distributed training)");
+  cmd.add_option("--nnodes", t.nnodes, "Data-parallel: machines in the run (default 1)");
+  cmd.add_option("--node-rank", t.node_rank, "Data-parallel: this machine's index in [0, nnodes) (default 0)");
+  cmd.add_option("--master-addr", t.master_addr, "Data-parallel: address of node 0, where rank 0 hosts the rendezvous store (default 127.0.0.1)");
+  cmd.add_option("--master-port", t.master_port, "Data-parallel: its port (default 29500)");
+  t.argv = args;  // a launcher starts its ranks with the same command line
+}
+
+}  // namespace
+
 int run(const std::vector<std::string>& args) {
   CLI::App app{"attnscope: train transformers and record how their attention changes, epoch by epoch.", "attnscope"};
   app.set_version_flag("--version", std::string("attnscope ") + kVersion);
@@ -28,12 +42,7 @@ int run(const std::vector<std::string>& args) {
   train->add_option("--out", t.out, "Run directory (default: run.out_dir/run.name)");
   train->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
   train->add_flag("--force", t.force, "Delete an existing run directory and start over (with --nproc-per-node: also allow more ranks than cores)");
-  train->add_option("--nproc-per-node", t.nproc_per_node, "Data-parallel: start and supervise N ranks on this machine (README: distributed training)");
-  train->add_option("--nnodes", t.nnodes, "Data-parallel: machines in the run (default 1)");
-  train->add_option("--node-rank", t.node_rank, "Data-parallel: this machine's index in [0, nnodes) (default 0)");
-  train->add_option("--master-addr", t.master_addr, "Data-parallel: address of node 0, where rank 0 hosts the rendezvous store (default 127.0.0.1)");
-  train->add_option("--master-port", t.master_port, "Data-parallel: its port (default 29500)");
-  t.argv = args;
+  add_launch_options(*train, t, args);
 
   std::string cfg_path;
   std::vector<std::string> cfg_sets;

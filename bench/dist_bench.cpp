@@ -3,7 +3,7 @@
 //     (--nproc-per-node 2), and 1 rank x 1 thread (the preset's setting), from the first
 //     epoch's wall time (no evaluation in it);
 //  2. per step, in two ranks forked by this program over loopback Gloo: compute (forward +
-//     backward of a 16-molecule slice), an all-reduce of every parameter's gradient (what the
+//     backward of a rank's 16 molecules of a training batch of 32), an all-reduce of every parameter's gradient (what the
 //     Reducer sends), and a full Reducer step; printed as ratios.
 //   dist_bench [--epochs 2] [--steps 20] [--port 29611]
 #include <CLI/CLI.hpp>
@@ -18,6 +18,7 @@
 #include "bench/bench_util.h"
 #include "cli/launch.h"
 #include "core/core.h"
+#include "data/batching.h"
 #include "train/train.h"
 
 using namespace attnscope;
@@ -75,10 +76,9 @@ StepTimes rank_main(int64_t rank, int port, int steps) {
   dist.attach(task->module());
   StepTimes t;
   for (const auto& p : task->module().parameters()) t.param_bytes += p.numel() * static_cast<int64_t>(p.element_size());
-  const auto order = torch::arange(task->train_size(), torch::kLong);
-  auto slice = [&](int64_t s) {  // this rank's 16 of a global batch of 32
-    return train::rank_slice(order.slice(0, (s * 32) % (task->train_size() - 32)).slice(0, 0, 32), rank, 2);
-  };
+  // the training run's own batches of 32 (length-bucketed, as in training); this rank's 16 of each
+  const auto batches = task->epoch_batches(data::epoch_order(task->train_size(), 0, 1), 32);
+  auto slice = [&](int64_t s) { return train::rank_slice(batches[static_cast<size_t>(s) % batches.size()], rank, 2); };
   task->module().train();
   for (int s = 0; s < 2; ++s) {  // warm-up, also of the Reducer's bucket rebuild
     opt->zero_grad();

@@ -5,7 +5,7 @@
 //  2. per step, in two ranks forked by this program over loopback Gloo: compute (forward +
 //     backward of a rank's 16 molecules of a training batch of 32), an all-reduce of every parameter's gradient (what the
 //     Reducer sends), and a full Reducer step; printed as ratios.
-//   dist_bench [--epochs 2] [--steps 20] [--port 29611]
+//   dist_bench [--epochs 2] [--steps 20] [--port 29611] [--bucket-mb 25] [--steps-only]
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
@@ -62,8 +62,9 @@ struct StepTimes {
 };
 
 // One of two ranks: times compute, a flat all-reduce of the parameters' size, and Reducer steps.
-StepTimes rank_main(int64_t rank, int port, int steps) {
-  const Config config = resolve_config(kConfig, {"data.csv=" + kCsv, "run.threads=1", "dist.timeout_s=120"}).config;
+StepTimes rank_main(int64_t rank, int port, int steps, double bucket_mb) {
+  const Config config = resolve_config(kConfig, {"data.csv=" + kCsv, "run.threads=1", "dist.timeout_s=120",
+                                                  "dist.bucket_mb=" + std::to_string(bucket_mb)}).config;
   train::configure_threads(config.run);
   auto task = train::make_task(config);
   auto opt = train::make_optimizer(config.optim, task->module());
@@ -113,9 +114,13 @@ StepTimes rank_main(int64_t rank, int port, int steps) {
 int main(int argc, char** argv) {
   CLI::App app{"Data-parallel speed: 1 rank x 2 threads vs 2 ranks x 1 thread; all-reduce vs compute per step"};
   int epochs = 2, steps = 20, port = 29611;
+  double bucket_mb = 25;
+  bool steps_only = false;
   app.add_option("--epochs", epochs, "Epochs of each training run (the first is timed)");
   app.add_option("--steps", steps, "Timed steps per measurement in part 2");
   app.add_option("--port", port, "Loopback ports used: port .. port + 2");
+  app.add_option("--bucket-mb", bucket_mb, "dist.bucket_mb of part 2's Reducer");
+  app.add_flag("--steps-only", steps_only, "Part 2 only (no training runs)");
   CLI11_PARSE(app, argc, argv);
 
   // part 2 first, in forked ranks (before this process starts any OpenMP threads)
@@ -125,7 +130,7 @@ int main(int argc, char** argv) {
   for (int64_t r = 0; r < 2; ++r) {
     pids[r] = ::fork();
     if (pids[r] == 0) {
-      const StepTimes t = rank_main(r, port, steps);
+      const StepTimes t = rank_main(r, port, steps, bucket_mb);
       if (r == 0) {
         if (::write(fds[1], &t, sizeof t) != sizeof t) ::_exit(1);
       }
@@ -140,17 +145,19 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  const std::string tmp = (fs::temp_directory_path() / "attnscope-dist-bench").string();
-  const double single = samples_per_second(tmp + "/single", 1, 1, epochs, port + 1);
-  const double one = samples_per_second(tmp + "/one", 2, 1, epochs, port + 1);
-  const double two = samples_per_second(tmp + "/two", 1, 2, epochs, port + 2);
-  fs::remove_all(tmp);
-
-  std::printf("small RoBERTa preset (configs/chemberta-esol.yaml, batch 32), this machine:\n");
-  std::printf("  1 rank  x 1 thread : %7.1f training samples/s\n", single);
-  std::printf("  1 rank  x 2 threads: %7.1f training samples/s\n", one);
-  std::printf("  2 ranks x 1 thread : %7.1f training samples/s  (%.2fx the 2-thread rank, %.2fx the 1-thread rank)\n", two, two / one, two / single);
-  std::printf("per step, 2 ranks x 1 thread, 16 molecules each, loopback Gloo:\n");
+  if (!steps_only) {
+    const std::string tmp = (fs::temp_directory_path() / "attnscope-dist-bench").string();
+    const double single = samples_per_second(tmp + "/single", 1, 1, epochs, port + 1);
+    const double one = samples_per_second(tmp + "/one", 2, 1, epochs, port + 1);
+    const double two = samples_per_second(tmp + "/two", 1, 2, epochs, port + 2);
+    fs::remove_all(tmp);
+    std::printf("small RoBERTa preset (configs/chemberta-esol.yaml, batch 32), this machine:\n");
+    std::printf("  1 rank  x 1 thread : %7.1f training samples/s\n", single);
+    std::printf("  1 rank  x 2 threads: %7.1f training samples/s\n", one);
+    std::printf("  2 ranks x 1 thread : %7.1f training samples/s  (%.2fx the 2-thread rank, %.2fx the 1-thread rank)\n", two,
+                two / one, two / single);
+  }
+  std::printf("per step, 2 ranks x 1 thread, 16 molecules each, loopback Gloo, buckets of %g MB:\n", bucket_mb);
   std::printf("  parameters              %8.2f MB (float32)\n", t.param_bytes / 1e6);
   std::printf("  compute (fwd+bwd)       %8.2f ms\n", 1e3 * t.compute);
   std::printf("  all-reduce of all grads %8.2f ms  = %.3f x compute\n", 1e3 * t.allreduce, t.allreduce / t.compute);

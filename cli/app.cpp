@@ -28,6 +28,13 @@ int run(const std::vector<std::string>& args) {
   train->add_option("--out", t.out, "Run directory (default: run.out_dir/run.name)");
   train->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
   train->add_flag("--force", t.force, "Delete an existing run directory and start over");
+  // pretrain = train for configs of task mlm (masked-LM on a SMILES corpus), same options
+  auto* pretrain = app.add_subcommand("pretrain", "Masked-LM pretraining (data.task: mlm) from a YAML config into a run directory.");
+  pretrain->add_option("config", t.config_path, "YAML config (e.g. configs/chemberta-pretrain.yaml); optional with --resume --out RUN_DIR");
+  pretrain->add_option("--set", t.sets, "Override a key (repeatable)")->take_all();
+  pretrain->add_option("--out", t.out, "Run directory (default: run.out_dir/run.name)");
+  pretrain->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
+  pretrain->add_flag("--force", t.force, "Delete an existing run directory and start over");
 
   std::string cfg_path;
   std::vector<std::string> cfg_sets;
@@ -112,10 +119,12 @@ int run(const std::vector<std::string>& args) {
   }
 
   try {
-    if (train->parsed()) {
+    if (train->parsed() || pretrain->parsed()) {
+      const std::string name = train->parsed() ? "train" : "pretrain";
       if (t.config_path.empty() && !(t.resume && !t.out.empty())) {
-        throw UsageError("train: a CONFIG file is required (or --resume --out RUN_DIR to continue a run)");
+        throw UsageError(name + ": a CONFIG file is required (or --resume --out RUN_DIR to continue a run)");
       }
+      if (pretrain->parsed()) t.required_task = "mlm";
       return train_command(t);
     }
     if (snapshot->parsed()) return snapshot_command(snap);

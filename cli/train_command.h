@@ -13,6 +13,7 @@ struct TrainArgs {
   bool resume = false;
   bool force = false;
   std::string command_line;
+  std::string required_task;  // pretrain: "mlm"
 };
 
 int train_command(const TrainArgs& args);

@@ -92,6 +92,13 @@ int run(const std::vector<std::string>& args) {
   exp->add_option("--model", ex.model, "Hugging Face model directory")->required();
   exp->add_option("--hf", ex.hf, "Output directory (must not exist or be empty)")->required();
 
+  BaselineArgs bl;
+  auto* baseline = app.add_subcommand("baseline", "ECFP4 fingerprints + XGBoost (random forest and boosted trees) on a config's data and split.");
+  baseline->add_option("config", bl.config_path, "YAML config of a molecular property task (e.g. configs/chemberta-esol.yaml)")->required();
+  baseline->add_option("--set", bl.sets, "Override a key (repeatable)")->take_all();
+  baseline->add_option("--out", bl.out, "Output directory (default: run.out_dir/run.name-baseline)");
+  baseline->add_flag("--force", bl.force, "Replace an existing baseline_metrics.json");
+
   SplitArgs sp;
   auto* split = app.add_subcommand("split", "Split a molecule CSV (random, or DeepChem's Bemis-Murcko scaffold split) into a split file.");
   split->add_option("csv", sp.csv, "MoleculeNet-style CSV with a header")->required();
@@ -132,6 +139,7 @@ int run(const std::vector<std::string>& args) {
     if (tokenize->parsed()) return tokenize_command(tk);
     if (predict->parsed()) return predict_command(pr);
     if (exp->parsed()) return export_command(ex);
+    if (baseline->parsed()) return baseline_command(bl);
     if (split->parsed()) return split_command(sp);
     if (render->parsed()) {
       const auto r = viz::render(ren);

@@ -527,5 +527,36 @@ TEST(MultiClass, CrossEntropyAccuracyAndOneVsRestAuc) {
   EXPECT_NE(err.find("line 3"), std::string::npos) << err;
 }
 
+// The fingerprint baseline: same data and split as the fine-tuning run, better than the mean.
+TEST(Baseline, EcfpForestAndBoostedTreesOnTheRunsSplit) {
+  testing::TempDir d;
+  const std::string esol = testing::source_path("data/esol/delaney-processed.csv");
+  ASSERT_EQ(testing::run_cli({"baseline", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("bl"), "--set",
+                              "data.csv=" + esol, "run.threads=1"}),
+            0);
+  std::ifstream f(d.path("bl/baseline_metrics.json"));
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["split"], "scaffold");
+  EXPECT_EQ(j["sizes"]["test"], 113);
+  // the test split's spread: a model that predicts a constant scores about this RMSE
+  const auto table = data::read_molecule_csv(esol, "smiles", {"measured log solubility in mols per litre"});
+  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"), {"data.csv=" + esol}).config;
+  const auto split = data::config_split(cfg.data, table, 0);
+  std::vector<float> y;
+  for (int64_t r : split.test) y.push_back(table.targets[r]);
+  const double sd = torch::tensor(y).std(false).item<double>();
+  for (const char* m : {"rf", "xgb"}) {
+    EXPECT_LT(j[m]["test_rmse"].get<double>(), 0.9 * sd) << m << ": clearly better than the mean";
+    EXPECT_GT(j[m]["test_r2"].get<double>(), 0.1) << m;
+  }
+  EXPECT_EQ(data::read_split_file(d.path("bl/split.json"), table.size()).test, split.test) << "the run's split";
+  // an existing result is not overwritten; a non-molecular task is refused
+  EXPECT_EQ(testing::run_cli({"baseline", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("bl"), "--set",
+                              "data.csv=" + esol}),
+            2);
+  EXPECT_EQ(testing::run_cli({"baseline", testing::source_path("configs/minmax.yaml"), "--out", d.path("mm")}), 2);
+  EXPECT_FALSE(std::filesystem::exists(d.path("mm")));
+}
+
 }  // namespace
 }  // namespace attnscope

@@ -315,20 +315,7 @@ MoleculeTask::MoleculeTask(const Config& config)
     split_.test.clear();
   } else {
     table_ = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
-    if (d.split == "scaffold") {
-      split_ = data::scaffold_split(table_.smiles, d.frac_train, d.frac_val);
-    } else if (d.split == "random") {
-      split_ = data::random_split(table_.size(), d.frac_train, d.frac_val, static_cast<uint64_t>(config.run.seed));
-    } else {
-      split_ = data::read_split_file(d.split_file, table_.size());
-    }
-  }
-  for (const auto& [name, part] : {std::pair<const char*, const std::vector<int64_t>*>{"train", &split_.train},
-                                   {"val", &split_.val}, {"test", &split_.test}}) {
-    if (part->empty() && !(mlm_ && std::string(name) == "test")) {
-      throw UsageError("data.split: the " + std::string(name) + " split of '" + d.csv + "' is empty (" +
-                       std::to_string(table_.size()) + " molecules after filtering)");
-    }
+    split_ = data::config_split(d, table_, static_cast<uint64_t>(config.run.seed));
   }
 
   // model dimensions: the pretrained model's, else the config's

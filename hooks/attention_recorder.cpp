@@ -155,8 +155,18 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
   const auto heads = torch::tensor(heads_, torch::kLong);
   bool all_heads = static_cast<int64_t>(heads_.size()) == task_.num_heads();
   for (size_t h = 0; h < heads_.size(); ++h) all_heads = all_heads && heads_[h] == static_cast<int64_t>(h);
-  for (int64_t i = 0; i < n; i += batch_) {
-    const auto idx = torch::arange(i, std::min(n, i + batch_), torch::kLong);
+  // rows in order of length (a stable sort: min/max keep their order), batches of about
+  // kMetricElements attention weights at their own longest row: little padding for molecules
+  const auto all_lengths = task_.val_lengths(torch::arange(n, torch::kLong));
+  const auto order = std::get<1>(all_lengths.sort(/*stable=*/true, 0, false));
+  const auto sorted_len = all_lengths.index_select(0, order).contiguous();
+  const int64_t* len_p = sorted_len.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n;) {
+    int64_t end = i + 1;
+    while (end < n && (end - i + 1) * task_.num_heads() * len_p[end] * len_p[end] <= kMetricElements) ++end;
+    end = std::max(end, std::min(n, i + batch_));  // never fewer rows than the probe-sized batch
+    const auto idx = order.slice(0, i, end);
+    i = end;
     const auto lengths = task_.val_lengths(idx);
     const auto probs = task_.val_attention_layers(idx, layers_);  // one forward for every layer
     for (size_t l = 0; l < layers_.size(); ++l) {

@@ -375,6 +375,7 @@ MoleculeTask::MoleculeTask(const Config& config)
   } else if (!tok_->dir.empty() && fs::exists(fs::path(tok_->dir) / "vocab.json")) {
     tok_->regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::load((fs::path(tok_->dir) / "vocab.json").string()));
   } else {
+    tok_->dir.clear();  // built here, from the training split
     std::vector<std::string> corpus;
     for (int64_t r : split_.train) corpus.push_back(table_.smiles[r]);
     tok_->regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::build(corpus));
@@ -494,7 +495,9 @@ std::string MoleculeTask::describe() const {
   std::ostringstream s;
   s << "roberta " << rc_.num_hidden_layers << " layers x " << rc_.hidden_size << " hidden, " << rc_.num_attention_heads
     << " heads, " << params << " parameters, vocab " << rc_.vocab_size << " ("
-    << (tok_->bpe ? "byte-level BPE from " + tok_->dir : std::string("atom-level SMILES tokens of the training split"))
+    << (tok_->bpe             ? "byte-level BPE from " + tok_->dir
+        : tok_->dir.empty() ? std::string("atom-level SMILES tokens of the training split")
+                            : "atom-level SMILES tokens of " + tok_->dir + "/vocab.json")
     << "); ";
   if (mlm_) {
     s << "masked-LM (" << config_.data.mlm_probability * 100 << " % of tokens) on " << table_.size() << " SMILES of "

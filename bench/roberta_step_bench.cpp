@@ -18,15 +18,17 @@
 #include "bench/bench_util.h"
 #include "data/bpe_tokenizer.h"
 #include "models/roberta.h"
+#include "train/runtime.h"
 
 using namespace attnscope;
 namespace fs = std::filesystem;
 
 namespace {
 
-// Token lengths (with <s> and </s>) of the ESOL SMILES under the ChemBERTa tokenizer.
-std::vector<int64_t> realistic_lengths(const std::string& shared) {
-  const std::string csv = shared + "/data/moleculenet/delaney-processed.csv";
+// Token lengths (with <s> and </s>) of a MoleculeNet CSV's SMILES (its last column: ESOL's
+// delaney-processed.csv, Lipophilicity.csv) under the ChemBERTa tokenizer.
+std::vector<int64_t> realistic_lengths(const std::string& shared, const std::string& file) {
+  const std::string csv = shared + "/data/moleculenet/" + file;
   const std::string tok_dir = shared + "/fixtures/chemberta-zinc-base-v1-tokenizer";
   std::vector<int64_t> out;
   if (!fs::exists(csv) || !fs::exists(tok_dir)) return out;
@@ -47,21 +49,28 @@ std::vector<int64_t> realistic_lengths(const std::string& shared) {
 
 int main(int argc, char** argv) {
   CLI::App app{"ChemBERTa-zinc-base-v1 training step speed"};
-  int64_t steps = 12, batch = 32, threads = 2, layers = 6, hidden = 768, heads = 12, inter = 3072;
+  int64_t steps = 12, batch = 32, threads = 2, blas_threads = 0, layers = 6, hidden = 768, heads = 12, inter = 3072;
   std::string shared = "../shared";
   app.add_option("--steps", steps, "Timed steps (after 2 warm-up steps)");
   app.add_option("--batch", batch);
-  app.add_option("--threads", threads);
+  app.add_option("--threads", threads, "LibTorch intra-op (OpenMP) threads");
+  app.add_option("--blas-threads", blas_threads, "OpenBLAS threads (0 = --threads), as run.blas_threads");
   app.add_option("--layers", layers);
   app.add_option("--hidden", hidden);
   app.add_option("--heads", heads);
   app.add_option("--inter", inter);
   app.add_option("--shared", shared, "The shared material folder (ESOL SMILES and the tokenizer)");
+  std::string dataset = "delaney-processed.csv";
+  app.add_option("--dataset", dataset, "Its MoleculeNet CSV whose SMILES lengths to use (e.g. Lipophilicity.csv, "
+                                       "where transformers was measured at 7.8 molecules/s)");
   CLI11_PARSE(app, argc, argv);
-  at::set_num_threads(static_cast<int>(threads));
+  RunConfig rc;
+  rc.threads = threads;
+  rc.blas_threads = blas_threads;
+  train::configure_threads(rc);
   torch::manual_seed(0);
 
-  auto lengths = realistic_lengths(shared);
+  auto lengths = realistic_lengths(shared, dataset);
   const bool real = !lengths.empty();
   if (!real) {  // ESOL under the ChemBERTa tokenizer: mean ~24 tokens, range 3-80
     std::mt19937 rng(0);
@@ -113,10 +122,11 @@ int main(int argc, char** argv) {
   }
   const double peak = bench::sgemm_gflops(1024);
   const double achieved = flops / seconds / 1e9;
-  std::printf("RoBERTa %lldx%lld (heads %lld, intermediate %lld), batch %lld, %s lengths (mean %.1f tokens), %lld threads\n",
+  std::printf("RoBERTa %lldx%lld (heads %lld, intermediate %lld), batch %lld, %s lengths (mean %.1f tokens), %lld threads, "
+              "%lld OpenBLAS threads\n",
               static_cast<long long>(layers), static_cast<long long>(hidden), static_cast<long long>(heads),
-              static_cast<long long>(inter), static_cast<long long>(batch), real ? "ESOL/ChemBERTa-tokenizer" : "synthetic",
-              mean_len, static_cast<long long>(threads));
+              static_cast<long long>(inter), static_cast<long long>(batch), real ? (dataset + " under the ChemBERTa tokenizer").c_str() : "synthetic",
+              mean_len, static_cast<long long>(threads), static_cast<long long>(blas_threads > 0 ? blas_threads : threads));
   std::printf("  %lld steps in %.2f s: %.1f molecules/s, %.0f tokens/s (real tokens), %.2f s/step\n",
               static_cast<long long>(steps), seconds, molecules / seconds, tokens / seconds, seconds / steps);
   std::printf("  achieved %.1f GFLOP/s (forward+backward matrix products, padded) = %.0f%% of sgemm %.1f GFLOP/s (1024^2, same threads)\n",

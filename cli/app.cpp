@@ -43,6 +43,14 @@ int run(const std::vector<std::string>& args) {
   train->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
   train->add_flag("--force", t.force, "Delete an existing run directory and start over (with --nproc-per-node: also allow more ranks than cores)");
   add_launch_options(*train, t, args);
+  // pretrain = train for configs of task mlm (masked-LM on a SMILES corpus), same options
+  auto* pretrain = app.add_subcommand("pretrain", "Masked-LM pretraining (data.task: mlm) from a YAML config into a run directory.");
+  pretrain->add_option("config", t.config_path, "YAML config (e.g. configs/chemberta-pretrain.yaml); optional with --resume --out RUN_DIR");
+  pretrain->add_option("--set", t.sets, "Override a key (repeatable)")->take_all();
+  pretrain->add_option("--out", t.out, "Run directory (default: run.out_dir/run.name)");
+  pretrain->add_flag("--resume", t.resume, "Continue the run in the run directory from its last checkpoint");
+  pretrain->add_flag("--force", t.force, "Delete an existing run directory and start over (with --nproc-per-node: also allow more ranks than cores)");
+  add_launch_options(*pretrain, t, args);
 
   std::string cfg_path;
   std::vector<std::string> cfg_sets;
@@ -100,6 +108,13 @@ int run(const std::vector<std::string>& args) {
   exp->add_option("--model", ex.model, "Hugging Face model directory")->required();
   exp->add_option("--hf", ex.hf, "Output directory (must not exist or be empty)")->required();
 
+  BaselineArgs bl;
+  auto* baseline = app.add_subcommand("baseline", "ECFP4 fingerprints + XGBoost (random forest and boosted trees) on a config's data and split.");
+  baseline->add_option("config", bl.config_path, "YAML config of a molecular property task (e.g. configs/chemberta-esol.yaml)")->required();
+  baseline->add_option("--set", bl.sets, "Override a key (repeatable)")->take_all();
+  baseline->add_option("--out", bl.out, "Output directory (default: run.out_dir/run.name-baseline)");
+  baseline->add_flag("--force", bl.force, "Replace an existing baseline_metrics.json");
+
   SplitArgs sp;
   auto* split = app.add_subcommand("split", "Split a molecule CSV (random, or DeepChem's Bemis-Murcko scaffold split) into a split file.");
   split->add_option("csv", sp.csv, "MoleculeNet-style CSV with a header")->required();
@@ -127,10 +142,12 @@ int run(const std::vector<std::string>& args) {
   }
 
   try {
-    if (train->parsed()) {
+    if (train->parsed() || pretrain->parsed()) {
+      const std::string name = train->parsed() ? "train" : "pretrain";
       if (t.config_path.empty() && !(t.resume && !t.out.empty())) {
-        throw UsageError("train: a CONFIG file is required (or --resume --out RUN_DIR to continue a run)");
+        throw UsageError(name + ": a CONFIG file is required (or --resume --out RUN_DIR to continue a run)");
       }
+      if (pretrain->parsed()) t.required_task = "mlm";
       return train_command(t);
     }
     if (snapshot->parsed()) return snapshot_command(snap);
@@ -138,6 +155,7 @@ int run(const std::vector<std::string>& args) {
     if (tokenize->parsed()) return tokenize_command(tk);
     if (predict->parsed()) return predict_command(pr);
     if (exp->parsed()) return export_command(ex);
+    if (baseline->parsed()) return baseline_command(bl);
     if (split->parsed()) return split_command(sp);
     if (render->parsed()) {
       const auto r = viz::render(ren);

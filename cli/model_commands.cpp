@@ -140,21 +140,33 @@ Loaded load_model(const std::string& path) {
     }
     m.origin = ckpt.string();
     m.config = models::read_hf_config((run / "config.json").string());
-    m.classifier = models::RobertaForSequenceClassification(m.config);
-    train::load_checkpoint(ckpt.string(), *m.classifier, nullptr, false);
-    m.classifier->eval();
+    const auto t = read_json_file((run / "targets.json").string());
+    const std::string task = t.value("task", std::string());
+    if (task == "mlm") {  // a pretraining run: its masked-LM (export, tokenize; predict refuses it)
+      m.architecture = "RobertaForMaskedLM";
+      m.hf.architecture = m.architecture;
+      m.hf.config = m.config;
+      m.hf.mlm = models::RobertaForMaskedLM(m.config);
+      train::load_checkpoint(ckpt.string(), *m.hf.mlm, nullptr, false);
+      m.hf.mlm->eval();
+    } else {
+      m.classifier = models::RobertaForSequenceClassification(m.config);
+      train::load_checkpoint(ckpt.string(), *m.classifier, nullptr, false);
+      m.classifier->eval();
+    }
     m.tokenizer_dir = run.string();
     if (fs::exists(run / "merges.txt")) {
       m.bpe = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::from_dir(run.string()));
     } else {
       m.regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::load((run / "vocab.json").string()));
     }
-    const auto t = read_json_file((run / "targets.json").string());
-    if (t.value("task", std::string()) == "regression") {
+    if (task == "regression") {
       m.problem_type = "regression";
       m.mean = t.at("mean").get<std::vector<double>>();
       m.stdev = t.at("std").get<std::vector<double>>();
-    } else {
+    } else if (task == "multiclass") {
+      m.problem_type = "single_label_classification";
+    } else if (task != "mlm") {
       m.problem_type = "multi_label_classification";
     }
     return m;

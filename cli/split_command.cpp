@@ -7,7 +7,9 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/config.h"
 #include "data/molecules.h"
+#include "train/baseline.h"
 
 namespace attnscope::cli {
 namespace fs = std::filesystem;
@@ -48,6 +50,38 @@ int split_command(const SplitArgs& a) {
     std::cout << line;
   }
   std::cout << "wrote " << a.out << "\n";
+  return 0;
+}
+
+int baseline_command(const BaselineArgs& a) {
+  // everything is validated (config, data) before anything is written
+  const auto resolved = resolve_config(a.config_path, a.sets);
+  const Config& config = resolved.config;
+  const fs::path out = a.out.empty() ? fs::path(config.run.out_dir) / (config.run.name + "-baseline") : fs::path(a.out);
+  const fs::path file = out / "baseline_metrics.json";
+  if (fs::exists(file) && !a.force) throw UsageError("'" + file.string() + "' exists; use --force to replace it or --out");
+  const auto r = train::run_baseline(config);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw UsageError("cannot create '" + out.string() + "': " + ec.message());
+  write_file_atomic(file.string(), train::baseline_json(r));
+  const auto table = data::read_molecule_csv(config.data.csv, config.data.smiles_col, config.data.targets);
+  data::write_split_file((out / "split.json").string(), data::config_split(config.data, table, static_cast<uint64_t>(config.run.seed)),
+                         config.data.csv);
+  std::cout << "ECFP4 (Morgan r=2, 2048 bits) baselines on '" << r.csv << "', " << r.split << " split " << r.train << "/"
+            << r.val << "/" << r.test << " (seed " << config.run.seed << "):\n";
+  for (const auto& m : r.models) {
+    std::cout << "  " << m.name << ":";
+    for (const auto* part : {&m.val, &m.test}) {
+      for (const auto& [k, v] : *part) {
+        if (k.find('_', 5) == std::string::npos || k.rfind("test_", 0) == 0) {
+          if (std::count(k.begin(), k.end(), '_') == 1) std::cout << " " << k << " " << v;
+        }
+      }
+    }
+    std::cout << "  (" << m.seconds << " s)\n";
+  }
+  std::cout << "wrote " << file.string() << "\n";
   return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace attnscope::cli {
 
@@ -18,5 +19,15 @@ struct SplitArgs {
   bool force = false;
 };
 int split_command(const SplitArgs& args);
+
+// `attnscope baseline CONFIG`: the ECFP4 + XGBoost baselines (train/baseline.h) on the config's
+// data and split; writes OUT/baseline_metrics.json and OUT/split.json, prints a table.
+struct BaselineArgs {
+  std::string config_path;
+  std::vector<std::string> sets;
+  std::string out;  // default: run.out_dir/run.name-baseline
+  bool force = false;
+};
+int baseline_command(const BaselineArgs& args);
 
 }  // namespace attnscope::cli

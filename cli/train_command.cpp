@@ -76,6 +76,10 @@ int train_command(const TrainArgs& args) {
   if (config_path.empty()) config_path = (fs::path(args.out) / "config.yaml").string();
   const ResolvedConfig resolved = resolve_config(config_path, args.sets);
   const Config& config = resolved.config;
+  if (!args.required_task.empty() && config.data.task != args.required_task) {
+    throw UsageError("pretrain: data.task is '" + config.data.task + "' in " + config_path + "; pretraining is data.task: " +
+                     args.required_task + " (or use attnscope train)");
+  }
   const fs::path run_dir = args.out.empty() ? fs::path(config.run.out_dir) / config.run.name : fs::path(args.out);
   const fs::path last = run_dir / "checkpoints" / "last.pt";
 
@@ -202,7 +206,9 @@ int train_command(const TrainArgs& args) {
   log::info(best.str());
   task->finish(run_dir.string());
   log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, " +
-            (config.data.task == "minmax" ? "mechanism.json" : "test_metrics.json, split.json") + ", checkpoints/" +
+            (config.data.task == "minmax" ? "mechanism.json"
+             : config.data.task == "mlm" ? "split.json, vocab.json, config.json"
+                                         : "test_metrics.json, split.json") + ", checkpoints/" +
             (recorder ? ", attention.h5)" : ")"));
   log::shutdown();
   return 0;

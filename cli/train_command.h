@@ -20,6 +20,7 @@ struct TrainArgs {
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
   std::vector<std::string> argv;  // the whole command line, for the ranks a launcher starts
+  std::string required_task;  // pretrain: "mlm"
 };
 
 int train_command(const TrainArgs& args);

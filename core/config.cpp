@@ -43,11 +43,11 @@ void visit_fields(C& c, V& v) {
   v("run.blas_threads", c.run.blas_threads, "OpenBLAS threads for matrix products (0 = same as run.threads). Use 1 for tiny models: idle OpenBLAS threads spin and slow the other threads down.", kResumeSafe);
   v("run.log_level", c.run.log_level, "trace, debug, info, warn or error.", kResumeSafe);
 
-  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment), regression or classification (molecular properties from a CSV, model roberta).", kNone);
+  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment); regression, classification (binary, one or more tasks) or multiclass (molecular properties from a CSV, model roberta); mlm (masked-LM pretraining on a SMILES corpus, model roberta).", kNone);
   v("data.minmax_numbers", c.data.minmax_numbers, "min/max operands are 0..N-1; vocabulary = N numbers + max, min, '='.", kNone);
   v("data.train_fraction", c.data.train_fraction, "Share of the shuffled examples used for training (floor); the rest is the validation/test set.", kNone);
 
-  v("data.csv", c.data.csv, "Molecular tasks: the MoleculeNet-style CSV.", kNone);
+  v("data.csv", c.data.csv, "Molecular tasks: the MoleculeNet-style CSV; mlm: the corpus, one SMILES per line or a CSV with data.smiles_col.", kNone);
   v("data.smiles_col", c.data.smiles_col, "Its SMILES column.", kNone);
   v("data.targets", c.data.targets, "Target columns; a blank cell is a missing label (masked out of loss and metrics).", kNone);
   v("data.split", c.data.split, "scaffold (Bemis-Murcko, DeepChem's ScaffoldSplitter), random (seeded) or file.", kNone);
@@ -58,6 +58,9 @@ void visit_fields(C& c, V& v) {
   v("data.too_long", c.data.too_long, "SMILES longer than the model's positions: truncate (warn) or error.", kNone);
   v("data.augment", c.data.augment, "Train on a randomised (non-canonical) SMILES of each molecule, new every epoch.", kNone);
   v("data.pos_weight", c.data.pos_weight, "Classification: weight each task's positives by its negatives/positives ratio.", kNone);
+  v("data.num_classes", c.data.num_classes, "multiclass: the target holds labels 0..num_classes-1 (0 = the largest label + 1).", kNone);
+  v("data.exclude", c.data.exclude, "mlm: CSV or SMILES files whose molecules (canonical SMILES, column 'smiles') are removed from the corpus, e.g. the fine-tuning sets, so no test molecule is pretrained on.", kNone);
+  v("data.mlm_probability", c.data.mlm_probability, "mlm: share of the real tokens predicted: 80 % replaced by <mask>, 10 % by a random token, 10 % kept (RoBERTa); new masks every epoch.", kNone);
 
   v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm) or roberta (Hugging Face's RoBERTa encoder, the ChemBERTa family).", kNone);
   v("model.n_layers", c.model.n_layers, "Attention layers (minmax_attention has exactly 1).", kNone);
@@ -71,7 +74,7 @@ void visit_fields(C& c, V& v) {
   v("model.layer_norm_eps", c.model.layer_norm_eps, "roberta: LayerNorm epsilon.", kNone);
   v("model.tokenizer", c.model.tokenizer, "roberta: smiles-regex (atom-level; vocabulary built from the training SMILES, saved in the run) or bpe (byte-level BPE of a pretrained model).", kNone);
   v("model.tokenizer_dir", c.model.tokenizer_dir, "bpe: directory with vocab.json and merges.txt (default: model.pretrained).", kNone);
-  v("model.pretrained", c.model.pretrained, "roberta: a Hugging Face directory to start from (its dimensions override the model keys); empty = from scratch.", kNone);
+  v("model.pretrained", c.model.pretrained, "roberta: a Hugging Face directory or an attnscope run directory (its best checkpoint, else last; e.g. a pretraining run) to start from; its dimensions and vocabulary override the model keys; empty = from scratch.", kNone);
   v("model.freeze_layers", c.model.freeze_layers, "roberta: freeze the embeddings and the first N encoder layers.", kNone);
   v("model.fast_path", c.model.fast_path, "Train and evaluate through the fused kernel (same loss and gradients as the module; attention is always recorded from the module).", kResumeSafe);
 
@@ -356,6 +359,8 @@ const std::map<std::string, std::vector<std::string>>& task_metrics() {
       {"minmax", {"train_loss", "train_acc", "val_loss", "val_acc"}},
       {"regression", {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"}},
       {"classification", {"train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "val_acc"}},
+      {"multiclass", {"train_loss", "train_acc", "val_loss", "val_acc", "val_roc_auc"}},
+      {"mlm", {"train_loss", "train_acc", "val_loss", "val_acc", "val_ppl"}},
   };
   return m;
 }
@@ -365,6 +370,8 @@ const std::map<std::string, std::vector<std::string>>& task_models() {
       {"minmax", {"minmax_attention"}},
       {"regression", {"roberta"}},
       {"classification", {"roberta"}},
+      {"multiclass", {"roberta"}},
+      {"mlm", {"roberta"}},
   };
   return m;
 }
@@ -412,7 +419,20 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
 
   need(one_of(c.model.name, {"minmax_attention", "roberta"}), "model.name",
        "must be one of: minmax_attention, roberta");
-  if (c.data.task == "regression" || c.data.task == "classification") {
+  const bool supervised = one_of(c.data.task, {"regression", "classification", "multiclass"});
+  if (c.data.task == "mlm") {
+    need(!c.data.csv.empty(), "data.csv", "is required for task mlm (the SMILES corpus)");
+    need(c.data.targets.empty(), "data.targets", "task mlm has no targets");
+    need(c.data.frac_val > 0 && c.data.frac_val < 0.5, "data.frac_val", "mlm holds out frac_val of the corpus: must be in (0, 0.5)");
+    need(c.data.mlm_probability > 0 && c.data.mlm_probability < 1, "data.mlm_probability", "must be in (0, 1)");
+    need(one_of(c.data.too_long, {"truncate", "error"}), "data.too_long", "must be truncate or error");
+  }
+  need(c.data.num_classes == 0 || (c.data.num_classes >= 2 && c.data.num_classes <= 100000), "data.num_classes",
+       "must be 0 (from the labels) or in [2, 100000]");
+  if (c.data.task == "multiclass") {
+    need(c.data.targets.size() == 1, "data.targets", "multiclass takes one target column of class labels 0..C-1");
+  }
+  if (supervised) {
     need(!c.data.csv.empty(), "data.csv", "is required for task " + c.data.task);
     need(!c.data.smiles_col.empty(), "data.smiles_col", "must not be empty");
     need(!c.data.targets.empty(), "data.targets", "name at least one target column");
@@ -471,7 +491,8 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
     } else if (one_of(c.train.best_mode, {"min", "max"})) {
       const bool is_loss = c.train.best_metric.find("loss") != std::string::npos ||
                            c.train.best_metric.find("rmse") != std::string::npos ||
-                           c.train.best_metric.find("mae") != std::string::npos;
+                           c.train.best_metric.find("mae") != std::string::npos ||
+                           c.train.best_metric.find("ppl") != std::string::npos;
       if (is_loss != (c.train.best_mode == "min")) {
         fail("train.best_mode", "'" + c.train.best_metric + "' improves when it " +
                                     (is_loss ? "falls: use min" : "rises: use max"));

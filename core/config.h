@@ -20,7 +20,7 @@ struct RunConfig {
 };
 
 struct DataConfig {
-  std::string task = "minmax";      // minmax | regression | classification
+  std::string task = "minmax";      // minmax | regression | classification | multiclass | mlm
   int64_t minmax_numbers = 128;     // min/max operands are 0 .. minmax_numbers-1
   double train_fraction = 1.0 / 3;  // share of the shuffled examples used for training
   // molecular property tasks (regression, classification)
@@ -34,6 +34,10 @@ struct DataConfig {
   std::string too_long = "truncate";         // SMILES longer than the model's positions: truncate | error
   bool augment = false;                      // randomised SMILES of the training molecules each epoch
   bool pos_weight = false;                   // classification: weight positives by negatives/positives per task
+  int64_t num_classes = 0;                   // multiclass: labels 0..num_classes-1 (0 = largest label + 1)
+  // mlm (masked-LM pretraining): data.csv is the corpus (one SMILES per line, or a CSV column)
+  std::vector<std::string> exclude;          // files whose molecules are removed from the corpus
+  double mlm_probability = 0.15;             // share of tokens predicted (80 % <mask>, 10 % random, 10 % kept)
 };
 
 struct ModelConfig {
@@ -51,7 +55,7 @@ struct ModelConfig {
   double layer_norm_eps = 1e-5;
   std::string tokenizer = "smiles-regex"; // smiles-regex (vocabulary built from the training SMILES) | bpe
   std::string tokenizer_dir;              // bpe: vocab.json + merges.txt (default: model.pretrained)
-  std::string pretrained;                 // Hugging Face directory to start from ("" = from scratch)
+  std::string pretrained;                 // Hugging Face or attnscope run directory to start from ("" = from scratch)
   int64_t freeze_layers = 0;              // freeze the embeddings and the first N encoder layers
 };
 

@@ -3,7 +3,9 @@
 // RDKit (linked PRIVATE by data/CMakeLists.txt).
 #include "data/molecules.h"
 
+#include <DataStructs/ExplicitBitVect.h>
 #include <GraphMol/ChemTransforms/ChemTransforms.h>
+#include <GraphMol/Fingerprints/MorganFingerprints.h>
 #include <GraphMol/MolOps.h>
 #include <GraphMol/ROMol.h>
 #include <GraphMol/SmilesParse/SmilesParse.h>
@@ -193,6 +195,15 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
 // ---------------------------------------------------------------------------------------------
 
 bool smiles_parses(const std::string& smiles) { return parse(smiles) != nullptr; }
+
+std::vector<uint8_t> morgan_bits(const std::string& smiles, unsigned radius, unsigned n_bits) {
+  const auto mol = parse(smiles);
+  if (!mol) throw UsageError("SMILES '" + smiles.substr(0, 80) + "' does not parse (fingerprint)");
+  std::unique_ptr<ExplicitBitVect> fp(RDKit::MorganFingerprints::getFingerprintAsBitVect(*mol, radius, n_bits));
+  std::vector<uint8_t> bits(n_bits, 0);
+  for (unsigned i = 0; i < n_bits; ++i) bits[i] = fp->getBit(i) ? 1 : 0;
+  return bits;
+}
 
 std::string canonical_smiles(const std::string& smiles) {
   const auto mol = parse(smiles);
@@ -467,6 +478,25 @@ void write_split_file(const std::string& path, const Split& split, const std::st
   }
   text += "}\n";
   write_file_atomic(path, text);
+}
+
+Split config_split(const DataConfig& d, const MoleculeTable& table, uint64_t seed) {
+  Split split;
+  if (d.split == "scaffold") {
+    split = scaffold_split(table.smiles, d.frac_train, d.frac_val);
+  } else if (d.split == "random") {
+    split = random_split(table.size(), d.frac_train, d.frac_val, seed);
+  } else {
+    split = read_split_file(d.split_file, table.size());
+  }
+  for (const auto& [name, part] : {std::pair<const char*, const std::vector<int64_t>*>{"train", &split.train},
+                                   {"val", &split.val}, {"test", &split.test}}) {
+    if (part->empty()) {
+      throw UsageError("data.split: the " + std::string(name) + " split of '" + d.csv + "' is empty (" +
+                       std::to_string(table.size()) + " molecules after filtering)");
+    }
+  }
+  return split;
 }
 
 }  // namespace attnscope::data

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace attnscope::data {
 
 struct MoleculeTable {
@@ -40,6 +42,9 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
 std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col = "smiles");
 
 bool smiles_parses(const std::string& smiles);  // RDKit, sanitised; no log noise
+// Morgan fingerprint as bits (ECFP4 for radius 2): RDKit's getFingerprintAsBitVect(mol, radius,
+// n_bits) with its defaults (no chirality, bond types), 0/1 per bit. UsageError when it does not parse.
+std::vector<uint8_t> morgan_bits(const std::string& smiles, unsigned radius = 2, unsigned n_bits = 2048);
 std::string canonical_smiles(const std::string& smiles);  // "" when it does not parse
 // Bemis-Murcko scaffold without chirality, as canonical SMILES ("" for acyclic molecules), as
 // DeepChem's ScaffoldSplitter computes it (MurckoScaffold.MurckoScaffoldSmiles(mol, includeChirality=False)).
@@ -75,5 +80,9 @@ Split read_split_file(const std::string& path, int64_t n);
 // Writes (atomically, replacing `path`) schema_version, attnscope_version, method, source (as
 // given), rows (train + val + test), counts, scaffolds (scaffold splits) and the index lists.
 void write_split_file(const std::string& path, const Split& split, const std::string& source_csv);
+
+// The split a config asks for (data.split: scaffold | random (seeded) | file) over `table`: the
+// same for a fine-tuning run and its fingerprint baseline. UsageError naming the empty split.
+Split config_split(const DataConfig& d, const MoleculeTable& table, uint64_t seed);
 
 }  // namespace attnscope::data

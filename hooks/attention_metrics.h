@@ -22,14 +22,23 @@ const std::vector<std::string>& head_metric_names();
 
 class HeadMetrics {
  public:
+  // kFast: maps of up to 8 real tokens (min/max: 4) are done 4 rows at a time in double-precision
+  // SIMD (AVX2 and FMA where the CPU has them), with a vector log and exp of at most 1 ulp error
+  // (glibc's: < 1 ulp), longer ones as kReference does. kReference: one row at a time with
+  // std::log / std::exp. The two agree to ~1e-15 relative (tested: 1e-12), far below the float32
+  // the metrics are stored as.
+  enum class Path { kFast, kReference };
+  explicit HeadMetrics(Path path = Path::kFast) : path_(path) {}
+
   // probs [B,H,T,T] (rows sum to 1 over the first lengths[b] keys), lengths [B] int64.
   void add(const torch::Tensor& probs, const torch::Tensor& lengths);
   // name -> [H] (float64); empty before any add().
   std::map<std::string, torch::Tensor> result() const;
 
  private:
-  std::map<std::string, torch::Tensor> sums_;  // row sums per head, [H] float64
-  torch::Tensor max_, min_;                    // [H] float64
+  Path path_;
+  std::vector<double> sums_;      // [H, metric] row sums, in kRowMetrics order (attention_metrics.cpp)
+  std::vector<double> max_, min_;  // [H]
   double rows_ = 0;
 };
 

@@ -2,6 +2,8 @@
 #include "hooks/attention_recorder.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "core/log.h"
@@ -31,6 +33,34 @@ std::vector<float> to_floats(const torch::Tensor& t) {
 
 constexpr int64_t kMetricElements = int64_t{1} << 22;  // attention weights per metrics batch
 
+// The module's parameters and buffers, copied (into `w`'s tensors when they fit, without
+// allocating: this runs at every improvement of the best metric) / put back (no autograd; exact).
+void copy_weights(torch::nn::Module& m, std::vector<torch::Tensor>& w) {
+  std::vector<torch::Tensor> all = m.parameters();
+  for (const auto& b : m.buffers()) all.push_back(b);
+  bool fits = w.size() == all.size();
+  for (size_t i = 0; fits && i < all.size(); ++i) {
+    fits = all[i].is_contiguous() && w[i].sizes() == all[i].sizes() && w[i].dtype() == all[i].dtype();
+  }
+  if (!fits) {
+    w.clear();
+    for (const auto& t : all) w.push_back(t.detach().clone().contiguous());
+    return;
+  }
+  for (size_t i = 0; i < all.size(); ++i) std::memcpy(w[i].data_ptr(), all[i].data_ptr(), all[i].nbytes());
+}
+std::vector<torch::Tensor> weights_of(torch::nn::Module& m) {
+  std::vector<torch::Tensor> w;
+  copy_weights(m, w);
+  return w;
+}
+void set_weights(torch::nn::Module& m, const std::vector<torch::Tensor>& w) {
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& p : m.parameters()) p.copy_(w.at(i++));
+  for (auto& b : m.buffers()) b.copy_(w.at(i++));
+}
+
 }  // namespace
 
 train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Task& task) {
@@ -44,10 +74,20 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
   heads_ = all_or(cfg_.heads, task.num_heads());
   const int64_t T = probes_.inputs.size(1);
   batch_ = std::max<int64_t>(1, kMetricElements / (task.num_heads() * T * T));
+  const double epoch_bytes = 4.0 * static_cast<double>(probes_.inputs.size(0) * T * T) *
+                             static_cast<double>(layers_.size() * heads_.size());
+  const double epochs = static_cast<double>(config.train.epochs / std::max<int64_t>(1, cfg_.every) + 2);
+  keep_probs_ = cfg_.dtype == "float32" && epoch_bytes * epochs <= 64e6;
+  const auto key_ok = (torch::arange(T).view({1, 1, 1, T}) < probes_.lengths.view({-1, 1, 1, 1}));
+  const auto row_ok = (torch::arange(T).view({1, 1, T, 1}) < probes_.lengths.view({-1, 1, 1, 1}));
+  padding_ = ~(key_ok & row_ok);
+  if (!padding_.any().item<bool>()) padding_ = torch::Tensor();  // (all probes full length)
   if (resume && std::filesystem::exists(path)) {
     writer_ = store::Writer::resume(path, resume_epoch);
     const auto& sites = writer_->header().sites;
     const int64_t n = writer_->epochs_recorded();
+    kept_from_ = n;
+    keep_probs_ = keep_probs_ && writer_->header().dtype == "float32";
     if (n > 0 && std::find(sites.begin(), sites.end(), models::site::kAttnProbs) != sites.end()) {
       prev_probs_ = recorded_probs(n - 1);  // js_prev of the next epoch compares with the file's last, as without the kill
     }
@@ -89,21 +129,23 @@ store::SiteMaps AttentionRecorder::probe_maps() {
   if (pooled) taps.request(models::site::kPooled, {0});
   task_.forward_taps(probes_.inputs, taps);
   last_pooled_ = pooled ? taps.get(models::site::kPooled, 0) : torch::Tensor();
-  store::SiteMaps maps;
-  const int64_t T = probes_.inputs.size(1);
-  const auto key_ok = (torch::arange(T).view({1, 1, 1, T}) < probes_.lengths.view({-1, 1, 1, 1}));
-  const auto row_ok = (torch::arange(T).view({1, 1, T, 1}) < probes_.lengths.view({-1, 1, 1, 1}));
-  for (const auto& site : cfg_.sites) {
+  // [P,L,H,T,T]; padding rows and keys are stored as 0 (scores too: no -inf in the file)
+  auto stacked = [&](const std::string& site) {
     std::vector<torch::Tensor> per_layer;
     for (int64_t l : layers_) {
-      // padding rows and keys are stored as 0 (scores too: no -inf in the file)
-      per_layer.push_back(taps.get(site, l).masked_fill(~(key_ok & row_ok), 0.0));
+      const auto t = taps.get(site, l);
+      per_layer.push_back(padding_.defined() ? t.masked_fill(padding_, 0.0) : t);
     }
-    maps[site] = to_floats(torch::stack(per_layer, 1));  // [P,L,H,T,T]
+    return per_layer.size() == 1 ? per_layer[0].unsqueeze(1) : torch::stack(per_layer, 1);
+  };
+  store::SiteMaps maps;
+  torch::Tensor probs;
+  for (const auto& site : cfg_.sites) {
+    const auto t = stacked(site);
+    maps[site] = to_floats(t);
+    if (site == models::site::kAttnProbs) probs = t;
   }
-  std::vector<torch::Tensor> probs;
-  for (int64_t l : layers_) probs.push_back(taps.get(models::site::kAttnProbs, l).masked_fill(~(key_ok & row_ok), 0.0));
-  last_probs_ = torch::stack(probs, 1);
+  last_probs_ = probs.defined() ? probs : stacked(models::site::kAttnProbs);
   return maps;
 }
 
@@ -111,18 +153,35 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
   std::vector<HeadMetrics> per_layer(layers_.size());
   const int64_t n = task_.val_size();
   const auto heads = torch::tensor(heads_, torch::kLong);
-  for (int64_t i = 0; i < n; i += batch_) {
-    const auto idx = torch::arange(i, std::min(n, i + batch_), torch::kLong);
+  bool all_heads = static_cast<int64_t>(heads_.size()) == task_.num_heads();
+  for (size_t h = 0; h < heads_.size(); ++h) all_heads = all_heads && heads_[h] == static_cast<int64_t>(h);
+  // rows in order of length (a stable sort: min/max keep their order), batches of about
+  // kMetricElements attention weights at their own longest row: little padding for molecules
+  const auto all_lengths = task_.val_lengths(torch::arange(n, torch::kLong));
+  const auto order = std::get<1>(all_lengths.sort(/*stable=*/true, 0, false));
+  const auto sorted_len = all_lengths.index_select(0, order).contiguous();
+  const int64_t* len_p = sorted_len.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n;) {
+    int64_t end = i + 1;
+    while (end < n && (end - i + 1) * task_.num_heads() * len_p[end] * len_p[end] <= kMetricElements) ++end;
+    end = std::max(end, std::min(n, i + batch_));  // never fewer rows than the probe-sized batch
+    const auto idx = order.slice(0, i, end);
+    i = end;
     const auto lengths = task_.val_lengths(idx);
+    const auto probs = task_.val_attention_layers(idx, layers_);  // one forward for every layer
     for (size_t l = 0; l < layers_.size(); ++l) {
-      per_layer[l].add(task_.val_attention(idx, layers_[l]).index_select(1, heads), lengths);
+      per_layer[l].add(all_heads ? probs[l] : probs[l].index_select(1, heads), lengths);
     }
   }
+  std::vector<std::map<std::string, torch::Tensor>> results;
+  for (const auto& m : per_layer) results.push_back(m.result());
   std::map<std::string, std::vector<float>> out;
   for (const auto& name : head_metric_names()) {
-    std::vector<torch::Tensor> rows;
-    for (auto& m : per_layer) rows.push_back(m.result().at(name));
-    out[name] = to_floats(torch::stack(rows));  // [L,H]
+    auto& row = out[name];  // [L,H]
+    for (const auto& r : results) {
+      const auto v = r.at(name).contiguous();
+      for (int64_t h = 0; h < v.numel(); ++h) row.push_back(static_cast<float>(v.data_ptr<double>()[h]));
+    }
   }
   return out;
 }
@@ -130,28 +189,37 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
 void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool on_cadence) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool metrics_due = cfg_.metrics && (on_cadence || epoch % cfg_.metrics_every == 0);
-  if (on_cadence || is_best) {
+  if (is_best && !on_cadence) {  // its weights now, its maps when a periodic checkpoint comes first
+    best_maps_.clear();
+    copy_weights(task_.module(), best_weights_);
+    best_weights_valid_ = true;
+    best_info_ = store::EpochInfo{epoch, step, now_unix()};
+    best_pending_ = true;
+  }
+  if (on_cadence) {
     const auto maps = probe_maps();
     const store::EpochInfo info{epoch, step, now_unix()};
-    if (on_cadence) {
-      const auto& p = last_probs_;
-      const auto& len = probes_.lengths;
-      store::Analyses an;
-      an["js_prev"] = to_floats(prev_probs_.defined() ? js_divergence(prev_probs_, p, len)
-                                                      : torch::zeros({p.size(1), p.size(2)}));
-      an["head_js"] = to_floats(head_js_distance(p, len));
-      an["token_importance"] = to_floats(token_importance(p, len));
-      an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
-      const auto hi = task_.head_importance();  // [all layers, all heads]
-      an["head_importance"] = to_floats(
-          hi.defined() ? hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_))
-                       : torch::full({p.size(1), p.size(2)}, std::nan("")));
-      if (last_pooled_.defined()) an["pooled"] = to_floats(last_pooled_);
-      writer_->append_epoch(info, maps, an);
-      prev_probs_ = p;
-    }
-    if (is_best) {  // written at the next checkpoint (or the end), not at every improvement
+    const auto& p = last_probs_;
+    const auto& len = probes_.lengths;
+    store::Analyses an;
+    an["js_prev"] = to_floats(prev_probs_.defined() ? js_divergence(prev_probs_, p, len)
+                                                    : torch::zeros({p.size(1), p.size(2)}));
+    an["head_js"] = to_floats(head_js_distance(p, len));
+    an["token_importance"] = to_floats(token_importance(p, len));
+    an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
+    const auto hi = task_.head_importance();  // [all layers, all heads]
+    const bool every_head = hi.defined() && layers_ == all_or({}, hi.size(0)) && heads_ == all_or({}, hi.size(1));
+    an["head_importance"] = to_floats(
+        !hi.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))
+        : every_head  ? hi
+                      : hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
+    if (last_pooled_.defined()) an["pooled"] = to_floats(last_pooled_);
+    writer_->append_epoch(info, maps, an);
+    prev_probs_ = p;
+    if (keep_probs_) kept_probs_.push_back(p);
+    if (is_best) {  // written at the next periodic checkpoint (or the end)
       best_maps_ = maps;
+      best_weights_valid_ = false;
       best_info_ = info;
       best_pending_ = true;
     }
@@ -162,21 +230,60 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
 
 void AttentionRecorder::write_pending_best() {
   if (!best_pending_) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (best_maps_.empty()) {  // the maps at the best epoch's weights, the current ones put back after
+    if (!best_weights_valid_) {
+      best_pending_ = false;
+      return;
+    }
+    auto& module = task_.module();
+    const auto now = weights_of(module);
+    set_weights(module, best_weights_);
+    const auto keep_probs = last_probs_, keep_pooled = last_pooled_;
+    best_maps_ = probe_maps();
+    last_probs_ = keep_probs;
+    last_pooled_ = keep_pooled;
+    set_weights(module, now);
+  }
   writer_->write_best(best_info_, best_maps_);
+  best_maps_.clear();
+  best_weights_valid_ = false;  // (its tensors are kept for the next snapshot)
   best_pending_ = false;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_ += s;
+  seconds_best_ += s;
+  ++best_writes_;
 }
 
-void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::string&) { write_pending_best(); }
+void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::string& path) {
+  // best.pt is rewritten at every improvement; the file's /best follows at the periodic
+  // checkpoints, which are where a resumed run starts from, and at the end.
+  if (std::filesystem::path(path).filename() != "best.pt") write_pending_best();
+}
 
 void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
-  write_pending_best();
+  write_pending_best();  // (counts its own time)
+  const auto t0 = std::chrono::steady_clock::now();
   write_js_final();
   if (!writer_->header().arrays.empty()) {
     for (const auto& [name, values] : task_.final_arrays()) writer_->write_array(name, values);
   }
+  seconds_end_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_ += seconds_end_;
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "[attention] %lld epochs recorded; %.3f s spent recording: %.3f s at the epochs (maps, analyses, "
+                "metrics), %.3f s on /best (%lld writes), %.3f s at the end (JS from the final epoch, task arrays)",
+                static_cast<long long>(writer_->epochs_recorded()), seconds_,
+                seconds_ - seconds_best_ - seconds_end_, seconds_best_, static_cast<long long>(best_writes_),
+                seconds_end_);
+  log::info(line);
 }
 
 torch::Tensor AttentionRecorder::recorded_probs(int64_t epoch_index) const {
+  if (keep_probs_ && epoch_index >= kept_from_ && epoch_index - kept_from_ < static_cast<int64_t>(kept_probs_.size())) {
+    return kept_probs_[epoch_index - kept_from_];
+  }
   const auto& p = writer_->probes();
   return torch::tensor(writer_->read_map(models::site::kAttnProbs, epoch_index))
       .view({p.count, static_cast<int64_t>(layers_.size()), static_cast<int64_t>(heads_.size()), p.max_len, p.max_len});
@@ -188,7 +295,7 @@ void AttentionRecorder::write_js_final() {
   if (n == 0 || std::find(sites.begin(), sites.end(), models::site::kAttnProbs) == sites.end()) return;
   const auto final_maps = recorded_probs(n - 1);
   std::vector<float> rows;
-  for (int64_t e = 0; e < n; ++e) {  // one epoch in memory at a time
+  for (int64_t e = 0; e < n; ++e) {  // (read back one at a time unless kept)
     const auto js = to_floats(js_divergence(recorded_probs(e), final_maps, probes_.lengths));
     rows.insert(rows.end(), js.begin(), js.end());
   }
@@ -199,12 +306,19 @@ void AttentionRecorder::on_train_begin(const train::TrainContext& ctx) {
   if (ctx.state.epoch == 0 && writer_->epochs_recorded() == 0) record(0, 0, false, true);
 }
 
+void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t epoch) {
+  // An epoch to be recorded on the cadence needs the head importance at the weights its
+  // evaluation sees: min/max computes it in that evaluation's pass over the validation split.
+  const auto& tc = ctx.config.train;
+  const bool recorded = epoch % cfg_.every == 0 || epoch == tc.epochs;
+  const bool evaluated = epoch % tc.eval_every == 0 || epoch == tc.epochs;
+  if (recorded && evaluated) {
+    task_.head_importance_with_next_evaluate();
+  }
+}
+
 void AttentionRecorder::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
   record(r.epoch, r.step, r.is_best, r.epoch % cfg_.every == 0 || r.is_last);
-  if (r.is_last) {
-    log::info("[attention] " + std::to_string(writer_->epochs_recorded()) + " epochs recorded; " +
-              std::to_string(seconds_) + " s spent recording");
-  }
 }
 
 }  // namespace attnscope::hooks

@@ -26,6 +26,7 @@ class AttentionRecorder : public train::Observer {
   ~AttentionRecorder() override;
 
   void on_train_begin(const train::TrainContext& ctx) override;
+  void on_epoch_begin(const train::TrainContext& ctx, int64_t epoch) override;
   void on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) override;
   void on_checkpoint(const train::TrainContext& ctx, const std::string& path) override;
   void on_train_end(const train::TrainContext& ctx, const train::EpochRecord& last) override;
@@ -43,18 +44,32 @@ class AttentionRecorder : public train::Observer {
   void write_pending_best();
   void write_js_final();
   torch::Tensor recorded_probs(int64_t epoch_index) const;  // attn.probs of a recorded epoch, [P,L,H,T,T]
+  // attn.probs of the epochs this process recorded, from index kept_from_ on, as the file holds
+  // them (float32 storage, all of them under 64 MB): the JS from the final epoch without reading
+  // every epoch back.
+  std::vector<torch::Tensor> kept_probs_;
+  int64_t kept_from_ = 0;
+  bool keep_probs_ = false;
   const AttentionHookConfig& cfg_;
   train::Task& task_;
   train::ProbeSet probes_;
   std::vector<int64_t> layers_, heads_;
   int64_t batch_ = 1;  // validation examples per metrics batch
   std::unique_ptr<store::Writer> writer_;
-  double seconds_ = 0;
-  store::SiteMaps best_maps_;  // the best epoch's maps, until the next checkpoint writes them
+  double seconds_ = 0;  // in all; of it:
+  double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
+  int64_t best_writes_ = 0;
+  // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
+  // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at
+  // every improvement: min/max improves at ~440 of its 750 epochs).
+  store::SiteMaps best_maps_;
+  std::vector<torch::Tensor> best_weights_;
+  bool best_weights_valid_ = false;
   store::EpochInfo best_info_;
   bool best_pending_ = false;
   torch::Tensor last_probs_, prev_probs_;  // [P,L,H,T,T] of the latest probe pass / recorded epoch
   torch::Tensor last_pooled_;             // [P,D] of the latest probe pass (when recorded)
+  torch::Tensor padding_;                 // [P,1,T,T] true on padding rows / keys; undefined if none
 };
 
 }  // namespace attnscope::hooks

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "train/task.h"
 
 namespace attnscope::hooks {
 namespace {
@@ -26,7 +27,7 @@ MetricsWriter::~MetricsWriter() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
-void MetricsWriter::on_epoch_end(const train::TrainContext&, const train::EpochRecord& r) {
+void MetricsWriter::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
   nlohmann::ordered_json j;
   j["epoch"] = r.epoch;
   j["step"] = r.step;
@@ -35,6 +36,7 @@ void MetricsWriter::on_epoch_end(const train::TrainContext&, const train::EpochR
   for (const auto& [k, v] : r.val) j[k] = number(v);
   j["lr"] = r.lr;
   j["seconds"] = r.seconds;
+  for (const auto& [k, v] : ctx.task.data_counts()) j["data_" + k] = v;
   const std::string line = j.dump() + "\n";
   std::fwrite(line.data(), 1, line.size(), file_);
   std::fflush(file_);

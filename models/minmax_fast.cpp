@@ -12,6 +12,9 @@
 #include <vector>
 
 namespace attnscope::models {
+namespace {
+constexpr int64_t kBlock = 128;  // examples per call of a kernel
+}  // namespace
 
 MinMaxTables minmax_tables(MinMaxNetImpl& net) {
   const auto& o = net.options();
@@ -28,44 +31,99 @@ MinMaxTables minmax_tables(MinMaxNetImpl& net) {
   return t;
 }
 
-torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens) {
+torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens,
+                                     MinMaxAttentionBuffers* buffers) {
   torch::NoGradGuard no_grad;
   const auto& o = net.options();
   const int64_t T = o.seq_len, V = o.vocab, H = o.n_heads, B = tokens.size(0);
   auto x = net.W_E.unsqueeze(0) + net.W_pos.unsqueeze(1);              // [T,V,D]
   auto q = torch::einsum("hed,tvd->htve", {net.W_Q, x});              // [H,T,V,Dh]
   auto k = torch::einsum("hed,tvd->htve", {net.W_K, x});
-  auto s = torch::matmul(q.reshape({H, T * V, -1}), k.reshape({H, T * V, -1}).transpose(1, 2)) /
-           std::sqrt(static_cast<double>(o.d_head));                  // [H, T*V (query), T*V (key)]
-  s = s.contiguous();
   const auto tok = tokens.to(torch::kLong).contiguous();
-  auto out = torch::empty({B, H, T, T});
-  const float* sp = s.data_ptr<float>();
+  // the (position, token) pairs the examples hold: the table's rows and columns (the min/max
+  // validation split: 259 of 524)
+  std::vector<int32_t> slot(T * V, -1);
   const int64_t* xp = tok.data_ptr<int64_t>();
+  for (int64_t i = 0; i < B * T; ++i) slot[(i % T) * V + xp[i]] = 0;
+  std::vector<int64_t> used;
+  for (int64_t r = 0; r < T * V; ++r) {
+    if (slot[r] == 0) {
+      slot[r] = static_cast<int32_t>(used.size());
+      used.push_back(r);
+    }
+  }
+  const int64_t R = static_cast<int64_t>(used.size());
+  const auto rows = torch::tensor(used, torch::kLong);
+  const auto qr = q.reshape({H, T * V, -1}).index_select(1, rows);
+  const auto kt = k.reshape({H, T * V, -1}).index_select(1, rows).transpose(1, 2);
+  // the scores over sqrt(d_head), as the module divides them (a float tensor by a scalar: by the
+  // scalar as a float), for the entries the examples use only: in the kernel
+  const float scale = static_cast<float>(std::sqrt(static_cast<double>(o.d_head)));
+  torch::Tensor s;  // [H, R (query), R (key)], unscaled
+  if (buffers != nullptr) {  // into reused memory
+    if (!buffers->scores.defined() || buffers->scores.sizes() != torch::IntArrayRef({H, R, R})) {
+      buffers->scores = torch::empty({H, R, R});
+    }
+    s = torch::matmul_out(buffers->scores, qr, kt);
+  } else {
+    s = torch::matmul(qr, kt).contiguous();
+  }
+  torch::Tensor out;
+  if (buffers != nullptr) {
+    if (!buffers->probs.defined() || buffers->probs.sizes() != torch::IntArrayRef({B, H, T, T})) {
+      buffers->probs = torch::empty({B, H, T, T});
+    }
+    out = buffers->probs;
+  } else {
+    out = torch::empty({B, H, T, T});
+  }
+  const float* sp = s.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  const int64_t TV = T * V;
-  at::parallel_for(0, B, 256, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t* x = xp + b * T;
-      for (int64_t h = 0; h < H; ++h) {
-        for (int64_t i = 0; i < T; ++i) {
-          const float* srow = sp + (h * TV + i * V + x[i]) * TV;  // query (position i, token x_i)
-          float* o = op + ((b * H + h) * T + i) * T;
-          float m = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < T; ++j) m = std::max(m, o[j] = srow[j * V + x[j]]);
-          float sum = 0;
-          for (int64_t j = 0; j < T; ++j) sum += (o[j] = std::exp(o[j] - m));
-          for (int64_t j = 0; j < T; ++j) o[j] /= sum;
-        }
-      }
+  at::parallel_for(0, B, 1024, [&](int64_t b0, int64_t b1) {
+    for (int64_t i0 = b0; i0 < b1; i0 += kBlock) {  // blocks that stay in L1 between the kernel's passes
+      const int64_t n = std::min(kBlock, b1 - i0);
+      kernel::attention_probs(kernel::Dims{H, T, V}, sp, R, slot.data(), scale, xp + i0 * T, n, op + i0 * H * T * T);
     }
   });
   return out;
 }
 
+LastRowAttention minmax_last_row_attention(MinMaxNetImpl& net, const torch::Tensor& tokens) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = tokens.size(0), T = tokens.size(1), H = net.options().n_heads;
+  LastRowAttention r{torch::empty({B, H, T}), torch::empty({B, H, T})};
+  for (int64_t b0 = 0; b0 < B; b0 += 2048) {  // in blocks that stay in cache
+    const auto x = tokens.slice(0, b0, std::min(B, b0 + 2048));
+    const int64_t n = x.size(0);
+    // as MinMaxNetImpl::forward
+    auto h = net.W_E.index_select(0, x.reshape({-1})).view({n, T, -1}) + net.W_pos.slice(0, 0, T);  // [n,T,D]
+    auto q = torch::einsum("hed,btd->bhte", {net.W_Q, h.slice(1, T - 1, T)});  // [n,H,1,Dh]: the last query
+    auto k = torch::einsum("hed,btd->bhte", {net.W_K, h}).contiguous();        // [n,H,T,Dh]
+    // q k^T: the module's matmul of [T,Dh] by [Dh,T] per (example, head) is ATen's plain loop for
+    // products this small (baddbmm_cpu_kernel: a float sum over Dh in order), the same here for
+    // its last row
+    const auto qc = q.contiguous();
+    auto scores = torch::empty({n, H, 1, T});
+    const int64_t Dh = k.size(3);
+    const float* qp = qc.data_ptr<float>();
+    const float* kp = k.data_ptr<float>();
+    float* sp = scores.data_ptr<float>();
+    for (int64_t bh = 0; bh < n * H; ++bh) {
+      for (int64_t j = 0; j < T; ++j) {
+        float acc = 0;
+        for (int64_t e = 0; e < Dh; ++e) acc += qp[bh * Dh + e] * kp[(bh * T + j) * Dh + e];
+        sp[bh * T + j] = acc;
+      }
+    }
+    scores.div_(std::sqrt(static_cast<double>(net.options().d_head)));
+    r.scores.slice(0, b0, b0 + n).copy_(scores.squeeze(2));
+    r.probs.slice(0, b0, b0 + n).copy_(torch::softmax(scores, -1).squeeze(2));
+  }
+  return r;
+}
+
 namespace {
 
-constexpr int64_t kBlock = 128;
 using kernel::Dims;
 
 struct alignas(64) Accum {
@@ -112,10 +170,8 @@ FusedResult minmax_fused(const MinMaxTables& tables, const torch::Tensor& tokens
         const int64_t* x = tok.data_ptr<int64_t>() + i0 * d.T;
         kernel::block_forward(d, ES.data_ptr<float>(), S.data_ptr<float>(), L.data_ptr<float>(),
                       B0.data_ptr<float>(), x, tgt.data_ptr<int64_t>() + i0, n, logits.data(),
-                      probs.data(), need_g ? g.data() : nullptr, &a.loss, &a.correct);
-        if (want_head_importance) {
-          kernel::block_head_grad(d, L.data_ptr<float>(), x, n, g.data(), probs.data(), a.head_abs.data());
-        }
+                      probs.data(), need_g ? g.data() : nullptr, &a.loss, &a.correct,
+                      want_head_importance ? a.head_abs.data() : nullptr);
         if (want_grad) {
           kernel::block_backward(d, L.data_ptr<float>(), x, n, g.data(), probs.data(), a.gS.data(),
                          a.gL.data(), a.gB0.data());

@@ -41,8 +41,15 @@ FusedResult minmax_fused_step(MinMaxNetImpl& net, const torch::Tensor& tokens,
 
 // Attention probabilities [B,H,T,T] of every query position, from score tables of all positions
 // (same values as the module's attn.probs tap, without running the module): for metrics over
-// many examples.
-torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens);
+// many examples. With `buffers`, the score table and the result are written into its tensors
+// (allocated or resized as needed), so that repeated calls reuse their memory: the result is then
+// buffers->probs, overwritten by the next call.
+struct MinMaxAttentionBuffers {
+  torch::Tensor scores;  // [H,R,R]: the (position, token) pairs used, R <= T*V
+  torch::Tensor probs;   // [B,H,T,T]
+};
+torch::Tensor minmax_attention_probs(MinMaxNetImpl& net, const torch::Tensor& tokens,
+                                     MinMaxAttentionBuffers* buffers = nullptr);
 
 // The module's attn.scores and attn.probs of the last query position only, [B,H,T] each: the
 // operations of MinMaxNetImpl::forward up to its softmax, with the queries of the other positions

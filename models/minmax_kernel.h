@@ -12,18 +12,24 @@ struct Dims {
 
 // Examples [0,n) of a block: logits [n,V] (scratch), attention probabilities `probs` [n,H,T],
 // summed cross-entropy into *loss, correct argmaxes into *correct, and when g != nullptr
-// g = softmax(logits) - onehot(y) [n,V].
+// g = softmax(logits) - onehot(y) [n,V], and when head_abs != nullptr too, each example's
+// |dLoss/dxi_h| added to head_abs[h] (head importance, Michel et al. 2019, for a gate xi_h = 1 on
+// head h's output; computed while the example's rows of L are in cache).
 void block_forward(Dims d, const float* ES, const float* S, const float* L, const float* B0,
                    const int64_t* tok, const int64_t* y, int64_t n, float* logits, float* probs,
-                   float* g, double* loss, int64_t* correct);
+                   float* g, double* loss, int64_t* correct, double* head_abs = nullptr);
 
 // Accumulates the gradients w.r.t. the tables S, L, B0 for the block's examples, given g.
 void block_backward(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,
                     const float* probs, float* gS, float* gL, float* gB0);
 
-// Adds each example's |dLoss/dxi_h| (a gate xi_h on head h's output) to head_abs[h].
-void block_head_grad(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,
-                     const float* probs, double* head_abs);
+// Attention probabilities out [n,H,T,T] of examples tok [n,T] from a table of unscaled scores
+// s [H, R (query), R (key)] whose row and column of (position t, token v) is slot[t*V + v]: each
+// row's softmax of s / scale, bit-identical to dividing the table by scale (as a float tensor
+// divides by a scalar) and then a scalar loop with std::exp on glibc (libm_expf in
+// minmax_kernel.inc).
+void attention_probs(Dims d, const float* s, int64_t R, const int32_t* slot, float scale, const int64_t* tok,
+                     int64_t n, float* out);
 
 // "avx2" or "generic": the variant block_forward/backward run.
 const char* variant();
@@ -32,11 +38,11 @@ const char* variant();
   namespace ns {                                                                                \
   void block_forward(Dims d, const float* ES, const float* S, const float* L, const float* B0, \
                      const int64_t* tok, const int64_t* y, int64_t n, float* logits,           \
-                     float* probs, float* g, double* loss, int64_t* correct);                  \
+                     float* probs, float* g, double* loss, int64_t* correct, double* head_abs); \
   void block_backward(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,   \
                       const float* probs, float* gS, float* gL, float* gB0);                   \
-  void block_head_grad(Dims d, const float* L, const int64_t* tok, int64_t n, const float* g,  \
-                       const float* probs, double* head_abs);                                  \
+  void attention_probs(Dims d, const float* s, int64_t R, const int32_t* slot, float scale,    \
+                       const int64_t* tok, int64_t n, float* out);                             \
   }
 ATTNSCOPE_KERNEL_DECLARE(avx2)
 ATTNSCOPE_KERNEL_DECLARE(generic)

@@ -10,7 +10,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libhdf5-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
   libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
-  librdkit-dev libboost-dev rdkit-data
+  librdkit-dev libboost-dev rdkit-data libxgboost-dev
   chromium
 )
 

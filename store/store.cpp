@@ -156,7 +156,10 @@ void create_dataset(hid_t file, const std::string& path, hid_t type, const std::
   Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!chunk.empty()) {
     ok(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "chunk");
-    if (gzip > 0) ok(H5Pset_deflate(dcpl, static_cast<unsigned>(gzip)), "deflate");
+    if (gzip > 0) {  // byte shuffle first: float maps compress better and faster (a standard filter: h5py reads it)
+      ok(H5Pset_shuffle(dcpl), "shuffle");
+      ok(H5Pset_deflate(dcpl, static_cast<unsigned>(gzip)), "deflate");
+    }
   }
   Hid d(ok(H5Dcreate2(file, path.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), "dataset " + path), H5Dclose);
 }

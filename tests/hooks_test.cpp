@@ -93,6 +93,42 @@ TEST(HeadMetrics, PaddingIsExcluded) {
   EXPECT_GE(a.at("focus"), 0.0);
 }
 
+TEST(HeadMetrics, FastPathEqualsTheReference) {
+  // kFast (4 rows at a time, vector log/exp) against kReference (a row at a time, std::log/exp):
+  // the same metrics to 1e-12 relative, the same maxima, minima and pattern classes. Maps of 4
+  // tokens (min/max), padded maps of every length up to 8, and longer ones (kReference's code).
+  auto gen = at::detail::createCPUGenerator(11);
+  for (const int64_t T : {4, 3, 6, 8, 12}) {
+    const int64_t B = 301, H = 3;
+    const auto lengths = T == 4 ? torch::full({B}, T, torch::kLong) : torch::randint(0, T + 1, {B}, gen, torch::kLong);
+    // peaked and flat rows, exact zeros and weights below the sparsity threshold
+    auto logits = torch::randn({B, H, T, T}, gen) * (torch::rand({B, H, T, 1}, gen) * 12);
+    const auto key_ok = torch::arange(T).view({1, 1, 1, T}) < lengths.view({-1, 1, 1, 1});
+    const auto row_ok = torch::arange(T).view({1, 1, T, 1}) < lengths.view({-1, 1, 1, 1});
+    auto probs = torch::softmax(logits.masked_fill(~key_ok, -INFINITY), -1).masked_fill(~(key_ok & row_ok), 0.0);
+    probs = probs.nan_to_num(0.0);
+    probs.select(2, 0).select(2, 0).masked_fill_(torch::rand({B, H}, gen) < 0.1, 0.0);  // some exact zeros
+    HeadMetrics fast(HeadMetrics::Path::kFast), ref(HeadMetrics::Path::kReference);
+    for (int64_t i = 0; i < B; i += 100) {  // several add() calls, as the recorder's batches
+      const auto idx = torch::arange(i, std::min(B, i + 100));
+      fast.add(probs.index_select(0, idx), lengths.index_select(0, idx));
+      ref.add(probs.index_select(0, idx), lengths.index_select(0, idx));
+    }
+    const auto a = fast.result(), b = ref.result();
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, v] : b) {
+      const auto f = a.at(name);
+      for (int64_t h = 0; h < H; ++h) {
+        const double x = f[h].item<double>(), y = v[h].item<double>();
+        EXPECT_LE(std::abs(x - y), 1e-12 * std::max(1.0, std::abs(y))) << name << " T " << T << " head " << h;
+      }
+      if (name == "pattern" || name == "weight_max" || name == "weight_min" || name == "confidence_max") {
+        EXPECT_TRUE(torch::equal(f, v)) << name << " T " << T;
+      }
+    }
+  }
+}
+
 TEST(Analysis, RolloutJsAndTokenImportance) {
   const int64_t P = 3, L = 2, H = 2, T = 5;
   const auto lengths = torch::tensor({5, 4, 2});
@@ -112,6 +148,24 @@ TEST(Analysis, RolloutJsAndTokenImportance) {
   EXPECT_EQ(hj.sizes(), (std::vector<int64_t>{L * H, L * H}));
   EXPECT_LT(hj.diagonal().abs().max().item<double>(), 1e-6);
   EXPECT_TRUE(torch::allclose(hj, hj.t(), 1e-6, 1e-7));
+  {  // against the definition (Clark et al. 2019), over each probe's real rows and keys
+    const auto flat = rnd.view({P, L * H, T, T}).to(torch::kDouble);
+    for (int64_t x = 0; x < L * H; ++x) {
+      for (int64_t y = 0; y < L * H; ++y) {
+        double total = 0, rows = 0;
+        for (int64_t p = 0; p < P; ++p) {
+          const int64_t n = lengths[p].item<int64_t>();
+          const auto a = 0.999 * flat[p][x].slice(0, 0, n).slice(1, 0, n) + 0.001 / n;
+          const auto b = 0.999 * flat[p][y].slice(0, 0, n).slice(1, 0, n) + 0.001 / n;
+          const auto m = 0.5 * (a + b);
+          const auto js = 0.5 * ((a * (a / m).log()).sum(-1) + (b * (b / m).log()).sum(-1));
+          total += js.clamp_min(0).sqrt().sum().item<double>();
+          rows += static_cast<double>(n);
+        }
+        EXPECT_NEAR(hj[x][y].item<double>(), total / rows, 1e-6) << "heads " << x << ", " << y;
+      }
+    }
+  }
   const auto ti = token_importance(rnd, lengths);
   EXPECT_TRUE(torch::allclose(ti.sum(-1), torch::ones({P})));
   EXPECT_EQ(ti[2].slice(0, 2).abs().sum().item<double>(), 0.0) << "padding receives nothing";
@@ -143,6 +197,75 @@ TEST(MinMaxAttention, TableProbsEqualTheModuleTap) {
   taps.request(models::site::kAttnProbs);
   net->forward(x, &taps);
   EXPECT_TRUE(torch::allclose(models::minmax_attention_probs(*net, x), taps.get(models::site::kAttnProbs, 0), 1e-5, 1e-6));
+}
+
+TEST(MinMaxAttention, TableProbsAreTheScalarSoftmaxBitForBit) {
+  // minmax_attention_probs (vectorised, with glibc's expf algorithm) against the plain loop it
+  // replaced: std::exp of each score minus its row maximum, divided by the row sum. Scaled-up
+  // weights push scores far apart, so that rows underflow to subnormals and zeros too.
+  for (const double scale : {1.0, 6.0, 400.0}) {
+    models::MinMaxNet net(models::MinMaxNetOptions{});
+    auto gen = at::detail::createCPUGenerator(7);
+    net->reset_parameters(gen);
+    torch::NoGradGuard ng;
+    net->W_Q.mul_(scale);
+    // tokens anywhere (the table's every row and column used), and min/max examples (a op b =: 259)
+    auto x = torch::randint(0, 131, {3000, 4}, gen, torch::kLong);
+    auto mm = torch::randint(0, 128, {3000, 4}, gen, torch::kLong);
+    mm.select(1, 1).copy_(128 + torch::randint(0, 2, {3000}, gen, torch::kLong));
+    mm.select(1, 3).fill_(130);
+    x = torch::cat({x, mm});
+    const int64_t T = 4, V = 131, H = 2;
+    auto e = net->W_E.unsqueeze(0) + net->W_pos.unsqueeze(1);
+    auto q = torch::einsum("hed,tvd->htve", {net->W_Q, e}), k = torch::einsum("hed,tvd->htve", {net->W_K, e});
+    const auto s = (torch::matmul(q.reshape({H, T * V, -1}), k.reshape({H, T * V, -1}).transpose(1, 2)) / std::sqrt(16.0))
+                       .contiguous();
+    auto ref = torch::empty({x.size(0), H, T, T});
+    const auto sa = s.accessor<float, 3>();
+    const auto xa = x.accessor<int64_t, 2>();
+    auto ra = ref.accessor<float, 4>();
+    for (int64_t b = 0; b < x.size(0); ++b) {
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t i = 0; i < T; ++i) {
+          float m = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < T; ++j) m = std::max(m, ra[b][h][i][j] = sa[h][i * V + xa[b][i]][j * V + xa[b][j]]);
+          for (int64_t j = 0; j < T; ++j) sum += (ra[b][h][i][j] = std::exp(ra[b][h][i][j] - m));
+          for (int64_t j = 0; j < T; ++j) ra[b][h][i][j] /= sum;
+        }
+      }
+    }
+    const auto fast = models::minmax_attention_probs(*net, x);
+    models::MinMaxAttentionBuffers buffers;  // (the recorder's way: reused memory; one of each kind)
+    EXPECT_TRUE(torch::equal(models::minmax_attention_probs(*net, x.slice(0, 3000), &buffers), ref.slice(0, 3000)));
+    EXPECT_TRUE(torch::equal(models::minmax_attention_probs(*net, x.slice(0, 3000), &buffers), ref.slice(0, 3000)));
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 27))
+    EXPECT_TRUE(torch::equal(fast, ref)) << "scale " << scale << ": max |diff| " << (fast - ref).abs().max().item<double>();
+#else  // another libm's expf: within a few ulp
+    EXPECT_TRUE(torch::allclose(fast, ref, 1e-6, 1e-30)) << "scale " << scale;
+#endif
+    if (scale == 400.0) {
+      EXPECT_GT((ref == 0).sum().item<int64_t>(), 0) << "some weights underflow to 0";
+      EXPECT_GT(((ref > 0) & (ref < 1e-38)).sum().item<int64_t>(), 0) << "and some to subnormals";
+    }
+  }
+}
+
+TEST(MinMaxAttention, LastRowAttentionIsTheModuleTapBitForBit) {
+  // the recorder's task arrays (row "=" over every (a, b) pair) without the rest of the forward
+  for (const uint64_t seed : {3, 4}) {
+    models::MinMaxNet net(models::MinMaxNetOptions{});
+    auto gen = at::detail::createCPUGenerator(seed);
+    net->reset_parameters(gen);
+    torch::NoGradGuard ng;
+    const auto x = torch::randint(0, 131, {16384, 4}, gen, torch::kLong);
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs);
+    taps.request(models::site::kAttnScores);
+    net->forward(x, &taps);
+    const auto row = models::minmax_last_row_attention(*net, x);
+    EXPECT_TRUE(torch::equal(row.scores, taps.get(models::site::kAttnScores, 0).select(2, 3)));
+    EXPECT_TRUE(torch::equal(row.probs, taps.get(models::site::kAttnProbs, 0).select(2, 3)));
+  }
 }
 
 store::Header small_header(const std::string& dtype) {
@@ -250,7 +373,7 @@ TEST(Recorder, RecordingLeavesTrainingBitIdentical) {
   EXPECT_EQ(r.probes().count, 8);
   EXPECT_EQ(r.probes().text[0], "0 max 0 =");
   EXPECT_TRUE(r.has_best());
-  EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 5, 10, 12}));  // the preset: metrics_every 10, and recorded epochs
+  EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 5, 10, 12}));  // metrics at the recorded epochs
   // every recorded map: rows of real tokens sum to 1
   for (size_t e = 0; e < epochs.size(); ++e) {
     const auto m = torch::tensor(r.map("attn.probs", static_cast<int64_t>(e))).view({8, 1, 2, 4, 4});

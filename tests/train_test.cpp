@@ -11,6 +11,9 @@
 #include "store/store.h"
 #include "test_util.h"
 #include "train/train.h"
+#include "data/molecules.h"
+#include "models/hf_dir.h"
+#include "train/molecule_task.h"
 
 namespace attnscope::train {
 namespace {
@@ -365,6 +368,194 @@ TEST(MoleculeTask, BadInputNamesTheColumn) {
   EXPECT_NE(err.find("solubility"), std::string::npos) << err;
   EXPECT_NE(err.find("measured log solubility in mols per litre"), std::string::npos) << "lists the columns: " << err;
   EXPECT_FALSE(std::filesystem::exists(d.path("x/config.yaml")));
+}
+
+using train::load_checkpoint;
+using train::MaskSpec;
+using train::MoleculeTask;
+
+TEST(MaskedLm, RobertaMaskingProportionsAndDeterminism) {
+  MaskSpec spec;
+  spec.vocab_size = 40;
+  spec.mask_id = 4;
+  spec.special = {0, 1, 2, 3, 4};
+  const int64_t B = 400, T = 50;
+  auto ids = torch::randint(5, 40, {B, T}, torch::kLong);
+  ids.select(1, 0).fill_(0);                   // <s>
+  ids.select(1, T - 1).fill_(2);               // </s>
+  ids.slice(1, T - 6, T - 1).fill_(1);         // padding
+  std::vector<uint64_t> seeds(B);
+  for (int64_t i = 0; i < B; ++i) seeds[i] = 1000 + i;
+  const auto [in, labels] = train::mlm_mask(ids, spec, seeds);
+  const auto chosen = labels.ne(-100);
+  const auto special = ids.lt(5);
+  EXPECT_EQ((chosen & special).sum().item<int64_t>(), 0) << "special tokens and padding are never chosen";
+  EXPECT_TRUE(torch::equal(labels.masked_select(chosen), ids.masked_select(chosen))) << "labels are the original tokens";
+  EXPECT_TRUE(torch::equal(in.masked_select(~chosen), ids.masked_select(~chosen))) << "unchosen tokens unchanged";
+  const double real = static_cast<double>((~special).sum().item<int64_t>());
+  const double n = static_cast<double>(chosen.sum().item<int64_t>());
+  EXPECT_NEAR(n / real, 0.15, 0.01);
+  const auto got = in.masked_select(chosen), orig = ids.masked_select(chosen);
+  const double masked = got.eq(4).sum().item<double>() / n;
+  const double kept = got.eq(orig).sum().item<double>() / n;
+  EXPECT_NEAR(masked, 0.8, 0.02);
+  EXPECT_NEAR(kept, 0.1 + 0.1 / 35, 0.02);  // kept, plus random draws that hit the same token
+  EXPECT_EQ(got.lt(5).logical_and(got.ne(4)).sum().item<int64_t>(), 0) << "random replacements are never special";
+  // a row's masks depend on its seed alone, not on its batch
+  const auto [in1, labels1] = train::mlm_mask(ids.slice(0, 7, 8), spec, {seeds[7]});
+  EXPECT_TRUE(torch::equal(in1[0], in[7]));
+  EXPECT_TRUE(torch::equal(labels1[0], labels[7]));
+  const auto [in2, labels2] = train::mlm_mask(ids.slice(0, 7, 8), spec, {seeds[7] + 1});
+  EXPECT_FALSE(torch::equal(labels2[0], labels[7])) << "another epoch, other masks";
+}
+
+// Masked-LM pretraining on a small corpus, then fine-tuning from the pretraining run and export.
+TEST(MaskedLm, PretrainsThenFineTunesFromTheRun) {
+  testing::TempDir d;
+  // corpus: 300 ZINC SMILES, 20 ESOL molecules (excluded) and one unparsable line
+  const auto zinc = testing::read_lines(testing::source_path("data/zinc/zinc250k_subset_5k.txt"));
+  std::string corpus;
+  for (size_t i = 0; i < 300; ++i) corpus += zinc[i] + "\n";
+  const auto esol = data::read_molecule_csv(testing::source_path("data/esol/delaney-processed.csv"), "smiles", {});
+  for (int64_t i = 0; i < 20; ++i) corpus += esol.smiles[i] + "\n";
+  corpus += "C1CC(\n";
+  testing::write_text(d.path("corpus.txt"), corpus);
+  const std::string pre = d.path("pre");
+  const std::vector<std::string> tiny = {"model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_ff=64",
+                                         "run.threads=1", "train.progress=none", "run.log_level=warn"};
+  auto with = [&](std::vector<std::string> args, const std::vector<std::string>& sets) {
+    args.push_back("--set");
+    args.insert(args.end(), tiny.begin(), tiny.end());
+    args.insert(args.end(), sets.begin(), sets.end());
+    return args;
+  };
+  ASSERT_EQ(testing::run_cli(with({"pretrain", testing::source_path("configs/chemberta-pretrain.yaml"), "--out", pre},
+                                  {"data.csv=" + d.path("corpus.txt"),
+                                   "data.exclude=[" + testing::source_path("data/esol/delaney-processed.csv") + "]",
+                                   "data.frac_val=0.2", "train.epochs=2", "train.batch_size=32", "optim.warmup_steps=5",
+                                   "hooks.attention.every=1", "hooks.attention.probes=4"})),
+            0);
+  const auto lines = testing::read_lines(pre + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  const auto first = nlohmann::json::parse(lines.front()), last = nlohmann::json::parse(lines.back());
+  for (const char* k : {"train_acc", "val_loss", "val_acc", "val_ppl"}) EXPECT_TRUE(last.contains(k)) << k;
+  EXPECT_NEAR(last["val_ppl"].get<double>(), std::exp(last["val_loss"].get<double>()), 1e-6);
+  EXPECT_LT(last["val_loss"].get<double>(), first["val_loss"].get<double>()) << "it learns";
+  EXPECT_EQ(last["data_dropped_smiles"], 1);
+  EXPECT_EQ(last["data_excluded_smiles"], 20);
+  EXPECT_TRUE(std::filesystem::exists(pre + "/attention.h5"));
+  EXPECT_FALSE(std::filesystem::exists(pre + "/test_metrics.json"));
+  EXPECT_EQ(testing::run_cli({"predict", "--model", pre, "--smiles", "CCO", "--output", d.path("p.csv")}), 2)
+      << "a masked-LM is not a property model";
+
+  // fine-tuning from the run starts from its best checkpoint's encoder, with its vocabulary
+  const std::string ft = d.path("ft");
+  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
+                              {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"),
+                               "model.pretrained=" + pre, "run.threads=1"})
+                   .config;
+  MoleculeTask task(cfg);
+  models::RobertaForMaskedLM lm(models::read_hf_config(pre + "/config.json"));
+  load_checkpoint(pre + "/checkpoints/best.pt", *lm, nullptr, false);
+  const auto named = task.module().named_parameters();
+  for (const char* k : {"roberta.encoder.layer.1.attention.self.query.weight", "roberta.embeddings.word_embeddings.weight"}) {
+    EXPECT_TRUE(torch::equal(named[k], lm->named_parameters()[k])) << k;
+  }
+  EXPECT_NE(task.describe().find("task head initialised"), std::string::npos) << task.describe();
+  // a tokenizer that does not match the pretrained vocabulary is refused
+  Config bad = cfg;
+  bad.model.tokenizer = "bpe";
+  try {
+    MoleculeTask t(bad);
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("smiles-regex"), std::string::npos) << e.what();
+  }
+  ASSERT_EQ(testing::run_cli(with({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", ft},
+                                  {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"),
+                                   "model.pretrained=" + pre, "train.epochs=1", "hooks.attention.enabled=false"})),
+            0);
+  EXPECT_TRUE(std::filesystem::exists(ft + "/test_metrics.json"));
+  // the pretraining run exports as a Hugging Face masked-LM
+  ASSERT_EQ(testing::run_cli({"export", "--model", pre, "--hf", d.path("hf")}), 0);
+  const auto hf = models::load_hf_model(d.path("hf"));
+  EXPECT_EQ(hf.architecture, "RobertaForMaskedLM");
+  EXPECT_TRUE(torch::equal(hf.mlm->named_parameters()["lm_head.dense.weight"], lm->named_parameters()["lm_head.dense.weight"]));
+  // pretrain refuses a config of another task
+  EXPECT_EQ(testing::run_cli({"pretrain", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("x")}), 2);
+  EXPECT_FALSE(std::filesystem::exists(d.path("x/config.yaml")));
+}
+
+TEST(MultiClass, CrossEntropyAccuracyAndOneVsRestAuc) {
+  testing::TempDir d;
+  // three classes by ring count (0, 1, 2+): learnable from the SMILES
+  const auto esol = data::read_molecule_csv(testing::source_path("data/esol/delaney-processed.csv"), "smiles",
+                                            {"Number of Rings"});
+  std::string csv = "smiles,rings\n";
+  for (int64_t i = 0; i < esol.size(); ++i) {
+    csv += esol.smiles[i] + "," + std::to_string(std::min(2, static_cast<int>(esol.targets[i]))) + "\n";
+  }
+  testing::write_text(d.path("rings.csv"), csv);
+  const std::string run = d.path("mc");
+  ASSERT_EQ(testing::run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", run, "--set",
+                              "data.task=multiclass", "data.csv=" + d.path("rings.csv"), "data.targets=[rings]",
+                              "data.split=random", "train.best_metric=val_acc", "train.best_mode=max", "model.n_layers=1",
+                              "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "train.epochs=3", "optim.lr=2e-3",
+                              "hooks.attention.enabled=false", "run.threads=1", "train.progress=none",
+                              "run.log_level=warn"}),
+            0);
+  const auto last = nlohmann::json::parse(testing::read_lines(run + "/metrics.jsonl").back());
+  EXPECT_GT(last["train_acc"].get<double>(), 0.5);
+  EXPECT_GT(last["val_roc_auc"].get<double>(), 0.7);
+  std::ifstream cj(run + "/config.json");
+  EXPECT_EQ(nlohmann::json::parse(cj)["id2label"].size(), 3u);
+  // metrics: one-vs-rest AUC of perfect scores is 1; a class absent from the labels is skipped
+  const auto logits = torch::tensor({{5.f, 0.f, 0.f}, {0.f, 5.f, 0.f}, {5.f, 0.f, 0.f}, {0.f, 5.f, 0.f}});
+  const auto m = train::multiclass_metrics(logits, torch::tensor({0.f, 1.f, 0.f, NAN}));
+  EXPECT_DOUBLE_EQ(m.at("acc"), 1.0);
+  EXPECT_DOUBLE_EQ(m.at("roc_auc"), 1.0);
+  // a label that is not a class index is refused, naming the line
+  std::string bad = "smiles,rings\nCCO,0\nc1ccccc1,1.5\n";
+  for (int i = 0; i < 30; ++i) bad += "C" + std::string(static_cast<size_t>(i % 7 + 1), 'C') + "O,1\n";
+  testing::write_text(d.path("bad.csv"), bad);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(testing::run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("b"), "--set",
+                              "data.task=multiclass", "data.csv=" + d.path("bad.csv"), "data.targets=[rings]",
+                              "data.split=random", "train.best_metric=val_acc", "train.best_mode=max"}),
+            2);
+  const auto err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("line 3"), std::string::npos) << err;
+}
+
+// The fingerprint baseline: same data and split as the fine-tuning run, better than the mean.
+TEST(Baseline, EcfpForestAndBoostedTreesOnTheRunsSplit) {
+  testing::TempDir d;
+  const std::string esol = testing::source_path("data/esol/delaney-processed.csv");
+  ASSERT_EQ(testing::run_cli({"baseline", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("bl"), "--set",
+                              "data.csv=" + esol, "run.threads=1"}),
+            0);
+  std::ifstream f(d.path("bl/baseline_metrics.json"));
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["split"], "scaffold");
+  EXPECT_EQ(j["sizes"]["test"], 113);
+  // the test split's spread: a model that predicts a constant scores about this RMSE
+  const auto table = data::read_molecule_csv(esol, "smiles", {"measured log solubility in mols per litre"});
+  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"), {"data.csv=" + esol}).config;
+  const auto split = data::config_split(cfg.data, table, 0);
+  std::vector<float> y;
+  for (int64_t r : split.test) y.push_back(table.targets[r]);
+  const double sd = torch::tensor(y).std(false).item<double>();
+  for (const char* m : {"rf", "xgb"}) {
+    EXPECT_LT(j[m]["test_rmse"].get<double>(), 0.9 * sd) << m << ": clearly better than the mean";
+    EXPECT_GT(j[m]["test_r2"].get<double>(), 0.1) << m;
+  }
+  EXPECT_EQ(data::read_split_file(d.path("bl/split.json"), table.size()).test, split.test) << "the run's split";
+  // an existing result is not overwritten; a non-molecular task is refused
+  EXPECT_EQ(testing::run_cli({"baseline", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("bl"), "--set",
+                              "data.csv=" + esol}),
+            2);
+  EXPECT_EQ(testing::run_cli({"baseline", testing::source_path("configs/minmax.yaml"), "--out", d.path("mm")}), 2);
+  EXPECT_FALSE(std::filesystem::exists(d.path("mm")));
 }
 
 }  // namespace

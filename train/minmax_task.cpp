@@ -70,8 +70,28 @@ StepStats MinMaxTask::train_step(const torch::Tensor& idx) {
   return run(split_.train, all ? nullptr : &idx, true);
 }
 
+namespace {
+std::vector<int64_t> versions_of(torch::nn::Module& m) {
+  std::vector<int64_t> v;
+  for (const auto& p : m.parameters()) v.push_back(p._version());
+  return v;
+}
+}  // namespace
+
 Metrics MinMaxTask::evaluate() {
-  const StepStats s = run(split_.val, nullptr, false);
+  StepStats s;
+  if (fast_ && hi_with_next_eval_) {  // the same forward as run(), plus the head-importance gradients
+    hi_with_next_eval_ = false;
+    torch::NoGradGuard no_grad;
+    const auto r = models::minmax_fused(models::minmax_tables(*net_), split_.val.inputs, split_.val.targets, false, true);
+    s.loss_sum = r.loss_sum;
+    s.correct = r.correct;
+    s.count = split_.val.size();
+    hi_raw_ = r.head_importance;
+    hi_versions_ = versions_of(*net_);
+  } else {
+    s = run(split_.val, nullptr, false);
+  }
   return {{"val_loss", s.loss_sum / static_cast<double>(s.count)},
           {"val_acc", static_cast<double>(s.correct) / static_cast<double>(s.count)}};
 }
@@ -96,14 +116,21 @@ void MinMaxTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
 
 torch::Tensor MinMaxTask::val_attention(const torch::Tensor& idx, int64_t layer) {
   if (!fast_) return Task::val_attention(idx, layer);
-  return models::minmax_attention_probs(*net_, val_inputs(idx));
+  // the whole split in order (the recorder's one batch): its inputs as they are, no copy
+  const auto ix = idx.to(torch::kLong).contiguous();
+  const int64_t n = split_.val.size();
+  bool whole = ix.numel() == n;
+  for (int64_t i = 0; whole && i < n; ++i) whole = ix.data_ptr<int64_t>()[i] == i;
+  return models::minmax_attention_probs(*net_, whole ? split_.val.inputs : val_inputs(ix), &val_attention_buffers_);
 }
 
 torch::Tensor MinMaxTask::head_importance() {
   const bool was_training = net_->is_training();
   net_->eval();
   torch::Tensor raw;  // [H]
-  if (fast_) {
+  if (fast_ && hi_raw_.defined() && versions_of(*net_) == hi_versions_) {
+    raw = hi_raw_;  // computed by evaluate() at these weights
+  } else if (fast_) {
     torch::NoGradGuard no_grad;
     raw = models::minmax_fused(models::minmax_tables(*net_), split_.val.inputs, split_.val.targets, false, true)
               .head_importance;
@@ -195,27 +222,30 @@ ProbeSet MinMaxTask::parse_probes(const std::string& text, const std::string& pa
 }
 
 MinMaxMechanism minmax_mechanism(const std::string& op, const torch::Tensor& inputs, const torch::Tensor& probs) {
-  const auto eq_row = probs.select(2, probs.size(2) - 1).to(torch::kDouble);  // [B,H,T] from "="
-  const auto mean = eq_row.mean(0);                                          // [H,T]
+  const auto eq_row = probs.select(2, probs.size(2) - 1).to(torch::kDouble).contiguous();  // [B,H,T] from "="
+  const auto mean = eq_row.mean(0).contiguous();                                            // [H,T]
+  const int64_t B = eq_row.size(0), H = mean.size(0), T = mean.size(1);
+  const double* mp = mean.data_ptr<double>();
+  const double* ep = eq_row.data_ptr<double>();
   MinMaxMechanism m;
   m.op = op;
-  for (int64_t h = 0; h < mean.size(0); ++h) {
-    std::vector<double> row;
-    for (int64_t t = 0; t < mean.size(1); ++t) row.push_back(mean[h][t].item<double>());
-    m.mean_attn.push_back(row);
-  }
-  m.sink_head = mean.select(1, 1).argmax().item<int64_t>();
-  m.sink_mass = mean[m.sink_head][1].item<double>();
-  const auto a = inputs.select(1, 0), b = inputs.select(1, 2);
-  const auto target = op == "max" ? torch::maximum(a, b) : torch::minimum(a, b);
-  const auto ne = a != b;
+  for (int64_t h = 0; h < H; ++h) m.mean_attn.emplace_back(mp + h * T, mp + (h + 1) * T);
+  for (int64_t h = 1; h < H; ++h) if (mp[h * T + 1] > mp[m.sink_head * T + 1]) m.sink_head = h;  // argmax: the first
+  m.sink_mass = mp[m.sink_head * T + 1];
+  const auto x = inputs.to(torch::kLong).contiguous();
+  const int64_t* xp = x.data_ptr<int64_t>();
   m.picks_answer = -1;
-  for (int64_t h = 0; h < mean.size(0); ++h) {
-    if (h == m.sink_head && mean.size(0) > 1) continue;
-    const auto picked = torch::where(eq_row.select(1, h).select(1, 0) >= eq_row.select(1, h).select(1, 2), a, b);
-    const double frac = ne.any().item<bool>()
-                            ? (picked.masked_select(ne) == target.masked_select(ne)).to(torch::kDouble).mean().item<double>()
-                            : 0.0;
+  for (int64_t h = 0; h < H; ++h) {
+    if (h == m.sink_head && H > 1) continue;
+    int64_t ne = 0, right = 0;  // a != b pairs; those where the head's stronger key of a, b is op(a, b)
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t a = xp[i * x.size(1)], b = xp[i * x.size(1) + 2];
+      if (a == b) continue;
+      const int64_t picked = ep[(i * H + h) * T] >= ep[(i * H + h) * T + 2] ? a : b;
+      right += picked == (op == "max" ? std::max(a, b) : std::min(a, b));
+      ++ne;
+    }
+    const double frac = ne > 0 ? static_cast<double>(right) / static_cast<double>(ne) : 0.0;
     if (frac > m.picks_answer) {
       m.picks_answer = frac;
       m.picker_head = h;
@@ -252,13 +282,10 @@ std::map<std::string, std::vector<float>> MinMaxTask::final_arrays() {
   std::vector<torch::Tensor> probs, scores;
   for (bool is_max : {true, false}) {
     const data::Examples grid = data::minmax_grid(split_.vocab, is_max);
-    models::Taps taps;
-    taps.request(models::site::kAttnProbs, {0});
-    taps.request(models::site::kAttnScores, {0});
-    net_->forward(grid.inputs, &taps);
-    // row "=" (position 3) to keys a, op, b: [N*N,H,3] -> [H,N*N,3]
-    probs.push_back(taps.get(models::site::kAttnProbs, 0).select(2, 3).narrow(2, 0, 3).transpose(0, 1));
-    scores.push_back(taps.get(models::site::kAttnScores, 0).select(2, 3).narrow(2, 0, 3).transpose(0, 1));
+    // the module's row "=" (position 3), computed alone, to keys a, op, b: [N*N,H,3] -> [H,N*N,3]
+    const auto eq = models::minmax_last_row_attention(*net_, grid.inputs);
+    probs.push_back(eq.probs.narrow(2, 0, 3).transpose(0, 1));
+    scores.push_back(eq.scores.narrow(2, 0, 3).transpose(0, 1));
   }
   auto flat = [](const std::vector<torch::Tensor>& v) {
     const auto t = torch::stack(v).to(torch::kFloat).contiguous();

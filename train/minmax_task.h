@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "data/minmax.h"
 #include "models/minmax.h"
+#include "models/minmax_fast.h"
 #include "train/task.h"
 
 namespace attnscope::train {
@@ -45,8 +46,14 @@ class MinMaxTask : public Task {
   torch::Tensor val_inputs(const torch::Tensor& idx) const override { return split_.val.inputs.index_select(0, idx); }
   torch::Tensor val_lengths(const torch::Tensor& idx) const override;
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override;
+  // (fast path: a buffer of the task's, overwritten by the next call)
   torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) override;
   torch::Tensor head_importance() override;
+  // For a recorder that knows it will ask for head_importance() after the coming evaluate(): that
+  // evaluation's pass over the validation split computes it too (the same numbers, one forward
+  // instead of two; the evaluation's own results are unchanged), and head_importance() returns it
+  // while the weights are those it was computed at.
+  void head_importance_with_next_evaluate() override { hi_with_next_eval_ = true; }
   // Both operators over a grid of (a, b) pairs spread across 0..N-1.
   ProbeSet default_probes(int64_t count) const override;
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
@@ -67,6 +74,10 @@ class MinMaxTask : public Task {
   data::MinMaxSplit split_;
   models::MinMaxNet net_{nullptr};
   bool fast_ = true;
+  models::MinMaxAttentionBuffers val_attention_buffers_;  // reused by val_attention()
+  bool hi_with_next_eval_ = false;
+  torch::Tensor hi_raw_;               // [H] from the last evaluate() that computed it
+  std::vector<int64_t> hi_versions_;   // the parameters' version counters then
 };
 
 }  // namespace attnscope::train

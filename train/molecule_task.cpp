@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <numeric>
 #include <sstream>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -149,6 +150,27 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
   return m;
 }
 
+std::map<std::string, double> multiclass_metrics(const torch::Tensor& logits, const torch::Tensor& label) {
+  const auto known = ~label.isnan();
+  const auto p = torch::softmax(logits.to(torch::kDouble), 1).index({known}).contiguous();
+  const auto y = label.index({known}).to(torch::kLong).contiguous();
+  const int64_t n = y.numel(), C = logits.size(1);
+  std::map<std::string, double> m;
+  m["acc"] = n ? p.argmax(1).eq(y).sum().item<double>() / static_cast<double>(n) : std::nan("");
+  std::vector<double> auc;  // one-vs-rest per class, macro-averaged over the defined ones
+  for (int64_t c = 0; c < C; ++c) {
+    std::vector<double> score(static_cast<size_t>(n));
+    std::vector<int> is_c(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      score[static_cast<size_t>(i)] = p.data_ptr<double>()[i * C + c];
+      is_c[static_cast<size_t>(i)] = y.data_ptr<int64_t>()[i] == c;
+    }
+    auc.push_back(roc_auc(score, is_c));
+  }
+  m["roc_auc"] = nanmean(auc);
+  return m;
+}
+
 // ---- tokenizers --------------------------------------------------------------------------------
 
 struct MoleculeTask::Tok {
@@ -160,8 +182,121 @@ struct MoleculeTask::Tok {
   }
   std::string token(int64_t id) const { return bpe ? bpe->id_token(id) : regex->id_token(id); }
   int64_t vocab_size() const { return bpe ? bpe->vocab_size() : regex->vocab_size(); }
+  MaskSpec mask_spec(double probability) const {
+    MaskSpec m;
+    m.vocab_size = vocab_size();
+    m.probability = probability;
+    if (bpe) {
+      m.mask_id = bpe->mask_id();
+      m.special = {bpe->bos_id(), bpe->pad_id(), bpe->eos_id(), bpe->unk_id(), bpe->mask_id()};
+    } else {
+      using T = data::SmilesTokenizer;
+      m.mask_id = T::kMask;
+      m.special = {T::kBos, T::kPad, T::kEos, T::kUnk, T::kMask};
+    }
+    return m;
+  }
   static constexpr int64_t kPad = 1;
 };
+
+// ---- masked-LM -------------------------------------------------------------------------------
+
+std::pair<torch::Tensor, torch::Tensor> mlm_mask(const torch::Tensor& ids, const MaskSpec& spec,
+                                                 const std::vector<uint64_t>& seeds) {
+  auto in = ids.to(torch::kLong).contiguous().clone();
+  auto labels = torch::full_like(in, -100);
+  const int64_t B = in.size(0), T = in.size(1);
+  if (static_cast<int64_t>(seeds.size()) != B) throw std::invalid_argument("mlm_mask: one seed per row");
+  std::vector<char> special(static_cast<size_t>(std::max<int64_t>(spec.vocab_size, 1)), 0);
+  for (int64_t s : spec.special) {
+    if (s >= 0 && s < spec.vocab_size) special[static_cast<size_t>(s)] = 1;
+  }
+  auto* x = in.data_ptr<int64_t>();
+  auto* y = labels.data_ptr<int64_t>();
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int64_t i = 0; i < B; ++i) {
+    std::mt19937_64 rng(seeds[static_cast<size_t>(i)]);
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t id = x[i * T + t];
+      if (id < 0 || id >= spec.vocab_size || special[static_cast<size_t>(id)]) continue;
+      if (u(rng) >= spec.probability) continue;
+      y[i * T + t] = id;
+      const double r = u(rng);
+      if (r < 0.8) {
+        x[i * T + t] = spec.mask_id;
+      } else if (r < 0.9) {
+        int64_t v;
+        do {
+          v = static_cast<int64_t>(rng() % static_cast<uint64_t>(spec.vocab_size));
+        } while (special[static_cast<size_t>(v)] && static_cast<int64_t>(spec.special.size()) < spec.vocab_size);
+        x[i * T + t] = v;
+      }
+    }
+  }
+  return {in, labels};
+}
+
+namespace {
+
+// splitmix64 finaliser: well-spread seeds from (run seed, epoch, row)
+uint64_t mix(uint64_t a, uint64_t b, uint64_t c) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^ (c + 1) * 0x94D049BB133111EBull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+constexpr uint64_t kValidationMasks = ~0ull;  // the "epoch" of the fixed validation masks
+
+// The pretraining corpus as a table without targets: data.exclude's molecules removed (by
+// canonical SMILES), unparsable SMILES dropped (or an error).
+data::MoleculeTable read_corpus(const DataConfig& d, int64_t* excluded) {
+  const auto raw = data::read_smiles_corpus(d.csv, d.smiles_col);
+  std::unordered_set<std::string> exclude;
+  for (const auto& path : d.exclude) {
+    for (const auto& s : data::read_smiles_corpus(path, "smiles")) {
+      auto c = data::canonical_smiles(s);
+      if (!c.empty()) exclude.insert(std::move(c));
+    }
+  }
+  data::MoleculeTable t;
+  t.path = d.csv;
+  *excluded = 0;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const std::string canonical = exclude.empty() ? std::string() : data::canonical_smiles(raw[i]);
+    const bool ok = exclude.empty() ? data::smiles_parses(raw[i]) : !canonical.empty();
+    if (!ok) {
+      if (d.invalid_smiles == "error") {
+        throw UsageError("'" + d.csv + "' SMILES " + std::to_string(i + 1) + " ('" + raw[i].substr(0, 60) +
+                         "') does not parse (data.invalid_smiles: drop skips such rows)");
+      }
+      ++t.dropped;
+      t.dropped_lines.push_back(static_cast<int64_t>(i + 1));
+      continue;
+    }
+    if (!exclude.empty() && exclude.count(canonical)) {
+      ++*excluded;
+      continue;
+    }
+    t.smiles.push_back(raw[i]);
+    t.line.push_back(static_cast<int64_t>(i + 1));
+  }
+  if (t.dropped > 0) {
+    std::string first;
+    for (size_t k = 0; k < t.dropped_lines.size() && k < 5; ++k) first += (k ? ", " : "") + std::to_string(t.dropped_lines[k]);
+    log::warn("[data] '" + d.csv + "': " + std::to_string(t.dropped) + " SMILES RDKit cannot parse were dropped (entries " +
+              first + (t.dropped > 5 ? ", ..." : "") + ")");
+  }
+  if (!d.exclude.empty()) {
+    log::info("[data] " + std::to_string(*excluded) + " corpus molecules also in data.exclude (" +
+              std::to_string(exclude.size()) + " molecules) were removed");
+  }
+  if (t.smiles.size() < 2) throw UsageError("data.csv: '" + d.csv + "' has fewer than 2 usable SMILES after filtering");
+  return t;
+}
+
+bool is_run_dir(const fs::path& p) { return fs::is_directory(p / "checkpoints") && fs::exists(p / "config.yaml"); }
+
+}  // namespace
 
 // ---- the task ----------------------------------------------------------------------------------
 
@@ -170,25 +305,27 @@ MoleculeTask::MoleculeTask(const Config& config)
   const auto& d = config.data;
   const auto& mc = config.model;
   regression_ = d.task == "regression";
-  table_ = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
-  if (d.split == "scaffold") {
-    split_ = data::scaffold_split(table_.smiles, d.frac_train, d.frac_val);
-  } else if (d.split == "random") {
-    split_ = data::random_split(table_.size(), d.frac_train, d.frac_val, static_cast<uint64_t>(config.run.seed));
+  multiclass_ = d.task == "multiclass";
+  mlm_ = d.task == "mlm";
+  if (mlm_) {
+    table_ = read_corpus(d, &excluded_);
+    // held out: frac_val of the corpus (seeded); no test split (downstream tasks test)
+    split_ = data::random_split(table_.size(), 1.0 - d.frac_val, d.frac_val, static_cast<uint64_t>(config.run.seed));
+    split_.train.insert(split_.train.end(), split_.test.begin(), split_.test.end());
+    split_.test.clear();
   } else {
-    split_ = data::read_split_file(d.split_file, table_.size());
-  }
-  for (const auto& [name, part] : {std::pair<const char*, const std::vector<int64_t>*>{"train", &split_.train},
-                                   {"val", &split_.val}, {"test", &split_.test}}) {
-    if (part->empty()) {
-      throw UsageError("data.split: the " + std::string(name) + " split of '" + d.csv + "' is empty (" +
-                       std::to_string(table_.size()) + " molecules after filtering)");
-    }
+    table_ = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
+    split_ = data::config_split(d, table_, static_cast<uint64_t>(config.run.seed));
   }
 
-  // model dimensions: the pretrained directory's, else the config's
+  // model dimensions: the pretrained model's, else the config's
+  const fs::path pre = mc.pretrained;
   if (!mc.pretrained.empty()) {
-    rc_ = models::read_hf_config((fs::path(mc.pretrained) / "config.json").string());
+    if (!fs::exists(pre / "config.json")) {
+      throw UsageError("model.pretrained '" + mc.pretrained + "': no config.json (expected a Hugging Face model directory or "
+                       "an attnscope molecule or pretraining run directory)");
+    }
+    rc_ = models::read_hf_config((pre / "config.json").string());
   } else {
     rc_.num_hidden_layers = mc.n_layers;
     rc_.hidden_size = mc.d_model;
@@ -199,25 +336,59 @@ MoleculeTask::MoleculeTask(const Config& config)
     rc_.attention_probs_dropout_prob = mc.attention_dropout;
     rc_.layer_norm_eps = mc.layer_norm_eps;
   }
-  rc_.num_labels = static_cast<int64_t>(d.targets.size());
+  const int64_t K = mlm_ ? 0 : static_cast<int64_t>(d.targets.size());
+  rc_.num_labels = std::max<int64_t>(1, K);
+  if (multiclass_) {  // class labels 0..C-1 in the one target column
+    int64_t largest = -1;
+    for (int64_t r = 0; r < table_.size(); ++r) {
+      const float v = table_.targets[r];
+      if (std::isnan(v)) continue;
+      if (v < 0 || v != std::floor(v) || (d.num_classes > 0 && v >= static_cast<float>(d.num_classes))) {
+        throw UsageError("'" + d.csv + "' line " + std::to_string(table_.line[r]) + ": '" + d.targets[0] + "' is " +
+                         std::to_string(v) + "; multiclass labels are integers 0.." +
+                         (d.num_classes > 0 ? std::to_string(d.num_classes - 1) : std::string("C-1")));
+      }
+      largest = std::max<int64_t>(largest, static_cast<int64_t>(v));
+    }
+    rc_.num_labels = d.num_classes > 0 ? d.num_classes : largest + 1;
+    if (rc_.num_labels < 2) throw UsageError("data.targets: '" + d.targets[0] + "' holds fewer than 2 classes");
+  }
 
-  // tokenizer
+  // tokenizer: a pretrained model's own (vocab.json, + merges.txt for BPE), else built / named
   tok_ = std::make_unique<Tok>();
+  tok_->dir = mc.tokenizer_dir.empty() ? mc.pretrained : mc.tokenizer_dir;
+  if (!mc.pretrained.empty()) {
+    const bool bpe_model = fs::exists(pre / "merges.txt");
+    if (fs::exists(pre / "vocab.json") && (bpe_model != (mc.tokenizer == "bpe"))) {
+      throw UsageError("model.tokenizer: '" + mc.tokenizer + "' does not match model.pretrained '" + mc.pretrained +
+                       "', whose vocabulary is " + (bpe_model ? "byte-level BPE (vocab.json + merges.txt): use bpe"
+                                                              : "atom-level SMILES tokens (vocab.json, no merges.txt): use smiles-regex"));
+    }
+    if (!mc.tokenizer_dir.empty() && fs::exists(pre / "vocab.json") && fs::exists(fs::path(mc.tokenizer_dir) / "vocab.json") &&
+        read_file((pre / "vocab.json").string()) != read_file((fs::path(mc.tokenizer_dir) / "vocab.json").string())) {
+      throw UsageError("model.tokenizer_dir '" + mc.tokenizer_dir + "': its vocab.json differs from model.pretrained '" +
+                       mc.pretrained + "'s; the model's embeddings are indexed by its own vocabulary (leave tokenizer_dir empty)");
+    }
+  }
   if (mc.tokenizer == "bpe") {
-    tok_->dir = mc.tokenizer_dir.empty() ? mc.pretrained : mc.tokenizer_dir;
     tok_->bpe = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::from_dir(tok_->dir));
+  } else if (!tok_->dir.empty() && fs::exists(fs::path(tok_->dir) / "vocab.json")) {
+    tok_->regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::load((fs::path(tok_->dir) / "vocab.json").string()));
   } else {
+    tok_->dir.clear();  // built here, from the training split
     std::vector<std::string> corpus;
     for (int64_t r : split_.train) corpus.push_back(table_.smiles[r]);
     tok_->regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::build(corpus));
   }
   if (mc.pretrained.empty()) {
     rc_.vocab_size = tok_->vocab_size();
-  } else if (tok_->vocab_size() > rc_.vocab_size) {
+  } else if (tok_->vocab_size() != rc_.vocab_size && !(tok_->bpe && tok_->vocab_size() < rc_.vocab_size)) {
     throw UsageError("model.pretrained '" + mc.pretrained + "' has a vocabulary of " + std::to_string(rc_.vocab_size) +
                      " tokens but the tokenizer has " + std::to_string(tok_->vocab_size()) +
-                     ": use model.tokenizer: bpe with the model's own vocab.json / merges.txt");
+                     ": use the model's own vocab.json (and merges.txt for bpe)");
   }
+  mask_spec_ = tok_->mask_spec(d.mlm_probability);
+  mask_spec_.vocab_size = rc_.vocab_size;
   const int64_t limit = rc_.max_position_embeddings - rc_.pad_token_id - 1;
   for (int64_t r = 0; r < table_.size(); ++r) {
     auto full = tok_->encode(table_.smiles[r], 0);
@@ -238,60 +409,107 @@ MoleculeTask::MoleculeTask(const Config& config)
   }
 
   // targets: regression statistics from the training split; BCE positive weights
-  const int64_t K = rc_.num_labels;
-  auto all = torch::from_blob(table_.targets.data(), {table_.size(), K}, torch::kFloat).clone();
-  const auto train_t = all.index_select(0, torch::tensor(split_.train));
-  if (regression_) {
-    mean_ = torch::zeros({K});
-    std_ = torch::ones({K});
-    for (int64_t k = 0; k < K; ++k) {
-      const auto col = train_t.select(1, k);
-      const auto y = col.masked_select(~col.isnan());
-      if (y.numel() < 2) throw UsageError("data.targets: '" + d.targets[k] + "' has fewer than 2 labels in the training split");
-      mean_[k] = y.mean();
-      std_[k] = std::max(1e-6, y.std(/*unbiased=*/false).item<double>());
-    }
-  } else {
-    pos_weight_ = torch::ones({K});
-    for (int64_t k = 0; k < K; ++k) {
-      const auto col = train_t.select(1, k);
-      const auto y = col.masked_select(~col.isnan());
-      const double pos = (y > 0.5).sum().item<double>(), neg = static_cast<double>(y.numel()) - pos;
-      if (!((y == 0) | (y == 1)).all().item<bool>()) {
-        throw UsageError("data.targets: '" + d.targets[k] + "' must hold 0/1 labels for task classification");
+  if (K > 0) {
+    auto all = torch::from_blob(table_.targets.data(), {table_.size(), K}, torch::kFloat).clone();
+    const auto train_t = all.index_select(0, torch::tensor(split_.train));
+    if (regression_) {
+      mean_ = torch::zeros({K});
+      std_ = torch::ones({K});
+      for (int64_t k = 0; k < K; ++k) {
+        const auto col = train_t.select(1, k);
+        const auto y = col.masked_select(~col.isnan());
+        if (y.numel() < 2) throw UsageError("data.targets: '" + d.targets[k] + "' has fewer than 2 labels in the training split");
+        mean_[k] = y.mean();
+        std_[k] = std::max(1e-6, y.std(/*unbiased=*/false).item<double>());
       }
-      if (d.pos_weight && pos > 0) pos_weight_[k] = neg / pos;
+    } else if (!multiclass_) {
+      pos_weight_ = torch::ones({K});
+      for (int64_t k = 0; k < K; ++k) {
+        const auto col = train_t.select(1, k);
+        const auto y = col.masked_select(~col.isnan());
+        const double pos = (y > 0.5).sum().item<double>(), neg = static_cast<double>(y.numel()) - pos;
+        if (!((y == 0) | (y == 1)).all().item<bool>()) {
+          throw UsageError("data.targets: '" + d.targets[k] + "' must hold 0/1 labels for task classification");
+        }
+        if (d.pos_weight && pos > 0) pos_weight_[k] = neg / pos;
+      }
     }
   }
 
   torch::manual_seed(static_cast<uint64_t>(config.run.seed));
-  model_ = models::RobertaForSequenceClassification(rc_);
-  if (!mc.pretrained.empty()) {
-    models::load_hf_state(*model_, models::read_hf_weights(mc.pretrained), mc.pretrained, &new_heads_);
+  if (mlm_) {
+    lm_ = models::RobertaForMaskedLM(rc_);
+  } else {
+    model_ = models::RobertaForSequenceClassification(rc_);
   }
+  if (!mc.pretrained.empty()) load_pretrained();
   if (mc.freeze_layers > 0) {
-    for (auto& p : model_->roberta->embeddings->parameters()) p.requires_grad_(false);
+    for (auto& p : encoder()->embeddings->parameters()) p.requires_grad_(false);
     for (int64_t l = 0; l < mc.freeze_layers; ++l) {
-      for (auto& p : model_->roberta->encoder->layer[l]->parameters()) p.requires_grad_(false);
+      for (auto& p : encoder()->encoder->layer[l]->parameters()) p.requires_grad_(false);
     }
   }
 }
 
+models::RobertaModel& MoleculeTask::encoder() { return mlm_ ? lm_->roberta : model_->roberta; }
+
+// Weights of model.pretrained: a Hugging Face directory's files, or an attnscope run's best
+// checkpoint (else its last), whose model is rebuilt from its config.json to read it strictly.
+void MoleculeTask::load_pretrained() {
+  const fs::path pre = config_.model.pretrained;
+  std::map<std::string, torch::Tensor> tensors;
+  std::string origin = pre.string();
+  if (is_run_dir(pre)) {
+    const fs::path ckpt = fs::exists(pre / "checkpoints" / "best.pt") ? pre / "checkpoints" / "best.pt" : pre / "checkpoints" / "last.pt";
+    if (!fs::exists(ckpt)) throw UsageError("model.pretrained '" + pre.string() + "': no checkpoint in its checkpoints/");
+    const auto run_rc = models::read_hf_config((pre / "config.json").string());
+    const std::string run_task = fs::exists(pre / "targets.json")
+                                     ? nlohmann::json::parse(read_file((pre / "targets.json").string())).value("task", "")
+                                     : "";
+    std::shared_ptr<torch::nn::Module> m;
+    if (run_task == "mlm") {
+      m = models::RobertaForMaskedLM(run_rc).ptr();
+    } else {
+      m = models::RobertaForSequenceClassification(run_rc).ptr();
+    }
+    load_checkpoint(ckpt.string(), *m, nullptr, false);
+    for (const auto& p : m->named_parameters()) tensors[p.key()] = p.value().detach();
+    origin = ckpt.string();
+  } else {
+    tensors = models::read_hf_weights(pre.string());
+  }
+  // the random generator is untouched by loading: heads the checkpoint lacks keep the seeded init
+  models::load_hf_state(module(), tensors, origin, &new_heads_);
+}
+
 MoleculeTask::~MoleculeTask() = default;
 
-torch::nn::Module& MoleculeTask::module() { return *model_; }
+torch::nn::Module& MoleculeTask::module() {
+  if (mlm_) return *lm_;
+  return *model_;
+}
 
 std::string MoleculeTask::describe() const {
   int64_t params = 0;
-  for (const auto& p : model_->parameters()) params += p.numel();
+  for (const auto& p : const_cast<MoleculeTask*>(this)->module().parameters()) params += p.numel();
   std::ostringstream s;
   s << "roberta " << rc_.num_hidden_layers << " layers x " << rc_.hidden_size << " hidden, " << rc_.num_attention_heads
     << " heads, " << params << " parameters, vocab " << rc_.vocab_size << " ("
-    << (tok_->bpe ? "byte-level BPE from " + tok_->dir : std::string("atom-level SMILES tokens of the training split"))
-    << "); " << config_.data.task << " of " << config_.data.targets.size() << " target(s) on " << table_.size()
-    << " molecules of " << config_.data.csv << " (" << table_.dropped << " unparsable dropped, " << truncated_
-    << " truncated); " << split_.method << " split " << split_.train.size() << "/" << split_.val.size() << "/"
-    << split_.test.size();
+    << (tok_->bpe             ? "byte-level BPE from " + tok_->dir
+        : tok_->dir.empty() ? std::string("atom-level SMILES tokens of the training split")
+                            : "atom-level SMILES tokens of " + tok_->dir + "/vocab.json")
+    << "); ";
+  if (mlm_) {
+    s << "masked-LM (" << config_.data.mlm_probability * 100 << " % of tokens) on " << table_.size() << " SMILES of "
+      << config_.data.csv << " (" << table_.dropped << " unparsable dropped, " << excluded_ << " excluded, " << truncated_
+      << " truncated); " << split_.train.size() << " train / " << split_.val.size() << " held out";
+  } else {
+    s << config_.data.task << " of " << config_.data.targets.size() << " target(s)";
+    if (multiclass_) s << " (" << rc_.num_labels << " classes)";
+    s << " on " << table_.size() << " molecules of " << config_.data.csv << " (" << table_.dropped
+      << " unparsable dropped, " << truncated_ << " truncated); " << split_.method << " split " << split_.train.size()
+      << "/" << split_.val.size() << "/" << split_.test.size();
+  }
   if (!config_.model.pretrained.empty()) {
     s << "; from " << config_.model.pretrained;
     if (!new_heads_.empty()) s << " (task head initialised: " << new_heads_.size() << " tensors, e.g. " << new_heads_.front() << ")";
@@ -334,7 +552,7 @@ MoleculeTask::Batch MoleculeTask::make_batch(const std::vector<int64_t>& rows, b
     }
     T = std::max(T, enc.back().size());
   }
-  const int64_t B = static_cast<int64_t>(rows.size()), K = rc_.num_labels;
+  const int64_t B = static_cast<int64_t>(rows.size()), K = static_cast<int64_t>(table_.target_names.size());
   Batch b;
   b.ids = torch::full({B, static_cast<int64_t>(T)}, Tok::kPad, torch::kLong);
   b.mask = torch::zeros({B, static_cast<int64_t>(T)}, torch::kLong);
@@ -375,13 +593,46 @@ std::vector<torch::Tensor> MoleculeTask::epoch_batches(const torch::Tensor& orde
   return out;
 }
 
+std::tuple<torch::Tensor, int64_t, int64_t> MoleculeTask::mlm_loss(const Batch& b, const std::vector<int64_t>& rows,
+                                                                    uint64_t epoch) {
+  std::vector<uint64_t> seeds;
+  for (int64_t r : rows) seeds.push_back(mix(static_cast<uint64_t>(config_.run.seed), epoch, static_cast<uint64_t>(r)));
+  const auto [input, labels] = mlm_mask(b.ids, mask_spec_, seeds);
+  const auto chosen = labels.ne(-100);
+  const int64_t count = chosen.sum().item<int64_t>();
+  if (count == 0) return {torch::zeros({}), 0, 0};
+  // the LM head runs on the predicted positions only (the loss is the same as over all positions)
+  const auto h = lm_->roberta->forward(input, b.mask).index({chosen});
+  const auto logits = lm_->lm_head->forward(h, lm_->roberta->embeddings->word_embeddings->weight);
+  const auto y = labels.index({chosen});
+  const auto loss = torch::nn::functional::cross_entropy(logits, y);
+  const int64_t correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+  return {loss, count, correct};
+}
+
 StepStats MoleculeTask::train_step(const torch::Tensor& idx) {
-  const auto b = make_batch(rows_of(split_.train, idx), config_.data.augment);
+  const auto rows = rows_of(split_.train, idx);
+  const auto b = make_batch(rows, config_.data.augment);
+  StepStats s;
+  if (mlm_) {
+    auto [loss, count, correct] = mlm_loss(b, rows, static_cast<uint64_t>(epoch_));
+    if (count > 0) loss.backward();
+    s.loss_sum = loss.item<double>() * static_cast<double>(count);
+    s.count = count;
+    s.correct = correct;
+    return s;
+  }
   const auto out = model_->forward(b.ids, b.mask);
   const auto known = ~b.target.isnan();
   const auto y = b.target.nan_to_num(0.0);
   torch::Tensor per;
-  if (regression_) {
+  if (multiclass_) {
+    const auto k = known.select(1, 0);
+    per = torch::nn::functional::cross_entropy(out, y.select(1, 0).to(torch::kLong),
+                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+              .unsqueeze(1);
+    s.correct = (out.argmax(1).eq(y.select(1, 0).to(torch::kLong)) & k).sum().item<int64_t>();
+  } else if (regression_) {
     per = (out - (y - mean_) / std_).pow(2);
   } else {
     per = torch::binary_cross_entropy_with_logits(out, y, {}, pos_weight_, at::Reduction::None);
@@ -390,17 +641,25 @@ StepStats MoleculeTask::train_step(const torch::Tensor& idx) {
   const auto count = known.sum().item<int64_t>();
   const auto loss = per.sum() / std::max<int64_t>(1, count);
   loss.backward();
-  StepStats s;
   s.loss_sum = loss.item<double>() * static_cast<double>(count);
   s.count = count;
-  s.has_accuracy = false;
+  s.has_accuracy = multiclass_;
   return s;
 }
 
 double MoleculeTask::loss_weight(const torch::Tensor& idx) const {
-  const int64_t K = rc_.num_labels;
+  const auto rows = rows_of(split_.train, idx);
+  if (mlm_) {
+    // the predicted tokens: the masks depend on (seed, epoch, molecule) alone, so they are known
+    // before the step (with data.augment the SMILES are drawn in the step: molecules, as DDP does)
+    if (config_.data.augment) return static_cast<double>(rows.size());
+    std::vector<uint64_t> seeds;
+    for (int64_t r : rows) seeds.push_back(mix(static_cast<uint64_t>(config_.run.seed), static_cast<uint64_t>(epoch_), static_cast<uint64_t>(r)));
+    return static_cast<double>(mlm_mask(make_batch(rows, false).ids, mask_spec_, seeds).second.ne(-100).sum().item<int64_t>());
+  }
+  const int64_t K = static_cast<int64_t>(table_.target_names.size());
   double known = 0;
-  for (int64_t r : rows_of(split_.train, idx)) {
+  for (int64_t r : rows) {
     for (int64_t k = 0; k < K; ++k) known += std::isnan(table_.targets[r * K + k]) ? 0 : 1;
   }
   return known;
@@ -418,9 +677,29 @@ torch::Tensor MoleculeTask::predict(const std::vector<int64_t>& rows) {
   return torch::cat(outs);
 }
 
+Metrics MoleculeTask::mlm_metrics(const std::vector<int64_t>& rows, const std::string& prefix) {
+  // fixed masks (the same every epoch), so that the numbers compare across epochs
+  torch::NoGradGuard no_grad;
+  lm_->eval();
+  double loss_sum = 0;
+  int64_t count = 0, correct = 0;
+  for (size_t i = 0; i < rows.size(); i += 64) {
+    const std::vector<int64_t> part(rows.begin() + i, rows.begin() + std::min(rows.size(), i + 64));
+    const auto [loss, n, c] = mlm_loss(make_batch(part, false), part, kValidationMasks);
+    loss_sum += loss.item<double>() * static_cast<double>(n);
+    count += n;
+    correct += c;
+  }
+  const double loss = count ? loss_sum / static_cast<double>(count) : std::nan("");
+  return {{prefix + "loss", loss},
+          {prefix + "acc", count ? static_cast<double>(correct) / static_cast<double>(count) : std::nan("")},
+          {prefix + "ppl", std::exp(loss)}};
+}
+
 Metrics MoleculeTask::metrics_of(const std::vector<int64_t>& rows, const std::string& prefix) {
+  if (mlm_) return mlm_metrics(rows, prefix);
   const auto out = predict(rows);
-  const int64_t K = rc_.num_labels;
+  const int64_t K = static_cast<int64_t>(table_.target_names.size());
   auto target = torch::empty({static_cast<int64_t>(rows.size()), K});
   for (size_t i = 0; i < rows.size(); ++i) {
     for (int64_t k = 0; k < K; ++k) target[i][k] = table_.targets[rows[i] * K + k];
@@ -429,7 +708,12 @@ Metrics MoleculeTask::metrics_of(const std::vector<int64_t>& rows, const std::st
   const auto y = target.nan_to_num(0.0);
   torch::Tensor per;
   std::map<std::string, double> m;
-  if (regression_) {
+  if (multiclass_) {
+    per = torch::nn::functional::cross_entropy(out, y.select(1, 0).to(torch::kLong),
+                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+              .unsqueeze(1);
+    m = multiclass_metrics(out, target.select(1, 0));
+  } else if (regression_) {
     per = (out - (y - mean_) / std_).pow(2);
     m = regression_metrics(out * std_ + mean_, target, config_.data.targets);  // original units
   } else {
@@ -456,8 +740,13 @@ torch::Tensor MoleculeTask::val_lengths(const torch::Tensor& idx) const {
 
 void MoleculeTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
   torch::NoGradGuard no_grad;
-  model_->eval();
+  module().eval();
   const auto mask = (inputs != Tok::kPad).to(torch::kLong);
+  if (mlm_) {  // the encoder, and <s>'s last hidden state as the pooled vector
+    const auto h = lm_->roberta->forward(inputs, mask, &taps);
+    models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
+    return;
+  }
   model_->forward(inputs, mask, &taps);
 }
 
@@ -516,6 +805,12 @@ ProbeSet MoleculeTask::parse_probes(const std::string& text, const std::string& 
   return probes_of(smiles, std::vector<int64_t>(smiles.size(), -1));
 }
 
+std::map<std::string, int64_t> MoleculeTask::data_counts() const {
+  std::map<std::string, int64_t> c = {{"dropped_smiles", table_.dropped}, {"truncated_smiles", truncated_}};
+  if (mlm_) c["excluded_smiles"] = excluded_;
+  return c;
+}
+
 void MoleculeTask::write_run_files(const std::string& run_dir) {
   data::write_split_file((fs::path(run_dir) / "split.json").string(), split_, config_.data.csv);
   if (tok_->regex) tok_->regex->save((fs::path(run_dir) / "vocab.json").string());
@@ -525,10 +820,12 @@ void MoleculeTask::write_run_files(const std::string& run_dir) {
     }
   }
   // the model as Hugging Face describes it, so predict / export read the run like a model directory
+  const std::string problem = mlm_ ? "" : regression_ ? "regression" : multiclass_ ? "single_label_classification"
+                                                                                 : "multi_label_classification";
   write_file_atomic((fs::path(run_dir) / "config.json").string(),
-                    models::hf_config_json(rc_, "RobertaForSequenceClassification",
-                                           regression_ ? "regression" : "multi_label_classification"));
+                    models::hf_config_json(rc_, mlm_ ? "RobertaForMaskedLM" : "RobertaForSequenceClassification", problem));
   nlohmann::json stats = {{"task", config_.data.task}, {"targets", config_.data.targets}};
+  if (multiclass_) stats["num_classes"] = rc_.num_labels;
   if (regression_) {
     stats["mean"] = std::vector<double>(mean_.data_ptr<float>(), mean_.data_ptr<float>() + mean_.numel());
     stats["std"] = std::vector<double>(std_.data_ptr<float>(), std_.data_ptr<float>() + std_.numel());
@@ -537,6 +834,11 @@ void MoleculeTask::write_run_files(const std::string& run_dir) {
 }
 
 void MoleculeTask::finish(const std::string& run_dir) {
+  if (mlm_) {
+    log::info("[pretrain] fine-tune from it with model.pretrained: " + run_dir + " (its best checkpoint), or export it with "
+              "`attnscope export --model " + run_dir + " --hf DIR`");
+    return;
+  }
   // test metrics of the best checkpoint (else of the final weights)
   const auto best = fs::path(run_dir) / "checkpoints" / "best.pt";
   std::string which = "final";
@@ -558,7 +860,8 @@ void MoleculeTask::finish(const std::string& run_dir) {
 
 std::unique_ptr<Task> make_task(const Config& config) {
   if (config.data.task == "minmax") return std::make_unique<MinMaxTask>(config);
-  if (config.data.task == "regression" || config.data.task == "classification") {
+  if (config.data.task == "regression" || config.data.task == "classification" || config.data.task == "multiclass" ||
+      config.data.task == "mlm") {
     return std::make_unique<MoleculeTask>(config);
   }
   throw std::invalid_argument("unknown task '" + config.data.task + "'");  // validated earlier

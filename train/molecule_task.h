@@ -1,7 +1,9 @@
 // Molecular property prediction with a RoBERTa encoder (the ChemBERTa workload): a
 // MoleculeNet-style CSV, a scaffold / random / file split, regression (MSE on standardised
-// targets, metrics in original units) or binary / multi-task binary classification (BCE with
-// logits, missing labels masked), from scratch or from a Hugging Face directory.
+// targets, metrics in original units), binary / multi-task binary classification (BCE with
+// logits, missing labels masked) or multi-class classification (cross-entropy), from scratch, a
+// Hugging Face directory or an attnscope run. And masked-LM pretraining (task mlm) on a SMILES
+// corpus with RoBERTa's dynamic masking, whose run fine-tunes from (model.pretrained: RUN_DIR).
 #pragma once
 
 #include <memory>
@@ -20,8 +22,25 @@ std::map<std::string, double> regression_metrics(const torch::Tensor& pred, cons
 // defined; a task whose labels are all one class is undefined (NaN), never 0.5.
 std::map<std::string, double> classification_metrics(const torch::Tensor& logits, const torch::Tensor& target,
                                                       const std::vector<std::string>& names);
+// Multi-class: accuracy and one-vs-rest ROC-AUC macro-averaged over the classes where it is
+// defined; labels [n] (NaN = missing), logits [n,C].
+std::map<std::string, double> multiclass_metrics(const torch::Tensor& logits, const torch::Tensor& label);
 double roc_auc(const std::vector<double>& score, const std::vector<int>& label);
 double average_precision(const std::vector<double>& score, const std::vector<int>& label);
+
+// RoBERTa's masking (Liu et al. 2019, as transformers' DataCollatorForLanguageModeling): each token
+// that is not special is chosen with `probability`; of the chosen, 80 % become <mask>, 10 % a
+// random non-special token, 10 % stay. Row i draws from std::mt19937_64(seeds[i]) alone, so a
+// molecule's masks do not depend on its batch. Returns (inputs, labels) for ids [B,T]; labels
+// are -100 where nothing is predicted.
+struct MaskSpec {
+  int64_t mask_id = 4;
+  int64_t vocab_size = 0;
+  std::vector<int64_t> special;  // never chosen, never drawn as the random token (incl. padding)
+  double probability = 0.15;
+};
+std::pair<torch::Tensor, torch::Tensor> mlm_mask(const torch::Tensor& ids, const MaskSpec& spec,
+                                                 const std::vector<uint64_t>& seeds);
 
 class MoleculeTask : public Task {
  public:
@@ -31,6 +50,7 @@ class MoleculeTask : public Task {
   torch::nn::Module& module() override;
   std::string describe() const override;
   int64_t train_size() const override { return static_cast<int64_t>(split_.train.size()); }
+  void begin_epoch(int64_t epoch) override { epoch_ = epoch; }
   std::vector<torch::Tensor> epoch_batches(const torch::Tensor& order, int64_t batch_size) const override;
   StepStats train_step(const torch::Tensor& idx) override;
   double loss_weight(const torch::Tensor& idx) const override;  // known labels of the rows
@@ -46,6 +66,7 @@ class MoleculeTask : public Task {
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
   int64_t pooled_dim() const override { return rc_.hidden_size; }
   void write_run_files(const std::string& run_dir) override;
+  std::map<std::string, int64_t> data_counts() const override;
   void finish(const std::string& run_dir) override;
 
  private:
@@ -57,6 +78,11 @@ class MoleculeTask : public Task {
   std::vector<int64_t> rows_of(const std::vector<int64_t>& split, const torch::Tensor& idx) const;
   torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode)
   Metrics metrics_of(const std::vector<int64_t>& rows, const std::string& prefix);
+  Metrics mlm_metrics(const std::vector<int64_t>& rows, const std::string& prefix);
+  // masked-LM loss over a batch: (mean loss over predicted tokens, their count, correct predictions)
+  std::tuple<torch::Tensor, int64_t, int64_t> mlm_loss(const Batch& b, const std::vector<int64_t>& rows, uint64_t epoch);
+  void load_pretrained();
+  models::RobertaModel& encoder();
   ProbeSet probes_of(const std::vector<std::string>& smiles, const std::vector<int64_t>& source) const;
 
   const Config& config_;
@@ -66,11 +92,15 @@ class MoleculeTask : public Task {
   std::vector<std::vector<int64_t>> ids_;  // encoded canonical input SMILES per row
   int64_t truncated_ = 0;
   models::RobertaConfig rc_;
-  models::RobertaForSequenceClassification model_{nullptr};
+  models::RobertaForSequenceClassification model_{nullptr};  // supervised tasks
+  models::RobertaForMaskedLM lm_{nullptr};                     // mlm
+  MaskSpec mask_spec_;
+  int64_t epoch_ = 0;
+  int64_t excluded_ = 0;  // mlm: corpus molecules removed by data.exclude
   std::vector<std::string> new_heads_;
   torch::Tensor mean_, std_, pos_weight_;  // [K] regression target statistics (train split); BCE weights
   mutable std::mt19937_64 augment_rng_;
-  bool regression_ = true;
+  bool regression_ = true, multiclass_ = false, mlm_ = false;
 };
 
 }  // namespace attnscope::train

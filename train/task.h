@@ -37,6 +37,9 @@ class Task {
   virtual torch::nn::Module& module() = 0;
   virtual std::string describe() const = 0;  // one line: model, parameters, data sizes
   virtual int64_t train_size() const = 0;
+  // Called by the trainer before each epoch's batches (a task with per-epoch randomness, such as
+  // dynamic masking, derives it from the epoch so that a resumed run draws the same).
+  virtual void begin_epoch(int64_t epoch) {}
   // The epoch's batches of training indices from its seeded order (default: consecutive slices;
   // a task may bucket by length).
   virtual std::vector<torch::Tensor> epoch_batches(const torch::Tensor& order, int64_t batch_size) const;
@@ -68,10 +71,23 @@ class Task {
     forward_taps(val_inputs(idx), taps);
     return taps.get(models::site::kAttnProbs, layer);
   }
+  // The same for several layers: one forward for all of them (a single layer: val_attention).
+  std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) {
+    if (layers.size() == 1) return {val_attention(idx, layers[0])};
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs, layers);
+    forward_taps(val_inputs(idx), taps);
+    std::vector<torch::Tensor> out;
+    for (int64_t l : layers) out.push_back(taps.get(models::site::kAttnProbs, l));
+    return out;
+  }
   // Head importance (Michel et al. 2019): for a gate xi = 1 on each head's output, the mean over
   // the validation split of |dLoss_x/dxi_h|, normalised to unit L2 norm per layer: [L,H] float64.
   // No weight update and no parameter gradients are left behind. Undefined if unsupported.
   virtual torch::Tensor head_importance() { return {}; }
+  // A recorder that will ask for head_importance() right after the coming evaluate() says so
+  // first; a task may then compute it within that evaluation's pass (same numbers, one pass).
+  virtual void head_importance_with_next_evaluate() {}
   // The default probe set of `count` examples (deterministic), or one read from a file
   // (UsageError naming the file and line of a bad row).
   virtual ProbeSet default_probes(int64_t count) const = 0;
@@ -86,6 +102,10 @@ class Task {
   // are declared when the file is created, the values computed when training ends.
   virtual std::map<std::string, std::vector<int64_t>> final_array_shapes() const { return {}; }
   virtual std::map<std::string, std::vector<float>> final_arrays() { return {}; }
+
+  // Counts about the data the run actually used (dropped unparsable SMILES, truncated, ...),
+  // written on every metrics.jsonl line as data_<name>.
+  virtual std::map<std::string, int64_t> data_counts() const { return {}; }
 
   // Files the run needs to be reproduced or used later (split, tokenizer, target statistics),
   // written once the run directory exists.

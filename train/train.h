@@ -1,6 +1,7 @@
 // Public header of attnscope::train: tasks, the trainer and its events, checkpoints.
 #pragma once
 
+#include "train/baseline.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/events.h"

@@ -90,6 +90,7 @@ EpochRecord Trainer::run() {
     const auto t0 = clock::now();
     for (auto* o : observers_) o->on_epoch_begin(ctx, epoch);
     task_.module().train();
+    task_.begin_epoch(epoch);
     const auto order = full_batch ? torch::arange(n, torch::kLong)
                                   : data::epoch_order(n, static_cast<uint64_t>(config_.run.seed), epoch);
     const auto batches = task_.epoch_batches(order, tc.batch_size);

@@ -219,6 +219,30 @@ TEST(Distributed, TwoRanksEqualOneProcessWithMissingLabels) {
       {"data.task=classification", "data.targets=[soluble,long]", "train.best_metric=val_roc_auc", "train.best_mode=max"});
 }
 
+// Masked-LM pretraining: the masks depend on (seed, epoch, molecule) alone, so both runs predict
+// the same tokens, and ranks weigh their gradients by their predicted tokens.
+TEST(Distributed, TwoRanksEqualOneProcessMaskedLm) {
+  TempDir d;
+  const auto zinc = testing::read_lines(testing::source_path("data/zinc/zinc250k_subset_5k.txt"));
+  {
+    std::ofstream corpus(d.path("corpus.txt"));
+    for (size_t i = 0; i < 150; ++i) corpus << zinc[i] << "\n";
+  }
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"pretrain", testing::source_path("configs/chemberta-pretrain.yaml"), "--out", out, "--set",
+                                    "data.csv=" + d.path("corpus.txt"), "data.exclude=[]", "data.frac_val=0.2",
+                                    "model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "model.dropout=0",
+                                    "model.attention_dropout=0", "train.epochs=2", "train.batch_size=32", "optim.warmup_steps=2",
+                                    "hooks.attention.enabled=false", "run.threads=1", "train.progress=none", "run.log_level=warn",
+                                    "dist.timeout_s=60"};
+  };
+  const auto r2 = run(with(args(d.path("two")), launch(2, free_port())));
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  ASSERT_EQ(run(args(d.path("one"))).code, 0);
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
+  EXPECT_NEAR(last_metrics(d.path("two"))["val_acc"].get<double>(), last_metrics(d.path("one"))["val_acc"].get<double>(), 1e-9);
+}
+
 // 170 examples in batches of 84, 84, 2: 28 + 28 + 28 each, then 1 + 1 + padding for rank 2.
 TEST(Distributed, ThreeRanksWithAFileStore) {
   TempDir d;

@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("--inter", inter);
   app.add_option("--shared", shared, "The shared material folder (ESOL SMILES and the tokenizer)");
   std::string dataset = "delaney-processed.csv";
+  bool bucketed = false;
+  app.add_flag("--bucketed", bucketed, "Batches of similar lengths, as attnscope's molecule task forms them");
   app.add_option("--dataset", dataset, "Its MoleculeNet CSV whose SMILES lengths to use (e.g. Lipophilicity.csv, "
                                        "where transformers was measured at 7.8 molecules/s)");
   CLI11_PARSE(app, argc, argv);
@@ -94,9 +96,25 @@ int main(int argc, char** argv) {
   std::uniform_int_distribution<size_t> pick(0, lengths.size() - 1);
   double flops = 0, seconds = 0;
   int64_t molecules = 0, tokens = 0;
+  // --bucketed: attnscope's length bucketing (train/molecule_task.cpp: windows of 32 batches sorted
+  // by length, cut into batches, batch order shuffled); else random batches padded to their
+  // longest, as transformers' DataCollatorWithPadding does
+  std::vector<std::vector<int64_t>> queue;
   for (int64_t s = 0; s < steps + 2; ++s) {
     std::vector<int64_t> lens(batch);
-    for (auto& n : lens) n = lengths[pick(rng)];
+    if (bucketed) {
+      if (queue.empty()) {
+        std::vector<int64_t> window(static_cast<size_t>(32 * batch));
+        for (auto& n : window) n = lengths[pick(rng)];
+        std::sort(window.begin(), window.end());
+        for (int64_t b = 0; b < 32; ++b) queue.emplace_back(window.begin() + b * batch, window.begin() + (b + 1) * batch);
+        std::shuffle(queue.begin(), queue.end(), rng);
+      }
+      lens = queue.back();
+      queue.pop_back();
+    } else {
+      for (auto& n : lens) n = lengths[pick(rng)];
+    }
     const int64_t T = *std::max_element(lens.begin(), lens.end());
     auto ids = torch::randint(5, c.vocab_size, {batch, T});
     auto mask = torch::zeros({batch, T}, torch::kLong);
@@ -123,10 +141,11 @@ int main(int argc, char** argv) {
   const double peak = bench::sgemm_gflops(1024);
   const double achieved = flops / seconds / 1e9;
   std::printf("RoBERTa %lldx%lld (heads %lld, intermediate %lld), batch %lld, %s lengths (mean %.1f tokens), %lld threads, "
-              "%lld OpenBLAS threads\n",
+              "%lld OpenBLAS threads, %s\n",
               static_cast<long long>(layers), static_cast<long long>(hidden), static_cast<long long>(heads),
               static_cast<long long>(inter), static_cast<long long>(batch), real ? (dataset + " under the ChemBERTa tokenizer").c_str() : "synthetic",
-              mean_len, static_cast<long long>(threads), static_cast<long long>(blas_threads > 0 ? blas_threads : threads));
+              mean_len, static_cast<long long>(threads), static_cast<long long>(blas_threads > 0 ? blas_threads : threads),
+              bucketed ? "length-bucketed batches" : "random batches padded to their longest");
   std::printf("  %lld steps in %.2f s: %.1f molecules/s, %.0f tokens/s (real tokens), %.2f s/step\n",
               static_cast<long long>(steps), seconds, molecules / seconds, tokens / seconds, seconds / steps);
   std::printf("  achieved %.1f GFLOP/s (forward+backward matrix products, padded) = %.0f%% of sgemm %.1f GFLOP/s (1024^2, same threads)\n",

@@ -779,11 +779,22 @@ ProbeSet MoleculeTask::probes_of(const std::vector<std::string>& smiles, const s
 }
 
 ProbeSet MoleculeTask::default_probes(int64_t count) const {
-  const int64_t n = static_cast<int64_t>(split_.val.size()), P = std::min(count, n);
+  // evenly spread over the validation molecules no longer than its 90th length percentile: every
+  // map is stored padded to the longest probe, and one 150-token SMILES would pad all of them
+  std::vector<int64_t> len;
+  for (int64_t r : split_.val) len.push_back(static_cast<int64_t>(ids_[r].size()));
+  auto sorted = len;
+  std::sort(sorted.begin(), sorted.end());
+  const int64_t cap = sorted.empty() ? 0 : sorted[static_cast<size_t>(0.9 * static_cast<double>(sorted.size() - 1))];
+  std::vector<int64_t> pool;
+  for (size_t v = 0; v < len.size(); ++v) {
+    if (len[v] <= cap) pool.push_back(static_cast<int64_t>(v));
+  }
+  const int64_t n = static_cast<int64_t>(pool.size()), P = std::min(count, n);
   std::vector<std::string> smiles;
   std::vector<int64_t> source;
-  for (int64_t i = 0; i < P; ++i) {  // evenly spread over the validation split
-    const int64_t v = P == 1 ? 0 : static_cast<int64_t>(std::llround(static_cast<double>(i) * (n - 1) / (P - 1)));
+  for (int64_t i = 0; i < P; ++i) {
+    const int64_t v = pool[P == 1 ? 0 : static_cast<size_t>(std::llround(static_cast<double>(i) * (n - 1) / (P - 1)))];
     smiles.push_back(table_.smiles[split_.val[v]]);
     source.push_back(v);
   }

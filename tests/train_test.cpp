@@ -527,6 +527,25 @@ TEST(MultiClass, CrossEntropyAccuracyAndOneVsRestAuc) {
   EXPECT_NE(err.find("line 3"), std::string::npos) << err;
 }
 
+// Default molecule probes: spread over the validation split, none above its 90th length percentile.
+TEST(MoleculeTask, DefaultProbesSkipTheLongestMolecules) {
+  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
+                              {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "run.threads=1"})
+                   .config;
+  MoleculeTask task(cfg);
+  const auto all = task.val_lengths(torch::arange(task.val_size(), torch::kLong));
+  const auto sorted = std::get<0>(all.sort());
+  const int64_t cap = sorted[static_cast<int64_t>(0.9 * static_cast<double>(task.val_size() - 1))].item<int64_t>();
+  const auto p = task.default_probes(1000);
+  EXPECT_GT(p.lengths.size(0), task.val_size() * 8 / 10) << "all the shorter molecules";
+  EXPECT_LT(p.lengths.size(0), task.val_size());
+  EXPECT_LE(p.lengths.max().item<int64_t>(), cap);
+  EXPECT_EQ(p.inputs.size(1), p.lengths.max().item<int64_t>()) << "padded to the longest probe only";
+  const auto few = task.default_probes(4);
+  ASSERT_EQ(few.source.size(), 4u);
+  EXPECT_LT(few.source.front(), few.source.back()) << "spread over the split";
+}
+
 // The fingerprint baseline: same data and split as the fine-tuning run, better than the mean.
 TEST(Baseline, EcfpForestAndBoostedTreesOnTheRunsSplit) {
   testing::TempDir d;

@@ -65,9 +65,7 @@ int baseline_command(const BaselineArgs& a) {
   fs::create_directories(out, ec);
   if (ec) throw UsageError("cannot create '" + out.string() + "': " + ec.message());
   write_file_atomic(file.string(), train::baseline_json(r));
-  const auto table = data::read_molecule_csv(config.data.csv, config.data.smiles_col, config.data.targets);
-  data::write_split_file((out / "split.json").string(), data::config_split(config.data, table, static_cast<uint64_t>(config.run.seed)),
-                         config.data.csv);
+  data::write_split_file((out / "split.json").string(), r.split_rows, config.data.csv);
   std::cout << "ECFP4 (Morgan r=2, 2048 bits) baselines on '" << r.csv << "', " << r.split << " split " << r.train << "/"
             << r.val << "/" << r.test << " (seed " << config.run.seed << "):\n";
   for (const auto& m : r.models) {

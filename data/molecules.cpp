@@ -25,6 +25,7 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -338,6 +339,51 @@ std::vector<std::string> read_smiles_corpus(const std::string& path, const std::
   }
   if (out.empty()) throw UsageError("'" + path + "' holds no SMILES");
   return out;
+}
+
+// The pretraining corpus as a table without targets: data.exclude's molecules removed (by
+// canonical SMILES), unparsable SMILES dropped (or an error).
+MoleculeTable read_pretraining_corpus(const DataConfig& d, int64_t* excluded) {
+  const auto raw = read_smiles_corpus(d.csv, d.smiles_col);
+  std::unordered_set<std::string> exclude;
+  for (const auto& path : d.exclude) {
+    for (const auto& s : read_smiles_corpus(path, "smiles")) {
+      auto c = canonical_smiles(s);
+      if (!c.empty()) exclude.insert(std::move(c));
+    }
+  }
+  MoleculeTable t;
+  t.path = d.csv;
+  *excluded = 0;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const std::string canonical = exclude.empty() ? std::string() : canonical_smiles(raw[i]);
+    const bool ok = exclude.empty() ? smiles_parses(raw[i]) : !canonical.empty();
+    if (!ok) {
+      if (d.invalid_smiles == "error") {
+        throw UsageError("'" + d.csv + "' SMILES " + std::to_string(i + 1) + " ('" + raw[i].substr(0, 60) +
+                         "') does not parse (data.invalid_smiles: drop skips such rows)");
+      }
+      ++t.dropped;
+      t.dropped_lines.push_back(static_cast<int64_t>(i + 1));
+      continue;
+    }
+    if (!exclude.empty() && exclude.count(canonical)) {
+      ++*excluded;
+      continue;
+    }
+    t.smiles.push_back(raw[i]);
+    t.line.push_back(static_cast<int64_t>(i + 1));
+  }
+  if (t.dropped > 0) {
+    log::warn("[data] '" + d.csv + "': " + std::to_string(t.dropped) + " SMILES RDKit cannot parse were dropped (entries " +
+              first_lines(t.dropped_lines) + ")");
+  }
+  if (!d.exclude.empty()) {
+    log::info("[data] " + std::to_string(*excluded) + " corpus molecules also in data.exclude (" +
+              std::to_string(exclude.size()) + " molecules) were removed");
+  }
+  if (t.smiles.size() < 2) throw UsageError("data.csv: '" + d.csv + "' has fewer than 2 usable SMILES after filtering");
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
 // case-insensitively). Trimmed; blank lines and empty cells skipped; not parsed by RDKit.
 // UsageError naming the file when it cannot be read, has no such column or holds no SMILES.
 std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col = "smiles");
+// The masked-LM corpus of a config (data.csv, data.smiles_col) as a table without targets: every
+// SMILES parsed by RDKit (unparsable ones dropped with one warning, or an error with
+// data.invalid_smiles: error), the molecules of data.exclude's files (canonical SMILES, column
+// 'smiles') removed and counted in *excluded. UsageError when fewer than 2 remain.
+MoleculeTable read_pretraining_corpus(const DataConfig& d, int64_t* excluded);
 
 bool smiles_parses(const std::string& smiles);  // RDKit, sanitised; no log noise
 // Morgan fingerprint as bits (ECFP4 for radius 2): RDKit's getFingerprintAsBitVect(mol, radius,

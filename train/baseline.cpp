@@ -81,6 +81,7 @@ BaselineResult run_baseline(const Config& config) {
   res.val = static_cast<int64_t>(split.val.size());
   res.test = static_cast<int64_t>(split.test.size());
   res.dropped = table.dropped;
+  res.split_rows = split;
   const int64_t K = static_cast<int64_t>(d.targets.size());
   const auto X_train = fingerprints(table, split.train), X_val = fingerprints(table, split.val),
              X_test = fingerprints(table, split.test);

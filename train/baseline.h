@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "data/molecules.h"
 #include "train/task.h"
 
 namespace attnscope::train {
@@ -24,6 +25,7 @@ struct BaselineModel {
 struct BaselineResult {
   std::string task, split, csv;
   int64_t train = 0, val = 0, test = 0, dropped = 0;
+  data::Split split_rows;  // the split used (what OUT/split.json holds)
   std::vector<BaselineModel> models;
 };
 

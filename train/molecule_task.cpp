@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <numeric>
 #include <sstream>
-#include <unordered_set>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -247,53 +246,6 @@ uint64_t mix(uint64_t a, uint64_t b, uint64_t c) {
 }
 constexpr uint64_t kValidationMasks = ~0ull;  // the "epoch" of the fixed validation masks
 
-// The pretraining corpus as a table without targets: data.exclude's molecules removed (by
-// canonical SMILES), unparsable SMILES dropped (or an error).
-data::MoleculeTable read_corpus(const DataConfig& d, int64_t* excluded) {
-  const auto raw = data::read_smiles_corpus(d.csv, d.smiles_col);
-  std::unordered_set<std::string> exclude;
-  for (const auto& path : d.exclude) {
-    for (const auto& s : data::read_smiles_corpus(path, "smiles")) {
-      auto c = data::canonical_smiles(s);
-      if (!c.empty()) exclude.insert(std::move(c));
-    }
-  }
-  data::MoleculeTable t;
-  t.path = d.csv;
-  *excluded = 0;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    const std::string canonical = exclude.empty() ? std::string() : data::canonical_smiles(raw[i]);
-    const bool ok = exclude.empty() ? data::smiles_parses(raw[i]) : !canonical.empty();
-    if (!ok) {
-      if (d.invalid_smiles == "error") {
-        throw UsageError("'" + d.csv + "' SMILES " + std::to_string(i + 1) + " ('" + raw[i].substr(0, 60) +
-                         "') does not parse (data.invalid_smiles: drop skips such rows)");
-      }
-      ++t.dropped;
-      t.dropped_lines.push_back(static_cast<int64_t>(i + 1));
-      continue;
-    }
-    if (!exclude.empty() && exclude.count(canonical)) {
-      ++*excluded;
-      continue;
-    }
-    t.smiles.push_back(raw[i]);
-    t.line.push_back(static_cast<int64_t>(i + 1));
-  }
-  if (t.dropped > 0) {
-    std::string first;
-    for (size_t k = 0; k < t.dropped_lines.size() && k < 5; ++k) first += (k ? ", " : "") + std::to_string(t.dropped_lines[k]);
-    log::warn("[data] '" + d.csv + "': " + std::to_string(t.dropped) + " SMILES RDKit cannot parse were dropped (entries " +
-              first + (t.dropped > 5 ? ", ..." : "") + ")");
-  }
-  if (!d.exclude.empty()) {
-    log::info("[data] " + std::to_string(*excluded) + " corpus molecules also in data.exclude (" +
-              std::to_string(exclude.size()) + " molecules) were removed");
-  }
-  if (t.smiles.size() < 2) throw UsageError("data.csv: '" + d.csv + "' has fewer than 2 usable SMILES after filtering");
-  return t;
-}
-
 bool is_run_dir(const fs::path& p) { return fs::is_directory(p / "checkpoints") && fs::exists(p / "config.yaml"); }
 
 }  // namespace
@@ -308,7 +260,7 @@ MoleculeTask::MoleculeTask(const Config& config)
   multiclass_ = d.task == "multiclass";
   mlm_ = d.task == "mlm";
   if (mlm_) {
-    table_ = read_corpus(d, &excluded_);
+    table_ = data::read_pretraining_corpus(d, &excluded_);
     // held out: frac_val of the corpus (seeded); no test split (downstream tasks test)
     split_ = data::random_split(table_.size(), 1.0 - d.frac_val, d.frac_val, static_cast<uint64_t>(config.run.seed));
     split_.train.insert(split_.train.end(), split_.test.begin(), split_.test.end());
@@ -593,6 +545,17 @@ std::vector<torch::Tensor> MoleculeTask::epoch_batches(const torch::Tensor& orde
   return out;
 }
 
+torch::Tensor MoleculeTask::per_target_loss(const torch::Tensor& out, const torch::Tensor& target) const {
+  const auto y = target.nan_to_num(0.0);
+  if (multiclass_) {
+    return torch::nn::functional::cross_entropy(out, y.select(1, 0).to(torch::kLong),
+                                                torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+        .unsqueeze(1);
+  }
+  if (regression_) return (out - (y - mean_) / std_).pow(2);
+  return torch::binary_cross_entropy_with_logits(out, y, {}, pos_weight_, at::Reduction::None);
+}
+
 std::tuple<torch::Tensor, int64_t, int64_t> MoleculeTask::mlm_loss(const Batch& b, const std::vector<int64_t>& rows,
                                                                     uint64_t epoch) {
   std::vector<uint64_t> seeds;
@@ -624,20 +587,12 @@ StepStats MoleculeTask::train_step(const torch::Tensor& idx) {
   }
   const auto out = model_->forward(b.ids, b.mask);
   const auto known = ~b.target.isnan();
-  const auto y = b.target.nan_to_num(0.0);
-  torch::Tensor per;
   if (multiclass_) {
-    const auto k = known.select(1, 0);
-    per = torch::nn::functional::cross_entropy(out, y.select(1, 0).to(torch::kLong),
-                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
-              .unsqueeze(1);
-    s.correct = (out.argmax(1).eq(y.select(1, 0).to(torch::kLong)) & k).sum().item<int64_t>();
-  } else if (regression_) {
-    per = (out - (y - mean_) / std_).pow(2);
-  } else {
-    per = torch::binary_cross_entropy_with_logits(out, y, {}, pos_weight_, at::Reduction::None);
+    s.correct = (out.argmax(1).eq(b.target.nan_to_num(0.0).select(1, 0).to(torch::kLong)) & known.select(1, 0))
+                    .sum()
+                    .item<int64_t>();
   }
-  per = per * known.to(per.dtype());
+  const auto per = per_target_loss(out, b.target) * known.to(out.dtype());
   const auto count = known.sum().item<int64_t>();
   const auto loss = per.sum() / std::max<int64_t>(1, count);
   loss.backward();
@@ -705,21 +660,10 @@ Metrics MoleculeTask::metrics_of(const std::vector<int64_t>& rows, const std::st
     for (int64_t k = 0; k < K; ++k) target[i][k] = table_.targets[rows[i] * K + k];
   }
   const auto known = ~target.isnan();
-  const auto y = target.nan_to_num(0.0);
-  torch::Tensor per;
-  std::map<std::string, double> m;
-  if (multiclass_) {
-    per = torch::nn::functional::cross_entropy(out, y.select(1, 0).to(torch::kLong),
-                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
-              .unsqueeze(1);
-    m = multiclass_metrics(out, target.select(1, 0));
-  } else if (regression_) {
-    per = (out - (y - mean_) / std_).pow(2);
-    m = regression_metrics(out * std_ + mean_, target, config_.data.targets);  // original units
-  } else {
-    per = torch::binary_cross_entropy_with_logits(out, y, {}, pos_weight_, at::Reduction::None);
-    m = classification_metrics(out, target, config_.data.targets);
-  }
+  const auto per = per_target_loss(out, target);
+  const auto m = multiclass_   ? multiclass_metrics(out, target.select(1, 0))
+                 : regression_ ? regression_metrics(out * std_ + mean_, target, config_.data.targets)  // original units
+                               : classification_metrics(out, target, config_.data.targets);
   Metrics res;
   res[prefix + "loss"] = (per * known.to(per.dtype())).sum().item<double>() / std::max<int64_t>(1, known.sum().item<int64_t>());
   for (const auto& [k, v] : m) res[prefix + k] = v;

@@ -79,6 +79,9 @@ class MoleculeTask : public Task {
   torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode)
   Metrics metrics_of(const std::vector<int64_t>& rows, const std::string& prefix);
   Metrics mlm_metrics(const std::vector<int64_t>& rows, const std::string& prefix);
+  // the supervised loss per example and target [b,K] (multiclass [b,1]) before masking missing
+  // labels: MSE on standardised targets, BCE with logits, or cross-entropy
+  torch::Tensor per_target_loss(const torch::Tensor& out, const torch::Tensor& target) const;
   // masked-LM loss over a batch: (mean loss over predicted tokens, their count, correct predictions)
   std::tuple<torch::Tensor, int64_t, int64_t> mlm_loss(const Batch& b, const std::vector<int64_t>& rows, uint64_t epoch);
   void load_pretrained();

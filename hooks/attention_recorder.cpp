@@ -73,7 +73,6 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
   layers_ = all_or(cfg_.layers, task.num_layers());
   heads_ = all_or(cfg_.heads, task.num_heads());
   const int64_t T = probes_.inputs.size(1);
-  batch_ = std::max<int64_t>(1, kMetricElements / (task.num_heads() * T * T));
   const double epoch_bytes = 4.0 * static_cast<double>(probes_.inputs.size(0) * T * T) *
                              static_cast<double>(layers_.size() * heads_.size());
   const double epochs = static_cast<double>(config.train.epochs / std::max<int64_t>(1, cfg_.every) + 2);
@@ -149,30 +148,18 @@ store::SiteMaps AttentionRecorder::probe_maps() {
   return maps;
 }
 
-std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics() {
-  std::vector<HeadMetrics> per_layer(layers_.size());
-  const int64_t n = task_.val_size();
-  const auto heads = torch::tensor(heads_, torch::kLong);
+void AttentionRecorder::add_metrics(std::vector<HeadMetrics>& per_layer, const std::vector<torch::Tensor>& probs,
+                                    const torch::Tensor& lengths) const {
   bool all_heads = static_cast<int64_t>(heads_.size()) == task_.num_heads();
   for (size_t h = 0; h < heads_.size(); ++h) all_heads = all_heads && heads_[h] == static_cast<int64_t>(h);
-  // rows in order of length (a stable sort: min/max keep their order), batches of about
-  // kMetricElements attention weights at their own longest row: little padding for molecules
-  const auto all_lengths = task_.val_lengths(torch::arange(n, torch::kLong));
-  const auto order = std::get<1>(all_lengths.sort(/*stable=*/true, 0, false));
-  const auto sorted_len = all_lengths.index_select(0, order).contiguous();
-  const int64_t* len_p = sorted_len.data_ptr<int64_t>();
-  for (int64_t i = 0; i < n;) {
-    int64_t end = i + 1;
-    while (end < n && (end - i + 1) * task_.num_heads() * len_p[end] * len_p[end] <= kMetricElements) ++end;
-    end = std::max(end, std::min(n, i + batch_));  // never fewer rows than the probe-sized batch
-    const auto idx = order.slice(0, i, end);
-    i = end;
-    const auto lengths = task_.val_lengths(idx);
-    const auto probs = task_.val_attention_layers(idx, layers_);  // one forward for every layer
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      per_layer[l].add(all_heads ? probs[l] : probs[l].index_select(1, heads), lengths);
-    }
+  const auto heads = all_heads ? torch::Tensor() : torch::tensor(heads_, torch::kLong);
+  per_layer.resize(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    per_layer[l].add(all_heads ? probs[l] : probs[l].index_select(1, heads), lengths);
   }
+}
+
+std::map<std::string, std::vector<float>> AttentionRecorder::metrics_table(const std::vector<HeadMetrics>& per_layer) {
   std::vector<std::map<std::string, torch::Tensor>> results;
   for (const auto& m : per_layer) results.push_back(m.result());
   std::map<std::string, std::vector<float>> out;
@@ -186,6 +173,25 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
   return out;
 }
 
+std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics() {
+  std::vector<HeadMetrics> per_layer(layers_.size());
+  const int64_t n = task_.val_size();
+  // rows in order of length (a stable sort: min/max keep their order), batches of at most
+  // kMetricElements attention weights at their own longest row: little padding for molecules
+  const auto all_lengths = task_.val_lengths(torch::arange(n, torch::kLong));
+  const auto order = std::get<1>(all_lengths.sort(/*stable=*/true, 0, false));
+  const auto sorted_len = all_lengths.index_select(0, order).contiguous();
+  const int64_t* len_p = sorted_len.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n;) {
+    int64_t end = i + 1;
+    while (end < n && (end - i + 1) * task_.num_heads() * len_p[end] * len_p[end] <= kMetricElements) ++end;
+    const auto idx = order.slice(0, i, end);
+    i = end;
+    add_metrics(per_layer, task_.val_attention_layers(idx, layers_), task_.val_lengths(idx));  // one forward for every layer
+  }
+  return metrics_table(per_layer);
+}
+
 void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool on_cadence) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool metrics_due = cfg_.metrics && (on_cadence || epoch % cfg_.metrics_every == 0);
@@ -196,8 +202,14 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
     best_info_ = store::EpochInfo{epoch, step, now_unix()};
     best_pending_ = true;
   }
+  auto lap = [t = t0](double& into) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    into += std::chrono::duration<double>(now - t).count();
+    t = now;
+  };
   if (on_cadence) {
     const auto maps = probe_maps();
+    lap(seconds_maps_);
     const store::EpochInfo info{epoch, step, now_unix()};
     const auto& p = last_probs_;
     const auto& len = probes_.lengths;
@@ -214,6 +226,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
         : every_head  ? hi
                       : hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
     if (last_pooled_.defined()) an["pooled"] = to_floats(last_pooled_);
+    lap(seconds_analyses_);
     writer_->append_epoch(info, maps, an);
     prev_probs_ = p;
     if (keep_probs_) kept_probs_.push_back(p);
@@ -223,8 +236,15 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool o
       best_info_ = info;
       best_pending_ = true;
     }
+    lap(seconds_write_);
   }
-  if (metrics_due) writer_->append_metrics(epoch, validation_metrics());
+  if (metrics_due) {
+    const bool fused = fused_epoch_ == epoch && fused_batches_ > 0;  // (taken in this epoch's evaluation)
+    writer_->append_metrics(epoch, fused ? metrics_table(fused_) : validation_metrics());
+    fused_epoch_ = -1;
+    fused_.clear();
+    lap(seconds_metrics_);
+  }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -270,13 +290,14 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
   }
   seconds_end_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   seconds_ += seconds_end_;
-  char line[320];
+  char line[512];
   std::snprintf(line, sizeof line,
-                "[attention] %lld epochs recorded; %.3f s spent recording: %.3f s at the epochs (maps, analyses, "
-                "metrics), %.3f s on /best (%lld writes), %.3f s at the end (JS from the final epoch, task arrays)",
+                "[attention] %lld epochs recorded; %.3f s spent recording: %.3f s at the epochs (probe maps %.3f, "
+                "analyses %.3f, writing %.3f, per-head metrics over the validation split %.3f), %.3f s on /best "
+                "(%lld writes), %.3f s at the end (JS from the final epoch, task arrays)",
                 static_cast<long long>(writer_->epochs_recorded()), seconds_,
-                seconds_ - seconds_best_ - seconds_end_, seconds_best_, static_cast<long long>(best_writes_),
-                seconds_end_);
+                seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_analyses_, seconds_write_,
+                seconds_metrics_, seconds_best_, static_cast<long long>(best_writes_), seconds_end_);
   log::info(line);
 }
 
@@ -314,6 +335,24 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
   const bool evaluated = epoch % tc.eval_every == 0 || epoch == tc.epochs;
   if (recorded && evaluated) {
     task_.head_importance_with_next_evaluate();
+  }
+  // Per-head metrics due this epoch: from the evaluation's own forward passes when the task can
+  // (record() falls back to a pass of its own when no evaluation fed them).
+  if (cfg_.metrics && evaluated && (recorded || epoch % cfg_.metrics_every == 0)) {
+    fused_.clear();
+    fused_batches_ = 0;
+    fused_epoch_ = -1;
+    if (task_.attention_with_next_evaluate(layers_, [this](const std::vector<torch::Tensor>& probs,
+                                                            const torch::Tensor& lengths) {
+          const auto t0 = std::chrono::steady_clock::now();
+          add_metrics(fused_, probs, lengths);
+          ++fused_batches_;
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          seconds_ += s;
+          seconds_metrics_ += s;
+        })) {
+      fused_epoch_ = epoch;
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "hooks/attention_metrics.h"
 #include "store/store.h"
 #include "train/events.h"
 #include "train/task.h"
@@ -43,6 +44,9 @@ class AttentionRecorder : public train::Observer {
   void record(int64_t epoch, int64_t step, bool is_best, bool on_cadence);
   void write_pending_best();
   void write_js_final();
+  void add_metrics(std::vector<HeadMetrics>& per_layer, const std::vector<torch::Tensor>& probs,
+                   const torch::Tensor& lengths) const;  // probs of layers_ [b,H,T,T] -> heads_
+  static std::map<std::string, std::vector<float>> metrics_table(const std::vector<HeadMetrics>& per_layer);
   torch::Tensor recorded_probs(int64_t epoch_index) const;  // attn.probs of a recorded epoch, [P,L,H,T,T]
   // attn.probs of the epochs this process recorded, from index kept_from_ on, as the file holds
   // them (float32 storage, all of them under 64 MB): the JS from the final epoch without reading
@@ -54,10 +58,13 @@ class AttentionRecorder : public train::Observer {
   train::Task& task_;
   train::ProbeSet probes_;
   std::vector<int64_t> layers_, heads_;
-  int64_t batch_ = 1;  // validation examples per metrics batch
+  // per-head metrics of the epoch fused_epoch_, fed by its evaluation (Task::attention_with_next_evaluate)
+  std::vector<HeadMetrics> fused_;
+  int64_t fused_epoch_ = -1, fused_batches_ = 0;
   std::unique_ptr<store::Writer> writer_;
   double seconds_ = 0;  // in all; of it:
   double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
+  double seconds_maps_ = 0, seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_ = 0;  // at the epochs
   int64_t best_writes_ = 0;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at

@@ -577,5 +577,62 @@ TEST(Baseline, EcfpForestAndBoostedTreesOnTheRunsSplit) {
   EXPECT_FALSE(std::filesystem::exists(d.path("mm")));
 }
 
+// The per-head metrics a recorder takes from evaluate()'s own forward passes equal those of a pass
+// of its own over the validation split, and handing the sink changes no evaluation metric.
+TEST(MoleculeTask, EvaluationFeedsTheRecorderTheSameAttentionAndTheSameMetrics) {
+  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
+                              {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
+                               "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "run.threads=1"})
+                   .config;
+  MoleculeTask task(cfg);
+  const auto plain = task.evaluate();
+  std::vector<hooks::HeadMetrics> fused(2), own(2);
+  int64_t batches = 0, rows = 0;
+  ASSERT_TRUE(task.attention_with_next_evaluate({0, 1}, [&](const std::vector<torch::Tensor>& probs, const torch::Tensor& len) {
+    ASSERT_EQ(probs.size(), 2u);
+    EXPECT_EQ(probs[0].size(0), len.size(0));
+    for (int l = 0; l < 2; ++l) fused[l].add(probs[l], len);
+    ++batches;
+    rows += len.size(0);
+  }));
+  const auto with_sink = task.evaluate();
+  EXPECT_EQ(plain, with_sink);
+  EXPECT_EQ(rows, task.val_size());
+  EXPECT_GT(batches, 1) << "evaluation batches by length";
+  const auto again = task.evaluate();  // the sink served one evaluation only
+  EXPECT_EQ(rows, task.val_size());
+  EXPECT_EQ(plain, again);
+  const auto idx = torch::arange(task.val_size(), torch::kLong);
+  const auto probs = task.val_attention_layers(idx, {0, 1});
+  for (int l = 0; l < 2; ++l) {
+    own[l].add(probs[l], task.val_lengths(idx));
+    const auto a = fused[l].result(), b = own[l].result();
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, v] : a) {
+      EXPECT_TRUE(torch::allclose(v, b.at(name), 1e-5, 1e-7)) << name << " layer " << l << ": " << v << " vs " << b.at(name);
+    }
+  }
+}
+
+// Recording on (per-head metrics every epoch, from the evaluation's passes) or off: the same
+// metrics.jsonl to the bit, for a molecule run as for min/max.
+TEST(MoleculeTask, RecordingLeavesTrainingBitIdentical) {
+  testing::TempDir d;
+  auto run = [&](const std::string& out, bool on) {
+    return testing::run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", out, "--set",
+                             "data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
+                             "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "train.epochs=3",
+                             "train.batch_size=64", "hooks.attention.every=2", "hooks.attention.probes=4",
+                             "hooks.attention.metrics_every=1", std::string("hooks.attention.enabled=") + (on ? "true" : "false"),
+                             "run.threads=1", "train.progress=none", "run.log_level=warn"});
+  };
+  ASSERT_EQ(run(d.path("on"), true), 0);
+  ASSERT_EQ(run(d.path("off"), false), 0);
+  EXPECT_EQ(testing::metrics_without_seconds(d.path("on/metrics.jsonl")),
+            testing::metrics_without_seconds(d.path("off/metrics.jsonl")));
+  store::Reader r(d.path("on/attention.h5"));
+  EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 1, 2, 3}));
+}
+
 }  // namespace
 }  // namespace attnscope

@@ -620,16 +620,54 @@ double MoleculeTask::loss_weight(const torch::Tensor& idx) const {
   return known;
 }
 
+std::vector<std::vector<int64_t>> MoleculeTask::eval_batches(const std::vector<int64_t>& rows) const {
+  constexpr int64_t kRows = 64;
+  constexpr int64_t kWeights = int64_t{1} << 22;
+  const auto n = static_cast<int64_t>(rows.size());
+  std::vector<int64_t> order(rows.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto len = [&](int64_t i) { return static_cast<int64_t>(ids_[rows[i]].size()); };
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return len(a) < len(b); });
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t i = 0; i < n;) {
+    int64_t end = i + 1;  // order[end] is the longest so far (sorted)
+    while (end < n && end - i < kRows && (end - i + 1) * rc_.num_attention_heads * len(order[end]) * len(order[end]) <= kWeights) ++end;
+    batches.emplace_back(order.begin() + i, order.begin() + end);
+    i = end;
+  }
+  return batches;
+}
+
+bool MoleculeTask::attention_with_next_evaluate(const std::vector<int64_t>& layers, AttentionSink sink) {
+  if (mlm_) return false;  // (its evaluation sees masked inputs; the recorder's metrics are of the molecules)
+  sink_layers_ = layers;
+  sink_ = std::move(sink);
+  return true;
+}
+
 torch::Tensor MoleculeTask::predict(const std::vector<int64_t>& rows) {
   torch::NoGradGuard no_grad;
   model_->eval();
-  std::vector<torch::Tensor> outs;
-  for (size_t i = 0; i < rows.size(); i += 64) {
-    const std::vector<int64_t> part(rows.begin() + i, rows.begin() + std::min(rows.size(), i + 64));
+  torch::Tensor out;
+  for (const auto& at : eval_batches(rows)) {
+    std::vector<int64_t> part;
+    for (int64_t i : at) part.push_back(rows[i]);
     const auto b = make_batch(part, false);
-    outs.push_back(model_->forward(b.ids, b.mask));
+    models::Taps taps;
+    if (sink_) taps.request(models::site::kAttnProbs, sink_layers_);
+    const auto y = model_->forward(b.ids, b.mask, sink_ ? &taps : nullptr);
+    if (!out.defined()) out = torch::empty({static_cast<int64_t>(rows.size()), y.size(1)}, y.options());
+    out.index_copy_(0, torch::tensor(at, torch::kLong), y);
+    if (sink_) {
+      std::vector<torch::Tensor> probs;
+      for (int64_t l : sink_layers_) probs.push_back(taps.get(models::site::kAttnProbs, l));
+      std::vector<int64_t> len;
+      for (int64_t r : part) len.push_back(static_cast<int64_t>(ids_[r].size()));
+      sink_(probs, torch::tensor(len, torch::kLong));
+    }
   }
-  return torch::cat(outs);
+  if (!out.defined()) out = torch::empty({0, 1});
+  return out;
 }
 
 Metrics MoleculeTask::mlm_metrics(const std::vector<int64_t>& rows, const std::string& prefix) {
@@ -638,8 +676,9 @@ Metrics MoleculeTask::mlm_metrics(const std::vector<int64_t>& rows, const std::s
   lm_->eval();
   double loss_sum = 0;
   int64_t count = 0, correct = 0;
-  for (size_t i = 0; i < rows.size(); i += 64) {
-    const std::vector<int64_t> part(rows.begin() + i, rows.begin() + std::min(rows.size(), i + 64));
+  for (const auto& at : eval_batches(rows)) {
+    std::vector<int64_t> part;
+    for (int64_t i : at) part.push_back(rows[i]);
     const auto [loss, n, c] = mlm_loss(make_batch(part, false), part, kValidationMasks);
     loss_sum += loss.item<double>() * static_cast<double>(n);
     count += n;
@@ -670,7 +709,13 @@ Metrics MoleculeTask::metrics_of(const std::vector<int64_t>& rows, const std::st
   return res;
 }
 
-Metrics MoleculeTask::evaluate() { return metrics_of(split_.val, "val_"); }
+Metrics MoleculeTask::evaluate() {
+  struct Reset {  // the sink serves one evaluation, also when it throws
+    AttentionSink& s;
+    ~Reset() { s = nullptr; }
+  } reset{sink_};
+  return metrics_of(split_.val, "val_");
+}
 
 torch::Tensor MoleculeTask::val_inputs(const torch::Tensor& idx) const {
   return make_batch(rows_of(split_.val, idx), false).ids;

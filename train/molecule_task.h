@@ -55,6 +55,7 @@ class MoleculeTask : public Task {
   StepStats train_step(const torch::Tensor& idx) override;
   double loss_weight(const torch::Tensor& idx) const override;  // known labels of the rows
   Metrics evaluate() override;
+  bool attention_with_next_evaluate(const std::vector<int64_t>& layers, AttentionSink sink) override;
   int64_t num_layers() const override { return rc_.num_hidden_layers; }
   int64_t num_heads() const override { return rc_.num_attention_heads; }
   std::string model_json() const override;
@@ -76,7 +77,10 @@ class MoleculeTask : public Task {
   };
   Batch make_batch(const std::vector<int64_t>& rows, bool augment) const;
   std::vector<int64_t> rows_of(const std::vector<int64_t>& split, const torch::Tensor& idx) const;
-  torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode)
+  // Evaluation batches as positions into `rows`: sorted by length (stable), at most 64 rows and
+  // 4M attention weights per layer each, so that padding and a recorder's attention stay small.
+  std::vector<std::vector<int64_t>> eval_batches(const std::vector<int64_t>& rows) const;
+  torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode), in row order
   Metrics metrics_of(const std::vector<int64_t>& rows, const std::string& prefix);
   Metrics mlm_metrics(const std::vector<int64_t>& rows, const std::string& prefix);
   // the supervised loss per example and target [b,K] (multiclass [b,1]) before masking missing
@@ -99,6 +103,8 @@ class MoleculeTask : public Task {
   models::RobertaForMaskedLM lm_{nullptr};                     // mlm
   MaskSpec mask_spec_;
   int64_t epoch_ = 0;
+  std::vector<int64_t> sink_layers_;  // attention_with_next_evaluate
+  AttentionSink sink_;
   int64_t excluded_ = 0;  // mlm: corpus molecules removed by data.exclude
   std::vector<std::string> new_heads_;
   torch::Tensor mean_, std_, pos_weight_;  // [K] regression target statistics (train split); BCE weights

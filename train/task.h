@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -88,6 +89,14 @@ class Task {
   // A recorder that will ask for head_importance() right after the coming evaluate() says so
   // first; a task may then compute it within that evaluation's pass (same numbers, one pass).
   virtual void head_importance_with_next_evaluate() {}
+  // The validation split's attention as the coming evaluate() computes it: a recorder that wants
+  // per-head metrics over the split hands `sink`; the task then asks for attn.probs of `layers` in
+  // evaluate()'s own forward passes and calls sink(probs per layer [b,H,T,T], lengths [b]) after
+  // each batch, so the split is run once, not twice. The evaluation's results do not change (its
+  // batches are the same either way). Returns false when the task cannot; the recorder then makes
+  // its own pass (val_attention_layers).
+  using AttentionSink = std::function<void(const std::vector<torch::Tensor>& probs, const torch::Tensor& lengths)>;
+  virtual bool attention_with_next_evaluate(const std::vector<int64_t>& layers, AttentionSink sink) { return false; }
   // The default probe set of `count` examples (deterministic), or one read from a file
   // (UsageError naming the file and line of a bad row).
   virtual ProbeSet default_probes(int64_t count) const = 0;

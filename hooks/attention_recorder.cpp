@@ -5,6 +5,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <thread>
+#include <mutex>
+#include <functional>
+#include <deque>
+#include <condition_variable>
+
+#include <ATen/Parallel.h>
 
 #include "core/log.h"
 #include "core/version.h"
@@ -63,13 +70,92 @@ void set_weights(torch::nn::Module& m, const std::vector<torch::Tensor>& w) {
 
 }  // namespace
 
+// The recorder's background thread: analyses, conversion to the file's layout and every write to
+// attention.h5 run here, in order, beside training (the trainer's thread only runs the model).
+// A job that fails stops the ones after it; the error surfaces at the next post() or drain().
+struct AttentionRecorder::Jobs {
+  Jobs() : thread_([this] { loop(); }) {}
+  ~Jobs() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  void post(std::function<void()> job) {
+    rethrow();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    wake_.notify_all();
+  }
+  void drain() {  // waits for every posted job
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+    }
+    rethrow();
+  }
+  double seconds() const { return seconds_; }  // (after drain())
+
+ private:
+  void rethrow() {
+    std::exception_ptr e;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      std::swap(e, error_);
+    }
+    if (e) std::rethrow_exception(e);
+  }
+  void loop() {
+    at::set_num_threads(1);  // (OpenMP: this thread's own setting; training keeps run.threads)
+    torch::NoGradGuard no_grad;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      const bool skip = failed_;
+      lock.unlock();
+      const auto t0 = std::chrono::steady_clock::now();
+      std::exception_ptr e;
+      if (!skip) {
+        try {
+          job();
+        } catch (...) {
+          e = std::current_exception();
+        }
+      }
+      lock.lock();
+      seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (e) {
+        error_ = e;
+        failed_ = true;
+      }
+      busy_ = false;
+      if (queue_.empty()) idle_.notify_all();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_, idle_;
+  std::deque<std::function<void()>> queue_;
+  std::exception_ptr error_;
+  bool busy_ = false, stop_ = false, failed_ = false;
+  double seconds_ = 0;
+  std::thread thread_;  // (last: started once the members above exist)
+};
+
 train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Task& task) {
   return config.probe_file.empty() ? task.default_probes(config.probes) : task.probes_from_file(config.probe_file);
 }
 
 AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, train::ProbeSet probes,
                                      const std::string& path, bool resume, int64_t resume_epoch)
-    : cfg_(config.hooks.attention), task_(task), probes_(std::move(probes)) {
+    : cfg_(config.hooks.attention), task_(task), probes_(std::move(probes)), jobs_(std::make_unique<Jobs>()) {
   layers_ = all_or(cfg_.layers, task.num_layers());
   heads_ = all_or(cfg_.heads, task.num_heads());
   const int64_t T = probes_.inputs.size(1);
@@ -116,9 +202,15 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
   writer_ = store::Writer::create(path, h, p);
 }
 
-AttentionRecorder::~AttentionRecorder() = default;
+AttentionRecorder::~AttentionRecorder() {
+  try {
+    jobs_->drain();
+  } catch (const std::exception& e) {  // (a run that stopped with an error: that error is reported)
+    log::warn(std::string("[attention] ") + e.what());
+  }
+}
 
-store::SiteMaps AttentionRecorder::probe_maps() {
+AttentionRecorder::MapTensors AttentionRecorder::probe_tensors() {
   models::Taps taps;
   for (const auto& site : cfg_.sites) taps.request(site, layers_, heads_);
   if (std::find(cfg_.sites.begin(), cfg_.sites.end(), models::site::kAttnProbs) == cfg_.sites.end()) {
@@ -137,16 +229,20 @@ store::SiteMaps AttentionRecorder::probe_maps() {
     }
     return per_layer.size() == 1 ? per_layer[0].unsqueeze(1) : torch::stack(per_layer, 1);
   };
-  store::SiteMaps maps;
-  torch::Tensor probs;
-  for (const auto& site : cfg_.sites) {
-    const auto t = stacked(site);
-    maps[site] = to_floats(t);
-    if (site == models::site::kAttnProbs) probs = t;
-  }
-  last_probs_ = probs.defined() ? probs : stacked(models::site::kAttnProbs);
+  MapTensors maps;
+  for (const auto& site : cfg_.sites) maps[site] = stacked(site);
+  auto it = maps.find(models::site::kAttnProbs);
+  last_probs_ = it != maps.end() ? it->second : stacked(models::site::kAttnProbs);
   return maps;
 }
+
+store::SiteMaps AttentionRecorder::site_maps(const MapTensors& maps) {
+  store::SiteMaps out;
+  for (const auto& [site, t] : maps) out[site] = to_floats(t);
+  return out;
+}
+
+store::SiteMaps AttentionRecorder::probe_maps() { return site_maps(probe_tensors()); }
 
 void AttentionRecorder::add_metrics(std::vector<HeadMetrics>& per_layer, const std::vector<torch::Tensor>& probs,
                                     const torch::Tensor& lengths) const {
@@ -192,60 +288,70 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
   return metrics_table(per_layer);
 }
 
-void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool on_cadence) {
+void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool maps_due, bool metrics_due) {
   const auto t0 = std::chrono::steady_clock::now();
-  const bool metrics_due = cfg_.metrics && (on_cadence || epoch % cfg_.metrics_every == 0);
-  if (is_best && !on_cadence) {  // its weights now, its maps when a periodic checkpoint comes first
+  auto lap = [t = t0](double& into) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    into += std::chrono::duration<double>(now - t).count();
+    t = now;
+  };
+  jobs_->drain();  // the previous recorded epoch's writes: at most one epoch in flight
+  lap(seconds_wait_);
+  if (is_best && !maps_due) {  // its weights now, its maps when a periodic checkpoint comes first
     best_maps_.clear();
     copy_weights(task_.module(), best_weights_);
     best_weights_valid_ = true;
     best_info_ = store::EpochInfo{epoch, step, now_unix()};
     best_pending_ = true;
   }
-  auto lap = [t = t0](double& into) mutable {
-    const auto now = std::chrono::steady_clock::now();
-    into += std::chrono::duration<double>(now - t).count();
-    t = now;
-  };
-  if (on_cadence) {
-    const auto maps = probe_maps();
-    lap(seconds_maps_);
+  if (maps_due) {
+    auto maps = probe_tensors();
     const store::EpochInfo info{epoch, step, now_unix()};
-    const auto& p = last_probs_;
-    const auto& len = probes_.lengths;
-    store::Analyses an;
-    an["js_prev"] = to_floats(prev_probs_.defined() ? js_divergence(prev_probs_, p, len)
-                                                    : torch::zeros({p.size(1), p.size(2)}));
-    an["head_js"] = to_floats(head_js_distance(p, len));
-    an["token_importance"] = to_floats(token_importance(p, len));
-    an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
     const auto hi = task_.head_importance();  // [all layers, all heads]
-    const bool every_head = hi.defined() && layers_ == all_or({}, hi.size(0)) && heads_ == all_or({}, hi.size(1));
-    an["head_importance"] = to_floats(
-        !hi.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))
-        : every_head  ? hi
-                      : hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
-    if (last_pooled_.defined()) an["pooled"] = to_floats(last_pooled_);
-    lap(seconds_analyses_);
-    writer_->append_epoch(info, maps, an);
+    const auto p = last_probs_, prev = prev_probs_, pooled = last_pooled_;
+    lap(seconds_maps_);
+    jobs_->post([this, maps, info, p, prev, pooled, hi] {
+      const auto t1 = std::chrono::steady_clock::now();
+      const auto& len = probes_.lengths;
+      store::Analyses an;
+      an["js_prev"] = to_floats(prev.defined() ? js_divergence(prev, p, len) : torch::zeros({p.size(1), p.size(2)}));
+      an["head_js"] = to_floats(head_js_distance(p, len));
+      an["token_importance"] = to_floats(token_importance(p, len));
+      an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
+      const bool every_head = hi.defined() && layers_ == all_or({}, hi.size(0)) && heads_ == all_or({}, hi.size(1));
+      an["head_importance"] = to_floats(
+          !hi.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))
+          : every_head  ? hi
+                        : hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
+      if (pooled.defined()) an["pooled"] = to_floats(pooled);
+      const auto t2 = std::chrono::steady_clock::now();
+      seconds_analyses_ += std::chrono::duration<double>(t2 - t1).count();
+      writer_->append_epoch(info, site_maps(maps), an);
+      seconds_write_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
+      if (keep_probs_) kept_probs_.push_back(p);
+    });
     prev_probs_ = p;
-    if (keep_probs_) kept_probs_.push_back(p);
     if (is_best) {  // written at the next periodic checkpoint (or the end)
-      best_maps_ = maps;
+      best_maps_ = std::move(maps);
       best_weights_valid_ = false;
       best_info_ = info;
       best_pending_ = true;
     }
-    lap(seconds_write_);
   }
   if (metrics_due) {
     const bool fused = fused_epoch_ == epoch && fused_batches_ > 0;  // (taken in this epoch's evaluation)
-    writer_->append_metrics(epoch, fused ? metrics_table(fused_) : validation_metrics());
+    auto table = fused ? metrics_table(fused_) : validation_metrics();
     fused_epoch_ = -1;
     fused_.clear();
     lap(seconds_metrics_);
+    jobs_->post([this, epoch, table = std::move(table)] { writer_->append_metrics(epoch, table); });
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void AttentionRecorder::record_epoch(int64_t epoch, int64_t step) {
+  record(epoch, step, false, true, cfg_.metrics);
+  jobs_->drain();
 }
 
 void AttentionRecorder::write_pending_best() {
@@ -260,12 +366,12 @@ void AttentionRecorder::write_pending_best() {
     const auto now = weights_of(module);
     set_weights(module, best_weights_);
     const auto keep_probs = last_probs_, keep_pooled = last_pooled_;
-    best_maps_ = probe_maps();
+    best_maps_ = probe_tensors();
     last_probs_ = keep_probs;
     last_pooled_ = keep_pooled;
     set_weights(module, now);
   }
-  writer_->write_best(best_info_, best_maps_);
+  jobs_->post([this, info = best_info_, maps = std::move(best_maps_)] { writer_->write_best(info, site_maps(maps)); });
   best_maps_.clear();
   best_weights_valid_ = false;  // (its tensors are kept for the next snapshot)
   best_pending_ = false;
@@ -284,20 +390,25 @@ void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::str
 void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
   write_pending_best();  // (counts its own time)
   const auto t0 = std::chrono::steady_clock::now();
-  write_js_final();
-  if (!writer_->header().arrays.empty()) {
-    for (const auto& [name, values] : task_.final_arrays()) writer_->write_array(name, values);
-  }
+  std::map<std::string, std::vector<float>> arrays;
+  if (!writer_->header().arrays.empty()) arrays = task_.final_arrays();  // (the model: this thread)
+  jobs_->post([this, arrays = std::move(arrays)] {
+    write_js_final();
+    for (const auto& [name, values] : arrays) writer_->write_array(name, values);
+  });
+  jobs_->drain();
   seconds_end_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   seconds_ += seconds_end_;
-  char line[512];
+  char line[640];
   std::snprintf(line, sizeof line,
-                "[attention] %lld epochs recorded; %.3f s spent recording: %.3f s at the epochs (probe maps %.3f, "
-                "analyses %.3f, writing %.3f, per-head metrics over the validation split %.3f), %.3f s on /best "
-                "(%lld writes), %.3f s at the end (JS from the final epoch, task arrays)",
+                "[attention] %lld epochs recorded; %.3f s of training time spent recording: %.3f s at the epochs "
+                "(probe maps %.3f, per-head metrics over the validation split %.3f, waiting for the writer %.3f), "
+                "%.3f s on /best (%lld writes), %.3f s at the end (JS from the final epoch, task arrays); beside "
+                "training, in the recorder's thread: %.3f s (analyses %.3f, writing %.3f)",
                 static_cast<long long>(writer_->epochs_recorded()), seconds_,
-                seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_analyses_, seconds_write_,
-                seconds_metrics_, seconds_best_, static_cast<long long>(best_writes_), seconds_end_);
+                seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_metrics_, seconds_wait_,
+                seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds(),
+                seconds_analyses_, seconds_write_);
   log::info(line);
 }
 
@@ -324,7 +435,17 @@ void AttentionRecorder::write_js_final() {
 }
 
 void AttentionRecorder::on_train_begin(const train::TrainContext& ctx) {
-  if (ctx.state.epoch == 0 && writer_->epochs_recorded() == 0) record(0, 0, false, true);
+  const int64_t e = ctx.state.epoch;
+  if (e == 0) {
+    if (writer_->last_epoch() < 0) record(0, 0, false, true, cfg_.metrics);
+    return;
+  }
+  // Resumed at epoch e: its record is written in the background, so a run killed after last.pt
+  // named epoch e may have lost it; the weights are e's, so it is recorded now, as it would have been.
+  const bool maps_due = e % cfg_.every == 0 || e == ctx.config.train.epochs;
+  const bool metrics_due = cfg_.metrics && (maps_due || e % cfg_.metrics_every == 0);
+  const bool maps = maps_due && writer_->last_epoch() < e, metrics = metrics_due && writer_->last_metrics_epoch() < e;
+  if (maps || metrics) record(e, ctx.state.step, false, maps, metrics);
 }
 
 void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t epoch) {
@@ -357,7 +478,8 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
 }
 
 void AttentionRecorder::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
-  record(r.epoch, r.step, r.is_best, r.epoch % cfg_.every == 0 || r.is_last);
+  const bool maps_due = r.epoch % cfg_.every == 0 || r.is_last;
+  record(r.epoch, r.step, r.is_best, maps_due, cfg_.metrics && (maps_due || r.epoch % cfg_.metrics_every == 0));
 }
 
 }  // namespace attnscope::hooks

@@ -32,8 +32,8 @@ class AttentionRecorder : public train::Observer {
   void on_checkpoint(const train::TrainContext& ctx, const std::string& path) override;
   void on_train_end(const train::TrainContext& ctx, const train::EpochRecord& last) override;
 
-  // Records the probe set now as `epoch` (e.g. a frozen model's snapshot).
-  void record_epoch(int64_t epoch, int64_t step) { record(epoch, step, false, true); }
+  // Records the probe set now as `epoch` (e.g. a frozen model's snapshot) and waits for the file.
+  void record_epoch(int64_t epoch, int64_t step);
 
   // Probe maps [P,L,H,T,T] per site at the module's current weights.
   store::SiteMaps probe_maps();
@@ -41,7 +41,11 @@ class AttentionRecorder : public train::Observer {
   std::map<std::string, std::vector<float>> validation_metrics();
 
  private:
-  void record(int64_t epoch, int64_t step, bool is_best, bool on_cadence);
+  using MapTensors = std::map<std::string, torch::Tensor>;  // site -> [P,L,H,T,T]
+  struct Jobs;
+  void record(int64_t epoch, int64_t step, bool is_best, bool maps, bool metrics);
+  MapTensors probe_tensors();  // the probe forward (sets last_probs_, last_pooled_)
+  static store::SiteMaps site_maps(const MapTensors& maps);
   void write_pending_best();
   void write_js_final();
   void add_metrics(std::vector<HeadMetrics>& per_layer, const std::vector<torch::Tensor>& probs,
@@ -64,12 +68,13 @@ class AttentionRecorder : public train::Observer {
   std::unique_ptr<store::Writer> writer_;
   double seconds_ = 0;  // in all; of it:
   double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
-  double seconds_maps_ = 0, seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_ = 0;  // at the epochs
+  double seconds_maps_ = 0, seconds_metrics_ = 0, seconds_wait_ = 0;  // at the epochs, in the trainer's thread
+  double seconds_analyses_ = 0, seconds_write_ = 0;                  // in the recorder's thread
   int64_t best_writes_ = 0;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at
   // every improvement: min/max improves at ~440 of its 750 epochs).
-  store::SiteMaps best_maps_;
+  MapTensors best_maps_;
   std::vector<torch::Tensor> best_weights_;
   bool best_weights_valid_ = false;
   store::EpochInfo best_info_;
@@ -77,6 +82,7 @@ class AttentionRecorder : public train::Observer {
   torch::Tensor last_probs_, prev_probs_;  // [P,L,H,T,T] of the latest probe pass / recorded epoch
   torch::Tensor last_pooled_;             // [P,D] of the latest probe pass (when recorded)
   torch::Tensor padding_;                 // [P,1,T,T] true on padding rows / keys; undefined if none
+  std::unique_ptr<Jobs> jobs_;            // analyses and writes, beside training (last: joined first)
 };
 
 }  // namespace attnscope::hooks

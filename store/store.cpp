@@ -41,7 +41,7 @@ class Hid {
   herr_t (*close_)(hid_t) = nullptr;
 };
 
-std::string g_path;  // for messages
+thread_local std::string g_path;  // for messages (the recorder writes from its own thread)
 
 template <class T>
 T ok(T id_or_rc, const std::string& what) {
@@ -329,6 +329,7 @@ struct Writer::Impl {
   Probes probes;
   Hid storage_type;
   int64_t epochs = 0;
+  int64_t last_epoch = -1, last_metrics_epoch = -1;  // the latest recorded / with metrics (-1: none)
 
   size_t map_size() const {
     return static_cast<size_t>(probes.count * header.layer_ids.size() * header.head_ids.size() * probes.max_len *
@@ -470,6 +471,8 @@ std::unique_ptr<Writer> Writer::resume(const std::string& path, int64_t last_epo
     write_all(f, "best/info", H5T_NATIVE_DOUBLE, no_best);
   }
   impl->epochs = static_cast<int64_t>(keep);
+  impl->last_epoch = keep > 0 ? epochs[keep - 1] : -1;
+  impl->last_metrics_epoch = keep_m > 0 ? metric_epochs[keep_m - 1] : -1;
   impl->flush();
   ok(H5Fstart_swmr_write(f), "start SWMR write");
   return std::unique_ptr<Writer>(new Writer(std::move(impl)));
@@ -505,6 +508,7 @@ void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps, const Ana
   append_row(f, "epochs/epoch", H5T_NATIVE_INT64, &info.epoch);
   impl_->flush();
   ++impl_->epochs;
+  impl_->last_epoch = info.epoch;
 }
 
 void Writer::write_best(const EpochInfo& info, const SiteMaps& maps) {
@@ -534,6 +538,7 @@ void Writer::append_metrics(int64_t epoch, const std::map<std::string, std::vect
   impl_->flush();
   append_row(f, "metrics/epoch", H5T_NATIVE_INT64, &epoch);
   impl_->flush();
+  impl_->last_metrics_epoch = epoch;
 }
 
 void Writer::write_js_final(const std::vector<float>& values) {
@@ -566,6 +571,8 @@ void Writer::write_array(const std::string& name, const std::vector<float>& valu
 const Header& Writer::header() const { return impl_->header; }
 const Probes& Writer::probes() const { return impl_->probes; }
 int64_t Writer::epochs_recorded() const { return impl_->epochs; }
+int64_t Writer::last_epoch() const { return impl_->last_epoch; }
+int64_t Writer::last_metrics_epoch() const { return impl_->last_metrics_epoch; }
 
 std::vector<float> Writer::read_map(const std::string& site, int64_t epoch_index) const {
   g_path = impl_->path;

@@ -86,6 +86,8 @@ class Writer {
   const Header& header() const;
   const Probes& probes() const;
   int64_t epochs_recorded() const;
+  int64_t last_epoch() const;          // the latest recorded epoch, -1 if none
+  int64_t last_metrics_epoch() const;  // the latest epoch with metrics, -1 if none
   std::vector<float> read_map(const std::string& site, int64_t epoch_index) const;  // [P,L,H,T,T]
 
  private:

@@ -524,6 +524,37 @@ TEST(Recorder, KilledRunKeepsAReadableFileAndResumeAppendsWithoutDuplicates) {
   EXPECT_EQ(a.analysis("js_final", 3), b.analysis("js_final", 3));
 }
 
+// The recorder writes in the background: a run killed after last.pt named epoch e but before e's
+// record reached the file resumes by recording e from the checkpoint's weights, as if never lost.
+TEST(Recorder, AnEpochLostInTheBackgroundIsRecordedOnResume) {
+  TempDir d;
+  auto args = [&](const std::string& out) {
+    auto a = recorded_run(out, 8, true);
+    a.push_back("hooks.attention.every=2");
+    a.push_back("train.checkpoint_every=4");
+    a.push_back("train.keep_every=4");
+    return a;
+  };
+  ASSERT_EQ(testing::run_cli(args(d.path("full"))), 0);
+  fs::copy(d.path("full"), d.path("lost"), fs::copy_options::recursive);
+  fs::copy_file(d.path("lost/checkpoints/epoch-000004.pt"), d.path("lost/checkpoints/last.pt"),
+                fs::copy_options::overwrite_existing);
+  store::Writer::resume(d.path("lost/attention.h5"), 3);  // epoch 4's maps and metrics never arrived
+  EXPECT_EQ(epochs_of(d.path("lost/attention.h5")), (std::vector<int64_t>{0, 2}));
+  auto resume = args(d.path("lost"));
+  resume.insert(resume.begin() + 1, "--resume");
+  ASSERT_EQ(testing::run_cli(resume), 0);
+  EXPECT_EQ(epochs_of(d.path("lost/attention.h5")), (std::vector<int64_t>{0, 2, 4, 6, 8}));
+  store::Reader a(d.path("full/attention.h5")), b(d.path("lost/attention.h5"));
+  EXPECT_EQ(a.map("attn.probs", 2), b.map("attn.probs", 2));
+  EXPECT_EQ(a.map("attn.probs", 4), b.map("attn.probs", 4));
+  EXPECT_EQ(a.metric_epochs(), b.metric_epochs());
+  EXPECT_EQ(a.analysis("js_prev", 2), b.analysis("js_prev", 2));
+  EXPECT_EQ(a.analysis("js_prev", 3), b.analysis("js_prev", 3));
+  EXPECT_EQ(testing::metrics_without_seconds(d.path("full/metrics.jsonl")),
+            testing::metrics_without_seconds(d.path("lost/metrics.jsonl")));
+}
+
 TEST(Recorder, ReadableByH5pyWithoutAttnscope) {
   if (std::system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0) {
     GTEST_SKIP() << "python3-h5py is not installed";

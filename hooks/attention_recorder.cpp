@@ -39,6 +39,7 @@ std::vector<float> to_floats(const torch::Tensor& t) {
 }
 
 constexpr int64_t kMetricElements = int64_t{1} << 22;  // attention weights per metrics batch
+constexpr int64_t kBatchesAhead = 4;  // evaluation batches whose metrics may wait in the recorder's thread
 
 // The module's parameters and buffers, copied (into `w`'s tensors when they fit, without
 // allocating: this runs at every improvement of the best metric) / put back (no autograd; exact).
@@ -83,20 +84,29 @@ struct AttentionRecorder::Jobs {
     wake_.notify_all();
     thread_.join();
   }
-  void post(std::function<void()> job) {
+  // Returns the job's ticket: wait(ticket) returns once it and every job before it are done.
+  int64_t post(std::function<void()> job) {
     rethrow();
+    int64_t ticket;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.push_back(std::move(job));
+      ticket = ++posted_;
     }
     wake_.notify_all();
+    return ticket;
   }
-  void drain() {  // waits for every posted job
+  void wait(int64_t ticket) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+      idle_.wait(lock, [&] { return done_ >= ticket; });
     }
     rethrow();
+  }
+  void drain() { wait(posted()); }  // every posted job
+  int64_t posted() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return posted_;
   }
   double seconds() const { return seconds_; }  // (after drain())
 
@@ -118,7 +128,6 @@ struct AttentionRecorder::Jobs {
       if (queue_.empty()) return;  // stop_
       auto job = std::move(queue_.front());
       queue_.pop_front();
-      busy_ = true;
       const bool skip = failed_;
       lock.unlock();
       const auto t0 = std::chrono::steady_clock::now();
@@ -136,15 +145,16 @@ struct AttentionRecorder::Jobs {
         error_ = e;
         failed_ = true;
       }
-      busy_ = false;
-      if (queue_.empty()) idle_.notify_all();
+      ++done_;
+      idle_.notify_all();
     }
   }
   std::mutex mutex_;
   std::condition_variable wake_, idle_;
   std::deque<std::function<void()>> queue_;
   std::exception_ptr error_;
-  bool busy_ = false, stop_ = false, failed_ = false;
+  int64_t posted_ = 0, done_ = 0;
+  bool stop_ = false, failed_ = false;
   double seconds_ = 0;
   std::thread thread_;  // (last: started once the members above exist)
 };
@@ -295,7 +305,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     into += std::chrono::duration<double>(now - t).count();
     t = now;
   };
-  jobs_->drain();  // the previous recorded epoch's writes: at most one epoch in flight
+  jobs_->wait(ticket_);  // what the previous record() posted: at most about one epoch of work in flight
   lap(seconds_wait_);
   if (is_best && !maps_due) {  // its weights now, its maps when a periodic checkpoint comes first
     best_maps_.clear();
@@ -307,11 +317,14 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
   if (maps_due) {
     auto maps = probe_tensors();
     const store::EpochInfo info{epoch, step, now_unix()};
-    const auto hi = task_.head_importance();  // [all layers, all heads]
+    auto hi_job = task_.head_importance_job();  // (the weights now; the gradients in the recorder's thread)
     const auto p = last_probs_, prev = prev_probs_, pooled = last_pooled_;
     lap(seconds_maps_);
-    jobs_->post([this, maps, info, p, prev, pooled, hi] {
+    jobs_->post([this, maps, info, p, prev, pooled, hi_job = std::move(hi_job)] {
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto hi = hi_job();  // [all layers, all heads]
       const auto t1 = std::chrono::steady_clock::now();
+      seconds_importance_ += std::chrono::duration<double>(t1 - t0).count();
       const auto& len = probes_.lengths;
       store::Analyses an;
       an["js_prev"] = to_floats(prev.defined() ? js_divergence(prev, p, len) : torch::zeros({p.size(1), p.size(2)}));
@@ -339,13 +352,16 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     }
   }
   if (metrics_due) {
-    const bool fused = fused_epoch_ == epoch && fused_batches_ > 0;  // (taken in this epoch's evaluation)
-    auto table = fused ? metrics_table(fused_) : validation_metrics();
+    if (fused_epoch_ == epoch && fused_batches_ > 0) {  // accumulated from this epoch's evaluation, in the background
+      jobs_->post([this, epoch, acc = fused_] { writer_->append_metrics(epoch, metrics_table(*acc)); });
+    } else {
+      jobs_->post([this, epoch, table = validation_metrics()] { writer_->append_metrics(epoch, table); });
+    }
     fused_epoch_ = -1;
-    fused_.clear();
+    fused_.reset();
     lap(seconds_metrics_);
-    jobs_->post([this, epoch, table = std::move(table)] { writer_->append_metrics(epoch, table); });
   }
+  ticket_ = jobs_->posted();
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -399,16 +415,17 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
   jobs_->drain();
   seconds_end_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   seconds_ += seconds_end_;
-  char line[640];
+  char line[768];
   std::snprintf(line, sizeof line,
                 "[attention] %lld epochs recorded; %.3f s of training time spent recording: %.3f s at the epochs "
                 "(probe maps %.3f, per-head metrics over the validation split %.3f, waiting for the writer %.3f), "
                 "%.3f s on /best (%lld writes), %.3f s at the end (JS from the final epoch, task arrays); beside "
-                "training, in the recorder's thread: %.3f s (analyses %.3f, writing %.3f)",
+                "training, in the recorder's thread: %.3f s (per-head metrics %.3f, head importance %.3f, analyses "
+                "%.3f, writing %.3f)",
                 static_cast<long long>(writer_->epochs_recorded()), seconds_,
                 seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_metrics_, seconds_wait_,
                 seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds(),
-                seconds_analyses_, seconds_write_);
+                seconds_metrics_bg_, seconds_importance_, seconds_analyses_, seconds_write_);
   log::info(line);
 }
 
@@ -460,17 +477,24 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
   // Per-head metrics due this epoch: from the evaluation's own forward passes when the task can
   // (record() falls back to a pass of its own when no evaluation fed them).
   if (cfg_.metrics && evaluated && (recorded || epoch % cfg_.metrics_every == 0)) {
-    fused_.clear();
+    fused_ = std::make_shared<std::vector<HeadMetrics>>();
     fused_batches_ = 0;
     fused_epoch_ = -1;
     if (task_.attention_with_next_evaluate(layers_, [this](const std::vector<torch::Tensor>& probs,
                                                             const torch::Tensor& lengths) {
-          const auto t0 = std::chrono::steady_clock::now();
-          add_metrics(fused_, probs, lengths);
+          // (the evaluation's own tensors, which it does not modify: no copy)
+          const int64_t ticket = jobs_->post([this, acc = fused_, probs, lengths] {
+            const auto t0 = std::chrono::steady_clock::now();
+            add_metrics(*acc, probs, lengths);
+            seconds_metrics_bg_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          });
           ++fused_batches_;
-          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          seconds_ += s;
-          seconds_metrics_ += s;
+          // a few batches ahead at most, so that their maps do not pile up in memory
+          const auto t0 = std::chrono::steady_clock::now();
+          jobs_->wait(ticket - kBatchesAhead);
+          const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          seconds_ += waited;
+          seconds_wait_ += waited;
         })) {
       fused_epoch_ = epoch;
     }

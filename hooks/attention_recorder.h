@@ -63,13 +63,15 @@ class AttentionRecorder : public train::Observer {
   train::ProbeSet probes_;
   std::vector<int64_t> layers_, heads_;
   // per-head metrics of the epoch fused_epoch_, fed by its evaluation (Task::attention_with_next_evaluate)
-  std::vector<HeadMetrics> fused_;
+  // (the accumulators are the recorder thread's: they are added to there)
+  std::shared_ptr<std::vector<HeadMetrics>> fused_;
   int64_t fused_epoch_ = -1, fused_batches_ = 0;
+  int64_t ticket_ = 0;  // the recorder thread's jobs posted up to the end of the latest record()
   std::unique_ptr<store::Writer> writer_;
   double seconds_ = 0;  // in all; of it:
   double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
   double seconds_maps_ = 0, seconds_metrics_ = 0, seconds_wait_ = 0;  // at the epochs, in the trainer's thread
-  double seconds_analyses_ = 0, seconds_write_ = 0;                  // in the recorder's thread
+  double seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_bg_ = 0, seconds_importance_ = 0;  // in the recorder's thread
   int64_t best_writes_ = 0;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at

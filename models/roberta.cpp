@@ -102,7 +102,7 @@ torch::Tensor RobertaSelfAttentionImpl::forward(const torch::Tensor& x, const to
   tap(taps, site::kAttnScores, layer, scores);
   auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, layer, probs);
-  auto context = torch::matmul(dropout(probs), v);                  // [B,H,T,d]
+  const auto context = gate_heads(taps, layer, torch::matmul(dropout(probs), v));  // [B,H,T,d]
   return context.transpose(1, 2).reshape({B, T, heads * head_dim});  // [B,T,D]
 }
 

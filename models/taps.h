@@ -36,6 +36,14 @@ class Taps {
   // The captured tensor, or an undefined tensor when it was not captured.
   torch::Tensor get(const std::string& site, int64_t layer) const;
   const std::map<std::pair<std::string, int64_t>, torch::Tensor>& captured() const { return captured_; }
+  // Head gates (Michel et al. 2019): a model multiplies each head's output in `layer` by
+  // gate [B,H] when one is set; head importance is |dLoss/dgate| at gate = 1. Unlike a capture,
+  // a gate takes part in the forward (and in autograd).
+  void set_head_gate(int64_t layer, torch::Tensor gate) { gates_[layer] = std::move(gate); }
+  const torch::Tensor* head_gate(int64_t layer) const {
+    auto it = gates_.find(layer);
+    return it == gates_.end() ? nullptr : &it->second;
+  }
   void clear() { captured_.clear(); }
 
  private:
@@ -46,11 +54,20 @@ class Taps {
   const Request* find(const char* site, int64_t layer) const;
   std::vector<Request> requests_;
   std::map<std::pair<std::string, int64_t>, torch::Tensor> captured_;
+  std::map<int64_t, torch::Tensor> gates_;
 };
 
 // The call models make at every site.
 inline void tap(Taps* taps, const char* site, int64_t layer, const torch::Tensor& t) {
   if (taps != nullptr) taps->capture(site, layer, t);
+}
+// Per-head outputs [B,H,...] of `layer` times its head gate, if one is set (else unchanged).
+inline torch::Tensor gate_heads(Taps* taps, int64_t layer, const torch::Tensor& per_head) {
+  const torch::Tensor* g = taps != nullptr ? taps->head_gate(layer) : nullptr;
+  if (g == nullptr) return per_head;
+  std::vector<int64_t> shape = {per_head.size(0), per_head.size(1)};
+  shape.resize(static_cast<size_t>(per_head.dim()), 1);
+  return per_head * g->view(shape);
 }
 
 }  // namespace attnscope::models

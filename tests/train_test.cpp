@@ -634,5 +634,45 @@ TEST(MoleculeTask, RecordingLeavesTrainingBitIdentical) {
   EXPECT_EQ(r.metric_epochs(), (std::vector<int64_t>{0, 1, 2, 3}));
 }
 
+// Head importance of a molecule model (Michel et al. 2019): gates of 1 change nothing, a gate of 0
+// silences its head; the importance from a copy of the weights (the recorder's thread) equals the
+// one from the module, is finite, non-negative and of unit norm per layer.
+TEST(MoleculeTask, HeadImportanceFromHeadGates) {
+  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
+                              {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
+                               "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "run.threads=1"})
+                   .config;
+  MoleculeTask task(cfg);
+  auto& m = dynamic_cast<models::RobertaForSequenceClassificationImpl&>(task.module());
+  m.eval();
+  torch::NoGradGuard no_grad;
+  const auto ids = torch::tensor({{0, 20, 21, 22, 2}, {0, 23, 2, 1, 1}}, torch::kLong);
+  const auto mask = (ids != 1).to(torch::kLong);
+  const auto plain = m.forward(ids, mask);
+  models::Taps ones, off;
+  for (int64_t l = 0; l < 2; ++l) ones.set_head_gate(l, torch::ones({2, 4}));
+  EXPECT_TRUE(torch::equal(m.forward(ids, mask, &ones), plain));
+  auto g = torch::ones({2, 4});
+  g[0][1] = 0;
+  off.set_head_gate(1, g);
+  const auto silenced = m.forward(ids, mask, &off);
+  EXPECT_FALSE(torch::allclose(silenced[0], plain[0]));
+  EXPECT_TRUE(torch::equal(silenced[1], plain[1])) << "the gate is per example";
+
+  torch::manual_seed(7);
+  const auto direct = task.head_importance();
+  auto job = task.head_importance_job();
+  const auto after = torch::randint(1000000, {1}).item<int64_t>();
+  torch::manual_seed(7);
+  EXPECT_EQ(after, torch::randint(1000000, {1}).item<int64_t>()) << "the run's generator is untouched";
+  const auto from_copy = job();
+  ASSERT_TRUE(direct.defined());
+  EXPECT_EQ(direct.sizes(), (std::vector<int64_t>{2, 4}));
+  EXPECT_TRUE(torch::allclose(direct, from_copy, 1e-9, 1e-12)) << direct << from_copy;
+  EXPECT_TRUE(torch::isfinite(direct).all().item<bool>());
+  EXPECT_GE(direct.min().item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(direct.norm(2, -1), torch::ones({2}, torch::kDouble), 1e-9, 1e-9));
+}
+
 }  // namespace
 }  // namespace attnscope

@@ -1,6 +1,7 @@
 // Molecular property prediction (train/molecule_task.h).
 #include "train/molecule_task.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -643,6 +644,62 @@ bool MoleculeTask::attention_with_next_evaluate(const std::vector<int64_t>& laye
   sink_layers_ = layers;
   sink_ = std::move(sink);
   return true;
+}
+
+torch::Tensor MoleculeTask::head_importance_of(models::RobertaForSequenceClassification& model) const {
+  const int64_t L = rc_.num_hidden_layers, H = rc_.num_attention_heads;
+  auto raw = torch::zeros({L, H}, torch::kDouble);
+  int64_t n = 0;
+  torch::AutoGradMode grad(true);
+  for (const auto& at : eval_batches(split_.val)) {
+    std::vector<int64_t> part;
+    for (int64_t i : at) part.push_back(split_.val[i]);
+    const auto b = make_batch(part, false);
+    const int64_t B = b.ids.size(0);
+    models::Taps taps;
+    std::vector<torch::Tensor> gates;
+    for (int64_t l = 0; l < L; ++l) {
+      gates.push_back(torch::ones({B, H}, torch::requires_grad()));  // per example: one backward, every dLoss_x/dxi
+      taps.set_head_gate(l, gates.back());
+    }
+    const auto out = model->forward(b.ids, b.mask, &taps);
+    const auto known = (~b.target.isnan()).to(out.dtype());
+    const auto loss = (per_target_loss(out, b.target) * known).sum();
+    n += B;
+    if (known.sum().item<double>() == 0) continue;  // (no labels: no gradient)
+    const auto g = torch::autograd::grad({loss}, gates);
+    for (int64_t l = 0; l < L; ++l) raw[l] += g[l].abs().sum(0).to(torch::kDouble);
+  }
+  if (n == 0) return {};
+  raw /= static_cast<double>(n);
+  return raw / raw.norm(2, -1, true).clamp_min(1e-12);  // unit L2 norm per layer
+}
+
+torch::Tensor MoleculeTask::head_importance() {
+  if (mlm_) return {};
+  const bool was_training = model_->is_training();
+  model_->eval();
+  auto hi = head_importance_of(model_);
+  model_->train(was_training);
+  return hi;
+}
+
+std::function<torch::Tensor()> MoleculeTask::head_importance_job() {
+  if (mlm_) return [] { return torch::Tensor(); };
+  // a module of the same shape (its random initialisation must not move the run's generator)
+  auto gen = at::detail::getDefaultCPUGenerator();
+  const auto rng = gen.get_state();
+  models::RobertaForSequenceClassification copy(rc_);
+  gen.set_state(rng);
+  {
+    torch::NoGradGuard no_grad;
+    const auto from = model_->named_parameters();
+    for (auto& p : copy->named_parameters()) p.value().copy_(from[p.key()]).set_requires_grad(false);
+    const auto from_b = model_->named_buffers();
+    for (auto& b : copy->named_buffers()) b.value().copy_(from_b[b.key()]);
+  }
+  copy->eval();
+  return [this, copy]() mutable { return head_importance_of(copy); };
 }
 
 torch::Tensor MoleculeTask::predict(const std::vector<int64_t>& rows) {

@@ -56,6 +56,10 @@ class MoleculeTask : public Task {
   double loss_weight(const torch::Tensor& idx) const override;  // known labels of the rows
   Metrics evaluate() override;
   bool attention_with_next_evaluate(const std::vector<int64_t>& layers, AttentionSink sink) override;
+  // Head importance over the validation split (supervised tasks; undefined for masked-LM): the
+  // gradient of each example's loss (over its known labels) with respect to a gate on each head.
+  torch::Tensor head_importance() override;
+  std::function<torch::Tensor()> head_importance_job() override;  // on a copy of the weights
   int64_t num_layers() const override { return rc_.num_hidden_layers; }
   int64_t num_heads() const override { return rc_.num_attention_heads; }
   std::string model_json() const override;
@@ -81,6 +85,7 @@ class MoleculeTask : public Task {
   // 4M attention weights per layer each, so that padding and a recorder's attention stay small.
   std::vector<std::vector<int64_t>> eval_batches(const std::vector<int64_t>& rows) const;
   torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode), in row order
+  torch::Tensor head_importance_of(models::RobertaForSequenceClassification& model) const;  // [L,H] float64
   Metrics metrics_of(const std::vector<int64_t>& rows, const std::string& prefix);
   Metrics mlm_metrics(const std::vector<int64_t>& rows, const std::string& prefix);
   // the supervised loss per example and target [b,K] (multiclass [b,1]) before masking missing

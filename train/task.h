@@ -86,6 +86,12 @@ class Task {
   // the validation split of |dLoss_x/dxi_h|, normalised to unit L2 norm per layer: [L,H] float64.
   // No weight update and no parameter gradients are left behind. Undefined if unsupported.
   virtual torch::Tensor head_importance() { return {}; }
+  // The same as a job for another thread: what it needs of the module (its weights) is taken now,
+  // and the returned function computes head importance from that while training goes on.
+  // Default: computed now.
+  virtual std::function<torch::Tensor()> head_importance_job() {
+    return [hi = head_importance()] { return hi; };
+  }
   // A recorder that will ask for head_importance() right after the coming evaluate() says so
   // first; a task may then compute it within that evaluation's pass (same numbers, one pass).
   virtual void head_importance_with_next_evaluate() {}

@@ -220,7 +220,7 @@ AttentionRecorder::~AttentionRecorder() {
   }
 }
 
-AttentionRecorder::MapTensors AttentionRecorder::probe_tensors() {
+AttentionRecorder::ProbePass AttentionRecorder::probe_pass(train::Snapshot* snapshot) {
   models::Taps taps;
   for (const auto& site : cfg_.sites) taps.request(site, layers_, heads_);
   if (std::find(cfg_.sites.begin(), cfg_.sites.end(), models::site::kAttnProbs) == cfg_.sites.end()) {
@@ -228,8 +228,13 @@ AttentionRecorder::MapTensors AttentionRecorder::probe_tensors() {
   }
   const bool pooled = writer_->header().pooled_dim > 0;
   if (pooled) taps.request(models::site::kPooled, {0});
-  task_.forward_taps(probes_.inputs, taps);
-  last_pooled_ = pooled ? taps.get(models::site::kPooled, 0) : torch::Tensor();
+  if (snapshot != nullptr) {
+    snapshot->forward_taps(probes_.inputs, taps);
+  } else {
+    task_.forward_taps(probes_.inputs, taps);
+  }
+  ProbePass r;
+  r.pooled = pooled ? taps.get(models::site::kPooled, 0) : torch::Tensor();
   // [P,L,H,T,T]; padding rows and keys are stored as 0 (scores too: no -inf in the file)
   auto stacked = [&](const std::string& site) {
     std::vector<torch::Tensor> per_layer;
@@ -239,11 +244,10 @@ AttentionRecorder::MapTensors AttentionRecorder::probe_tensors() {
     }
     return per_layer.size() == 1 ? per_layer[0].unsqueeze(1) : torch::stack(per_layer, 1);
   };
-  MapTensors maps;
-  for (const auto& site : cfg_.sites) maps[site] = stacked(site);
-  auto it = maps.find(models::site::kAttnProbs);
-  last_probs_ = it != maps.end() ? it->second : stacked(models::site::kAttnProbs);
-  return maps;
+  for (const auto& site : cfg_.sites) r.maps[site] = stacked(site);
+  auto it = r.maps.find(models::site::kAttnProbs);
+  r.probs = it != r.maps.end() ? it->second : stacked(models::site::kAttnProbs);
+  return r;
 }
 
 store::SiteMaps AttentionRecorder::site_maps(const MapTensors& maps) {
@@ -252,7 +256,7 @@ store::SiteMaps AttentionRecorder::site_maps(const MapTensors& maps) {
   return out;
 }
 
-store::SiteMaps AttentionRecorder::probe_maps() { return site_maps(probe_tensors()); }
+store::SiteMaps AttentionRecorder::probe_maps() { return site_maps(probe_pass(nullptr).maps); }
 
 void AttentionRecorder::add_metrics(std::vector<HeadMetrics>& per_layer, const std::vector<torch::Tensor>& probs,
                                     const torch::Tensor& lengths) const {
@@ -279,7 +283,7 @@ std::map<std::string, std::vector<float>> AttentionRecorder::metrics_table(const
   return out;
 }
 
-std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics() {
+std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(train::Snapshot* snapshot) {
   std::vector<HeadMetrics> per_layer(layers_.size());
   const int64_t n = task_.val_size();
   // rows in order of length (a stable sort: min/max keep their order), batches of at most
@@ -293,7 +297,9 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
     while (end < n && (end - i + 1) * task_.num_heads() * len_p[end] * len_p[end] <= kMetricElements) ++end;
     const auto idx = order.slice(0, i, end);
     i = end;
-    add_metrics(per_layer, task_.val_attention_layers(idx, layers_), task_.val_lengths(idx));  // one forward for every layer
+    add_metrics(per_layer,  // one forward for every layer
+                snapshot != nullptr ? snapshot->val_attention_layers(idx, layers_) : task_.val_attention_layers(idx, layers_),
+                task_.val_lengths(idx));
   }
   return metrics_table(per_layer);
 }
@@ -307,53 +313,78 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
   };
   jobs_->wait(ticket_);  // what the previous record() posted: at most about one epoch of work in flight
   lap(seconds_wait_);
+  const bool fused = metrics_due && fused_epoch_ == epoch && fused_batches_ > 0;  // (fed by this epoch's evaluation)
+  // A copy of the weights, when the task makes one, and the rest in the recorder's thread;
+  // else the probe pass and head importance here, the analyses and writing there.
+  std::shared_ptr<train::Snapshot> snap;
+  if (maps_due || (metrics_due && !fused) || is_best) snap = task_.snapshot();
+  lap(seconds_maps_);
   if (is_best && !maps_due) {  // its weights now, its maps when a periodic checkpoint comes first
     best_maps_.clear();
-    copy_weights(task_.module(), best_weights_);
-    best_weights_valid_ = true;
+    best_snap_ = snap;
+    if (!snap) copy_weights(task_.module(), best_weights_);
+    best_weights_valid_ = !snap;
     best_info_ = store::EpochInfo{epoch, step, now_unix()};
     best_pending_ = true;
   }
   if (maps_due) {
-    auto maps = probe_tensors();
     const store::EpochInfo info{epoch, step, now_unix()};
-    auto hi_job = task_.head_importance_job();  // (the weights now; the gradients in the recorder's thread)
-    const auto p = last_probs_, prev = prev_probs_, pooled = last_pooled_;
+    std::shared_ptr<ProbePass> pass;
+    torch::Tensor hi;
+    if (!snap) {
+      pass = std::make_shared<ProbePass>(probe_pass(nullptr));
+      hi = task_.head_importance();  // [all layers, all heads]
+    }
     lap(seconds_maps_);
-    jobs_->post([this, maps, info, p, prev, pooled, hi_job = std::move(hi_job)] {
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto hi = hi_job();  // [all layers, all heads]
-      const auto t1 = std::chrono::steady_clock::now();
-      seconds_importance_ += std::chrono::duration<double>(t1 - t0).count();
+    jobs_->post([this, snap, pass, hi, info] {
+      auto t = std::chrono::steady_clock::now();
+      auto lap_bg = [&t](double& into) {
+        const auto now = std::chrono::steady_clock::now();
+        into += std::chrono::duration<double>(now - t).count();
+        t = now;
+      };
+      const ProbePass r = pass ? *pass : probe_pass(snap.get());
+      lap_bg(seconds_maps_bg_);
+      const torch::Tensor h = snap ? snap->head_importance() : hi;
+      lap_bg(seconds_importance_);
+      const auto& p = r.probs;
       const auto& len = probes_.lengths;
       store::Analyses an;
-      an["js_prev"] = to_floats(prev.defined() ? js_divergence(prev, p, len) : torch::zeros({p.size(1), p.size(2)}));
+      an["js_prev"] = to_floats(prev_probs_.defined() ? js_divergence(prev_probs_, p, len)
+                                                      : torch::zeros({p.size(1), p.size(2)}));
       an["head_js"] = to_floats(head_js_distance(p, len));
       an["token_importance"] = to_floats(token_importance(p, len));
       an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
-      const bool every_head = hi.defined() && layers_ == all_or({}, hi.size(0)) && heads_ == all_or({}, hi.size(1));
+      const bool every_head = h.defined() && layers_ == all_or({}, h.size(0)) && heads_ == all_or({}, h.size(1));
       an["head_importance"] = to_floats(
-          !hi.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))
-          : every_head  ? hi
-                        : hi.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
-      if (pooled.defined()) an["pooled"] = to_floats(pooled);
-      const auto t2 = std::chrono::steady_clock::now();
-      seconds_analyses_ += std::chrono::duration<double>(t2 - t1).count();
-      writer_->append_epoch(info, site_maps(maps), an);
-      seconds_write_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
+          !h.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))
+          : every_head ? h
+                       : h.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
+      if (r.pooled.defined()) an["pooled"] = to_floats(r.pooled);
+      lap_bg(seconds_analyses_);
+      writer_->append_epoch(info, site_maps(r.maps), an);
+      lap_bg(seconds_write_);
+      prev_probs_ = p;
       if (keep_probs_) kept_probs_.push_back(p);
     });
-    prev_probs_ = p;
     if (is_best) {  // written at the next periodic checkpoint (or the end)
-      best_maps_ = std::move(maps);
+      best_snap_ = snap;
+      if (pass) best_maps_ = pass->maps;
       best_weights_valid_ = false;
       best_info_ = info;
       best_pending_ = true;
     }
   }
   if (metrics_due) {
-    if (fused_epoch_ == epoch && fused_batches_ > 0) {  // accumulated from this epoch's evaluation, in the background
+    if (fused) {  // accumulated in the background from this epoch's evaluation
       jobs_->post([this, epoch, acc = fused_] { writer_->append_metrics(epoch, metrics_table(*acc)); });
+    } else if (snap) {
+      jobs_->post([this, epoch, snap] {
+        const auto t = std::chrono::steady_clock::now();
+        auto table = validation_metrics(snap.get());
+        seconds_metrics_bg_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+        writer_->append_metrics(epoch, table);
+      });
     } else {
       jobs_->post([this, epoch, table = validation_metrics()] { writer_->append_metrics(epoch, table); });
     }
@@ -372,25 +403,26 @@ void AttentionRecorder::record_epoch(int64_t epoch, int64_t step) {
 
 void AttentionRecorder::write_pending_best() {
   if (!best_pending_) return;
-  const auto t0 = std::chrono::steady_clock::now();
-  if (best_maps_.empty()) {  // the maps at the best epoch's weights, the current ones put back after
-    if (!best_weights_valid_) {
-      best_pending_ = false;
-      return;
-    }
-    auto& module = task_.module();
-    const auto now = weights_of(module);
-    set_weights(module, best_weights_);
-    const auto keep_probs = last_probs_, keep_pooled = last_pooled_;
-    best_maps_ = probe_tensors();
-    last_probs_ = keep_probs;
-    last_pooled_ = keep_pooled;
-    set_weights(module, now);
-  }
-  jobs_->post([this, info = best_info_, maps = std::move(best_maps_)] { writer_->write_best(info, site_maps(maps)); });
-  best_maps_.clear();
-  best_weights_valid_ = false;  // (its tensors are kept for the next snapshot)
   best_pending_ = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (best_snap_) {  // its maps from its copy of the weights, in the recorder's thread
+    jobs_->post([this, info = best_info_, snap = std::move(best_snap_)] {
+      writer_->write_best(info, site_maps(probe_pass(snap.get()).maps));
+    });
+    best_snap_.reset();
+  } else {
+    if (best_maps_.empty()) {  // the maps at the best epoch's weights, the current ones put back after
+      if (!best_weights_valid_) return;
+      auto& module = task_.module();
+      const auto now = weights_of(module);
+      set_weights(module, best_weights_);
+      best_maps_ = probe_pass(nullptr).maps;
+      set_weights(module, now);
+    }
+    jobs_->post([this, info = best_info_, maps = std::move(best_maps_)] { writer_->write_best(info, site_maps(maps)); });
+  }
+  best_maps_.clear();
+  best_weights_valid_ = false;  // (its tensors are kept for the next copy)
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   seconds_ += s;
   seconds_best_ += s;
@@ -418,14 +450,15 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
   char line[768];
   std::snprintf(line, sizeof line,
                 "[attention] %lld epochs recorded; %.3f s of training time spent recording: %.3f s at the epochs "
-                "(probe maps %.3f, per-head metrics over the validation split %.3f, waiting for the writer %.3f), "
+                "(probe maps or a copy of the weights %.3f, per-head metrics over the validation split %.3f, waiting "
+                "for the recorder's thread %.3f), "
                 "%.3f s on /best (%lld writes), %.3f s at the end (JS from the final epoch, task arrays); beside "
-                "training, in the recorder's thread: %.3f s (per-head metrics %.3f, head importance %.3f, analyses "
-                "%.3f, writing %.3f)",
+                "training, in the recorder's thread: %.3f s (probe maps %.3f, per-head metrics %.3f, head importance "
+                "%.3f, analyses %.3f, writing %.3f)",
                 static_cast<long long>(writer_->epochs_recorded()), seconds_,
                 seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_metrics_, seconds_wait_,
                 seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds(),
-                seconds_metrics_bg_, seconds_importance_, seconds_analyses_, seconds_write_);
+                seconds_maps_bg_, seconds_metrics_bg_, seconds_importance_, seconds_analyses_, seconds_write_);
   log::info(line);
 }
 

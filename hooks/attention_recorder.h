@@ -37,14 +37,19 @@ class AttentionRecorder : public train::Observer {
 
   // Probe maps [P,L,H,T,T] per site at the module's current weights.
   store::SiteMaps probe_maps();
-  // Metrics over the validation split: name -> [L*H].
-  std::map<std::string, std::vector<float>> validation_metrics();
+  // Metrics over the validation split: name -> [L*H] (of the module, or of a copy of its weights).
+  std::map<std::string, std::vector<float>> validation_metrics(train::Snapshot* snapshot = nullptr);
 
  private:
   using MapTensors = std::map<std::string, torch::Tensor>;  // site -> [P,L,H,T,T]
   struct Jobs;
   void record(int64_t epoch, int64_t step, bool is_best, bool maps, bool metrics);
-  MapTensors probe_tensors();  // the probe forward (sets last_probs_, last_pooled_)
+  struct ProbePass {
+    MapTensors maps;
+    torch::Tensor probs;   // [P,L,H,T,T] attn.probs (also when not a stored site)
+    torch::Tensor pooled;  // [P,D] or undefined
+  };
+  ProbePass probe_pass(train::Snapshot* snapshot);  // of the module (nullptr) or of a copy of its weights
   static store::SiteMaps site_maps(const MapTensors& maps);
   void write_pending_best();
   void write_js_final();
@@ -71,7 +76,8 @@ class AttentionRecorder : public train::Observer {
   double seconds_ = 0;  // in all; of it:
   double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
   double seconds_maps_ = 0, seconds_metrics_ = 0, seconds_wait_ = 0;  // at the epochs, in the trainer's thread
-  double seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_bg_ = 0, seconds_importance_ = 0;  // in the recorder's thread
+  double seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_bg_ = 0, seconds_importance_ = 0,
+         seconds_maps_bg_ = 0;  // in the recorder's thread
   int64_t best_writes_ = 0;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at
@@ -81,8 +87,8 @@ class AttentionRecorder : public train::Observer {
   bool best_weights_valid_ = false;
   store::EpochInfo best_info_;
   bool best_pending_ = false;
-  torch::Tensor last_probs_, prev_probs_;  // [P,L,H,T,T] of the latest probe pass / recorded epoch
-  torch::Tensor last_pooled_;             // [P,D] of the latest probe pass (when recorded)
+  torch::Tensor prev_probs_;  // [P,L,H,T,T] of the latest recorded epoch (the recorder's thread's)
+  std::shared_ptr<train::Snapshot> best_snap_;  // the pending best epoch's weights, when the task copies them
   torch::Tensor padding_;                 // [P,1,T,T] true on padding rows / keys; undefined if none
   std::unique_ptr<Jobs> jobs_;            // analyses and writes, beside training (last: joined first)
 };

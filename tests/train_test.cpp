@@ -636,7 +636,7 @@ TEST(MoleculeTask, RecordingLeavesTrainingBitIdentical) {
 
 // Head importance of a molecule model (Michel et al. 2019): gates of 1 change nothing, a gate of 0
 // silences its head; the importance from a copy of the weights (the recorder's thread) equals the
-// one from the module, is finite, non-negative and of unit norm per layer.
+// one from the module, is finite, non-negative and of unit norm per layer; copying moves no RNG.
 TEST(MoleculeTask, HeadImportanceFromHeadGates) {
   Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
                               {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
@@ -661,11 +661,17 @@ TEST(MoleculeTask, HeadImportanceFromHeadGates) {
 
   torch::manual_seed(7);
   const auto direct = task.head_importance();
-  auto job = task.head_importance_job();
+  const auto snap = task.snapshot();
   const auto after = torch::randint(1000000, {1}).item<int64_t>();
   torch::manual_seed(7);
   EXPECT_EQ(after, torch::randint(1000000, {1}).item<int64_t>()) << "the run's generator is untouched";
-  const auto from_copy = job();
+  const auto from_copy = snap->head_importance();
+  models::Taps mine, its;
+  mine.request(models::site::kAttnProbs);
+  its.request(models::site::kAttnProbs);
+  task.forward_taps(ids, mine);
+  snap->forward_taps(ids, its);
+  EXPECT_TRUE(torch::equal(mine.get(models::site::kAttnProbs, 1), its.get(models::site::kAttnProbs, 1)));
   ASSERT_TRUE(direct.defined());
   EXPECT_EQ(direct.sizes(), (std::vector<int64_t>{2, 4}));
   EXPECT_TRUE(torch::allclose(direct, from_copy, 1e-9, 1e-12)) << direct << from_copy;

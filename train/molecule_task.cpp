@@ -684,23 +684,66 @@ torch::Tensor MoleculeTask::head_importance() {
   return hi;
 }
 
-std::function<torch::Tensor()> MoleculeTask::head_importance_job() {
-  if (mlm_) return [] { return torch::Tensor(); };
-  // a module of the same shape (its random initialisation must not move the run's generator)
-  auto gen = at::detail::getDefaultCPUGenerator();
-  const auto rng = gen.get_state();
-  models::RobertaForSequenceClassification copy(rc_);
-  gen.set_state(rng);
-  {
-    torch::NoGradGuard no_grad;
-    const auto from = model_->named_parameters();
-    for (auto& p : copy->named_parameters()) p.value().copy_(from[p.key()]).set_requires_grad(false);
-    const auto from_b = model_->named_buffers();
-    for (auto& b : copy->named_buffers()) b.value().copy_(from_b[b.key()]);
-  }
-  copy->eval();
-  return [this, copy]() mutable { return head_importance_of(copy); };
+namespace {
+// `to`'s parameters and buffers := `from`'s, by name (no autograd; exact).
+void copy_module(const torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  const auto p = from.named_parameters();
+  for (auto& t : to.named_parameters()) t.value().copy_(p[t.key()]).set_requires_grad(false);
+  const auto b = from.named_buffers();
+  for (auto& t : to.named_buffers()) t.value().copy_(b[t.key()]);
+  to.eval();
 }
+// A module of the same shape as the task's: its random initialisation must not move the run's generator.
+template <typename M>
+M fresh_module(const models::RobertaConfig& rc) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  const auto state = gen.get_state();
+  M m(rc);
+  gen.set_state(state);
+  return m;
+}
+}  // namespace
+
+// The task's forwards on a copy of the encoder (and the head of a supervised task).
+class MoleculeTask::Frozen : public Snapshot {
+ public:
+  explicit Frozen(const MoleculeTask& t) : t_(t) {
+    if (t.mlm_) {
+      encoder_ = fresh_module<models::RobertaModel>(t.rc_);
+      copy_module(*t.lm_->roberta, *encoder_);
+    } else {
+      model_ = fresh_module<models::RobertaForSequenceClassification>(t.rc_);
+      copy_module(*t.model_, *model_);
+    }
+  }
+  void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
+    torch::NoGradGuard no_grad;
+    const auto mask = (inputs != Tok::kPad).to(torch::kLong);
+    if (encoder_) {  // masked-LM: <s>'s last hidden state as the pooled vector, as the task's own
+      const auto h = encoder_->forward(inputs, mask, &taps);
+      models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
+      return;
+    }
+    model_->forward(inputs, mask, &taps);
+  }
+  std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) override {
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs, layers);
+    forward_taps(t_.val_inputs(idx), taps);
+    std::vector<torch::Tensor> out;
+    for (int64_t l : layers) out.push_back(taps.get(models::site::kAttnProbs, l));
+    return out;
+  }
+  torch::Tensor head_importance() override { return model_ ? t_.head_importance_of(model_) : torch::Tensor(); }
+
+ private:
+  const MoleculeTask& t_;  // (its data and batching only, which training does not change)
+  models::RobertaModel encoder_{nullptr};
+  models::RobertaForSequenceClassification model_{nullptr};
+};
+
+std::shared_ptr<Snapshot> MoleculeTask::snapshot() const { return std::make_shared<Frozen>(*this); }
 
 torch::Tensor MoleculeTask::predict(const std::vector<int64_t>& rows) {
   torch::NoGradGuard no_grad;

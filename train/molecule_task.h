@@ -59,7 +59,7 @@ class MoleculeTask : public Task {
   // Head importance over the validation split (supervised tasks; undefined for masked-LM): the
   // gradient of each example's loss (over its known labels) with respect to a gate on each head.
   torch::Tensor head_importance() override;
-  std::function<torch::Tensor()> head_importance_job() override;  // on a copy of the weights
+  std::shared_ptr<Snapshot> snapshot() const override;
   int64_t num_layers() const override { return rc_.num_hidden_layers; }
   int64_t num_heads() const override { return rc_.num_attention_heads; }
   std::string model_json() const override;
@@ -76,6 +76,7 @@ class MoleculeTask : public Task {
 
  private:
   struct Tok;
+  class Frozen;
   struct Batch {
     torch::Tensor ids, mask, target;  // [b,T], [b,T], [b,K] (NaN = missing)
   };

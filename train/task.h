@@ -31,6 +31,17 @@ struct ProbeSet {
   std::vector<int64_t> source;      // [P] row in the validation split, -1 when not from it
 };
 
+// The module's weights at one moment, copied, with the task's plain forwards on them (eval mode,
+// no gradients, the run's RNG untouched): what a recorder's own thread runs while training goes
+// on. Its functions are those of Task below.
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+  virtual void forward_taps(const torch::Tensor& inputs, models::Taps& taps) = 0;
+  virtual std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) = 0;
+  virtual torch::Tensor head_importance() = 0;  // undefined if unsupported
+};
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -86,12 +97,9 @@ class Task {
   // the validation split of |dLoss_x/dxi_h|, normalised to unit L2 norm per layer: [L,H] float64.
   // No weight update and no parameter gradients are left behind. Undefined if unsupported.
   virtual torch::Tensor head_importance() { return {}; }
-  // The same as a job for another thread: what it needs of the module (its weights) is taken now,
-  // and the returned function computes head importance from that while training goes on.
-  // Default: computed now.
-  virtual std::function<torch::Tensor()> head_importance_job() {
-    return [hi = head_importance()] { return hi; };
-  }
+  // A frozen copy of the module's weights now, for a recorder's thread while training goes on
+  // (nullptr, the default: the recorder runs the module in the trainer's thread).
+  virtual std::shared_ptr<Snapshot> snapshot() const { return nullptr; }
   // A recorder that will ask for head_importance() right after the coming evaluate() says so
   // first; a task may then compute it within that evaluation's pass (same numbers, one pass).
   virtual void head_importance_with_next_evaluate() {}

@@ -40,7 +40,8 @@ double module_flops_per_example(int64_t T, int64_t D, int64_t H, int64_t Dh, int
   return 2.0 * (3 * T * H * Dh * D + 2 * H * T * T * Dh + T * H * Dh * D + D * V);
 }
 
-// The recorder's own time from a run's train.log ("[attention] N epochs recorded; X s spent recording").
+// The recorder's time in the trainer's thread from a run's train.log ("[attention] N epochs recorded; X s of the
+// trainer's thread spent recording").
 double recorder_seconds(const std::string& log) {
   std::ifstream in(log);
   std::string line;

@@ -36,7 +36,7 @@ for r in $(seq 1 "$REPEATS"); do
   h5=$(stat -c %s "$OUT/on$r/attention.h5")
   n=$(sed -n 's/.*\[attention\] \([0-9]*\) epochs recorded.*/\1/p' <<< "$line")
   cost=$(python3 -c "print(f'{($on - $off) / $off * 100:+.2f}')")
-  rec=$(sed -n 's/.*recorded; \([0-9.]*\) s of training time.*/\1/p' <<< "$line")
+  rec=$(sed -n 's/.*recorded; \([0-9.]*\) s of the trainer.s thread.*/\1/p' <<< "$line")
   share=$(python3 -c "print(f'{$rec / $off * 100:.2f}')")
   costs+=("$cost")
   printf '%-8s %10s %10s %7s%% %s\n' "#$r" "$off" "$on" "$cost" "$line"

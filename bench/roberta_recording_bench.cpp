@@ -3,7 +3,8 @@
 // batches (random token ids, random lengths, padding): a synthetic "epoch" of training steps
 // with no Taps object, with an empty one (taps present, unobserved), and followed by what the
 // recorder does per recorded epoch (probe maps of all layers and heads + per-head metrics over a
-// validation set). There is no ChemBERTa training task yet; the step is an MSE regression.
+// validation set), all in the trainer's thread; the step is an MSE regression. What recording
+// costs a real preset run, with the recorder's own thread, is bench/preset_recording_bench.sh.
 //   roberta_recording_bench [--steps N] [--batch B] [--len T] [--probes P] [--val V] [--threads K]
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>

@@ -161,7 +161,8 @@ int train_command(const TrainArgs& args) {
     }
   }
 
-  // 5. train; the recorder writes an epoch before the checkpointer may name it in last.pt
+  // 5. train; the recorder posts an epoch's writes before the checkpointer names it in last.pt
+  //    (they finish in its thread; a resumed run records that epoch again if they were lost)
   std::unique_ptr<hooks::MetricsWriter> metrics;
   if (main_rank) metrics = std::make_unique<hooks::MetricsWriter>((run_dir / "metrics.jsonl").string());
   hooks::Progress progress(main_rank ? config.train.progress : "none", config.train.log_every_seconds);
@@ -204,7 +205,10 @@ int train_command(const TrainArgs& args) {
        << st.best_epoch << "; " << std::fixed << std::setprecision(1) << st.elapsed_seconds
        << " s of training in total";
   log::info(best.str());
+  // the recorder's last writes go on beside the task's end-of-run work unless that reads them
+  if (recorder && task->finish_reads_attention()) recorder->finish();
   task->finish(run_dir.string());
+  if (recorder) recorder->finish();
   log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, " +
             (config.data.task == "minmax" ? "mechanism.json"
              : config.data.task == "mlm" ? "split.json, vocab.json, config.json"

@@ -214,7 +214,7 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
 
 AttentionRecorder::~AttentionRecorder() {
   try {
-    jobs_->drain();
+    if (!finished_) jobs_->drain();
   } catch (const std::exception& e) {  // (a run that stopped with an error: that error is reported)
     log::warn(std::string("[attention] ") + e.what());
   }
@@ -437,24 +437,33 @@ void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::str
 
 void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
   write_pending_best();  // (counts its own time)
-  const auto t0 = std::chrono::steady_clock::now();
+  end_began_ = std::chrono::steady_clock::now();
   std::map<std::string, std::vector<float>> arrays;
   if (!writer_->header().arrays.empty()) arrays = task_.final_arrays();  // (the model: this thread)
   jobs_->post([this, arrays = std::move(arrays)] {
     write_js_final();
     for (const auto& [name, values] : arrays) writer_->write_array(name, values);
   });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - end_began_).count();
+  seconds_end_ += s;
+  seconds_ += s;
+}
+
+void AttentionRecorder::finish() {
+  if (finished_) return;
+  const auto t0 = std::chrono::steady_clock::now();
   jobs_->drain();
-  seconds_end_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  seconds_ += seconds_end_;
-  char line[768];
+  finished_ = true;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_end_ += s;
+  seconds_ += s;
+  char line[800];
   std::snprintf(line, sizeof line,
-                "[attention] %lld epochs recorded; %.3f s of training time spent recording: %.3f s at the epochs "
-                "(probe maps or a copy of the weights %.3f, per-head metrics over the validation split %.3f, waiting "
-                "for the recorder's thread %.3f), "
-                "%.3f s on /best (%lld writes), %.3f s at the end (JS from the final epoch, task arrays); beside "
-                "training, in the recorder's thread: %.3f s (probe maps %.3f, per-head metrics %.3f, head importance "
-                "%.3f, analyses %.3f, writing %.3f)",
+                "[attention] %lld epochs recorded; %.3f s of the trainer's thread spent recording: %.3f s at the "
+                "epochs (probe maps or a copy of the weights %.3f, per-head metrics over the validation split %.3f, "
+                "waiting for the recorder's thread %.3f), %.3f s on /best (%lld writes), %.3f s waiting at the end; "
+                "beside training, in the recorder's thread: %.3f s (probe maps %.3f, per-head metrics %.3f, head "
+                "importance %.3f, analyses %.3f, writing %.3f)",
                 static_cast<long long>(writer_->epochs_recorded()), seconds_,
                 seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_metrics_, seconds_wait_,
                 seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds(),

@@ -4,6 +4,7 @@
 // split. Recording on or off leaves training bit-identical (tested).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -30,7 +31,11 @@ class AttentionRecorder : public train::Observer {
   void on_epoch_begin(const train::TrainContext& ctx, int64_t epoch) override;
   void on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) override;
   void on_checkpoint(const train::TrainContext& ctx, const std::string& path) override;
+  // Posts the end-of-run work (the last /best, JS from the final epoch, task arrays); finish()
+  // waits for it, so that the caller can overlap it with its own (e.g. the test-split evaluation).
   void on_train_end(const train::TrainContext& ctx, const train::EpochRecord& last) override;
+  // Waits until attention.h5 holds everything posted and logs the recorder's account (once).
+  void finish();
 
   // Records the probe set now as `epoch` (e.g. a frozen model's snapshot) and waits for the file.
   void record_epoch(int64_t epoch, int64_t step);
@@ -79,6 +84,8 @@ class AttentionRecorder : public train::Observer {
   double seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_bg_ = 0, seconds_importance_ = 0,
          seconds_maps_bg_ = 0;  // in the recorder's thread
   int64_t best_writes_ = 0;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point end_began_;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at
   // every improvement: min/max improves at ~440 of its 750 epochs).

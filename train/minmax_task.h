@@ -63,6 +63,7 @@ class MinMaxTask : public Task {
   std::map<std::string, std::vector<int64_t>> final_array_shapes() const override;
   std::map<std::string, std::vector<float>> final_arrays() override;
   void finish(const std::string& run_dir) override;
+  bool finish_reads_attention() const override { return true; }  // the mechanism over training
 
   // Computed with the plain module through its attn.probs tap, over all N^2 pairs.
   std::vector<MinMaxMechanism> mechanism();

@@ -136,6 +136,8 @@ class Task {
 
   // End-of-run analysis printed to the log and written into the run directory.
   virtual void finish(const std::string& run_dir) {}
+  // Whether finish() reads the run's attention.h5 (the recorder completes it first).
+  virtual bool finish_reads_attention() const { return false; }
 };
 
 // Builds the task named by config.data.task, initialised from `gen` (seeded with run.seed).

@@ -51,6 +51,7 @@ const std::vector<std::string> kRowMetrics = {
 constexpr size_t kNumRow = 15;
 constexpr size_t kBroadcast = 13;  // the one per-map (not per-row) metric
 constexpr int64_t kFastMaxLen = 8;  // maps of up to this many real tokens take the SIMD path
+constexpr int64_t kRankMaxLen = 96;  // longer rows are sorted for their Gini and median (kFast)
 
 // The broadcast key of a map: the key (other than the first) that the rows attend to most on
 // average; returns the summed attention of all rows on it.
@@ -311,6 +312,88 @@ ATTNSCOPE_VINLINE bool accumulate_rows4(const float* w, int64_t T, double log_n,
   return whole_map;
 }
 
+// Path::kFast for maps longer than kFastMaxLen: a row at a time as kReference, its keys 4 at a time
+// (the entropy's logs as vlog; the row sums kept per lane, so they agree with kReference to
+// rounding). The median and Gini still sort each row.
+ATTNSCOPE_VINLINE void accumulate_map_fast(const float* w, int64_t T, int64_t n, double log_n, float* sorted,
+                                           double* sums, float& mx, float& mn) {
+  const v4d zero = splat(0.0), one = splat(1.0);
+  const v4l all = {-1, -1, -1, -1};
+  v4d wmax = splat(-1.0), wmin = splat(2.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = w + i * T;
+    v4d rmax = zero, ent = zero, sum = zero, sparse = zero, local = zero, dist = zero;
+    auto keys = [&](v4d x, v4l ok, int64_t j) {  // keys j..j+3 of row i (x = 0 where !ok)
+      rmax = vmax(rmax, x);
+      const v4d lg = vlog(x > 0.0 ? x : one);
+      ent = x > 0.0 ? ent - x * lg : ent;
+      sum += x;
+      sparse += (ok & (x < 0.01)) ? one : zero;
+      const v4d d = splat(static_cast<double>(i)) - v4d{static_cast<double>(j), static_cast<double>(j + 1),
+                                                         static_cast<double>(j + 2), static_cast<double>(j + 3)};
+      const v4d ad = d < 0.0 ? -d : d;  // |i - j|
+      local = ad <= 2.0 ? local + x : local;
+      dist += x * ad;
+      wmax = ok ? vmax(wmax, x) : wmax;
+      wmin = ok ? vmin(wmin, x) : wmin;
+    };
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      v4f f;
+      std::memcpy(&f, r + j, sizeof f);
+      keys(__builtin_convertvector(f, v4d), all, j);
+    }
+    if (j < n) {
+      v4d x = zero;
+      v4l ok = {0, 0, 0, 0};
+      for (int64_t k = 0; j + k < n; ++k) {
+        x[k] = static_cast<double>(r[j + k]);
+        ok[k] = -1;
+      }
+      keys(x, ok, j);
+    }
+    auto total = [](v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); };
+    const double e = total(ent), s = total(sum);
+    const double mean = s / static_cast<double>(n);
+    double var = 0;
+    for (int64_t k = 0; k < n; ++k) var += (r[k] - mean) * (r[k] - mean);
+    // Gini and the median need each key's rank in the sorted row (ties in key order, as a
+    // stable sort): up to kRankMaxLen keys by counting (branch-free, vectorised: faster than
+    // sorting short rows), longer rows sorted
+    double gini = 0;
+    float lo = 0, hi = 0;
+    if (n <= kRankMaxLen) {
+      for (int64_t a = 0; a < n; ++a) {
+        const float xa = r[a];
+        int32_t rank = 0;
+        for (int64_t b = 0; b < n; ++b) rank += r[b] < xa;
+        for (int64_t b = 0; b < a; ++b) rank += r[b] == xa;
+        gini += static_cast<double>(2 * (rank + 1) - n - 1) * xa;
+        if (rank == (n - 1) / 2) lo = xa;
+        if (rank == n / 2) hi = xa;
+      }
+    } else {
+      std::copy(r, r + n, sorted);
+      std::sort(sorted, sorted + n);
+      for (int64_t k = 0; k < n; ++k) gini += static_cast<double>(2 * (k + 1) - n - 1) * sorted[k];
+      lo = sorted[(n - 1) / 2];
+      hi = sorted[n / 2];
+    }
+    gini = s > 0 ? gini / (static_cast<double>(n) * s) : 0;
+    const double median = 0.5 * (lo + hi);
+    const double row_max = std::max(std::max(rmax[0], rmax[1]), std::max(rmax[2], rmax[3]));
+    const double v[kNumRow] = {row_max, e, n > 1 ? e / log_n : 0.0, std::exp(e),
+                               total(sparse) / static_cast<double>(n), std::sqrt(var / static_cast<double>(n)), median,
+                               gini, r[i], r[0], r[n - 1], total(local), total(dist), 0.0, mean};
+    for (size_t m = 0; m < kNumRow; ++m) sums[m] += v[m];
+  }
+  for (int l = 0; l < 4; ++l) {
+    mx = std::max(mx, static_cast<float>(wmax[l]));
+    mn = std::min(mn, static_cast<float>(wmin[l]));
+  }
+  sums[kBroadcast] += broadcast_sum(w, T, n);
+}
+
 // Examples [b0, b1) of probs [B,H,T,T] into per-head lane sums `acc` [H] (maps of up to
 // kFastMaxLen tokens) and scalar sums `sums` [H * kNumRow] (longer maps, and the broadcast term).
 ATTNSCOPE_VINLINE void accumulate_examples(const float* data, const int64_t* lp, int64_t b0, int64_t b1, int64_t H,
@@ -339,7 +422,7 @@ ATTNSCOPE_VINLINE void accumulate_examples(const float* data, const int64_t* lp,
         }
         if (!done) *bsum += broadcast_sum(w, T, n);
       } else {
-        accumulate_map(w, T, n, log_n, scratch, sums + h * kNumRow, mx[h], mn[h]);
+        accumulate_map_fast(w, T, n, log_n, scratch, sums + h * kNumRow, mx[h], mn[h]);
       }
     }
     *rows += static_cast<double>(n);

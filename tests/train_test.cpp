@@ -577,13 +577,18 @@ TEST(Baseline, EcfpForestAndBoostedTreesOnTheRunsSplit) {
   EXPECT_FALSE(std::filesystem::exists(d.path("mm")));
 }
 
+// The ESOL preset at 2 layers of width 32 with 4 heads.
+Config tiny_esol() {
+  return resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
+                        {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
+                         "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "run.threads=1"})
+      .config;
+}
+
 // The per-head metrics a recorder takes from evaluate()'s own forward passes equal those of a pass
 // of its own over the validation split, and handing the sink changes no evaluation metric.
 TEST(MoleculeTask, EvaluationFeedsTheRecorderTheSameAttentionAndTheSameMetrics) {
-  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
-                              {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
-                               "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "run.threads=1"})
-                   .config;
+  const Config cfg = tiny_esol();
   MoleculeTask task(cfg);
   const auto plain = task.evaluate();
   std::vector<hooks::HeadMetrics> fused(2), own(2);
@@ -638,10 +643,7 @@ TEST(MoleculeTask, RecordingLeavesTrainingBitIdentical) {
 // silences its head; the importance from a copy of the weights (the recorder's thread) equals the
 // one from the module, is finite, non-negative and of unit norm per layer; copying moves no RNG.
 TEST(MoleculeTask, HeadImportanceFromHeadGates) {
-  Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
-                              {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "model.n_layers=2",
-                               "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "run.threads=1"})
-                   .config;
+  const Config cfg = tiny_esol();
   MoleculeTask task(cfg);
   auto& m = dynamic_cast<models::RobertaForSequenceClassificationImpl&>(task.module());
   m.eval();

@@ -8,6 +8,7 @@
 #include <thread>
 #include <mutex>
 #include <functional>
+#include <future>
 #include <deque>
 #include <condition_variable>
 
@@ -213,6 +214,7 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
 }
 
 AttentionRecorder::~AttentionRecorder() {
+  if (end_hi_) end_hi_->promise.set_value(torch::Tensor());  // (a run that stopped early: the job must not wait)
   try {
     if (!finished_) jobs_->drain();
   } catch (const std::exception& e) {  // (a run that stopped with an error: that error is reported)
@@ -304,7 +306,7 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
   return metrics_table(per_layer);
 }
 
-void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool maps_due, bool metrics_due) {
+void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool maps_due, bool metrics_due, bool last) {
   const auto t0 = std::chrono::steady_clock::now();
   auto lap = [t = t0](double& into) mutable {
     const auto now = std::chrono::steady_clock::now();
@@ -336,7 +338,15 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       hi = task_.head_importance();  // [all layers, all heads]
     }
     lap(seconds_maps_);
-    jobs_->post([this, snap, pass, hi, info] {
+    // The last epoch's head importance is computed by the trainer's thread, which has nothing
+    // else to do then (on_train_end), while this job does the probe pass and the analyses.
+    std::shared_future<torch::Tensor> hi_later;
+    if (last && snap) {
+      end_hi_ = std::make_unique<EndImportance>();
+      end_hi_->snapshot = snap;
+      hi_later = end_hi_->promise.get_future().share();
+    }
+    jobs_->post([this, snap, pass, hi, info, hi_later] {
       auto t = std::chrono::steady_clock::now();
       auto lap_bg = [&t](double& into) {
         const auto now = std::chrono::steady_clock::now();
@@ -345,7 +355,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       };
       const ProbePass r = pass ? *pass : probe_pass(snap.get());
       lap_bg(seconds_maps_bg_);
-      const torch::Tensor h = snap ? snap->head_importance() : hi;
+      const torch::Tensor h = hi_later.valid() ? hi_later.get() : snap ? snap->head_importance() : hi;
       lap_bg(seconds_importance_);
       const auto& p = r.probs;
       const auto& len = probes_.lengths;
@@ -364,6 +374,8 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       lap_bg(seconds_analyses_);
       writer_->append_epoch(info, site_maps(r.maps), an);
       lap_bg(seconds_write_);
+      latest_maps_ = r.maps;  // (/best of this epoch, if it is the best: no second probe pass)
+      latest_epoch_ = info.epoch;
       prev_probs_ = p;
       if (keep_probs_) kept_probs_.push_back(p);
     });
@@ -407,7 +419,7 @@ void AttentionRecorder::write_pending_best() {
   const auto t0 = std::chrono::steady_clock::now();
   if (best_snap_) {  // its maps from its copy of the weights, in the recorder's thread
     jobs_->post([this, info = best_info_, snap = std::move(best_snap_)] {
-      writer_->write_best(info, site_maps(probe_pass(snap.get()).maps));
+      writer_->write_best(info, site_maps(latest_epoch_ == info.epoch ? latest_maps_ : probe_pass(snap.get()).maps));
     });
     best_snap_.reset();
   } else {
@@ -438,6 +450,7 @@ void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::str
 void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
   write_pending_best();  // (counts its own time)
   end_began_ = std::chrono::steady_clock::now();
+  end_importance();
   std::map<std::string, std::vector<float>> arrays;
   if (!writer_->header().arrays.empty()) arrays = task_.final_arrays();  // (the model: this thread)
   jobs_->post([this, arrays = std::move(arrays)] {
@@ -447,6 +460,16 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - end_began_).count();
   seconds_end_ += s;
   seconds_ += s;
+}
+
+void AttentionRecorder::end_importance() {
+  if (!end_hi_) return;
+  const auto end = std::move(end_hi_);
+  try {
+    end->promise.set_value(end->snapshot->head_importance());
+  } catch (...) {
+    end->promise.set_exception(std::current_exception());
+  }
 }
 
 void AttentionRecorder::finish() {
@@ -545,7 +568,8 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
 
 void AttentionRecorder::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
   const bool maps_due = r.epoch % cfg_.every == 0 || r.is_last;
-  record(r.epoch, r.step, r.is_best, maps_due, cfg_.metrics && (maps_due || r.epoch % cfg_.metrics_every == 0));
+  record(r.epoch, r.step, r.is_best, maps_due, cfg_.metrics && (maps_due || r.epoch % cfg_.metrics_every == 0),
+         r.is_last);
 }
 
 }  // namespace attnscope::hooks

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -48,7 +49,9 @@ class AttentionRecorder : public train::Observer {
  private:
   using MapTensors = std::map<std::string, torch::Tensor>;  // site -> [P,L,H,T,T]
   struct Jobs;
-  void record(int64_t epoch, int64_t step, bool is_best, bool maps, bool metrics);
+  // `last`: the run's last epoch (its head importance comes from on_train_end, end_importance())
+  void record(int64_t epoch, int64_t step, bool is_best, bool maps, bool metrics, bool last = false);
+  void end_importance();
   struct ProbePass {
     MapTensors maps;
     torch::Tensor probs;   // [P,L,H,T,T] attn.probs (also when not a stored site)
@@ -96,6 +99,13 @@ class AttentionRecorder : public train::Observer {
   bool best_pending_ = false;
   torch::Tensor prev_probs_;  // [P,L,H,T,T] of the latest recorded epoch (the recorder's thread's)
   std::shared_ptr<train::Snapshot> best_snap_;  // the pending best epoch's weights, when the task copies them
+  struct EndImportance {
+    std::promise<torch::Tensor> promise;
+    std::shared_ptr<train::Snapshot> snapshot;
+  };
+  std::unique_ptr<EndImportance> end_hi_;  // the last epoch's head importance, promised to its job
+  MapTensors latest_maps_;                 // the latest recorded epoch's maps (the recorder's thread's)
+  int64_t latest_epoch_ = -1;
   torch::Tensor padding_;                 // [P,1,T,T] true on padding rows / keys; undefined if none
   std::unique_ptr<Jobs> jobs_;            // analyses and writes, beside training (last: joined first)
 };

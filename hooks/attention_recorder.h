@@ -1,7 +1,9 @@
 // The attention recorder: an observer of the trainer that, at the configured epochs, runs the
 // probe set through the module's tap points (eval mode, no gradients, RNG untouched) and appends
 // the maps to RUN_DIR/attention.h5, and computes the per-head metrics over the whole validation
-// split. Recording on or off leaves training bit-identical (tested).
+// split. Recording on or off leaves training bit-identical (tested). Its work runs in a thread of
+// its own beside training, on a copy of the weights where the task makes one (Task::snapshot);
+// the trainer's thread copies weights and hands over tensors.
 #pragma once
 
 #include <chrono>

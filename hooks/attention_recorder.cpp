@@ -4,13 +4,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
-#include <thread>
-#include <mutex>
 #include <functional>
 #include <future>
-#include <deque>
-#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include <ATen/Parallel.h>
 
@@ -38,6 +38,18 @@ std::vector<float> to_floats(const torch::Tensor& t) {
   const auto c = t.to(torch::kFloat).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+// Consecutive intervals added to counters: lap(x) adds the time since the previous lap (or start) to x.
+struct Lap {
+  Clock::time_point t = Clock::now();
+  void operator()(double& into) {
+    const auto now = Clock::now();
+    into += std::chrono::duration<double>(now - t).count();
+    t = now;
+  }
+};
 
 constexpr int64_t kMetricElements = int64_t{1} << 22;  // attention weights per metrics batch
 constexpr int64_t kBatchesAhead = 4;  // evaluation batches whose metrics may wait in the recorder's thread
@@ -131,7 +143,7 @@ struct AttentionRecorder::Jobs {
       queue_.pop_front();
       const bool skip = failed_;
       lock.unlock();
-      const auto t0 = std::chrono::steady_clock::now();
+      const auto t0 = Clock::now();
       std::exception_ptr e;
       if (!skip) {
         try {
@@ -141,7 +153,7 @@ struct AttentionRecorder::Jobs {
         }
       }
       lock.lock();
-      seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      seconds_ += seconds_since(t0);
       if (e) {
         error_ = e;
         failed_ = true;
@@ -307,12 +319,8 @@ std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(
 }
 
 void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool maps_due, bool metrics_due, bool last) {
-  const auto t0 = std::chrono::steady_clock::now();
-  auto lap = [t = t0](double& into) mutable {
-    const auto now = std::chrono::steady_clock::now();
-    into += std::chrono::duration<double>(now - t).count();
-    t = now;
-  };
+  const auto t0 = Clock::now();
+  Lap lap;
   jobs_->wait(ticket_);  // what the previous record() posted: at most about one epoch of work in flight
   lap(seconds_wait_);
   const bool fused = metrics_due && fused_epoch_ == epoch && fused_batches_ > 0;  // (fed by this epoch's evaluation)
@@ -347,12 +355,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       hi_later = end_hi_->promise.get_future().share();
     }
     jobs_->post([this, snap, pass, hi, info, hi_later] {
-      auto t = std::chrono::steady_clock::now();
-      auto lap_bg = [&t](double& into) {
-        const auto now = std::chrono::steady_clock::now();
-        into += std::chrono::duration<double>(now - t).count();
-        t = now;
-      };
+      Lap lap_bg;
       const ProbePass r = pass ? *pass : probe_pass(snap.get());
       lap_bg(seconds_maps_bg_);
       const torch::Tensor h = hi_later.valid() ? hi_later.get() : snap ? snap->head_importance() : hi;
@@ -392,9 +395,9 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       jobs_->post([this, epoch, acc = fused_] { writer_->append_metrics(epoch, metrics_table(*acc)); });
     } else if (snap) {
       jobs_->post([this, epoch, snap] {
-        const auto t = std::chrono::steady_clock::now();
+        const auto t = Clock::now();
         auto table = validation_metrics(snap.get());
-        seconds_metrics_bg_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+        seconds_metrics_bg_ += seconds_since(t);
         writer_->append_metrics(epoch, table);
       });
     } else {
@@ -405,7 +408,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     lap(seconds_metrics_);
   }
   ticket_ = jobs_->posted();
-  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_ += seconds_since(t0);
 }
 
 void AttentionRecorder::record_epoch(int64_t epoch, int64_t step) {
@@ -416,7 +419,7 @@ void AttentionRecorder::record_epoch(int64_t epoch, int64_t step) {
 void AttentionRecorder::write_pending_best() {
   if (!best_pending_) return;
   best_pending_ = false;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   if (best_snap_) {  // its maps from its copy of the weights, in the recorder's thread
     jobs_->post([this, info = best_info_, snap = std::move(best_snap_)] {
       writer_->write_best(info, site_maps(latest_epoch_ == info.epoch ? latest_maps_ : probe_pass(snap.get()).maps));
@@ -435,7 +438,7 @@ void AttentionRecorder::write_pending_best() {
   }
   best_maps_.clear();
   best_weights_valid_ = false;  // (its tensors are kept for the next copy)
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = seconds_since(t0);
   seconds_ += s;
   seconds_best_ += s;
   ++best_writes_;
@@ -449,7 +452,7 @@ void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::str
 
 void AttentionRecorder::on_train_end(const train::TrainContext&, const train::EpochRecord&) {
   write_pending_best();  // (counts its own time)
-  end_began_ = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   end_importance();
   std::map<std::string, std::vector<float>> arrays;
   if (!writer_->header().arrays.empty()) arrays = task_.final_arrays();  // (the model: this thread)
@@ -457,7 +460,7 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
     write_js_final();
     for (const auto& [name, values] : arrays) writer_->write_array(name, values);
   });
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - end_began_).count();
+  const double s = seconds_since(t0);
   seconds_end_ += s;
   seconds_ += s;
 }
@@ -474,10 +477,10 @@ void AttentionRecorder::end_importance() {
 
 void AttentionRecorder::finish() {
   if (finished_) return;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   jobs_->drain();
   finished_ = true;
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = seconds_since(t0);
   seconds_end_ += s;
   seconds_ += s;
   char line[800];
@@ -524,9 +527,9 @@ void AttentionRecorder::on_train_begin(const train::TrainContext& ctx) {
   }
   // Resumed at epoch e: its record is written in the background, so a run killed after last.pt
   // named epoch e may have lost it; the weights are e's, so it is recorded now, as it would have been.
-  const bool maps_due = e % cfg_.every == 0 || e == ctx.config.train.epochs;
-  const bool metrics_due = cfg_.metrics && (maps_due || e % cfg_.metrics_every == 0);
-  const bool maps = maps_due && writer_->last_epoch() < e, metrics = metrics_due && writer_->last_metrics_epoch() < e;
+  const bool maps_due = maps_at(e, e == ctx.config.train.epochs);
+  const bool maps = maps_due && writer_->last_epoch() < e;
+  const bool metrics = metrics_at(e, maps_due) && writer_->last_metrics_epoch() < e;
   if (maps || metrics) record(e, ctx.state.step, false, maps, metrics);
 }
 
@@ -534,30 +537,30 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
   // An epoch to be recorded on the cadence needs the head importance at the weights its
   // evaluation sees: min/max computes it in that evaluation's pass over the validation split.
   const auto& tc = ctx.config.train;
-  const bool recorded = epoch % cfg_.every == 0 || epoch == tc.epochs;
+  const bool recorded = maps_at(epoch, epoch == tc.epochs);
   const bool evaluated = epoch % tc.eval_every == 0 || epoch == tc.epochs;
   if (recorded && evaluated) {
     task_.head_importance_with_next_evaluate();
   }
   // Per-head metrics due this epoch: from the evaluation's own forward passes when the task can
   // (record() falls back to a pass of its own when no evaluation fed them).
-  if (cfg_.metrics && evaluated && (recorded || epoch % cfg_.metrics_every == 0)) {
+  if (evaluated && metrics_at(epoch, recorded)) {
     fused_ = std::make_shared<std::vector<HeadMetrics>>();
     fused_batches_ = 0;
     fused_epoch_ = -1;
     if (task_.attention_with_next_evaluate(layers_, [this](const std::vector<torch::Tensor>& probs,
                                                             const torch::Tensor& lengths) {
-          // (the evaluation's own tensors, which it does not modify: no copy)
+          // (the tap's copies of the evaluation's maps: nothing else holds them)
           const int64_t ticket = jobs_->post([this, acc = fused_, probs, lengths] {
-            const auto t0 = std::chrono::steady_clock::now();
+            const auto t0 = Clock::now();
             add_metrics(*acc, probs, lengths);
-            seconds_metrics_bg_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            seconds_metrics_bg_ += seconds_since(t0);
           });
           ++fused_batches_;
           // a few batches ahead at most, so that their maps do not pile up in memory
-          const auto t0 = std::chrono::steady_clock::now();
+          const auto t0 = Clock::now();
           jobs_->wait(ticket - kBatchesAhead);
-          const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double waited = seconds_since(t0);
           seconds_ += waited;
           seconds_wait_ += waited;
         })) {
@@ -567,9 +570,8 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
 }
 
 void AttentionRecorder::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
-  const bool maps_due = r.epoch % cfg_.every == 0 || r.is_last;
-  record(r.epoch, r.step, r.is_best, maps_due, cfg_.metrics && (maps_due || r.epoch % cfg_.metrics_every == 0),
-         r.is_last);
+  const bool maps_due = maps_at(r.epoch, r.is_last);
+  record(r.epoch, r.step, r.is_best, maps_due, metrics_at(r.epoch, maps_due), r.is_last);
 }
 
 }  // namespace attnscope::hooks

@@ -6,7 +6,6 @@
 // the trainer's thread copies weights and hands over tensors.
 #pragma once
 
-#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
@@ -54,6 +53,10 @@ class AttentionRecorder : public train::Observer {
   // `last`: the run's last epoch (its head importance comes from on_train_end, end_importance())
   void record(int64_t epoch, int64_t step, bool is_best, bool maps, bool metrics, bool last = false);
   void end_importance();
+  // The cadence: probe maps at epoch 0, every `every` epochs and the last; per-head metrics then
+  // and every `metrics_every` epochs.
+  bool maps_at(int64_t epoch, bool last) const { return epoch % cfg_.every == 0 || last; }
+  bool metrics_at(int64_t epoch, bool maps) const { return cfg_.metrics && (maps || epoch % cfg_.metrics_every == 0); }
   struct ProbePass {
     MapTensors maps;
     torch::Tensor probs;   // [P,L,H,T,T] attn.probs (also when not a stored site)
@@ -90,7 +93,6 @@ class AttentionRecorder : public train::Observer {
          seconds_maps_bg_ = 0;  // in the recorder's thread
   int64_t best_writes_ = 0;
   bool finished_ = false;
-  std::chrono::steady_clock::time_point end_began_;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at
   // every improvement: min/max improves at ~440 of its 750 epochs).

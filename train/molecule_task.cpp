@@ -249,6 +249,26 @@ constexpr uint64_t kValidationMasks = ~0ull;  // the "epoch" of the fixed valida
 
 bool is_run_dir(const fs::path& p) { return fs::is_directory(p / "checkpoints") && fs::exists(p / "config.yaml"); }
 
+std::vector<int64_t> at_positions(const std::vector<int64_t>& rows, const std::vector<int64_t>& positions) {
+  std::vector<int64_t> out;
+  out.reserve(positions.size());
+  for (int64_t i : positions) out.push_back(rows[static_cast<size_t>(i)]);
+  return out;
+}
+
+// The forward that recorders see: a supervised model's, or (masked-LM) the encoder's with <s>'s
+// last hidden state as the pooled vector. Eval mode and no gradients are the caller's.
+void forward_molecules(models::RobertaForSequenceClassification* model, models::RobertaModel* encoder,
+                       const torch::Tensor& inputs, int64_t pad, models::Taps& taps) {
+  const auto mask = (inputs != pad).to(torch::kLong);
+  if (encoder != nullptr) {
+    const auto h = (*encoder)->forward(inputs, mask, &taps);
+    models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
+    return;
+  }
+  (*model)->forward(inputs, mask, &taps);
+}
+
 }  // namespace
 
 // ---- the task ----------------------------------------------------------------------------------
@@ -652,8 +672,7 @@ torch::Tensor MoleculeTask::head_importance_of(models::RobertaForSequenceClassif
   int64_t n = 0;
   torch::AutoGradMode grad(true);
   for (const auto& at : eval_batches(split_.val)) {
-    std::vector<int64_t> part;
-    for (int64_t i : at) part.push_back(split_.val[i]);
+    const auto part = at_positions(split_.val, at);
     const auto b = make_batch(part, false);
     const int64_t B = b.ids.size(0);
     models::Taps taps;
@@ -719,13 +738,7 @@ class MoleculeTask::Frozen : public Snapshot {
   }
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
     torch::NoGradGuard no_grad;
-    const auto mask = (inputs != Tok::kPad).to(torch::kLong);
-    if (encoder_) {  // masked-LM: <s>'s last hidden state as the pooled vector, as the task's own
-      const auto h = encoder_->forward(inputs, mask, &taps);
-      models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
-      return;
-    }
-    model_->forward(inputs, mask, &taps);
+    forward_molecules(encoder_ ? nullptr : &model_, encoder_ ? &encoder_ : nullptr, inputs, Tok::kPad, taps);
   }
   std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) override {
     models::Taps taps;
@@ -750,8 +763,7 @@ torch::Tensor MoleculeTask::predict(const std::vector<int64_t>& rows) {
   model_->eval();
   torch::Tensor out;
   for (const auto& at : eval_batches(rows)) {
-    std::vector<int64_t> part;
-    for (int64_t i : at) part.push_back(rows[i]);
+    const auto part = at_positions(rows, at);
     const auto b = make_batch(part, false);
     models::Taps taps;
     if (sink_) taps.request(models::site::kAttnProbs, sink_layers_);
@@ -777,8 +789,7 @@ Metrics MoleculeTask::mlm_metrics(const std::vector<int64_t>& rows, const std::s
   double loss_sum = 0;
   int64_t count = 0, correct = 0;
   for (const auto& at : eval_batches(rows)) {
-    std::vector<int64_t> part;
-    for (int64_t i : at) part.push_back(rows[i]);
+    const auto part = at_positions(rows, at);
     const auto [loss, n, c] = mlm_loss(make_batch(part, false), part, kValidationMasks);
     loss_sum += loss.item<double>() * static_cast<double>(n);
     count += n;
@@ -830,13 +841,7 @@ torch::Tensor MoleculeTask::val_lengths(const torch::Tensor& idx) const {
 void MoleculeTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
   torch::NoGradGuard no_grad;
   module().eval();
-  const auto mask = (inputs != Tok::kPad).to(torch::kLong);
-  if (mlm_) {  // the encoder, and <s>'s last hidden state as the pooled vector
-    const auto h = lm_->roberta->forward(inputs, mask, &taps);
-    models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
-    return;
-  }
-  model_->forward(inputs, mask, &taps);
+  forward_molecules(mlm_ ? nullptr : &model_, mlm_ ? &lm_->roberta : nullptr, inputs, Tok::kPad, taps);
 }
 
 ProbeSet MoleculeTask::probes_of(const std::vector<std::string>& smiles, const std::vector<int64_t>& source) const {

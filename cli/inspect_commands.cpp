@@ -17,9 +17,7 @@ namespace attnscope::cli {
 
 int snapshot_command(const SnapshotArgs& args) {
   fs::path ckpt = args.model;
-  if (fs::is_directory(ckpt)) {
-    ckpt = fs::exists(ckpt / "checkpoints" / "best.pt") ? ckpt / "checkpoints" / "best.pt" : ckpt / "checkpoints" / "last.pt";
-  }
+  if (fs::is_directory(ckpt)) ckpt = train::run_checkpoint(ckpt.string());
   if (!fs::exists(ckpt)) throw UsageError("--model: no checkpoint at '" + ckpt.string() + "'");
   const int given = !args.ids.empty() + !args.ids_file.empty() + !args.smiles.empty() + !args.smiles_file.empty();
   if (given != 1) {

@@ -131,7 +131,7 @@ Loaded load_model(const std::string& path) {
     run = fs::path(path).parent_path().parent_path();
   } else if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.yaml") && fs::is_directory(fs::path(path) / "checkpoints")) {
     run = path;
-    ckpt = fs::exists(run / "checkpoints" / "best.pt") ? run / "checkpoints" / "best.pt" : run / "checkpoints" / "last.pt";
+    ckpt = train::run_checkpoint(run.string());
   }
   if (!run.empty()) {  // an attnscope run
     if (!fs::exists(ckpt)) throw UsageError("--model '" + path + "': no checkpoint at '" + ckpt.string() + "'");

@@ -51,6 +51,19 @@ struct Lap {
   }
 };
 
+// "name 1.234, name 0.500" of the parts that took any time (a task that does its probe maps in the
+// trainer's thread, as min/max does, shows none in the recorder's).
+std::string time_parts(std::initializer_list<std::pair<const char*, double>> parts) {
+  std::string out;
+  char buf[96];
+  for (const auto& [name, s] : parts) {
+    if (s < 5e-4) continue;
+    std::snprintf(buf, sizeof buf, "%s%s %.3f", out.empty() ? "" : ", ", name, s);
+    out += buf;
+  }
+  return out.empty() ? "none" : out;
+}
+
 constexpr int64_t kMetricElements = int64_t{1} << 22;  // attention weights per metrics batch
 constexpr int64_t kBatchesAhead = 4;  // evaluation batches whose metrics may wait in the recorder's thread
 
@@ -359,7 +372,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       const ProbePass r = pass ? *pass : probe_pass(snap.get());
       lap_bg(seconds_maps_bg_);
       const torch::Tensor h = hi_later.valid() ? hi_later.get() : snap ? snap->head_importance() : hi;
-      lap_bg(seconds_importance_);
+      lap_bg(hi_later.valid() ? seconds_importance_wait_ : seconds_importance_);
       const auto& p = r.probs;
       const auto& len = probes_.lengths;
       store::Analyses an;
@@ -483,18 +496,23 @@ void AttentionRecorder::finish() {
   const double s = seconds_since(t0);
   seconds_end_ += s;
   seconds_ += s;
-  char line[800];
-  std::snprintf(line, sizeof line,
-                "[attention] %lld epochs recorded; %.3f s of the trainer's thread spent recording: %.3f s at the "
-                "epochs (probe maps or a copy of the weights %.3f, per-head metrics over the validation split %.3f, "
-                "waiting for the recorder's thread %.3f), %.3f s on /best (%lld writes), %.3f s waiting at the end; "
-                "beside training, in the recorder's thread: %.3f s (probe maps %.3f, per-head metrics %.3f, head "
-                "importance %.3f, analyses %.3f, writing %.3f)",
-                static_cast<long long>(writer_->epochs_recorded()), seconds_,
-                seconds_ - seconds_best_ - seconds_end_, seconds_maps_, seconds_metrics_, seconds_wait_,
-                seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds(),
-                seconds_maps_bg_, seconds_metrics_bg_, seconds_importance_, seconds_analyses_, seconds_write_);
-  log::info(line);
+  char line[400];
+  std::snprintf(line, sizeof line, "[attention] %lld epochs recorded; %.3f s of the trainer's thread spent recording: %.3f s at the epochs (",
+                static_cast<long long>(writer_->epochs_recorded()), seconds_, seconds_ - seconds_best_ - seconds_end_);
+  std::string text = line;
+  text += time_parts({{"probe maps or a copy of the weights", seconds_maps_},
+                      {"per-head metrics over the validation split", seconds_metrics_},
+                      {"waiting for the recorder's thread", seconds_wait_}});
+  std::snprintf(line, sizeof line, "), %.3f s on /best (%lld writes), %.3f s waiting at the end; beside training, in the recorder's thread: %.3f s (",
+                seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds());
+  text += line;
+  text += time_parts({{"probe maps", seconds_maps_bg_},
+                      {"per-head metrics", seconds_metrics_bg_},
+                      {"head importance", seconds_importance_},
+                      {"analyses", seconds_analyses_},
+                      {"writing", seconds_write_},
+                      {"waiting for the last epoch's head importance from the trainer's thread", seconds_importance_wait_}});
+  log::info(text + ")");
 }
 
 torch::Tensor AttentionRecorder::recorded_probs(int64_t epoch_index) const {

@@ -90,7 +90,7 @@ class AttentionRecorder : public train::Observer {
   double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
   double seconds_maps_ = 0, seconds_metrics_ = 0, seconds_wait_ = 0;  // at the epochs, in the trainer's thread
   double seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_bg_ = 0, seconds_importance_ = 0,
-         seconds_maps_bg_ = 0;  // in the recorder's thread
+         seconds_maps_bg_ = 0, seconds_importance_wait_ = 0;  // in the recorder's thread
   int64_t best_writes_ = 0;
   bool finished_ = false;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was

@@ -5,6 +5,7 @@
 #include <torch/serialize.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -164,6 +165,11 @@ CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model
   info.config_hash = static_cast<uint64_t>(need("config_hash").toInt());
   info.producer = need("producer").toStringRef();
   return info;
+}
+
+std::string run_checkpoint(const std::string& run_dir) {
+  const auto dir = std::filesystem::path(run_dir) / "checkpoints";
+  return (std::filesystem::exists(dir / "best.pt") ? dir / "best.pt" : dir / "last.pt").string();
 }
 
 }  // namespace attnscope::train

@@ -33,4 +33,8 @@ Config checkpoint_config(const std::string& path);
 CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Optimizer* optimizer, bool restore_rng);
 
+// The checkpoint that stands for a run directory: checkpoints/best.pt, else checkpoints/last.pt
+// (that path even when neither exists: callers name it in their error).
+std::string run_checkpoint(const std::string& run_dir);
+
 }  // namespace attnscope::train

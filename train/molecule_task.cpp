@@ -433,7 +433,7 @@ void MoleculeTask::load_pretrained() {
   std::map<std::string, torch::Tensor> tensors;
   std::string origin = pre.string();
   if (is_run_dir(pre)) {
-    const fs::path ckpt = fs::exists(pre / "checkpoints" / "best.pt") ? pre / "checkpoints" / "best.pt" : pre / "checkpoints" / "last.pt";
+    const fs::path ckpt = run_checkpoint(pre.string());
     if (!fs::exists(ckpt)) throw UsageError("model.pretrained '" + pre.string() + "': no checkpoint in its checkpoints/");
     const auto run_rc = models::read_hf_config((pre / "config.json").string());
     const std::string run_task = fs::exists(pre / "targets.json")

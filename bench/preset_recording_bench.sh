@@ -5,6 +5,8 @@
 # account from train.log, then the median cost of recording as a share of the run with it off.
 #   bench/preset_recording_bench.sh [BUILD] [CONFIG] [EPOCHS] [REPEATS] [--set overrides...]
 #   e.g. bench/preset_recording_bench.sh build configs/chemberta-esol.yaml 10 3 run.threads=1
+# FIRST=on in the environment starts with the on run (pairs alternate from there): to add the
+# other order to a long preset measured one pair at a time.
 # Taps present but unobserved (the "off" runs) against no taps at all are measured by
 # build/bench/minmax_bench and build/bench/roberta_recording_bench (a model without its tap calls).
 set -euo pipefail
@@ -14,6 +16,7 @@ EPOCHS=${3:-10}
 REPEATS=${4:-3}
 shift $(( $# < 4 ? $# : 4 ))
 EXTRA=("$@")
+FIRST_ON=$([ "${FIRST:-off}" = on ] && echo 1 || echo 0)
 BIN=$BUILD/cli/attnscope
 OUT=$(mktemp -d /tmp/attnscope-recording-bench.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
@@ -27,11 +30,11 @@ run() {  # run NAME on|off -> prints "wall_seconds"
   python3 -c "print(f'{$t1 - $t0:.3f}')"
 }
 
-echo "preset $CONFIG, $EPOCHS epochs, ${EXTRA[*]:-no overrides}; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "preset $CONFIG, $EPOCHS epochs, ${EXTRA[*]:-no overrides}; pair 1 runs $([ $FIRST_ON = 1 ] && echo on || echo off) first; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %10s %10s %8s %s\n' run off_s on_s cost "recorder (from the on run's train.log)"
 costs=()
 for r in $(seq 1 "$REPEATS"); do
-  if (( r % 2 )); then off=$(run off$r off); on=$(run on$r on); else on=$(run on$r on); off=$(run off$r off); fi
+  if (( (r + ${FIRST_ON}) % 2 )); then off=$(run off$r off); on=$(run on$r on); else on=$(run on$r on); off=$(run off$r off); fi
   line=$(grep -o '\[attention\] .*' "$OUT/on$r/train.log" | tail -1)
   h5=$(stat -c %s "$OUT/on$r/attention.h5")
   n=$(sed -n 's/.*\[attention\] \([0-9]*\) epochs recorded.*/\1/p' <<< "$line")

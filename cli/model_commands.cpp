@@ -129,7 +129,7 @@ Loaded load_model(const std::string& path) {
   if (fs::is_regular_file(path) && fs::path(path).extension() == ".pt") {
     ckpt = path;
     run = fs::path(path).parent_path().parent_path();
-  } else if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.yaml") && fs::is_directory(fs::path(path) / "checkpoints")) {
+  } else if (train::is_run_dir(path)) {
     run = path;
     ckpt = train::run_checkpoint(run.string());
   }

@@ -167,6 +167,11 @@ CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model
   return info;
 }
 
+bool is_run_dir(const std::string& path) {
+  const std::filesystem::path p(path);
+  return std::filesystem::is_directory(p / "checkpoints") && std::filesystem::exists(p / "config.yaml");
+}
+
 std::string run_checkpoint(const std::string& run_dir) {
   const auto dir = std::filesystem::path(run_dir) / "checkpoints";
   return (std::filesystem::exists(dir / "best.pt") ? dir / "best.pt" : dir / "last.pt").string();

@@ -33,6 +33,9 @@ Config checkpoint_config(const std::string& path);
 CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Optimizer* optimizer, bool restore_rng);
 
+// An attnscope run directory: its config.yaml and a checkpoints/ folder.
+bool is_run_dir(const std::string& path);
+
 // The checkpoint that stands for a run directory: checkpoints/best.pt, else checkpoints/last.pt
 // (that path even when neither exists: callers name it in their error).
 std::string run_checkpoint(const std::string& run_dir);

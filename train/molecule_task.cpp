@@ -247,8 +247,6 @@ uint64_t mix(uint64_t a, uint64_t b, uint64_t c) {
 }
 constexpr uint64_t kValidationMasks = ~0ull;  // the "epoch" of the fixed validation masks
 
-bool is_run_dir(const fs::path& p) { return fs::is_directory(p / "checkpoints") && fs::exists(p / "config.yaml"); }
-
 std::vector<int64_t> at_positions(const std::vector<int64_t>& rows, const std::vector<int64_t>& positions) {
   std::vector<int64_t> out;
   out.reserve(positions.size());
@@ -432,7 +430,7 @@ void MoleculeTask::load_pretrained() {
   const fs::path pre = config_.model.pretrained;
   std::map<std::string, torch::Tensor> tensors;
   std::string origin = pre.string();
-  if (is_run_dir(pre)) {
+  if (is_run_dir(pre.string())) {
     const fs::path ckpt = run_checkpoint(pre.string());
     if (!fs::exists(ckpt)) throw UsageError("model.pretrained '" + pre.string() + "': no checkpoint in its checkpoints/");
     const auto run_rc = models::read_hf_config((pre / "config.json").string());

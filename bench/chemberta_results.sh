@@ -6,7 +6,7 @@
 #   env: SEEDS ("0 1 2"), EPOCHS_ESOL (20), EPOCHS_BBBP (10), EPOCHS_TOX21 (5), DATASETS ("esol bbbp tox21"),
 #        KINDS ("baseline scratch pretrained": which rows to run; two invocations may split them)
 # Runs that already finished (test_metrics.json / baseline_metrics.json present) are skipped, so
-# the script can be re-run after an interruption. Needs ../shared/data/moleculenet/ for BBBP, Tox21.
+# the script can be re-run after an interruption. Data: data/esol/, data/moleculenet/ (in the repository).
 set -euo pipefail
 BUILD=${1:-build}
 OUT=${2:-runs/results}

@@ -198,6 +198,8 @@ int main(int argc, char** argv) {
   app.add_flag("--malloc-default", malloc_default, "leave glibc's malloc thresholds as they are");
   std::string config = std::string(ATTNSCOPE_SOURCE_DIR) + "/configs/minmax.yaml";
   std::string out = (fs::temp_directory_path() / "attnscope-minmax-bench").string();
+  // optional: the PyTorch reference is handed to the project in ../shared (not part of the
+  // repository); without it the benchmark says so and skips that comparison
   std::string reference = std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/reference/minmax_pytorch.py";
   int64_t ref_epochs = 20, seed = 0;
   app.add_option("--config", config, "config to run");

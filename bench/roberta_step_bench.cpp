@@ -1,6 +1,6 @@
 // Training-step speed of the ChemBERTa-zinc-base-v1 encoder (RoBERTa: 6 layers, hidden 768, 12
 // heads, intermediate 3072, vocab 767) with a regression head: forward + backward + AdamW at batch
-// 32 on SMILES of realistic lengths (the ESOL SMILES of ../shared, tokenized by the real ChemBERTa
+// 32 on SMILES of realistic lengths (the ESOL SMILES of data/esol, tokenized by the real ChemBERTa
 // tokenizer, when present; else lengths drawn to match them), each batch padded to its longest.
 // Prints molecules/s, tokens/s and the achieved GFLOP/s (matrix products of forward and backward,
 // padded work) against the machine's sgemm GFLOP/s measured in the same run with the same threads.
@@ -27,9 +27,9 @@ namespace {
 
 // Token lengths (with <s> and </s>) of a MoleculeNet CSV's SMILES (its last column: ESOL's
 // delaney-processed.csv, Lipophilicity.csv) under the ChemBERTa tokenizer.
-std::vector<int64_t> realistic_lengths(const std::string& shared, const std::string& file) {
-  const std::string csv = shared + "/data/moleculenet/" + file;
-  const std::string tok_dir = shared + "/fixtures/chemberta-zinc-base-v1-tokenizer";
+std::vector<int64_t> realistic_lengths(const std::string& root, const std::string& file) {
+  const std::string csv = root + (file == "delaney-processed.csv" ? "/data/esol/" : "/data/moleculenet/") + file;
+  const std::string tok_dir = root + "/tests/fixtures/chemberta-zinc-base-v1-tokenizer";
   std::vector<int64_t> out;
   if (!fs::exists(csv) || !fs::exists(tok_dir)) return out;
   const auto tok = data::BpeTokenizer::from_dir(tok_dir);
@@ -50,7 +50,7 @@ std::vector<int64_t> realistic_lengths(const std::string& shared, const std::str
 int main(int argc, char** argv) {
   CLI::App app{"ChemBERTa-zinc-base-v1 training step speed"};
   int64_t steps = 12, batch = 32, threads = 2, blas_threads = 0, layers = 6, hidden = 768, heads = 12, inter = 3072;
-  std::string shared = "../shared";
+  std::string root = ATTNSCOPE_SOURCE_DIR;
   app.add_option("--steps", steps, "Timed steps (after 2 warm-up steps)");
   app.add_option("--batch", batch);
   app.add_option("--threads", threads, "LibTorch intra-op (OpenMP) threads");
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", hidden);
   app.add_option("--heads", heads);
   app.add_option("--inter", inter);
-  app.add_option("--shared", shared, "The shared material folder (ESOL SMILES and the tokenizer)");
+  app.add_option("--root", root, "The source tree (its data/ SMILES and tests/fixtures tokenizer)");
   std::string dataset = "delaney-processed.csv";
   bool bucketed = false;
   app.add_flag("--bucketed", bucketed, "Batches of similar lengths, as attnscope's molecule task forms them");
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   train::configure_threads(rc);
   torch::manual_seed(0);
 
-  auto lengths = realistic_lengths(shared, dataset);
+  auto lengths = realistic_lengths(root, dataset);
   const bool real = !lengths.empty();
   if (!real) {  // ESOL under the ChemBERTa tokenizer: mean ~24 tokens, range 3-80
     std::mt19937 rng(0);

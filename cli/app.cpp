@@ -62,11 +62,11 @@ int run(const std::vector<std::string>& args) {
 
   SnapshotArgs snap;
   auto* snapshot = app.add_subcommand("snapshot", "Record a frozen model's attention on given inputs into an attention file (bertviz's use case, from the command line).");
-  snapshot->add_option("--model", snap.model, "Checkpoint (.pt) or run directory (its best.pt, else last.pt)")->required();
+  snapshot->add_option("--model", snap.model, "Hugging Face model directory, run directory (its best.pt, else last.pt) or checkpoint (.pt)")->required();
   snapshot->add_option("--ids", snap.ids, "Inputs as token ids, one example per value: --ids \"3 128 5 130\" \"9 129 2 130\"")->take_all();
   snapshot->add_option("--ids-file", snap.ids_file, "Inputs from a file, one example of token ids per line");
-  snapshot->add_option("--smiles", snap.smiles, "Molecule runs: SMILES inputs")->take_all();
-  snapshot->add_option("--smiles-file", snap.smiles_file, "Molecule runs: a file of SMILES, one per line");
+  snapshot->add_option("--smiles", snap.smiles, "Molecule models: SMILES inputs")->take_all();
+  snapshot->add_option("--smiles-file", snap.smiles_file, "Molecule models: a file of SMILES, one per line (or a CSV with a smiles column)");
   snapshot->add_option("--sites", snap.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
   snapshot->add_option("--out", snap.out, "Attention file to write (.h5; must not exist)")->required();
 
@@ -89,14 +89,15 @@ int run(const std::vector<std::string>& args) {
 
   TokenizeArgs tk;
   auto* tokenize = app.add_subcommand("tokenize", "Print each SMILES's tokens, ids and character spans (one JSON object per line).");
-  tokenize->add_option("--model", tk.model, "Hugging Face model or tokenizer directory (vocab.json, merges.txt)")->required();
+  tokenize->add_option("--model", tk.model, "Hugging Face model or tokenizer directory (vocab.json, merges.txt), molecule run or checkpoint")->required();
   tokenize->add_option("--smiles", tk.input.smiles, "SMILES strings")->take_all();
   tokenize->add_option("--smiles-file", tk.input.file, "One SMILES per line, or a CSV with a smiles column");
-  tokenize->add_option("--max-len", tk.max_len, "Cut to N tokens incl. <s> and </s> (default: the model's positions)");
+  tokenize->add_option("--max-len", tk.max_len, "Cut to N tokens incl. <s> and </s> (default: every id, as transformers; a warning names SMILES longer than the model's positions)");
+  tokenize->add_flag("--truncate", tk.truncate, "Cut to the model's positions (config.json), as transformers' truncation=True");
 
   PredictArgs pr;
-  auto* predict = app.add_subcommand("predict", "Run a regression / classification model on SMILES; CSV smiles,output_0,...");
-  predict->add_option("--model", pr.model, "Hugging Face model directory")->required();
+  auto* predict = app.add_subcommand("predict", "Run a regression / classification model on SMILES; CSV of outputs under the label names (classification: logits and probabilities)");
+  predict->add_option("--model", pr.model, "Hugging Face model directory, molecule run directory or checkpoint (.pt)")->required();
   predict->add_option("--smiles", pr.input.smiles, "SMILES strings")->take_all();
   predict->add_option("--smiles-file", pr.input.file, "One SMILES per line, or a CSV with a smiles column");
   predict->add_option("--output", pr.output, "CSV file to write (default: stdout)");
@@ -105,7 +106,7 @@ int run(const std::vector<std::string>& args) {
 
   ExportArgs ex;
   auto* exp = app.add_subcommand("export", "Write a model as a Hugging Face directory (transformers' from_pretrained reads it).");
-  exp->add_option("--model", ex.model, "Hugging Face model directory")->required();
+  exp->add_option("--model", ex.model, "Hugging Face model directory, molecule run directory or checkpoint (.pt)")->required();
   exp->add_option("--hf", ex.hf, "Output directory (must not exist or be empty)")->required();
 
   BaselineArgs bl;

@@ -6,46 +6,86 @@
 #include <iostream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/core.h"
 #include "hooks/hooks.h"
 #include "store/store.h"
 #include "train/train.h"
+#include "cli/model_commands.h"
 
 namespace fs = std::filesystem;
 
 namespace attnscope::cli {
 
+namespace {
+
+// The recorder's settings for a snapshot: every layer and head, the sites asked for, no metrics.
+void snapshot_hooks(Config& config, const std::vector<std::string>& sites) {
+  config.hooks.attention.enabled = true;
+  config.hooks.attention.metrics = false;
+  if (!sites.empty()) config.hooks.attention.sites = sites;
+  for (const auto& s : config.hooks.attention.sites) {
+    if (s != "attn.probs" && s != "attn.scores") throw UsageError("--sites: unknown site '" + s + "' (attn.probs, attn.scores)");
+  }
+  config.hooks.attention.layers.clear();
+  config.hooks.attention.heads.clear();
+}
+
+// A molecule model (Hugging Face directory, molecule run or checkpoint): nothing of the run's
+// training data is read, so a run directory is enough wherever it lies.
+int snapshot_molecules(const SnapshotArgs& args) {
+  if (!args.ids.empty() || !args.ids_file.empty()) {
+    throw UsageError("snapshot: --model '" + args.model + "' is a molecule model; give SMILES with --smiles or --smiles-file");
+  }
+  const auto smiles = read_smiles(SmilesInput{args.smiles, args.smiles_file});
+  auto m = train::load_model(args.model);
+  std::string text;
+  for (const auto& s : smiles) text += s + "\n";
+  auto task = train::make_model_task(m);
+  const train::ProbeSet probes = task->parse_probes(text, args.smiles_file.empty() ? "--smiles" : args.smiles_file);
+  Config config;
+  train::configure_threads(config.run);
+  snapshot_hooks(config, args.sites);
+  config.hooks.attention.metrics = true;  // over the inputs (the task's validation split here)
+  hooks::AttentionRecorder recorder(config, *task, probes, args.out, false, 0);
+  recorder.record_epoch(m.epoch, m.step);
+  std::cout << "wrote " << args.out << ": " << probes.inputs.size(0) << " inputs, " << m.hf.architecture << " from "
+            << m.origin << (m.run_dir.empty() ? std::string() : " (epoch " + std::to_string(m.epoch) + ")") << "\n";
+  return 0;
+}
+
+}  // namespace
+
 int snapshot_command(const SnapshotArgs& args) {
-  fs::path ckpt = args.model;
-  if (fs::is_directory(ckpt)) ckpt = train::run_checkpoint(ckpt.string());
-  if (!fs::exists(ckpt)) throw UsageError("--model: no checkpoint at '" + ckpt.string() + "'");
   const int given = !args.ids.empty() + !args.ids_file.empty() + !args.smiles.empty() + !args.smiles_file.empty();
   if (given != 1) {
     throw UsageError("snapshot: give the inputs with one of --ids ..., --ids-file FILE (min/max), --smiles ... or "
-                     "--smiles-file FILE (molecule runs)");
+                     "--smiles-file FILE (molecule models)");
   }
   if (fs::exists(args.out)) throw UsageError("--out: '" + args.out + "' exists; not overwriting it");
+  if (train::is_molecule_model(args.model)) return snapshot_molecules(args);
+  fs::path ckpt = args.model;
+  if (fs::is_directory(ckpt)) ckpt = train::run_checkpoint(ckpt.string());
+  if (!fs::exists(ckpt)) {
+    throw UsageError("--model '" + args.model + "': expected a Hugging Face model directory (config.json), a run "
+                     "directory or a checkpoint; no checkpoint at '" + ckpt.string() + "'");
+  }
+  if (!args.smiles.empty() || !args.smiles_file.empty()) {
+    throw UsageError("snapshot: --model '" + args.model + "' is a min/max model; give token ids with --ids or --ids-file");
+  }
 
   // The model as the checkpoint describes it: its stored config, its weights.
   Config config = train::checkpoint_config(ckpt.string());
   train::configure_threads(config.run);
   auto task = train::make_task(config);
   const auto info = train::load_checkpoint(ckpt.string(), task->module(), nullptr, false);
-
-  std::string text;
-  for (const auto& row : args.ids) text += row + "\n";
-  for (const auto& row : args.smiles) text += row + "\n";
-  const std::string file = args.ids_file.empty() ? args.smiles_file : args.ids_file;
-  const train::ProbeSet probes =
-      file.empty() ? task->parse_probes(text, args.ids.empty() ? "--smiles" : "--ids") : task->probes_from_file(file);
-  config.hooks.attention.enabled = true;
-  config.hooks.attention.metrics = false;
-  if (!args.sites.empty()) config.hooks.attention.sites = args.sites;
-  for (const auto& s : config.hooks.attention.sites) {
-    if (s != "attn.probs" && s != "attn.scores") throw UsageError("--sites: unknown site '" + s + "' (attn.probs, attn.scores)");
-  }
-  config.hooks.attention.layers.clear();
-  config.hooks.attention.heads.clear();
+  const train::ProbeSet probes = args.ids_file.empty() ? task->parse_probes([&] {
+    std::string text;
+    for (const auto& row : args.ids) text += row + "\n";
+    return text;
+  }(), "--ids") : task->probes_from_file(args.ids_file);
+  snapshot_hooks(config, args.sites);
   hooks::AttentionRecorder recorder(config, *task, probes, args.out, false, 0);
   recorder.record_epoch(info.state.epoch, info.state.step);
   std::cout << "wrote " << args.out << ": " << probes.inputs.size(0) << " inputs, model from " << ckpt.string()
@@ -73,7 +113,14 @@ int metrics_command(const MetricsArgs& args) {
   for (const auto& m : h.metrics) values[m] = r.metric(m);
   const char sep = args.csv ? ',' : ' ';
   std::ostringstream out;
-  if (!args.csv) out << "epoch " << epochs[row] << " (" << path << "), averaged over the whole validation split\n";
+  // a snapshot of a model (its header names the source) averages over its inputs
+  const auto model = nlohmann::json::parse(h.model_json, nullptr, false);
+  const bool snapshot = model.is_object() && model.contains("source");
+  if (!args.csv) {
+    out << "epoch " << epochs[row] << " (" << path << "), averaged over "
+        << (snapshot ? "the snapshot's " + std::to_string(r.probes().count) + " inputs" : std::string("the whole validation split"))
+        << "\n";
+  }
   const std::vector<std::string> shown = args.csv ? h.metrics
       : std::vector<std::string>{"entropy_norm", "confidence_avg", "first_token_mass", "diagonal_mean", "local_mass",
                                  "broadcast_mass", "gini", "sparsity"};

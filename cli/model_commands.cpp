@@ -11,11 +11,9 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/log.h"
-#include "data/bpe_tokenizer.h"
-#include "core/json.h"
-#include "data/smiles_tokenizer.h"
+#include "data/molecule_tokenizer.h"
 #include "models/hf_dir.h"
-#include "train/checkpoint.h"
+#include "train/loaded_model.h"
 
 namespace attnscope::cli {
 namespace fs = std::filesystem;
@@ -59,45 +57,38 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The model directory's positions limit: max_position_embeddings - pad_id - 1 tokens (<s>, </s> included).
-int64_t positions_limit(const std::string& dir) {
-  const auto cfg = fs::path(dir) / "config.json";
-  if (!fs::exists(cfg)) return 0;
-  const auto c = models::read_hf_config(cfg.string());
-  return c.max_position_embeddings - c.pad_token_id - 1;
+// A CSV field, quoted when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
 }
 
-void check_tokenizer_dir(const std::string& dir) {
-  for (const char* f : {"vocab.json", "merges.txt"}) {
-    if (!fs::exists(fs::path(dir) / f)) {
-      throw UsageError("--model '" + dir + "' has no " + f + " (expected a Hugging Face model directory)");
-    }
-  }
-}
+std::string preview(const std::string& smiles) { return smiles.size() > 60 ? smiles.substr(0, 57) + "..." : smiles; }
 
-// Encodes every SMILES, applying the length policy; warns about unknown pieces.
-template <class Tok>
-std::vector<std::vector<int64_t>> encode_all(const Tok& tok, const std::vector<std::string>& smiles, int64_t limit,
-                                             const std::string& too_long) {
+// Encodes every SMILES for the model, applying the length policy; warns about unknown pieces.
+std::vector<std::vector<int64_t>> encode_all(const data::MoleculeTokenizer& tok, const std::vector<std::string>& smiles,
+                                             int64_t limit, const std::string& too_long) {
   std::vector<std::vector<int64_t>> out;
   int64_t truncated = 0;
   for (size_t i = 0; i < smiles.size(); ++i) {
     auto full = tok.encode(smiles[i], 0);
     if (limit > 0 && static_cast<int64_t>(full.size()) > limit) {
       if (too_long == "error") {
-        throw UsageError("SMILES " + std::to_string(i + 1) + " ('" + smiles[i].substr(0, 60) + "') has " +
+        throw UsageError("SMILES " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "') has " +
                          std::to_string(full.size()) + " tokens; the model takes at most " + std::to_string(limit) +
                          " (use --too-long truncate to cut it)");
       }
       if (++truncated <= 5) {
-        log::warn("SMILES " + std::to_string(i + 1) + " ('" + smiles[i].substr(0, 60) + "...') has " +
+        log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "') has " +
                   std::to_string(full.size()) + " tokens; truncated to the model's " + std::to_string(limit));
       }
       full = tok.encode(smiles[i], limit);
     }
     const auto unk = std::count(full.begin(), full.end(), tok.unk_id());
     if (unk > 0) {
-      log::warn("SMILES " + std::to_string(i + 1) + " ('" + smiles[i].substr(0, 60) + "'): " + std::to_string(unk) +
+      log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "'): " + std::to_string(unk) +
                 " piece(s) outside the vocabulary, encoded as <unk>");
     }
     out.push_back(std::move(full));
@@ -106,85 +97,10 @@ std::vector<std::vector<int64_t>> encode_all(const Tok& tok, const std::vector<s
   return out;
 }
 
-// A model to run on SMILES: a Hugging Face directory, an attnscope molecule run directory (its
-// best checkpoint, else last) or one of its checkpoints.
-struct Loaded {
-  models::RobertaConfig config;
-  std::string architecture = "RobertaForSequenceClassification", problem_type, tokenizer_dir, origin;
-  models::RobertaForSequenceClassification classifier{nullptr};
-  models::HfModel hf;  // for Hugging Face directories
-  std::unique_ptr<data::BpeTokenizer> bpe;
-  std::unique_ptr<data::SmilesTokenizer> regex;
-  std::vector<double> mean, stdev;  // regression targets of a run: outputs in original units
-  std::vector<int64_t> encode(const std::string& s, int64_t max_len) const {
-    return bpe ? bpe->encode(s, max_len) : regex->encode(s, max_len);
-  }
-  int64_t unk_id() const { return bpe ? bpe->unk_id() : data::SmilesTokenizer::kUnk; }
-  int64_t pad_id() const { return bpe ? bpe->pad_id() : data::SmilesTokenizer::kPad; }
-};
-
-Loaded load_model(const std::string& path) {
-  Loaded m;
-  fs::path run, ckpt;
-  if (fs::is_regular_file(path) && fs::path(path).extension() == ".pt") {
-    ckpt = path;
-    run = fs::path(path).parent_path().parent_path();
-  } else if (train::is_run_dir(path)) {
-    run = path;
-    ckpt = train::run_checkpoint(run.string());
-  }
-  if (!run.empty()) {  // an attnscope run
-    if (!fs::exists(ckpt)) throw UsageError("--model '" + path + "': no checkpoint at '" + ckpt.string() + "'");
-    if (!fs::exists(run / "config.json") || !fs::exists(run / "targets.json")) {
-      throw UsageError("--model '" + path + "' is not a molecule run (no config.json / targets.json beside its checkpoints)");
-    }
-    m.origin = ckpt.string();
-    m.config = models::read_hf_config((run / "config.json").string());
-    const auto t = read_json_file((run / "targets.json").string());
-    const std::string task = t.value("task", std::string());
-    if (task == "mlm") {  // a pretraining run: its masked-LM (export, tokenize; predict refuses it)
-      m.architecture = "RobertaForMaskedLM";
-      m.hf.architecture = m.architecture;
-      m.hf.config = m.config;
-      m.hf.mlm = models::RobertaForMaskedLM(m.config);
-      train::load_checkpoint(ckpt.string(), *m.hf.mlm, nullptr, false);
-      m.hf.mlm->eval();
-    } else {
-      m.classifier = models::RobertaForSequenceClassification(m.config);
-      train::load_checkpoint(ckpt.string(), *m.classifier, nullptr, false);
-      m.classifier->eval();
-    }
-    m.tokenizer_dir = run.string();
-    if (fs::exists(run / "merges.txt")) {
-      m.bpe = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::from_dir(run.string()));
-    } else {
-      m.regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::load((run / "vocab.json").string()));
-    }
-    if (task == "regression") {
-      m.problem_type = "regression";
-      m.mean = t.at("mean").get<std::vector<double>>();
-      m.stdev = t.at("std").get<std::vector<double>>();
-    } else if (task == "multiclass") {
-      m.problem_type = "single_label_classification";
-    } else if (task != "mlm") {
-      m.problem_type = "multi_label_classification";
-    }
-    return m;
-  }
-  if (!fs::is_directory(path)) {
-    throw UsageError("--model '" + path + "': expected a Hugging Face model directory, an attnscope run directory or "
-                     "a checkpoint (.pt)");
-  }
-  check_tokenizer_dir(path);
-  m.hf = models::load_hf_model(path);
-  m.origin = path;
-  m.config = m.hf.config;
-  m.architecture = m.hf.architecture;
-  m.problem_type = m.hf.problem_type;
-  m.classifier = m.hf.classifier;
-  m.tokenizer_dir = path;
-  m.bpe = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::from_dir(path));
-  return m;
+// Where a model's tokenizer lies: a run's (or a checkpoint's run's) directory, else the path.
+std::string tokenizer_dir_of(const std::string& path) {
+  if (fs::is_regular_file(path) && fs::path(path).extension() == ".pt") return fs::path(path).parent_path().parent_path().string();
+  return path;
 }
 
 }  // namespace
@@ -231,45 +147,49 @@ std::vector<std::string> read_smiles(const SmilesInput& in) {
 }
 
 int tokenize_command(const TokenizeArgs& a) {
-  // a Hugging Face directory / BPE run (vocab.json + merges.txt) or an atom-level run (vocab.json)
-  const bool bpe = fs::exists(fs::path(a.model) / "merges.txt");
-  if (!fs::exists(fs::path(a.model) / "vocab.json")) {
-    throw UsageError("--model '" + a.model + "' has no vocab.json (expected a Hugging Face model directory or a molecule run)");
+  if (a.max_len < 0 || (a.max_len > 0 && a.max_len < 2)) throw UsageError("--max-len must be >= 2 (<s> and </s> count)");
+  // a Hugging Face model or tokenizer directory, a molecule run or one of its checkpoints
+  const std::string dir = tokenizer_dir_of(a.model);
+  if (!fs::exists(fs::path(dir) / "vocab.json")) {
+    throw UsageError("--model '" + a.model + "' has no vocab.json (expected a Hugging Face model or tokenizer directory, "
+                     "a molecule run or one of its checkpoints)");
   }
+  const auto tok = data::MoleculeTokenizer::from_dir(dir);
   const auto smiles = read_smiles(a.input);
-  std::unique_ptr<data::BpeTokenizer> tok;
-  std::unique_ptr<data::SmilesTokenizer> regex;
-  if (bpe) {
-    tok = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::from_dir(a.model));
-  } else {
-    regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::load((fs::path(a.model) / "vocab.json").string()));
+  // the model's positions, when its config.json is there: the limit of --truncate, and the
+  // length above which transformers' tokenizer warns
+  int64_t positions = 0;
+  if (fs::exists(fs::path(dir) / "config.json")) positions = models::max_tokens(models::read_hf_config((fs::path(dir) / "config.json").string()));
+  if (a.truncate && a.max_len == 0 && positions == 0) {
+    throw UsageError("--truncate: '" + dir + "' has no config.json to read the model's positions from; give --max-len N");
   }
-  const int64_t limit = a.max_len > 0 ? a.max_len : positions_limit(a.model);
-  for (const auto& s : smiles) {
+  const int64_t limit = a.max_len > 0 ? a.max_len : a.truncate ? positions : 0;
+  int64_t over = 0;
+  for (size_t i = 0; i < smiles.size(); ++i) {
+    const auto& s = smiles[i];
     std::vector<std::pair<int64_t, int64_t>> spans;
-    std::vector<std::string> pieces;
-    if (tok) {
-      pieces = tok->tokenize(s, &spans);
-    } else {
-      for (auto id : regex->encode(s, 0, &spans)) pieces.push_back(regex->id_token(id));
-      pieces = std::vector<std::string>(pieces.begin() + 1, pieces.end() - 1);  // without <s> ... </s>
+    const auto pieces = tok.pieces(s, &spans);
+    const size_t total = pieces.size() + 2;
+    if (limit == 0 && positions > 0 && static_cast<int64_t>(total) > positions && ++over <= 5) {
+      log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(s) + "') has " + std::to_string(total) +
+                " tokens, more than the model's " + std::to_string(positions) +
+                " positions: running it through the model would fail (all ids printed; --truncate cuts them)");
     }
-    const int64_t bos = tok ? tok->bos_id() : data::SmilesTokenizer::kBos, eos = tok ? tok->eos_id() : data::SmilesTokenizer::kEos;
-    nlohmann::json tokens = {"<s>"}, ids = {bos}, sp = {nullptr};
-    const size_t keep = limit > 0 ? std::min<size_t>(pieces.size(), static_cast<size_t>(std::max<int64_t>(0, limit - 2)))
-                                  : pieces.size();
-    for (size_t i = 0; i < keep; ++i) {
-      tokens.push_back(pieces[i]);
-      ids.push_back(tok ? tok->token_id(pieces[i]) : regex->token_id(pieces[i]));
-      sp.push_back({spans[i].first, spans[i].second});
+    nlohmann::json tokens = {tok.id_token(tok.bos_id())}, ids = {tok.bos_id()}, sp = {nullptr};
+    const size_t keep = limit > 0 ? std::min<size_t>(pieces.size(), static_cast<size_t>(limit - 2)) : pieces.size();
+    for (size_t k = 0; k < keep; ++k) {
+      tokens.push_back(pieces[k]);
+      ids.push_back(tok.token_id(pieces[k]));
+      sp.push_back({spans[k].first, spans[k].second});
     }
-    tokens.push_back("</s>");
-    ids.push_back(eos);
+    tokens.push_back(tok.id_token(tok.eos_id()));
+    ids.push_back(tok.eos_id());
     sp.push_back(nullptr);
     nlohmann::json line = {{"smiles", s}, {"tokens", tokens}, {"input_ids", ids}, {"spans", sp}};
     if (keep < pieces.size()) line["truncated"] = true;
     std::cout << line.dump() << "\n";
   }
+  if (over > 5) log::warn(std::to_string(over) + " SMILES in all exceed the model's " + std::to_string(positions) + " positions");
   return 0;
 }
 
@@ -277,27 +197,38 @@ int predict_command(const PredictArgs& a) {
   if (a.too_long != "truncate" && a.too_long != "error") throw UsageError("--too-long must be truncate or error");
   if (a.batch < 1) throw UsageError("--batch must be >= 1");
   const auto smiles = read_smiles(a.input);
-  auto m = load_model(a.model);
-  if (!m.classifier) {
-    throw UsageError("--model '" + a.model + "' is a " + m.architecture +
-                     "; predict needs a sequence regression / classification model");
+  auto m = train::load_model(a.model);
+  if (!m.hf.classifier) {
+    throw UsageError("--model '" + a.model + "' is a " + (m.hf.declared.empty() ? m.hf.architecture : m.hf.declared) +
+                     "; predict needs a sequence regression / classification model (RobertaForSequenceClassification)");
   }
   if (!m.hf.new_heads.empty()) {
     throw UsageError("--model '" + a.model + "' has no trained task head (missing: " + m.hf.new_heads.front() +
                      ", ...): its predictions would come from a random initialisation");
   }
-  const auto ids = encode_all(m, smiles, m.config.max_position_embeddings - m.config.pad_token_id - 1, a.too_long);
+  const auto& c = m.config();
+  const auto& tok = m.tok();
+  const auto ids = encode_all(tok, smiles, models::max_tokens(c), a.too_long);
+  // transformers' TextClassificationPipeline: sigmoid per label (multi-label), softmax over the
+  // labels (single-label); regression outputs as they are (a run's in original units)
+  const std::string problem = models::effective_problem_type(c);
+  const bool regression = problem == "regression";
+  const int64_t K = c.num_labels;
   torch::NoGradGuard no_grad;
   std::ostringstream csv;
   csv << "smiles";
-  for (int64_t k = 0; k < m.config.num_labels; ++k) csv << ",output_" << k;
+  for (int64_t k = 0; k < K; ++k) csv << "," << csv_field(regression ? c.label(k) : "logit:" + c.label(k));
+  if (!regression) {
+    for (int64_t k = 0; k < K; ++k) csv << "," << csv_field("prob:" + c.label(k));
+    if (problem == "single_label_classification") csv << ",label";
+  }
   csv << "\n";
   csv.precision(7);
   for (size_t b = 0; b < ids.size(); b += static_cast<size_t>(a.batch)) {
     const size_t e = std::min(ids.size(), b + static_cast<size_t>(a.batch));
     size_t T = 0;
     for (size_t i = b; i < e; ++i) T = std::max(T, ids[i].size());
-    auto input = torch::full({static_cast<int64_t>(e - b), static_cast<int64_t>(T)}, m.pad_id(), torch::kLong);
+    auto input = torch::full({static_cast<int64_t>(e - b), static_cast<int64_t>(T)}, tok.pad_id(), torch::kLong);
     auto mask = torch::zeros_like(input);
     for (size_t i = b; i < e; ++i) {
       for (size_t t = 0; t < ids[i].size(); ++t) {
@@ -305,14 +236,18 @@ int predict_command(const PredictArgs& a) {
         mask[i - b][t] = 1;
       }
     }
-    const auto out = m.classifier->forward(input, mask).to(torch::kDouble).contiguous();
+    const auto out = m.hf.classifier->forward(input, mask).to(torch::kDouble).contiguous();
+    const auto prob = problem == "multi_label_classification" ? torch::sigmoid(out) : torch::softmax(out, 1);
     for (size_t i = b; i < e; ++i) {
-      const bool quote = smiles[i].find(',') != std::string::npos || smiles[i].find('"') != std::string::npos;
-      csv << (quote ? "\"" + smiles[i] + "\"" : smiles[i]);
-      for (int64_t k = 0; k < m.config.num_labels; ++k) {
+      csv << csv_field(smiles[i]);
+      for (int64_t k = 0; k < K; ++k) {
         double v = out[i - b][k].item<double>();
-        if (!m.mean.empty()) v = v * m.stdev[k] + m.mean[k];  // a run's regression: original units
+        if (regression && !m.mean.empty()) v = v * m.stdev[k] + m.mean[k];  // a run's regression: original units
         csv << "," << v;
+      }
+      if (!regression) {
+        for (int64_t k = 0; k < K; ++k) csv << "," << prob[i - b][k].item<double>();
+        if (problem == "single_label_classification") csv << "," << csv_field(c.label(out[i - b].argmax().item<int64_t>()));
       }
       csv << "\n";
     }
@@ -328,16 +263,20 @@ int predict_command(const PredictArgs& a) {
 
 int export_command(const ExportArgs& a) {
   if (fs::exists(a.hf) && !fs::is_empty(a.hf)) throw UsageError("--hf '" + a.hf + "' exists and is not empty; not overwriting it");
-  auto m = load_model(a.model);
-  torch::nn::Module& module = m.classifier ? static_cast<torch::nn::Module&>(*m.classifier) : m.hf.module();
-  models::export_hf_model(module, m.config, m.architecture, m.problem_type, m.tokenizer_dir, a.hf);
-  std::cout << "exported " << m.architecture << " from " << m.origin << " to " << a.hf << " (config.json, model.safetensors, "
-            << (m.bpe ? "vocab.json, merges.txt" : "vocab.json of the atom-level SMILES tokenizer, which transformers "
-                                                 "has no class for")
+  auto m = train::load_model(a.model);
+  const auto& tok = m.tok();
+  models::export_hf_model(m.hf.module(), m.config(), m.hf.architecture, tok.dir(), a.hf);
+  std::cout << "exported " << m.hf.architecture << " from " << m.origin << " to " << a.hf << " (config.json, model.safetensors, "
+            << (tok.is_bpe() ? "vocab.json, merges.txt" : "vocab.json of the atom-level SMILES tokenizer, which transformers "
+                                                         "has no class for")
             << ", tokenizer_config.json, special_tokens_map.json)\n";
+  if (!m.hf.unused.empty()) {
+    std::cout << "note: " << m.hf.unused.size() << " tensors of the checkpoint's " << m.hf.declared
+              << " head are not exported (attnscope keeps its encoder), e.g. " << m.hf.unused.front() << "\n";
+  }
   if (!m.mean.empty()) {
     std::cout << "note: the regression head outputs standardised targets; original units = output * std + mean "
-                 "with std/mean from " << m.tokenizer_dir << "/targets.json\n";
+                 "with std/mean from " << m.run_dir << "/targets.json\n";
   }
   return 0;
 }

@@ -13,9 +13,10 @@ struct SmilesInput {
 };
 
 struct TokenizeArgs {
-  std::string model;  // a directory with vocab.json + merges.txt (a Hugging Face model directory)
+  std::string model;  // a Hugging Face model or tokenizer directory, a molecule run or its checkpoint
   SmilesInput input;
-  int64_t max_len = 0;  // 0 = the model's positions when config.json is there, else no limit
+  int64_t max_len = 0;    // cut to N tokens (<s> and </s> included); 0 = every id, as transformers
+  bool truncate = false;  // cut to the model's positions (config.json), as truncation=True
 };
 int tokenize_command(const TokenizeArgs& args);
 
@@ -29,7 +30,7 @@ struct PredictArgs {
 int predict_command(const PredictArgs& args);
 
 struct ExportArgs {
-  std::string model;  // a Hugging Face directory (re-export) — attnscope RoBERTa runs with the ChemBERTa task
+  std::string model;  // a Hugging Face directory, a molecule run or one of its checkpoints
   std::string hf;     // output directory
 };
 int export_command(const ExportArgs& args);

@@ -76,6 +76,7 @@ void visit_fields(C& c, V& v) {
   v("model.tokenizer_dir", c.model.tokenizer_dir, "bpe: directory with vocab.json and merges.txt (default: model.pretrained).", kNone);
   v("model.pretrained", c.model.pretrained, "roberta: a Hugging Face directory or an attnscope run directory (its best checkpoint, else last; e.g. a pretraining run) to start from; its dimensions and vocabulary override the model keys; empty = from scratch.", kNone);
   v("model.freeze_layers", c.model.freeze_layers, "roberta: freeze the embeddings and the first N encoder layers.", kNone);
+  v("model.reinit_heads", c.model.reinit_heads, "roberta: a task head of model.pretrained whose size differs from the task's (e.g. a 2-label classifier fine-tuned for regression) is re-initialised and its tensors logged, as transformers' ignore_mismatched_sizes; false = refused.", kNone);
   v("model.fast_path", c.model.fast_path, "Train and evaluate through the fused kernel (same loss and gradients as the module; attention is always recorded from the module).", kResumeSafe);
 
   v("optim.name", c.optim.name, "Optimizer: adamw.", kNone);

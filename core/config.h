@@ -57,6 +57,7 @@ struct ModelConfig {
   std::string tokenizer_dir;              // bpe: vocab.json + merges.txt (default: model.pretrained)
   std::string pretrained;                 // Hugging Face or attnscope run directory to start from ("" = from scratch)
   int64_t freeze_layers = 0;              // freeze the embeddings and the first N encoder layers
+  bool reinit_heads = false;              // a pretrained task head of another size is re-initialised
 };
 
 struct OptimConfig {

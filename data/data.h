@@ -4,5 +4,6 @@
 #include "data/batching.h"
 #include "data/bpe_tokenizer.h"
 #include "data/minmax.h"
+#include "data/molecule_tokenizer.h"
 #include "data/molecules.h"
 #include "data/smiles_tokenizer.h"

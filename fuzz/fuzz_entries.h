@@ -11,7 +11,7 @@
 //   fuzz_torch_pickle  bytes starting with "PK" are a pytorch_model.bin (zip) as is; anything else
 //                      is the data.pkl of a torch.save zip built here (miniz checks CRCs, so
 //                      mutating a zip rarely reaches the pickle), with storages data/0..data/3.
-//   fuzz_bpe           text for the ChemBERTa tokenizer (../shared/fixtures, else a tiny built-in
+//   fuzz_bpe           text for the ChemBERTa tokenizer (tests/fixtures, else a tiny built-in
 //                      vocabulary); "\0" vocab.json "\0" merges.txt "\0" text loads those files.
 //   fuzz_smiles        a SMILES for smiles_split and a SmilesTokenizer; "\0" vocab.json "\0" SMILES
 //                      loads that vocabulary; "\1" then lines builds one from the lines.
@@ -37,7 +37,7 @@
 #include "models/torch_pickle.h"
 
 #ifndef ATTNSCOPE_SOURCE_DIR
-#error "ATTNSCOPE_SOURCE_DIR must name the source tree (the ChemBERTa tokenizer lies in ../shared beside it)"
+#error "ATTNSCOPE_SOURCE_DIR must name the source tree (the ChemBERTa tokenizer lies in its tests/fixtures)"
 #endif
 
 namespace attnscope::fuzz {
@@ -187,7 +187,7 @@ inline void check_bpe(const data::BpeTokenizer& tok, const std::string& text, in
 
 inline const data::BpeTokenizer& bpe_tokenizer() {
   static const data::BpeTokenizer tok = [] {
-    const std::string dir = std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/chemberta-zinc-base-v1-tokenizer";
+    const std::string dir = std::string(ATTNSCOPE_SOURCE_DIR) + "/tests/fixtures/chemberta-zinc-base-v1-tokenizer";
     std::error_code ec;
     if (std::filesystem::exists(dir + "/vocab.json", ec) && std::filesystem::exists(dir + "/merges.txt", ec)) {
       return data::BpeTokenizer::from_dir(dir);

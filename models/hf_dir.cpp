@@ -1,6 +1,7 @@
 // Hugging Face model directories (models/hf_dir.h).
 #include "models/hf_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
@@ -12,14 +13,16 @@
 namespace attnscope::models {
 namespace fs = std::filesystem;
 
-namespace {
-const char* kClassifier = "RobertaForSequenceClassification";
-const char* kMaskedLM = "RobertaForMaskedLM";
-}  // namespace
-
 torch::nn::Module& HfModel::module() {
   if (classifier) return *classifier;
-  return *mlm;
+  if (mlm) return *mlm;
+  return *encoder;
+}
+
+RobertaModel& HfModel::roberta() {
+  if (classifier) return classifier->roberta;
+  if (mlm) return mlm->roberta;
+  return encoder;
 }
 
 std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir) {
@@ -29,7 +32,28 @@ std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir) {
   throw UsageError("'" + dir + "' holds neither model.safetensors nor pytorch_model.bin");
 }
 
-HfModel load_hf_model(const std::string& dir, const std::string& architecture) {
+namespace {
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// The encoder's tensors under RobertaModel's own names (a bare RobertaModel's file has no
+// "roberta." prefix; a model with a head has); the rest (pooler, an unknown head) in `unused`.
+std::map<std::string, torch::Tensor> encoder_tensors(const std::map<std::string, torch::Tensor>& tensors,
+                                                     std::vector<std::string>& unused) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, t] : tensors) {
+    const std::string n = starts_with(name, "roberta.") ? name.substr(8) : name;
+    if (n == "embeddings.position_ids") continue;  // a buffer transformers may save or not
+    if (starts_with(n, "embeddings.") || starts_with(n, "encoder.")) {
+      out[n] = t;
+    } else if (!starts_with(n, "pooler.")) {
+      unused.push_back(name);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+HfModel load_hf_model(const std::string& dir, const std::string& architecture, bool reinit_heads) {
   if (!fs::is_directory(dir)) throw UsageError("'" + dir + "' is not a directory (expected a Hugging Face model directory)");
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg_path)) throw UsageError("'" + dir + "' has no config.json");
@@ -37,29 +61,40 @@ HfModel load_hf_model(const std::string& dir, const std::string& architecture) {
   m.dir = dir;
   m.config = read_hf_config(cfg_path);
   const nlohmann::json j = read_json_file(cfg_path);
-  std::string named;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string()) {
-    named = j["architectures"][0].get<std::string>();
+    m.declared = j["architectures"][0].get<std::string>();
   }
-  m.architecture = !architecture.empty() ? architecture : named.empty() ? kClassifier : named;
-  if (m.architecture != kClassifier && m.architecture != kMaskedLM) {
-    throw UsageError("'" + cfg_path + "': architecture " + m.architecture + " is not supported (expected " + kClassifier +
-                     " or " + kMaskedLM + ")");
-  }
-  if (j.contains("problem_type") && j["problem_type"].is_string()) m.problem_type = j["problem_type"].get<std::string>();
   const auto tensors = read_hf_weights(dir);
-  if (m.architecture == kClassifier) {
-    m.classifier = RobertaForSequenceClassification(m.config);
-  } else {
-    m.mlm = RobertaForMaskedLM(m.config);
+  std::string arch = !architecture.empty() ? architecture : m.declared;
+  if (arch.empty()) {  // no architecture named: the head the weights hold
+    const bool cls = std::any_of(tensors.begin(), tensors.end(), [](const auto& t) { return starts_with(t.first, "classifier."); });
+    const bool lm = std::any_of(tensors.begin(), tensors.end(), [](const auto& t) { return starts_with(t.first, "lm_head."); });
+    arch = cls ? kRobertaClassifier : lm ? kRobertaMaskedLM : kRobertaEncoder;
   }
-  load_hf_state(m.module(), tensors, dir, &m.new_heads);
+  if (arch != kRobertaClassifier && arch != kRobertaMaskedLM) {
+    if (!starts_with(arch, "Roberta")) {
+      throw UsageError("'" + cfg_path + "': architecture " + arch + " is not a RoBERTa model (expected " + kRobertaClassifier +
+                       ", " + kRobertaMaskedLM + ", " + kRobertaEncoder + " or another Roberta* head, whose encoder is loaded)");
+    }
+    arch = kRobertaEncoder;
+  }
+  m.architecture = arch;
+  if (arch == kRobertaClassifier) {
+    m.classifier = RobertaForSequenceClassification(m.config);
+    load_hf_state(m.module(), tensors, dir, &m.new_heads, reinit_heads);
+  } else if (arch == kRobertaMaskedLM) {
+    m.mlm = RobertaForMaskedLM(m.config);
+    load_hf_state(m.module(), tensors, dir, &m.new_heads, reinit_heads);
+  } else {
+    m.encoder = RobertaModel(m.config);
+    load_hf_state(m.module(), encoder_tensors(tensors, m.unused), dir);
+  }
   m.module().eval();
   return m;
 }
 
-std::string hf_config_json(const RobertaConfig& c, const std::string& architecture, const std::string& problem_type) {
+std::string hf_config_json(const RobertaConfig& c, const std::string& architecture) {
   nlohmann::json cfg = {{"architectures", {architecture}},
                         {"model_type", "roberta"},
                         {"vocab_size", c.vocab_size},
@@ -80,21 +115,26 @@ std::string hf_config_json(const RobertaConfig& c, const std::string& architectu
                         {"position_embedding_type", "absolute"},
                         {"classifier_dropout", nullptr},
                         {"use_cache", true}};
-  if (architecture == kClassifier) {
-    nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
-    for (int64_t i = 0; i < c.num_labels; ++i) {
-      id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
-      label2id["LABEL_" + std::to_string(i)] = i;
-    }
-    cfg["id2label"] = id2label;
-    cfg["label2id"] = label2id;
-    if (!problem_type.empty()) cfg["problem_type"] = problem_type;
+  // transformers writes the labels of every model (2 by default); a classifier's are its head's
+  const int64_t labels = architecture == kRobertaClassifier ? c.num_labels : 2;
+  nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+  for (int64_t i = 0; i < labels; ++i) {
+    const std::string name = architecture == kRobertaClassifier ? c.label(i) : "LABEL_" + std::to_string(i);
+    id2label[std::to_string(i)] = name;
+    label2id[name] = i;
   }
+  if (architecture == kRobertaClassifier && !c.label2id.empty()) {
+    label2id = nlohmann::json::object();
+    for (const auto& [name, id] : c.label2id) label2id[name] = id;
+  }
+  cfg["id2label"] = id2label;
+  cfg["label2id"] = label2id;
+  if (architecture == kRobertaClassifier && !c.problem_type.empty()) cfg["problem_type"] = c.problem_type;
   return cfg.dump(2) + "\n";
 }
 
 void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std::string& architecture,
-                     const std::string& problem_type, const std::string& tokenizer_dir, const std::string& out_dir) {
+                     const std::string& tokenizer_dir, const std::string& out_dir) {
   if (!fs::exists(fs::path(tokenizer_dir) / "vocab.json")) {
     throw UsageError("export: '" + tokenizer_dir + "' has no vocab.json (the tokenizer to ship with the model)");
   }
@@ -106,7 +146,7 @@ void export_hf_model(torch::nn::Module& model, const RobertaConfig& c, const std
   const std::string tmp = (fs::path(out_dir) / "model.safetensors.part").string();
   write_safetensors(tmp, tensors, {{"format", "pt"}});
   fs::rename(tmp, fs::path(out_dir) / "model.safetensors");
-  write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config_json(c, architecture, problem_type));
+  write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config_json(c, architecture));
   for (const char* f : {"vocab.json", "merges.txt"}) {
     if (!bpe && std::string(f) == "merges.txt") continue;
     write_file_atomic((fs::path(out_dir) / f).string(), read_file((fs::path(tokenizer_dir) / f).string()));

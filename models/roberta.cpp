@@ -11,9 +11,85 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json.h"
+#include "core/log.h"
 
 namespace attnscope::models {
 namespace nn = torch::nn;
+
+namespace {
+// id2label / label2id / num_labels / problem_type, as transformers' PretrainedConfig.__init__.
+void read_labels(const nlohmann::json& j, RobertaConfig& c, std::vector<std::string>& problems) {
+  c.num_labels = 2;  // transformers' default
+  if (j.contains("id2label") && !j["id2label"].is_null()) {
+    const auto& m = j["id2label"];
+    if (!m.is_object() || m.empty()) {
+      problems.push_back("id2label: expected an object {\"0\": \"name\", ...}, got " + m.dump().substr(0, 80));
+    } else {
+      c.num_labels = static_cast<int64_t>(m.size());
+      c.id2label.assign(static_cast<size_t>(c.num_labels), "");
+      for (const auto& [key, value] : m.items()) {
+        int64_t id = -1;
+        try {
+          size_t used = 0;
+          id = std::stoll(key, &used);
+          if (used != key.size()) id = -1;
+        } catch (const std::exception&) {
+        }
+        if (id < 0 || id >= c.num_labels) {
+          problems.push_back("id2label: key '" + key + "' is not a label id 0.." + std::to_string(c.num_labels - 1));
+        } else if (!value.is_string()) {
+          problems.push_back("id2label[" + key + "]: expected a string, got " + value.dump());
+        } else {
+          c.id2label[static_cast<size_t>(id)] = value.get<std::string>();
+        }
+      }
+    }
+    if (j.contains("num_labels") && j["num_labels"] != c.num_labels) {
+      log::warn("'num_labels' " + j["num_labels"].dump() + " differs from id2label's " + std::to_string(c.num_labels) +
+                " labels; id2label wins, as in transformers");
+    }
+  } else if (j.contains("num_labels")) {
+    if (!j["num_labels"].is_number_integer() || j["num_labels"].get<int64_t>() < 1) {
+      problems.push_back("num_labels: expected an integer >= 1, got " + j["num_labels"].dump());
+    } else {
+      c.num_labels = j["num_labels"].get<int64_t>();
+    }
+  }
+  if (j.contains("label2id") && !j["label2id"].is_null()) {
+    if (!j["label2id"].is_object()) {
+      problems.push_back("label2id: expected an object {\"name\": 0, ...}, got " + j["label2id"].dump().substr(0, 80));
+    } else {
+      for (const auto& [key, value] : j["label2id"].items()) {
+        if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() >= c.num_labels) {
+          problems.push_back("label2id['" + key + "']: expected a label id 0.." + std::to_string(c.num_labels - 1) +
+                             ", got " + value.dump());
+        } else {
+          c.label2id[key] = value.get<int64_t>();
+        }
+      }
+    }
+  }
+  if (j.contains("problem_type") && !j["problem_type"].is_null()) {
+    const auto& p = j["problem_type"];
+    if (!p.is_string() || (p != "regression" && p != "single_label_classification" && p != "multi_label_classification")) {
+      problems.push_back("problem_type: expected regression, single_label_classification or multi_label_classification, "
+                         "got " + p.dump());
+    } else {
+      c.problem_type = p.get<std::string>();
+    }
+  }
+}
+}  // namespace
+
+std::string RobertaConfig::label(int64_t id) const {
+  const auto i = static_cast<size_t>(id);
+  return i < id2label.size() && !id2label[i].empty() ? id2label[i] : "LABEL_" + std::to_string(id);
+}
+
+std::string effective_problem_type(const RobertaConfig& c) {
+  if (!c.problem_type.empty()) return c.problem_type;
+  return c.num_labels == 1 ? "regression" : "single_label_classification";
+}
 
 RobertaConfig read_hf_config(const std::string& path) {
   const nlohmann::json j = read_json_file(path);
@@ -43,8 +119,7 @@ RobertaConfig read_hf_config(const std::string& path) {
   get_double("layer_norm_eps", c.layer_norm_eps);
   get_double("hidden_dropout_prob", c.hidden_dropout_prob);
   get_double("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
-  if (j.contains("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int64_t>(j["id2label"].size());
-  get_int("num_labels", c.num_labels, 1);
+  read_labels(j, c, problems);
   if (j.contains("model_type") && j["model_type"] != "roberta") {
     problems.push_back("model_type: only \"roberta\" is supported, got " + j["model_type"].dump());
   }
@@ -205,12 +280,13 @@ torch::Tensor RobertaForMaskedLMImpl::forward(const torch::Tensor& input_ids, co
 }
 
 void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors,
-                   const std::string& origin, std::vector<std::string>* new_heads) {
+                   const std::string& origin, std::vector<std::string>* new_heads, bool reinit_mismatched) {
   auto is_head = [](const std::string& n) { return n.rfind("classifier.", 0) == 0 || n.rfind("lm_head.", 0) == 0; };
   static const std::set<std::string> kOptional = {"roberta.embeddings.position_ids", "lm_head.decoder.weight",
                                                   "lm_head.decoder.bias", "roberta.pooler.dense.weight",
                                                   "roberta.pooler.dense.bias"};
   std::vector<std::string> problems;
+  std::set<std::string> skip;  // re-initialised heads
   auto params = model.named_parameters();
   for (const auto& p : params) {
     auto it = tensors.find(p.key());
@@ -218,6 +294,9 @@ void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::
       new_heads->push_back(p.key());
     } else if (it == tensors.end()) {
       problems.push_back("missing tensor '" + p.key() + "'");
+    } else if (it->second.sizes() != p.value().sizes() && new_heads != nullptr && reinit_mismatched && is_head(p.key())) {
+      new_heads->push_back(p.key());
+      skip.insert(p.key());
     } else if (it->second.sizes() != p.value().sizes()) {
       std::ostringstream s;
       s << "tensor '" << p.key() << "' has shape " << it->second.sizes() << ", the model expects " << p.value().sizes();
@@ -237,7 +316,7 @@ void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::
   torch::NoGradGuard no_grad;
   for (auto& p : params) {
     auto it = tensors.find(p.key());
-    if (it != tensors.end()) p.value().copy_(it->second.to(p.value().scalar_type()));
+    if (it != tensors.end() && !skip.count(p.key())) p.value().copy_(it->second.to(p.value().scalar_type()));
   }
 }
 

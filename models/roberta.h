@@ -26,10 +26,28 @@ struct RobertaConfig {
   double hidden_dropout_prob = 0.1;
   double attention_probs_dropout_prob = 0.1;
   int64_t num_labels = 1;
+  // As transformers' PretrainedConfig: the label names by id (empty = LABEL_0, LABEL_1, ...),
+  // label2id as the file gave it (empty = the inverse of id2label), and problem_type: "",
+  // regression, single_label_classification or multi_label_classification.
+  std::vector<std::string> id2label;
+  std::map<std::string, int64_t> label2id;
+  std::string problem_type;
+  std::string label(int64_t id) const;  // id2label[id], else LABEL_<id>
 };
 
-// Reads a Hugging Face config.json; UsageError naming the file and key on bad values.
+// Reads a Hugging Face config.json as transformers' PretrainedConfig does: num_labels is the size
+// of id2label when present, else num_labels, else 2; problem_type one of transformers' three.
+// UsageError naming the file and every bad key at once.
 RobertaConfig read_hf_config(const std::string& path);
+
+// The most tokens (<s> and </s> included) the model takes: RoBERTa's positions start at
+// pad_token_id + 1, so max_position_embeddings - pad_token_id - 1.
+inline int64_t max_tokens(const RobertaConfig& c) { return c.max_position_embeddings - c.pad_token_id - 1; }
+
+// How the head's outputs read (transformers' loss and TextClassificationPipeline): "regression"
+// (problem_type regression, or one label without a problem_type), "multi_label_classification"
+// (sigmoid per label) or "single_label_classification" (softmax over the labels).
+std::string effective_problem_type(const RobertaConfig& c);
 
 class RobertaEmbeddingsImpl : public torch::nn::Module {
  public:
@@ -151,8 +169,11 @@ TORCH_MODULE(RobertaForMaskedLM);
 // without meaning (the position_ids buffer, the tied lm_head.decoder.*) are accepted either way.
 // With `new_heads` given, a task head the checkpoint lacks (classifier.*, lm_head.*) keeps its
 // initialisation and its tensor names are listed there, and another task's head in the checkpoint
-// is skipped: an MLM checkpoint fine-tuned for regression loads its encoder.
+// is skipped: an MLM checkpoint fine-tuned for regression loads its encoder. With
+// `reinit_mismatched` too, a head tensor of another shape keeps its initialisation and is listed
+// there (transformers' ignore_mismatched_sizes).
 void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors,
-                   const std::string& origin, std::vector<std::string>* new_heads = nullptr);
+                   const std::string& origin, std::vector<std::string>* new_heads = nullptr,
+                   bool reinit_mismatched = false);
 
 }  // namespace attnscope::models

@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev googletest
   libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
   librdkit-dev libboost-dev rdkit-data libxgboost-dev
-  chromium
+  chromium python3-h5py python3-numpy
 )
 
 missing=()

@@ -7,10 +7,17 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
+#include "models/models.h"
+#include "store/store.h"
+#include "train/train.h"
 #include "test_util.h"
 
 namespace attnscope {
@@ -191,19 +198,17 @@ TEST(Cli, KilledRunResumesToTheSameFinalMetrics) {
 }  // namespace
 }  // namespace attnscope
 
-// ---- tokenize / predict / export on the tiny Hugging Face fixture of ../shared ------------------
+// ---- tokenize / predict / export on the tiny Hugging Face fixtures (tests/fixtures) --------------
 
 namespace attnscope {
 namespace {
 
 std::string tiny(const std::string& which) {
-  return std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/hf-roberta-tiny/roberta-tiny-" + which;
+  return testing::fixture_path("hf-roberta-tiny/roberta-tiny-" + which);
 }
-#define SKIP_WITHOUT_TINY() \
-  if (!fs::exists(tiny("regression"))) GTEST_SKIP() << "../shared/fixtures not found beside the source tree"
 
 nlohmann::json tiny_expected() {
-  std::ifstream in(std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/hf-roberta-tiny/roberta-tiny-expected.json");
+  std::ifstream in(testing::fixture_path("hf-roberta-tiny/roberta-tiny-expected.json"));
   return nlohmann::json::parse(in);
 }
 
@@ -218,7 +223,7 @@ std::vector<std::pair<std::string, std::vector<double>>> parse_predictions(const
   std::istringstream in(csv);
   std::string line;
   std::getline(in, line);
-  EXPECT_EQ(line.rfind("smiles,output_0", 0), 0u) << line;
+  EXPECT_EQ(line.rfind("smiles,", 0), 0u) << line;
   std::vector<std::pair<std::string, std::vector<double>>> rows;
   while (std::getline(in, line)) {
     std::vector<std::string> f;
@@ -231,14 +236,18 @@ std::vector<std::pair<std::string, std::vector<double>>> parse_predictions(const
     }
     f.push_back(cur);
     std::vector<double> v;
-    for (size_t i = 1; i < f.size(); ++i) v.push_back(std::stod(f[i]));
+    for (size_t i = 1; i < f.size(); ++i) {
+      try {
+        v.push_back(std::stod(f[i]));
+      } catch (const std::exception&) {  // the predicted label's name
+      }
+    }
     rows.push_back({f[0], v});
   }
   return rows;
 }
 
 TEST(Predict, MatchesTransformersOnTheTinyRegressionModel) {
-  SKIP_WITHOUT_TINY();
   const auto exp = tiny_expected();
   TempDir d;
   std::string file = "smiles\n";
@@ -256,7 +265,6 @@ TEST(Predict, MatchesTransformersOnTheTinyRegressionModel) {
 }
 
 TEST(Export, RoundTripsThroughAHuggingFaceDirectory) {
-  SKIP_WITHOUT_TINY();
   TempDir d;
   ASSERT_EQ(run_cli({"export", "--model", tiny("regression"), "--hf", d.path("hf")}), 0);
   for (const char* f : {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json",
@@ -280,7 +288,6 @@ TEST(Export, RoundTripsThroughAHuggingFaceDirectory) {
 }
 
 TEST(Tokenize, PrintsTokensIdsAndSpans) {
-  SKIP_WITHOUT_TINY();
   int code = 0;
   const auto out = stdout_of({"tokenize", "--model", tiny("regression"), "--smiles", "C#N", "c1ccccc1Cl"}, &code);
   ASSERT_EQ(code, 0);
@@ -302,7 +309,6 @@ TEST(Tokenize, PrintsTokensIdsAndSpans) {
 }
 
 TEST(Predict, BadInputIsExit2) {
-  SKIP_WITHOUT_TINY();
   TempDir d;
   EXPECT_EQ(run_cli({"predict", "--model", d.path("nope"), "--smiles", "CCO"}), 2);
   EXPECT_EQ(run_cli({"predict", "--model", tiny("mlm"), "--smiles", "CCO"}), 2) << "an MLM has no regression head";
@@ -322,5 +328,412 @@ TEST(Predict, BadInputIsExit2) {
   EXPECT_EQ(run_cli({"export", "--model", d.path("bert"), "--hf", d.path("out")}), 2);
 }
 
+
+// ---- Hugging Face interop: labels, heads, snapshots, as transformers behaves --------------------
+
+torch::Tensor json_tensor(const nlohmann::json& j) {
+  std::vector<double> flat;
+  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& x) {
+    if (x.is_array()) {
+      for (const auto& y : x) walk(y);
+    } else {
+      flat.push_back(x.get<double>());
+    }
+  };
+  walk(j);
+  return torch::tensor(flat, torch::kDouble);
+}
+
+// A RobertaForSequenceClassification of `labels` outputs made from the tiny regression fixture
+// (same encoder and classifier.dense, a new out_proj), its config.json the fixture's with
+// `edit` applied (keys set, or erased when null). Returns the out_proj [labels,48], [labels].
+std::pair<torch::Tensor, torch::Tensor> make_classifier(const std::string& dir, int64_t labels, const nlohmann::json& edit) {
+  fs::create_directories(dir);
+  for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(tiny("regression") + "/" + f, dir + "/" + f);
+  auto tensors = models::read_safetensors(tiny("regression") + "/model.safetensors");
+  torch::manual_seed(100 + labels);
+  const auto w = torch::randn({labels, 48}) * 0.5, b = torch::randn({labels}) * 0.2;
+  tensors["classifier.out_proj.weight"] = w;
+  tensors["classifier.out_proj.bias"] = b;
+  models::write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+  std::ifstream in(tiny("regression") + "/config.json");
+  auto cfg = nlohmann::json::parse(in);
+  for (const char* k : {"id2label", "label2id", "num_labels", "problem_type"}) cfg.erase(k);
+  for (const auto& [k, v] : edit.items()) {
+    if (v.is_null()) cfg.erase(k); else cfg[k] = v;
+  }
+  testing::write_text(dir + "/config.json", cfg.dump(2));
+  return {w.to(torch::kDouble), b.to(torch::kDouble)};
+}
+
+// transformers' RobertaClassificationHead on its own last_hidden_state (the fixture's reference):
+// out_proj(tanh(dense(h[:, 0]))), in double precision. [7, labels]
+torch::Tensor reference_logits(const torch::Tensor& w, const torch::Tensor& b) {
+  const auto exp = tiny_expected();
+  const int64_t P = static_cast<int64_t>(exp["smiles"].size());
+  const auto h = json_tensor(exp["models"]["regression"]["last_hidden_state"]).view({P, -1, 48}).select(1, 0);
+  const auto t = models::read_safetensors(tiny("regression") + "/model.safetensors");
+  const auto dw = t.at("classifier.dense.weight").to(torch::kDouble), db = t.at("classifier.dense.bias").to(torch::kDouble);
+  return torch::tanh(h.matmul(dw.t()) + db).matmul(w.t()) + b;
+}
+
+std::string smiles_file(const TempDir& d) {
+  std::string file = "smiles\n";
+  const auto exp = tiny_expected();
+  for (const auto& s : exp["smiles"]) file += "\"" + s.get<std::string>() + "\"\n";
+  testing::write_text(d.path("in.csv"), file);
+  return d.path("in.csv");
+}
+
+struct Prediction {
+  std::vector<std::string> header;
+  std::vector<std::vector<double>> values;  // per row: logits (or outputs), then probabilities
+  std::vector<std::string> label;           // single-label: the argmax's name
+};
+
+Prediction predict_csv(const std::string& model, const std::string& input, const TempDir& d) {
+  EXPECT_EQ(run_cli({"predict", "--model", model, "--smiles-file", input, "--output", d.path("out.csv"), "--batch", "3"}), 0);
+  Prediction p;
+  const auto lines = testing::read_lines(d.path("out.csv"));
+  std::string cur;
+  bool quoted = false;
+  for (char c : lines.at(0) + ",") {
+    if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) p.header.push_back(cur), cur.clear();
+    else cur += c;
+  }
+  for (const auto& [smiles, v] : parse_predictions(testing::read_file_text(d.path("out.csv")))) p.values.push_back(v);
+  for (size_t i = 1; i < lines.size(); ++i) p.label.push_back(lines[i].substr(lines[i].rfind(',') + 1));
+  return p;
+}
+
+// A checkpoint saved with transformers' defaults (no id2label, no num_labels: two labels),
+// three named labels (single-label), and three labels of a multi-label problem: the head is built
+// to the declared size, the logits equal transformers' to 1e-5, the probabilities are the
+// pipeline's (softmax / sigmoid), the columns carry the label names.
+TEST(HfInterop, ClassificationHeadsOfEveryDeclaredSizeMatchTransformers) {
+  struct Case {
+    const char* name;
+    int64_t labels;
+    nlohmann::json edit;
+    bool multi;
+    std::vector<std::string> names;
+  };
+  const std::vector<Case> cases = {
+      {"default", 2, nlohmann::json::object(), false, {"LABEL_0", "LABEL_1"}},
+      {"three", 3,
+       {{"id2label", {{"0", "low"}, {"1", "mid"}, {"2", "high"}}},
+        {"label2id", {{"low", 0}, {"mid", 1}, {"high", 2}}},
+        {"problem_type", "single_label_classification"}},
+       false,
+       {"low", "mid", "high"}},
+      {"multi", 3,
+       {{"id2label", {{"0", "toxic"}, {"1", "soluble, in water"}, {"2", "active"}}}, {"problem_type", "multi_label_classification"}},
+       true,
+       {"toxic", "soluble, in water", "active"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    TempDir d;
+    const auto [w, b] = make_classifier(d.path("m"), c.labels, c.edit);
+    const auto ref = reference_logits(w, b);
+    const auto prob = c.multi ? torch::sigmoid(ref) : torch::softmax(ref, 1);
+    const auto p = predict_csv(d.path("m"), smiles_file(d), d);
+    std::vector<std::string> header = {"smiles"};
+    for (const auto& n : c.names) header.push_back("logit:" + n);
+    for (const auto& n : c.names) header.push_back("prob:" + n);
+    if (!c.multi) header.push_back("label");
+    EXPECT_EQ(p.header, header);
+    ASSERT_EQ(static_cast<int64_t>(p.values.size()), ref.size(0));
+    for (int64_t i = 0; i < ref.size(0); ++i) {
+      ASSERT_EQ(static_cast<int64_t>(p.values[i].size()), 2 * c.labels);
+      for (int64_t k = 0; k < c.labels; ++k) {
+        EXPECT_NEAR(p.values[i][k], ref[i][k].item<double>(), 1e-5) << "row " << i << " logit " << k;
+        EXPECT_NEAR(p.values[i][c.labels + k], prob[i][k].item<double>(), 1e-5) << "row " << i << " prob " << k;
+      }
+      if (!c.multi) {
+        EXPECT_EQ(p.label[i], c.names[ref[i].argmax().item<int64_t>()]);
+      }
+    }
+    // the labels survive an export (transformers reads them back)
+    ASSERT_EQ(run_cli({"export", "--model", d.path("m"), "--hf", d.path("hf")}), 0);
+    std::ifstream in(d.path("hf/config.json"));
+    const auto cfg = nlohmann::json::parse(in);
+    EXPECT_EQ(cfg["id2label"].size(), static_cast<size_t>(c.labels));
+    EXPECT_EQ(cfg["id2label"]["1"], c.names[1]);
+    EXPECT_EQ(cfg["label2id"][c.names[1]], 1);
+    if (c.edit.contains("problem_type")) {
+      EXPECT_EQ(cfg["problem_type"], c.edit["problem_type"]);
+    }
+  }
+}
+
+TEST(HfInterop, ConfigLabelsAreReadAsPretrainedConfigReadsThem) {
+  TempDir d;
+  auto read = [&](const nlohmann::json& j) {
+    testing::write_text(d.path("config.json"), j.dump());
+    return models::read_hf_config(d.path("config.json"));
+  };
+  EXPECT_EQ(read(nlohmann::json::object()).num_labels, 2) << "transformers' default";
+  EXPECT_EQ(read({{"num_labels", 1}}).num_labels, 1);
+  EXPECT_EQ(read({{"num_labels", 5}, {"id2label", {{"0", "a"}, {"1", "b"}, {"2", "c"}}}}).num_labels, 3) << "id2label wins";
+  const auto c = read({{"id2label", {{"1", "pos"}, {"0", "neg"}}}, {"problem_type", "single_label_classification"}});
+  EXPECT_EQ(c.label(0), "neg");
+  EXPECT_EQ(c.label(1), "pos");
+  EXPECT_EQ(models::effective_problem_type(c), "single_label_classification");
+  EXPECT_EQ(models::effective_problem_type(read({{"num_labels", 1}})), "regression");
+  EXPECT_EQ(models::effective_problem_type(read(nlohmann::json::object())), "single_label_classification");
+  try {
+    read({{"problem_type", "ranking"}, {"id2label", {{"0", "a"}, {"7", "b"}}}, {"label2id", {{"a", "zero"}}}});
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    const std::string m = e.what();
+    for (const char* key : {"problem_type", "id2label: key '7'", "label2id['a']", "config.json"}) {
+      EXPECT_NE(m.find(key), std::string::npos) << key << " in: " << m;
+    }
+  }
+}
+
+// The fixture's regression model: snapshot's maps equal transformers' output_attentions on every
+// layer, and snapshot -> metrics -> render work on a Hugging Face directory end to end.
+TEST(HfInterop, SnapshotOfAHuggingFaceDirectoryEqualsOutputAttentionsAndRenders) {
+  TempDir d;
+  const auto exp = tiny_expected();
+  ASSERT_EQ(run_cli({"snapshot", "--model", tiny("regression"), "--smiles-file", smiles_file(d), "--out", d.path("s.h5")}), 0);
+  store::Reader r(d.path("s.h5"));
+  const auto& pr = r.probes();
+  const int64_t P = pr.count, T = pr.max_len, L = 2, H = 4;
+  ASSERT_EQ(P, 7);
+  const auto ids = json_tensor(exp["input_ids"]).view({P, -1});
+  ASSERT_EQ(ids.size(1), T) << "padded to the longest, as the reference batch";
+  const auto maps = r.map("attn.probs", 0);  // [P,L,H,T,T]
+  ASSERT_EQ(static_cast<int64_t>(maps.size()), P * L * H * T * T);
+  for (int64_t l = 0; l < L; ++l) {
+    const auto ref = json_tensor(exp["models"]["regression"]["attentions"][l]).view({P, H, T, T});
+    double worst = 0;
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t n = pr.lengths[p];
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t q = 0; q < n; ++q) {
+          for (int64_t k = 0; k < T; ++k) {
+            const double ours = maps[(((p * L + l) * H + h) * T + q) * T + k];
+            worst = std::max(worst, std::abs(ours - ref[p][h][q][k].item<double>()));
+          }
+        }
+      }
+    }
+    EXPECT_LT(worst, 1e-5) << "layer " << l;
+  }
+  // per-head metrics over the snapshot's inputs
+  ::testing::internal::CaptureStdout();
+  const int code = run_cli({"metrics", d.path("s.h5")});
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("the snapshot's 7 inputs"), std::string::npos) << out;
+  EXPECT_NE(out.find("entropy_norm"), std::string::npos) << out;
+  ASSERT_EQ(run_cli({"render", d.path("s.h5"), "--out", d.path("fig")}), 0);
+  for (const char* f : {"figures/head_grid_p0_e0.png", "figures/positions_e0.png", "figures/molecule_L0_H0_p0.png",
+                        "figures/head_map_probs_L1_H3_p0_e0.png", "report.html"}) {
+    EXPECT_TRUE(fs::exists(d.path("fig/") + f)) << f;
+  }
+  // a masked-LM and a bare encoder (a head attnscope does not know) record attention too
+  ASSERT_EQ(run_cli({"snapshot", "--model", tiny("mlm"), "--smiles", "CCO", "--out", d.path("m.h5")}), 0);
+  fs::create_directories(d.path("bare"));
+  for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(tiny("regression") + "/" + f, d.path("bare/") + f);
+  std::map<std::string, torch::Tensor> enc;
+  for (const auto& [k, v] : models::read_safetensors(tiny("regression") + "/model.safetensors")) {
+    if (k.rfind("roberta.", 0) == 0) enc[k.substr(8)] = v;  // RobertaModel's names
+    if (k.rfind("classifier.", 0) == 0) enc["qa_outputs" + k.substr(10)] = v;  // an unknown head
+  }
+  models::write_safetensors(d.path("bare/model.safetensors"), enc, {{"format", "pt"}});
+  std::ifstream in(tiny("regression") + "/config.json");
+  auto cfg = nlohmann::json::parse(in);
+  cfg["architectures"] = {"RobertaForQuestionAnswering"};
+  testing::write_text(d.path("bare/config.json"), cfg.dump());
+  ASSERT_EQ(run_cli({"snapshot", "--model", d.path("bare"), "--smiles-file", smiles_file(d), "--out", d.path("b.h5")}), 0);
+  EXPECT_EQ(store::Reader(d.path("b.h5")).map("attn.probs", 0), maps) << "the encoder alone gives the same attention";
+  EXPECT_EQ(run_cli({"predict", "--model", d.path("bare"), "--smiles", "CCO"}), 2) << "no sequence head";
+  EXPECT_EQ(run_cli({"snapshot", "--model", tiny("regression"), "--ids", "3 4", "--out", d.path("x.h5")}), 2);
+  EXPECT_FALSE(fs::exists(d.path("x.h5")));
+}
+
+TEST(Tokenize, ReturnsEveryIdAndWarnsLikeTransformersUnlessAskedToTruncate) {
+  std::string long_smiles;
+  for (int i = 0; i < 200; ++i) long_smiles += "C(Cl)";
+  int code = 0;
+  auto line = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"tokenize", "--model", tiny("regression"), "--smiles", long_smiles};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return nlohmann::json::parse(stdout_of(args, &code));
+  };
+  const auto all = line({});
+  EXPECT_EQ(code, 0);
+  EXPECT_GT(all["input_ids"].size(), 128u) << "every id, beyond the model's 128 positions";
+  EXPECT_FALSE(all.contains("truncated"));
+  const auto cut = line({"--truncate"});
+  EXPECT_EQ(cut["input_ids"].size(), 128u) << "130 positions - pad id 1 - 1";
+  EXPECT_EQ(cut["input_ids"].back(), 2) << "</s> kept";
+  EXPECT_TRUE(cut["truncated"].get<bool>());
+  EXPECT_EQ(line({"--max-len", "10"})["input_ids"].size(), 10u);
+  EXPECT_EQ(run_cli({"tokenize", "--model", tiny("regression"), "--smiles", "CCO", "--max-len", "1"}), 2);
+}
+
+
+std::set<std::string> tensor_names(const std::string& safetensors) {
+  std::set<std::string> out;
+  for (const auto& [k, v] : models::read_safetensors(safetensors)) {
+    if (k != "roberta.embeddings.position_ids") out.insert(k);  // a buffer transformers ignores either way
+  }
+  return out;
+}
+
+// First `rows` data rows of a CSV, into `out`.
+void head_csv(const std::string& in, const std::string& out, size_t rows) {
+  const auto lines = testing::read_lines(in);
+  std::string text;
+  for (size_t i = 0; i < std::min(lines.size(), rows + 1); ++i) text += lines[i] + "\n";
+  testing::write_text(out, text);
+}
+
+// Every head type trained by attnscope exports to a directory whose tensors carry exactly the names
+// transformers saves (so from_pretrained reports no missing or unexpected keys), whose config.json
+// declares the head (labels, problem_type), and whose outputs equal the run's.
+TEST(Export, EveryHeadTypeRoundTripsWithTransformersNames) {
+  TempDir d;
+  head_csv(testing::source_path("data/moleculenet/clintox.csv"), d.path("clintox.csv"), 240);
+  const auto esol = testing::read_lines(testing::source_path("data/esol/delaney-processed.csv"));
+  std::string rings = "smiles,rings\n";
+  for (size_t i = 1; i < 241; ++i) rings += "C" + std::string(i % 3, 'O') + "c1ccccc1" + std::string((i / 3) % 4, 'C') + "," +
+                                            std::to_string(i % 3) + "\n";
+  testing::write_text(d.path("rings.csv"), rings);
+  const std::vector<std::string> tiny_model = {"model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_ff=64",
+                                               "train.epochs=1", "hooks.attention.enabled=false", "run.threads=1",
+                                               "train.progress=none", "run.log_level=warn", "data.split=random",
+                                               "train.best_metric=val_loss", "train.best_mode=min"};
+  struct Case {
+    const char* name;
+    std::vector<std::string> sets;
+    std::string problem;
+    std::vector<std::string> labels;
+  };
+  const std::vector<Case> cases = {
+      {"regression", {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "data.frac_train=0.2"},
+       "regression", {"measured log solubility in mols per litre"}},
+      {"binary", {"data.task=classification", "data.csv=" + d.path("clintox.csv"), "data.targets=[FDA_APPROVED]"},
+       "multi_label_classification", {"FDA_APPROVED"}},
+      {"multi-task",
+       {"data.task=classification", "data.csv=" + d.path("clintox.csv"), "data.targets=[FDA_APPROVED,CT_TOX]"},
+       "multi_label_classification", {"FDA_APPROVED", "CT_TOX"}},
+      {"multi-class", {"data.task=multiclass", "data.csv=" + d.path("rings.csv"), "data.targets=[rings]"},
+       "single_label_classification", {"rings=0", "rings=1", "rings=2"}},
+  };
+  const auto transformers_names = tensor_names(tiny("regression") + "/model.safetensors");
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string run = d.path(std::string("run-") + c.name), hf = d.path(std::string("hf-") + c.name);
+    std::vector<std::string> args = {"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", run, "--set"};
+    args.insert(args.end(), tiny_model.begin(), tiny_model.end());
+    args.insert(args.end(), c.sets.begin(), c.sets.end());
+    ASSERT_EQ(run_cli(args), 0);
+    // the [test] log line carries the averaged metrics of the task (ROC-AUC, PR-AUC: classification)
+    const auto log = testing::read_file_text(run + "/train.log");
+    const auto test_line = log.substr(log.find("[test]"), log.find('\n', log.find("[test]")) - log.find("[test]"));
+    for (const char* k : c.problem == "regression" ? std::vector<const char*>{"test_rmse", "test_r2"}
+                         : c.problem == "single_label_classification" ? std::vector<const char*>{"test_acc", "test_roc_auc"}
+                                                                      : std::vector<const char*>{"test_roc_auc", "test_pr_auc"}) {
+      EXPECT_NE(test_line.find(k), std::string::npos) << k << " in: " << test_line;
+    }
+    ASSERT_EQ(run_cli({"export", "--model", run, "--hf", hf}), 0);
+    EXPECT_EQ(tensor_names(hf + "/model.safetensors"), transformers_names);
+    std::ifstream in(hf + "/config.json");
+    const auto cfg = nlohmann::json::parse(in);
+    EXPECT_EQ(cfg["architectures"][0], "RobertaForSequenceClassification");
+    EXPECT_EQ(cfg["problem_type"], c.problem);
+    ASSERT_EQ(cfg["id2label"].size(), c.labels.size());
+    for (size_t k = 0; k < c.labels.size(); ++k) EXPECT_EQ(cfg["id2label"][std::to_string(k)], c.labels[k]);
+    // the exported directory predicts what the run predicts (a run's regression: original units)
+    int code = 0;
+    const auto a = parse_predictions(stdout_of({"predict", "--model", run, "--smiles", "CCO", "c1ccccc1O"}, &code));
+    const auto b = parse_predictions(stdout_of({"predict", "--model", hf, "--smiles", "CCO", "c1ccccc1O"}, &code));
+    ASSERT_EQ(a.size(), 2u);
+    ASSERT_EQ(b.size(), 2u);
+    std::ifstream tj(run + "/targets.json");
+    const auto t = nlohmann::json::parse(tj);
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_EQ(a[i].second.size(), b[i].second.size());
+      for (size_t k = 0; k < a[i].second.size(); ++k) {
+        const double exported = c.problem == "regression"
+                                    ? b[i].second[k] * t["std"][k].get<double>() + t["mean"][k].get<double>()
+                                    : b[i].second[k];
+        EXPECT_NEAR(a[i].second[k], exported, 1e-5) << "row " << i << " column " << k;
+      }
+    }
+  }
+  // a masked-LM re-exports with transformers' own names (no tied decoder, no position_ids)
+  ASSERT_EQ(run_cli({"export", "--model", tiny("mlm"), "--hf", d.path("hf-mlm")}), 0);
+  EXPECT_EQ(tensor_names(d.path("hf-mlm/model.safetensors")), tensor_names(tiny("mlm") + "/model.safetensors"));
+}
+
+// Fine-tuning a Hugging Face checkpoint whose head has another size: refused by default, naming
+// the tensor; with model.reinit_heads the head is re-initialised (transformers'
+// ignore_mismatched_sizes) and the run trains from the checkpoint's encoder.
+TEST(HfInterop, ReinitHeadsFineTunesACheckpointWhoseHeadHasAnotherSize) {
+  TempDir d;
+  make_classifier(d.path("two"), 2, nlohmann::json::object());
+  head_csv(testing::source_path("data/esol/delaney-processed.csv"), d.path("esol.csv"), 120);
+  std::vector<std::string> args = {"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("run"),
+                                   "--set", "data.csv=" + d.path("esol.csv"), "model.pretrained=" + d.path("two"),
+                                   "model.tokenizer=bpe", "train.epochs=1", "hooks.attention.enabled=false", "run.threads=1",
+                                   "train.progress=none", "run.log_level=warn"};
+  EXPECT_EQ(run_cli(args), 2) << "a 2-label head for a 1-target regression";
+  EXPECT_FALSE(fs::exists(d.path("run/checkpoints")));
+  args.push_back("model.reinit_heads=true");
+  // the encoder and the head's dense layer come from the checkpoint; only out_proj is new
+  const auto hf = models::load_hf_model(d.path("two"));
+  const std::vector<std::string> sets(args.begin() + 5, args.end());
+  train::MoleculeTask task(resolve_config(testing::source_path("configs/chemberta-esol.yaml"), sets).config);
+  auto ours = task.module().named_parameters();
+  const auto theirs = hf.classifier->named_parameters();
+  for (const char* k : {"roberta.encoder.layer.1.attention.self.query.weight", "roberta.embeddings.word_embeddings.weight",
+                        "classifier.dense.weight"}) {
+    EXPECT_TRUE(torch::equal(ours[k], theirs[k])) << k;
+  }
+  EXPECT_EQ(ours["classifier.out_proj.weight"].sizes(), (std::vector<int64_t>{1, 48}));
+  EXPECT_NE(task.describe().find("task head initialised: 2 tensors"), std::string::npos) << task.describe();
+  ASSERT_EQ(run_cli(args), 0);
+  // the run's vocabulary is the checkpoint's BPE (merges.txt kept), so its export is a RobertaTokenizer
+  EXPECT_TRUE(fs::exists(d.path("run/merges.txt")));
+  ASSERT_EQ(run_cli({"export", "--model", d.path("run"), "--hf", d.path("hf")}), 0);
+  std::ifstream tc(d.path("hf/tokenizer_config.json"));
+  EXPECT_EQ(nlohmann::json::parse(tc)["tokenizer_class"], "RobertaTokenizer");
+}
+
+// A run directory is self-sufficient: with the CSV it was trained on gone and another working
+// directory, snapshot / predict / tokenize / export still work.
+TEST(HfInterop, RunDirectoryNeedsNothingOfItsTrainingData) {
+  TempDir d;
+  head_csv(testing::source_path("data/esol/delaney-processed.csv"), d.path("esol.csv"), 120);
+  const std::string run = d.path("run");
+  ASSERT_EQ(run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", run, "--set",
+                     "data.csv=" + d.path("esol.csv"), "model.n_layers=1", "model.d_model=32", "model.n_heads=4",
+                     "model.d_ff=64", "train.epochs=1", "hooks.attention.enabled=false", "run.threads=1",
+                     "train.progress=none", "run.log_level=warn"}),
+            0);
+  fs::remove(d.path("esol.csv"));
+  const auto cwd = fs::current_path();
+  fs::create_directories(d.path("elsewhere"));
+  fs::current_path(d.path("elsewhere"));
+  EXPECT_EQ(run_cli({"snapshot", "--model", run, "--smiles", "CCO", "c1ccccc1", "--out", d.path("s.h5")}), 0);
+  EXPECT_EQ(run_cli({"snapshot", "--model", run + "/checkpoints/last.pt", "--smiles", "CCO", "--out", d.path("t.h5")}), 0);
+  EXPECT_EQ(run_cli({"predict", "--model", run, "--smiles", "CCO", "--output", d.path("p.csv")}), 0);
+  EXPECT_EQ(run_cli({"export", "--model", run, "--hf", d.path("hf")}), 0);
+  int code = 0;
+  const auto tok = stdout_of({"tokenize", "--model", run, "--smiles", "CCO"}, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(tok.find("\"tokens\":[\"<s>\",\"C\",\"C\",\"O\",\"</s>\"]"), std::string::npos) << tok;
+  fs::current_path(cwd);
+  store::Reader r(d.path("s.h5"));
+  EXPECT_EQ(r.probes().count, 2);
+}
 }  // namespace
 }  // namespace attnscope

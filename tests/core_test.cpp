@@ -1,6 +1,12 @@
 // Config resolution: defaults < file < --set, every problem reported at once with its location.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
 #include "core/core.h"
 #include "test_util.h"
 
@@ -148,6 +154,71 @@ TEST(Config, ReferenceListsEveryKey) {
 
 namespace attnscope {
 namespace {
+
+// Every preset resolves its data inside the repository: `attnscope config` on it names only
+// paths that exist in the source tree (relative to it, as the presets are run from it), and its
+// CSV holds the SMILES and target columns the preset names. A fresh clone needs nothing beside it.
+TEST(Presets, EveryPathAPresetNamesLiesInTheRepository) {
+  auto unquote = [](std::string v) {
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\r')) v.pop_back();
+    if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'')) v = v.substr(1, v.size() - 2);
+    return v;
+  };
+  auto list = [&](std::string v) {  // [a, b, "c d"]
+    std::vector<std::string> out;
+    v = unquote(v);
+    if (v.size() < 2 || v.front() != '[') return out;
+    std::stringstream in(v.substr(1, v.size() - 2));
+    for (std::string item; std::getline(in, item, ',');) {
+      const auto b = item.find_first_not_of(' ');
+      if (b != std::string::npos) out.push_back(unquote(item.substr(b)));
+    }
+    return out;
+  };
+  int presets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::source_path("configs"))) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++presets;
+    SCOPED_TRACE(entry.path().filename().string());
+    ::testing::internal::CaptureStdout();
+    ASSERT_EQ(testing::run_cli({"config", entry.path().string()}), 0);
+    std::stringstream out(::testing::internal::GetCapturedStdout());
+    std::map<std::string, std::string> key;  // section.key -> value
+    std::string section;
+    for (std::string line; std::getline(out, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      if (line[0] != ' ') {
+        section = line.substr(0, colon);
+      } else {
+        const auto b = line.find_first_not_of(' ');
+        key[section + "." + line.substr(b, colon - b)] = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+      }
+    }
+    std::vector<std::string> paths;
+    for (const char* k : {"data.csv", "data.split_file", "model.pretrained", "model.tokenizer_dir", "hooks.attention.probe_file"}) {
+      const auto v = unquote(key[k]);
+      if (!v.empty()) paths.push_back(v);
+    }
+    for (const auto& v : list(key["data.exclude"])) paths.push_back(v);
+    for (const auto& p : paths) {
+      EXPECT_TRUE(std::filesystem::path(p).is_relative()) << p << ": a preset names paths inside the repository";
+      EXPECT_EQ(p.find(".."), std::string::npos) << p << ": outside the repository";
+      EXPECT_TRUE(std::filesystem::exists(testing::source_path(p))) << p << " does not exist in the repository";
+    }
+    const auto csv = unquote(key["data.csv"]);
+    if (csv.empty() || std::filesystem::path(csv).extension() != ".csv") continue;
+    std::ifstream in(testing::source_path(csv));
+    std::string header;
+    std::getline(in, header);
+    std::vector<std::string> columns = list("[" + header + "]");
+    auto has = [&](const std::string& c) { return std::find(columns.begin(), columns.end(), c) != columns.end(); };
+    EXPECT_TRUE(has(unquote(key["data.smiles_col"]))) << csv << ": no column " << key["data.smiles_col"];
+    for (const auto& t : list(key["data.targets"])) EXPECT_TRUE(has(t)) << csv << ": no target column " << t;
+  }
+  EXPECT_GE(presets, 9);
+}
 
 TEST(Docs, ReadmeConfigReferenceIsCurrent) {
   std::ifstream in(testing::source_path("README.md"));

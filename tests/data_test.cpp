@@ -18,7 +18,7 @@ namespace attnscope::data {
 namespace {
 
 std::string tokenizer_dir() {
-  return std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/chemberta-zinc-base-v1-tokenizer";
+  return attnscope::testing::fixture_path("chemberta-zinc-base-v1-tokenizer");
 }
 
 TEST(Gpt2Pretokenize, FollowsThePattern) {
@@ -33,7 +33,6 @@ TEST(Gpt2Pretokenize, FollowsThePattern) {
 }
 
 TEST(BpeTokenizer, ReproducesHuggingFaceOnChemBERTa) {
-  if (!std::filesystem::exists(tokenizer_dir())) GTEST_SKIP() << "../shared/fixtures not found beside the source tree";
   const auto tok = BpeTokenizer::from_dir(tokenizer_dir());
   EXPECT_EQ(tok.vocab_size(), 767);
   EXPECT_EQ(tok.bos_id(), 0);
@@ -52,7 +51,6 @@ TEST(BpeTokenizer, ReproducesHuggingFaceOnChemBERTa) {
 }
 
 TEST(BpeTokenizer, SpansCoverTheInput) {
-  if (!std::filesystem::exists(tokenizer_dir())) GTEST_SKIP() << "../shared/fixtures not found beside the source tree";
   const auto tok = BpeTokenizer::from_dir(tokenizer_dir());
   std::vector<Span> spans;
   const std::string s = "CCCCCCCCCC(C)O";
@@ -65,7 +63,6 @@ TEST(BpeTokenizer, SpansCoverTheInput) {
 }
 
 TEST(BpeTokenizer, TruncationPaddingAndMasks) {
-  if (!std::filesystem::exists(tokenizer_dir())) GTEST_SKIP() << "../shared/fixtures not found beside the source tree";
   const auto tok = BpeTokenizer::from_dir(tokenizer_dir());
   const auto ids = tok.encode("CCCCCCCCCC(C)O", 5);  // <s> + 3 tokens + </s>
   EXPECT_EQ(ids, (std::vector<int64_t>{0, 285, 365, 12, 2}));

@@ -198,7 +198,11 @@ void expect_roberta_equivalence(const std::string& header, const std::function<s
   const auto r2 = run(with(args(d.path("two")), launch(2, free_port())));
   ASSERT_EQ(r2.code, 0) << r2.err;
   ASSERT_EQ(run(args(d.path("one"))).code, 0);
-  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
+  // The two ranks' gradient sum rounds differently from one process's (another summation order,
+  // and OpenBLAS picks its kernel by CPU: ~1e-5 seen on an AMD EPYC after a few AdamW steps, where
+  // Adam's normalisation enlarges the rounding of near-zero gradients); a wrong reduction would
+  // differ by the learning rate's order.
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 3e-5);
   EXPECT_NEAR(last_metrics(d.path("two"))["val_loss"].get<double>(), last_metrics(d.path("one"))["val_loss"].get<double>(), 1e-4);
   EXPECT_TRUE(fs::exists(d.path("two/test_metrics.json")));
 }

@@ -236,9 +236,14 @@ TEST(MinMaxAttention, TableProbsAreTheScalarSoftmaxBitForBit) {
       }
     }
     const auto fast = models::minmax_attention_probs(*net, x);
-    models::MinMaxAttentionBuffers buffers;  // (the recorder's way: reused memory; one of each kind)
-    EXPECT_TRUE(torch::equal(models::minmax_attention_probs(*net, x.slice(0, 3000), &buffers), ref.slice(0, 3000)));
-    EXPECT_TRUE(torch::equal(models::minmax_attention_probs(*net, x.slice(0, 3000), &buffers), ref.slice(0, 3000)));
+    // The recorder's way (reused memory; one of each kind) computes what the plain call does. (On a
+    // subset of the examples the score table holds fewer (position, token) pairs than the
+    // reference's full product, and OpenBLAS may round a product of another shape differently in
+    // the last bit, as its Zen kernels do: the softmax is checked on all examples below.)
+    const auto part = models::minmax_attention_probs(*net, x.slice(0, 3000));
+    models::MinMaxAttentionBuffers buffers;
+    EXPECT_TRUE(torch::equal(models::minmax_attention_probs(*net, x.slice(0, 3000), &buffers), part));
+    EXPECT_TRUE(torch::equal(models::minmax_attention_probs(*net, x.slice(0, 3000), &buffers), part));
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 27))
     EXPECT_TRUE(torch::equal(fast, ref)) << "scale " << scale << ": max |diff| " << (fast - ref).abs().max().item<double>();
 #else  // another libm's expf: within a few ulp
@@ -251,7 +256,7 @@ TEST(MinMaxAttention, TableProbsAreTheScalarSoftmaxBitForBit) {
   }
 }
 
-TEST(MinMaxAttention, LastRowAttentionIsTheModuleTapBitForBit) {
+TEST(MinMaxAttention, LastRowAttentionIsTheModuleTap) {
   // the recorder's task arrays (row "=" over every (a, b) pair) without the rest of the forward
   for (const uint64_t seed : {3, 4}) {
     models::MinMaxNet net(models::MinMaxNetOptions{});
@@ -264,8 +269,12 @@ TEST(MinMaxAttention, LastRowAttentionIsTheModuleTapBitForBit) {
     taps.request(models::site::kAttnScores);
     net->forward(x, &taps);
     const auto row = models::minmax_last_row_attention(*net, x);
-    EXPECT_TRUE(torch::equal(row.scores, taps.get(models::site::kAttnScores, 0).select(2, 3)));
-    EXPECT_TRUE(torch::equal(row.probs, taps.get(models::site::kAttnProbs, 0).select(2, 3)));
+    // Bit for bit where OpenBLAS rounds the projections of one row and of all rows alike (seen on
+    // Intel machines); its AMD Zen kernels round a product of another shape differently in the
+    // last bit, so float rounding is what is guaranteed.
+    const auto scores = taps.get(models::site::kAttnScores, 0).select(2, 3), probs = taps.get(models::site::kAttnProbs, 0).select(2, 3);
+    EXPECT_TRUE(torch::allclose(row.scores, scores, 1e-5, 1e-6)) << (row.scores - scores).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(row.probs, probs, 1e-5, 1e-7)) << (row.probs - probs).abs().max().item<double>();
   }
 }
 

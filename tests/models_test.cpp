@@ -14,6 +14,7 @@
 
 #include "data/data.h"
 #include "models/models.h"
+#include "test_util.h"
 
 namespace attnscope::models {
 namespace {
@@ -176,15 +177,13 @@ TEST(Batching, EpochOrderIsSeededAndComplete) {
 }  // namespace
 }  // namespace attnscope::models
 
-// ---- RoBERTa: parity with Hugging Face transformers on the tiny fixtures of ../shared ----------
+// ---- RoBERTa: parity with Hugging Face transformers on the tiny fixtures (tests/fixtures) -------
 
 namespace attnscope::models {
 namespace {
 
-std::string fixtures() { return std::string(ATTNSCOPE_SOURCE_DIR) + "/../shared/fixtures/hf-roberta-tiny"; }
+std::string fixtures() { return attnscope::testing::fixture_path("hf-roberta-tiny"); }
 
-#define SKIP_WITHOUT_SHARED()                                                                          \
-  if (!std::filesystem::exists(fixtures())) GTEST_SKIP() << "../shared/fixtures not found beside the source tree"
 
 nlohmann::json expected() {
   std::ifstream in(fixtures() + "/roberta-tiny-expected.json");
@@ -228,7 +227,6 @@ TEST(Roberta, SubmoduleNamesAreHuggingFaceStateDictNames) {
 }
 
 TEST(Roberta, RegressionModelMatchesTransformers) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-regression";
   const auto c = read_hf_config(dir + "/config.json");
   EXPECT_EQ(c.hidden_size, 48);
@@ -257,7 +255,6 @@ TEST(Roberta, RegressionModelMatchesTransformers) {
 }
 
 TEST(Roberta, MaskedLMMatchesTransformersWithTiedDecoder) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-mlm";
   RobertaForMaskedLM m(read_hf_config(dir + "/config.json"));
   load_hf_state(*m, read_safetensors(dir + "/model.safetensors"), dir + "/model.safetensors");
@@ -273,7 +270,6 @@ TEST(Roberta, MaskedLMMatchesTransformersWithTiedDecoder) {
 }
 
 TEST(Roberta, SafetensorsRoundTrip) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-regression";
   RobertaForSequenceClassification m(read_hf_config(dir + "/config.json"));
   load_hf_state(*m, read_safetensors(dir + "/model.safetensors"), dir);
@@ -291,7 +287,6 @@ TEST(Roberta, SafetensorsRoundTrip) {
 }
 
 TEST(Roberta, PytorchModelBinEqualsSafetensors) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-regression";
   const auto bin = read_torch_state_dict(dir + "/pytorch_model.bin");
   const auto st = read_safetensors(dir + "/model.safetensors");
@@ -306,7 +301,6 @@ TEST(Roberta, PytorchModelBinEqualsSafetensors) {
 }
 
 TEST(Roberta, MlmCheckpointLoadsItsEncoderUnderANewHead) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-mlm";
   const auto tensors = read_safetensors(dir + "/model.safetensors");
   RobertaForSequenceClassification m(read_hf_config(dir + "/config.json"));
@@ -337,7 +331,6 @@ TEST(TorchPickle, ForeignGlobalsAreRefusedByName) {
 }
 
 TEST(Roberta, ParityFromPytorchModelBin) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-regression";
   RobertaForSequenceClassification m(read_hf_config(dir + "/config.json"));
   load_hf_state(*m, read_torch_state_dict(dir + "/pytorch_model.bin"), dir);
@@ -360,7 +353,6 @@ TEST(Safetensors, MalformedFilesAreRefused) {
 }
 
 TEST(Roberta, StrictLoadNamesEveryProblem) {
-  SKIP_WITHOUT_SHARED();
   const auto dir = fixtures() + "/roberta-tiny-regression";
   auto tensors = read_safetensors(dir + "/model.safetensors");
   tensors.erase("classifier.dense.bias");

@@ -19,6 +19,8 @@
 namespace attnscope::testing {
 
 inline std::string source_path(const std::string& rel) { return std::string(ATTNSCOPE_SOURCE_DIR) + "/" + rel; }
+// A test fixture of the repository (tests/fixtures/, see its README).
+inline std::string fixture_path(const std::string& rel) { return source_path("tests/fixtures/" + rel); }
 
 // A fresh directory under the system temp dir, removed at destruction.
 class TempDir {

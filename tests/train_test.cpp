@@ -338,7 +338,7 @@ TEST(MoleculeTask, FineTunesRecordsAndRenders) {
   ASSERT_EQ(testing::run_cli({"predict", "--model", run, "--smiles", "CCO", "c1ccccc1Cl", "--output", d.path("p.csv")}), 0);
   const auto rows = testing::read_lines(d.path("p.csv"));
   ASSERT_EQ(rows.size(), 3u);
-  EXPECT_EQ(rows[0], "smiles,output_0");
+  EXPECT_EQ(rows[0], "smiles,measured log solubility in mols per litre") << "the target's name (id2label)";
   const double logs = std::stod(rows[1].substr(rows[1].find(',') + 1));
   EXPECT_GT(logs, -15.0) << "log solubility in original units";
   EXPECT_LT(logs, 5.0);

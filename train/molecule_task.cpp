@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -18,6 +19,7 @@
 #include "data/smiles_tokenizer.h"
 #include "models/hf_dir.h"
 #include "train/checkpoint.h"
+#include "train/loaded_model.h"
 #include "train/minmax_task.h"
 
 namespace attnscope::train {
@@ -173,31 +175,17 @@ std::map<std::string, double> multiclass_metrics(const torch::Tensor& logits, co
 
 // ---- tokenizers --------------------------------------------------------------------------------
 
-struct MoleculeTask::Tok {
-  std::unique_ptr<data::BpeTokenizer> bpe;
-  std::unique_ptr<data::SmilesTokenizer> regex;
-  std::string dir;  // bpe: where vocab.json / merges.txt came from
-  std::vector<int64_t> encode(const std::string& s, int64_t max_len) const {
-    return bpe ? bpe->encode(s, max_len) : regex->encode(s, max_len);
-  }
-  std::string token(int64_t id) const { return bpe ? bpe->id_token(id) : regex->id_token(id); }
-  int64_t vocab_size() const { return bpe ? bpe->vocab_size() : regex->vocab_size(); }
-  MaskSpec mask_spec(double probability) const {
-    MaskSpec m;
-    m.vocab_size = vocab_size();
-    m.probability = probability;
-    if (bpe) {
-      m.mask_id = bpe->mask_id();
-      m.special = {bpe->bos_id(), bpe->pad_id(), bpe->eos_id(), bpe->unk_id(), bpe->mask_id()};
-    } else {
-      using T = data::SmilesTokenizer;
-      m.mask_id = T::kMask;
-      m.special = {T::kBos, T::kPad, T::kEos, T::kUnk, T::kMask};
-    }
-    return m;
-  }
-  static constexpr int64_t kPad = 1;
-};
+namespace {
+// RoBERTa's masking over a tokenizer's vocabulary: its specials are never chosen nor drawn.
+MaskSpec mask_spec_of(const data::MoleculeTokenizer& tok, double probability) {
+  MaskSpec m;
+  m.vocab_size = tok.vocab_size();
+  m.probability = probability;
+  m.mask_id = tok.mask_id();
+  m.special = tok.special_ids();
+  return m;
+}
+}  // namespace
 
 // ---- masked-LM -------------------------------------------------------------------------------
 
@@ -252,19 +240,6 @@ std::vector<int64_t> at_positions(const std::vector<int64_t>& rows, const std::v
   out.reserve(positions.size());
   for (int64_t i : positions) out.push_back(rows[static_cast<size_t>(i)]);
   return out;
-}
-
-// The forward that recorders see: a supervised model's, or (masked-LM) the encoder's with <s>'s
-// last hidden state as the pooled vector. Eval mode and no gradients are the caller's.
-void forward_molecules(models::RobertaForSequenceClassification* model, models::RobertaModel* encoder,
-                       const torch::Tensor& inputs, int64_t pad, models::Taps& taps) {
-  const auto mask = (inputs != pad).to(torch::kLong);
-  if (encoder != nullptr) {
-    const auto h = (*encoder)->forward(inputs, mask, &taps);
-    models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
-    return;
-  }
-  (*model)->forward(inputs, mask, &taps);
 }
 
 }  // namespace
@@ -324,10 +299,17 @@ MoleculeTask::MoleculeTask(const Config& config)
     rc_.num_labels = d.num_classes > 0 ? d.num_classes : largest + 1;
     if (rc_.num_labels < 2) throw UsageError("data.targets: '" + d.targets[0] + "' holds fewer than 2 classes");
   }
+  // the head's labels as transformers names them (config.json's id2label, problem_type)
+  rc_.id2label.clear();
+  rc_.label2id.clear();
+  for (int64_t k = 0; k < (mlm_ ? 0 : rc_.num_labels); ++k) {
+    rc_.id2label.push_back(multiclass_ ? d.targets[0] + "=" + std::to_string(k) : d.targets[static_cast<size_t>(k)]);
+  }
+  rc_.problem_type = mlm_ ? "" : regression_ ? "regression" : multiclass_ ? "single_label_classification"
+                                                                       : "multi_label_classification";
 
   // tokenizer: a pretrained model's own (vocab.json, + merges.txt for BPE), else built / named
-  tok_ = std::make_unique<Tok>();
-  tok_->dir = mc.tokenizer_dir.empty() ? mc.pretrained : mc.tokenizer_dir;
+  const std::string tok_dir = mc.tokenizer_dir.empty() ? mc.pretrained : mc.tokenizer_dir;
   if (!mc.pretrained.empty()) {
     const bool bpe_model = fs::exists(pre / "merges.txt");
     if (fs::exists(pre / "vocab.json") && (bpe_model != (mc.tokenizer == "bpe"))) {
@@ -342,25 +324,24 @@ MoleculeTask::MoleculeTask(const Config& config)
     }
   }
   if (mc.tokenizer == "bpe") {
-    tok_->bpe = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::from_dir(tok_->dir));
-  } else if (!tok_->dir.empty() && fs::exists(fs::path(tok_->dir) / "vocab.json")) {
-    tok_->regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::load((fs::path(tok_->dir) / "vocab.json").string()));
-  } else {
-    tok_->dir.clear();  // built here, from the training split
+    tok_ = std::make_unique<data::MoleculeTokenizer>(data::BpeTokenizer::from_dir(tok_dir), tok_dir);
+  } else if (!tok_dir.empty() && fs::exists(fs::path(tok_dir) / "vocab.json")) {
+    tok_ = std::make_unique<data::MoleculeTokenizer>(data::SmilesTokenizer::load((fs::path(tok_dir) / "vocab.json").string()), tok_dir);
+  } else {  // built here, from the training split
     std::vector<std::string> corpus;
     for (int64_t r : split_.train) corpus.push_back(table_.smiles[r]);
-    tok_->regex = std::make_unique<data::SmilesTokenizer>(data::SmilesTokenizer::build(corpus));
+    tok_ = std::make_unique<data::MoleculeTokenizer>(data::SmilesTokenizer::build(corpus));
   }
   if (mc.pretrained.empty()) {
     rc_.vocab_size = tok_->vocab_size();
-  } else if (tok_->vocab_size() != rc_.vocab_size && !(tok_->bpe && tok_->vocab_size() < rc_.vocab_size)) {
+  } else if (tok_->vocab_size() != rc_.vocab_size && !(tok_->is_bpe() && tok_->vocab_size() < rc_.vocab_size)) {
     throw UsageError("model.pretrained '" + mc.pretrained + "' has a vocabulary of " + std::to_string(rc_.vocab_size) +
                      " tokens but the tokenizer has " + std::to_string(tok_->vocab_size()) +
                      ": use the model's own vocab.json (and merges.txt for bpe)");
   }
-  mask_spec_ = tok_->mask_spec(d.mlm_probability);
+  mask_spec_ = mask_spec_of(*tok_, d.mlm_probability);
   mask_spec_.vocab_size = rc_.vocab_size;
-  const int64_t limit = rc_.max_position_embeddings - rc_.pad_token_id - 1;
+  const int64_t limit = models::max_tokens(rc_);
   for (int64_t r = 0; r < table_.size(); ++r) {
     auto full = tok_->encode(table_.smiles[r], 0);
     if (static_cast<int64_t>(full.size()) > limit) {
@@ -424,33 +405,22 @@ MoleculeTask::MoleculeTask(const Config& config)
 
 models::RobertaModel& MoleculeTask::encoder() { return mlm_ ? lm_->roberta : model_->roberta; }
 
-// Weights of model.pretrained: a Hugging Face directory's files, or an attnscope run's best
-// checkpoint (else its last), whose model is rebuilt from its config.json to read it strictly.
+// Weights of model.pretrained (a Hugging Face directory, or an attnscope run's best checkpoint,
+// else its last) through the one loader, copied by Hugging Face name: a head of another task is
+// skipped, a missing one keeps its seeded initialisation, one of another size is re-initialised
+// with model.reinit_heads.
 void MoleculeTask::load_pretrained() {
-  const fs::path pre = config_.model.pretrained;
+  auto src = load_model(config_.model.pretrained, "model.pretrained");
   std::map<std::string, torch::Tensor> tensors;
-  std::string origin = pre.string();
-  if (is_run_dir(pre.string())) {
-    const fs::path ckpt = run_checkpoint(pre.string());
-    if (!fs::exists(ckpt)) throw UsageError("model.pretrained '" + pre.string() + "': no checkpoint in its checkpoints/");
-    const auto run_rc = models::read_hf_config((pre / "config.json").string());
-    const std::string run_task = fs::exists(pre / "targets.json")
-                                     ? nlohmann::json::parse(read_file((pre / "targets.json").string())).value("task", "")
-                                     : "";
-    std::shared_ptr<torch::nn::Module> m;
-    if (run_task == "mlm") {
-      m = models::RobertaForMaskedLM(run_rc).ptr();
-    } else {
-      m = models::RobertaForSequenceClassification(run_rc).ptr();
-    }
-    load_checkpoint(ckpt.string(), *m, nullptr, false);
-    for (const auto& p : m->named_parameters()) tensors[p.key()] = p.value().detach();
-    origin = ckpt.string();
-  } else {
-    tensors = models::read_hf_weights(pre.string());
-  }
+  const std::string prefix = src.hf.architecture == models::kRobertaEncoder ? "roberta." : "";
+  for (const auto& p : src.hf.module().named_parameters()) tensors[prefix + p.key()] = p.value().detach();
   // the random generator is untouched by loading: heads the checkpoint lacks keep the seeded init
-  models::load_hf_state(module(), tensors, origin, &new_heads_);
+  models::load_hf_state(module(), tensors, src.origin, &new_heads_, config_.model.reinit_heads);
+  if (config_.model.reinit_heads && !new_heads_.empty()) {
+    std::string names;
+    for (const auto& n : new_heads_) names += (names.empty() ? "" : ", ") + n;
+    log::info("[model] task head initialised (not in, or of another size in, " + src.origin + "): " + names);
+  }
 }
 
 MoleculeTask::~MoleculeTask() = default;
@@ -466,9 +436,9 @@ std::string MoleculeTask::describe() const {
   std::ostringstream s;
   s << "roberta " << rc_.num_hidden_layers << " layers x " << rc_.hidden_size << " hidden, " << rc_.num_attention_heads
     << " heads, " << params << " parameters, vocab " << rc_.vocab_size << " ("
-    << (tok_->bpe             ? "byte-level BPE from " + tok_->dir
-        : tok_->dir.empty() ? std::string("atom-level SMILES tokens of the training split")
-                            : "atom-level SMILES tokens of " + tok_->dir + "/vocab.json")
+    << (tok_->is_bpe()           ? "byte-level BPE from " + tok_->dir()
+        : tok_->dir().empty() ? std::string("atom-level SMILES tokens of the training split")
+                              : "atom-level SMILES tokens of " + tok_->dir() + "/vocab.json")
     << "); ";
   if (mlm_) {
     s << "masked-LM (" << config_.data.mlm_probability * 100 << " % of tokens) on " << table_.size() << " SMILES of "
@@ -500,7 +470,7 @@ std::string MoleculeTask::model_json() const {
                         {"max_positions", rc_.max_position_embeddings},
                         {"task", config_.data.task},
                         {"targets", config_.data.targets},
-                        {"tokenizer", tok_->bpe ? "bpe" : "smiles-regex"}}
+                        {"tokenizer", tok_->kind()}}
       .dump();
 }
 
@@ -513,7 +483,7 @@ std::vector<int64_t> MoleculeTask::rows_of(const std::vector<int64_t>& split, co
 
 MoleculeTask::Batch MoleculeTask::make_batch(const std::vector<int64_t>& rows, bool augment) const {
   std::vector<std::vector<int64_t>> enc;
-  const int64_t limit = rc_.max_position_embeddings - rc_.pad_token_id - 1;
+  const int64_t limit = models::max_tokens(rc_);
   size_t T = 0;
   for (int64_t r : rows) {
     if (augment) {
@@ -525,7 +495,7 @@ MoleculeTask::Batch MoleculeTask::make_batch(const std::vector<int64_t>& rows, b
   }
   const int64_t B = static_cast<int64_t>(rows.size()), K = static_cast<int64_t>(table_.target_names.size());
   Batch b;
-  b.ids = torch::full({B, static_cast<int64_t>(T)}, Tok::kPad, torch::kLong);
+  b.ids = torch::full({B, static_cast<int64_t>(T)}, tok_->pad_id(), torch::kLong);
   b.mask = torch::zeros({B, static_cast<int64_t>(T)}, torch::kLong);
   b.target = torch::empty({B, K});
   auto ids = b.ids.accessor<int64_t, 2>();
@@ -736,7 +706,7 @@ class MoleculeTask::Frozen : public Snapshot {
   }
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
     torch::NoGradGuard no_grad;
-    forward_molecules(encoder_ ? nullptr : &model_, encoder_ ? &encoder_ : nullptr, inputs, Tok::kPad, taps);
+    forward_molecules(encoder_ ? nullptr : &model_, encoder_ ? &encoder_ : nullptr, inputs, t_.tok_->pad_id(), taps);
   }
   std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) override {
     models::Taps taps;
@@ -839,35 +809,11 @@ torch::Tensor MoleculeTask::val_lengths(const torch::Tensor& idx) const {
 void MoleculeTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
   torch::NoGradGuard no_grad;
   module().eval();
-  forward_molecules(mlm_ ? nullptr : &model_, mlm_ ? &lm_->roberta : nullptr, inputs, Tok::kPad, taps);
+  forward_molecules(mlm_ ? nullptr : &model_, mlm_ ? &lm_->roberta : nullptr, inputs, tok_->pad_id(), taps);
 }
 
 ProbeSet MoleculeTask::probes_of(const std::vector<std::string>& smiles, const std::vector<int64_t>& source) const {
-  ProbeSet p;
-  const int64_t limit = rc_.max_position_embeddings - rc_.pad_token_id - 1;
-  std::vector<std::vector<int64_t>> enc;
-  size_t T = 0;
-  for (const auto& s : smiles) {
-    enc.push_back(tok_->encode(s, limit));
-    T = std::max(T, enc.back().size());
-  }
-  const int64_t P = static_cast<int64_t>(smiles.size());
-  p.inputs = torch::full({P, static_cast<int64_t>(T)}, Tok::kPad, torch::kLong);
-  p.lengths = torch::empty({P}, torch::kLong);
-  for (int64_t i = 0; i < P; ++i) {
-    for (size_t t = 0; t < T; ++t) {
-      if (t < enc[i].size()) {
-        p.inputs[i][static_cast<int64_t>(t)] = enc[i][t];
-        p.tokens.push_back(tok_->token(enc[i][t]));
-      } else {
-        p.tokens.push_back("");
-      }
-    }
-    p.lengths[i] = static_cast<int64_t>(enc[i].size());
-    p.text.push_back(smiles[i]);
-  }
-  p.source = source;
-  return p;
+  return molecule_probes(*tok_, models::max_tokens(rc_), smiles, source);
 }
 
 ProbeSet MoleculeTask::default_probes(int64_t count) const {
@@ -894,18 +840,7 @@ ProbeSet MoleculeTask::default_probes(int64_t count) const {
 }
 
 ProbeSet MoleculeTask::parse_probes(const std::string& text, const std::string& origin) const {
-  std::vector<std::string> smiles;
-  std::istringstream in(text);
-  std::string line;
-  for (int64_t no = 1; std::getline(in, line); ++no) {
-    const auto b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
-    if (b == std::string::npos || line[b] == '#') continue;
-    const std::string s = line.substr(b, e - b + 1);
-    if (!data::smiles_parses(s)) throw UsageError(origin + " line " + std::to_string(no) + ": '" + s + "' is not a valid SMILES");
-    smiles.push_back(s);
-  }
-  if (smiles.empty()) throw UsageError(origin + ": no SMILES");
-  return probes_of(smiles, std::vector<int64_t>(smiles.size(), -1));
+  return parse_smiles_probes(*tok_, models::max_tokens(rc_), text, origin);
 }
 
 std::map<std::string, int64_t> MoleculeTask::data_counts() const {
@@ -916,17 +851,10 @@ std::map<std::string, int64_t> MoleculeTask::data_counts() const {
 
 void MoleculeTask::write_run_files(const std::string& run_dir) {
   data::write_split_file((fs::path(run_dir) / "split.json").string(), split_, config_.data.csv);
-  if (tok_->regex) tok_->regex->save((fs::path(run_dir) / "vocab.json").string());
-  if (tok_->bpe) {
-    for (const char* f : {"vocab.json", "merges.txt"}) {
-      write_file_atomic((fs::path(run_dir) / f).string(), read_file((fs::path(tok_->dir) / f).string()));
-    }
-  }
+  tok_->save(run_dir);
   // the model as Hugging Face describes it, so predict / export read the run like a model directory
-  const std::string problem = mlm_ ? "" : regression_ ? "regression" : multiclass_ ? "single_label_classification"
-                                                                                 : "multi_label_classification";
   write_file_atomic((fs::path(run_dir) / "config.json").string(),
-                    models::hf_config_json(rc_, mlm_ ? "RobertaForMaskedLM" : "RobertaForSequenceClassification", problem));
+                    models::hf_config_json(rc_, mlm_ ? models::kRobertaMaskedLM : models::kRobertaClassifier));
   nlohmann::json stats = {{"task", config_.data.task}, {"targets", config_.data.targets}};
   if (multiclass_) stats["num_classes"] = rc_.num_labels;
   if (regression_) {
@@ -955,7 +883,10 @@ void MoleculeTask::finish(const std::string& run_dir) {
   line << "[test] " << which << " checkpoint on the " << split_.test.size() << " test molecules:";
   for (const auto& [k, v] : m) {
     j[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-    if (k.find('_', 5) == std::string::npos) line << " " << k << " " << v;
+    // the averaged metrics (per-target ones, e.g. test_roc_auc_NR_AR, are in the file only)
+    static const std::set<std::string> kAveraged = {"test_loss", "test_rmse", "test_mae", "test_r2",
+                                                    "test_roc_auc", "test_pr_auc", "test_acc"};
+    if (kAveraged.count(k)) line << " " << k << " " << v;
   }
   write_file_atomic((fs::path(run_dir) / "test_metrics.json").string(), j.dump(2) + "\n");
   log::info(line.str());

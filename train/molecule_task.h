@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 
+#include "data/molecule_tokenizer.h"
 #include "data/molecules.h"
 #include "models/roberta.h"
 #include "train/task.h"
@@ -75,7 +76,6 @@ class MoleculeTask : public Task {
   void finish(const std::string& run_dir) override;
 
  private:
-  struct Tok;
   class Frozen;
   struct Batch {
     torch::Tensor ids, mask, target;  // [b,T], [b,T], [b,K] (NaN = missing)
@@ -101,7 +101,7 @@ class MoleculeTask : public Task {
   const Config& config_;
   data::MoleculeTable table_;
   data::Split split_;
-  std::unique_ptr<Tok> tok_;
+  std::unique_ptr<data::MoleculeTokenizer> tok_;
   std::vector<std::vector<int64_t>> ids_;  // encoded canonical input SMILES per row
   int64_t truncated_ = 0;
   models::RobertaConfig rc_;

@@ -4,6 +4,7 @@
 #include "train/baseline.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
+#include "train/loaded_model.h"
 #include "train/events.h"
 #include "train/minmax_task.h"
 #include "train/molecule_task.h"

@@ -84,7 +84,8 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
     top = std::max(top, *std::max_element(per_epoch.back().begin(), per_epoch.back().end()));
   }
   const int K = static_cast<int>(es.size()), pw = 420, ph = 380, top_px = 110, bottom_px = 60;
-  const int W = K * pw, H = ph + top_px + bottom_px;
+  // wide enough for the titles when there are few panels (a snapshot has one), panels centred
+  const int W = std::max(K * pw, 880), H = ph + top_px + bottom_px, x0 = (W - K * pw) / 2;
   const std::string name = "molecule_L" + std::to_string(run.header().layer_ids[l]) + "_H" +
                            std::to_string(run.header().head_ids[h]) + "_p" + std::to_string(p);
   for (const auto& fmt : out.formats) {
@@ -109,7 +110,7 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
       drawer.finishDrawing();
       PngReader png{drawer.getDrawingText(), 0};
       cairo_surface_t* panel = cairo_image_surface_create_from_png_stream(&PngReader::read, &png);
-      cairo_set_source_surface(cr, panel, k * pw, top_px);
+      cairo_set_source_surface(cr, panel, x0 + k * pw, top_px);
       cairo_paint(cr);
       cairo_surface_destroy(panel);
     }
@@ -119,6 +120,10 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
       cairo_set_font_size(cr, size);
       cairo_text_extents_t ext;
       cairo_text_extents(cr, text.c_str(), &ext);
+      if (ext.width > W - 20) {  // a long SMILES: smaller, never cut
+        cairo_set_font_size(cr, size * (W - 20) / ext.width);
+        cairo_text_extents(cr, text.c_str(), &ext);
+      }
       cairo_move_to(cr, (W - ext.width) / 2 - ext.x_bearing, y);
       cairo_show_text(cr, text.c_str());
     };

@@ -75,6 +75,8 @@ Run open_run(const std::string& input) {
   if (r.epochs.empty()) throw UsageError("'" + r.h5 + "' holds no recorded epoch yet");
   r.name = fs::path(fs::absolute(r.dir)).lexically_normal().filename().string();
   if (r.name.empty() || r.name == ".") r.name = fs::path(fs::absolute(r.dir)).lexically_normal().parent_path().filename().string();
+  // a file of its own (a snapshot's FILE.h5) is named by its file, not by the folder it lies in
+  if (fs::path(r.h5).filename() != "attention.h5") r.name = fs::path(r.h5).stem().string();
   r.model = nlohmann::json::parse(r.header().model_json, nullptr, false);
   if (r.model.is_discarded()) r.model = nlohmann::json::object();
   r.task = r.model.value("name", std::string("model"));

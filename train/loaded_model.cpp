@@ -1,0 +1,247 @@
+// One loader for every command's model, and the molecule probes and forwards (train/loaded_model.h).
+#include "train/loaded_model.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/smiles.h"
+#include "data/molecules.h"
+#include "train/checkpoint.h"
+
+namespace attnscope::train {
+namespace fs = std::filesystem;
+
+std::string LoadedModel::kind() const {
+  if (run_dir.empty()) return "Hugging Face directory";
+  return fs::path(origin) == fs::path(path) ? "checkpoint" : "run";
+}
+
+const data::MoleculeTokenizer& LoadedModel::tok() const {
+  if (!tokenizer) throw UsageError("'" + path + "' has no vocab.json (the model's tokenizer; merges.txt beside it for BPE)");
+  return *tokenizer;
+}
+
+namespace {
+
+// The run directory and checkpoint that `path` names, or ("", "") when it names neither.
+std::pair<fs::path, fs::path> run_and_checkpoint(const std::string& path) {
+  if (fs::is_regular_file(path) && fs::path(path).extension() == ".pt") {
+    return {fs::path(path).parent_path().parent_path(), path};
+  }
+  if (is_run_dir(path)) return {path, run_checkpoint(path)};
+  return {};
+}
+
+// The tokenizer must index the model's embedding: every id below vocab_size.
+void check_tokenizer(const data::MoleculeTokenizer& tok, const models::RobertaConfig& c, const std::string& dir) {
+  if (tok.vocab_size() > c.vocab_size) {
+    throw UsageError("'" + (fs::path(dir) / "vocab.json").string() + "' has " + std::to_string(tok.vocab_size()) +
+                     " tokens but the model's embedding has vocab_size " + std::to_string(c.vocab_size) +
+                     ": the tokenizer does not belong to this model");
+  }
+}
+
+LoadedModel load_run(const std::string& path, const fs::path& run, const fs::path& ckpt, const std::string& what) {
+  if (!fs::exists(ckpt)) throw UsageError(what + " '" + path + "': no checkpoint at '" + ckpt.string() + "'");
+  for (const char* f : {"config.json", "targets.json", "vocab.json"}) {
+    if (!fs::exists(run / f)) {
+      throw UsageError(what + " '" + path + "' is not a molecule run (no " + f + " in '" + run.string() +
+                       "'; a min/max run has none)");
+    }
+  }
+  LoadedModel m;
+  m.path = path;
+  m.origin = ckpt.string();
+  m.run_dir = run.string();
+  auto& hf = m.hf;
+  hf.dir = run.string();
+  hf.config = models::read_hf_config((run / "config.json").string());
+  const auto t = read_json_file((run / "targets.json").string());
+  m.task = t.value("task", std::string());
+  if (m.task == "mlm") {  // a pretraining run: its masked-LM
+    hf.architecture = models::kRobertaMaskedLM;
+    hf.mlm = models::RobertaForMaskedLM(hf.config);
+  } else {
+    hf.architecture = models::kRobertaClassifier;
+    hf.classifier = models::RobertaForSequenceClassification(hf.config);
+  }
+  hf.declared = hf.architecture;
+  const auto info = load_checkpoint(ckpt.string(), hf.module(), nullptr, false);
+  hf.module().eval();
+  m.epoch = info.state.epoch;
+  m.step = info.state.step;
+  m.tokenizer = data::MoleculeTokenizer::from_dir(run.string());
+  if (m.task == "regression") {
+    try {
+      m.mean = t.at("mean").get<std::vector<double>>();
+      m.stdev = t.at("std").get<std::vector<double>>();
+    } catch (const nlohmann::json::exception&) {
+      throw UsageError("'" + (run / "targets.json").string() + "': 'mean' and 'std' must be lists of numbers");
+    }
+    if (static_cast<int64_t>(m.mean.size()) != hf.config.num_labels || m.stdev.size() != m.mean.size()) {
+      throw UsageError("'" + (run / "targets.json").string() + "': 'mean' and 'std' must hold " +
+                       std::to_string(hf.config.num_labels) + " values (one per target)");
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path, const std::string& what, bool reinit_heads) {
+  const auto [run, ckpt] = run_and_checkpoint(path);
+  LoadedModel m;
+  if (!run.empty()) {
+    m = load_run(path, run, ckpt, what);
+  } else {
+    if (!fs::is_directory(path)) {
+      throw UsageError(what + " '" + path + "': expected a Hugging Face model directory, an attnscope run directory or "
+                       "a checkpoint (.pt)");
+    }
+    if (!fs::exists(fs::path(path) / "config.json")) {
+      throw UsageError(what + " '" + path + "' has no config.json (expected a Hugging Face model directory, or an "
+                       "attnscope run directory with config.yaml and checkpoints/)");
+    }
+    m.path = path;
+    m.origin = path;
+    m.hf = models::load_hf_model(path, "", reinit_heads);
+    if (fs::exists(fs::path(path) / "vocab.json")) m.tokenizer = data::MoleculeTokenizer::from_dir(path);
+  }
+  if (m.tokenizer) check_tokenizer(*m.tokenizer, m.config(), m.run_dir.empty() ? path : m.run_dir);
+  return m;
+}
+
+bool is_molecule_model(const std::string& path) {
+  const auto [run, ckpt] = run_and_checkpoint(path);
+  if (run.empty()) return fs::is_directory(path) && fs::exists(fs::path(path) / "config.json");
+  return fs::exists(run / "targets.json");
+}
+
+// ---- probes and forwards -----------------------------------------------------------------------
+
+ProbeSet molecule_probes(const data::MoleculeTokenizer& tok, int64_t limit, const std::vector<std::string>& smiles,
+                         const std::vector<int64_t>& source) {
+  ProbeSet p;
+  std::vector<std::vector<int64_t>> enc;
+  size_t T = 0;
+  for (const auto& s : smiles) {
+    enc.push_back(tok.encode(s, limit));
+    T = std::max(T, enc.back().size());
+  }
+  const int64_t P = static_cast<int64_t>(smiles.size());
+  p.inputs = torch::full({P, static_cast<int64_t>(T)}, tok.pad_id(), torch::kLong);
+  p.lengths = torch::empty({P}, torch::kLong);
+  for (int64_t i = 0; i < P; ++i) {
+    for (size_t t = 0; t < T; ++t) {
+      if (t < enc[i].size()) {
+        p.inputs[i][static_cast<int64_t>(t)] = enc[i][t];
+        p.tokens.push_back(tok.id_token(enc[i][t]));
+      } else {
+        p.tokens.push_back("");
+      }
+    }
+    p.lengths[i] = static_cast<int64_t>(enc[i].size());
+    p.text.push_back(smiles[i]);
+  }
+  p.source = source;
+  return p;
+}
+
+ProbeSet parse_smiles_probes(const data::MoleculeTokenizer& tok, int64_t limit, const std::string& text,
+                             const std::string& origin) {
+  std::vector<std::string> smiles;
+  std::istringstream in(text);
+  std::string line;
+  for (int64_t no = 1; std::getline(in, line); ++no) {
+    const auto b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    if (b == std::string::npos || line[b] == '#') continue;
+    const std::string s = line.substr(b, e - b + 1);
+    if (!data::smiles_parses(s)) throw UsageError(origin + " line " + std::to_string(no) + ": '" + s + "' is not a valid SMILES");
+    smiles.push_back(s);
+  }
+  if (smiles.empty()) throw UsageError(origin + ": no SMILES");
+  return molecule_probes(tok, limit, smiles, std::vector<int64_t>(smiles.size(), -1));
+}
+
+void forward_molecules(models::RobertaForSequenceClassification* model, models::RobertaModel* encoder,
+                       const torch::Tensor& inputs, int64_t pad, models::Taps& taps) {
+  const auto mask = (inputs != pad).to(torch::kLong);
+  if (encoder != nullptr) {
+    const auto h = (*encoder)->forward(inputs, mask, &taps);
+    models::tap(&taps, models::site::kPooled, 0, h.select(1, 0));
+    return;
+  }
+  (*model)->forward(inputs, mask, &taps);
+}
+
+// ---- a task over a loaded model ----------------------------------------------------------------
+
+namespace {
+
+class ModelTask : public Task {
+ public:
+  explicit ModelTask(LoadedModel& m) : m_(m) {}
+  torch::nn::Module& module() override { return m_.hf.module(); }
+  std::string describe() const override { return m_.hf.architecture + " from " + m_.origin; }
+  int64_t train_size() const override { return 0; }
+  StepStats train_step(const torch::Tensor&) override { throw UsageError("a loaded model has no training data"); }
+  Metrics evaluate() override { return {}; }
+  int64_t num_layers() const override { return m_.config().num_hidden_layers; }
+  int64_t num_heads() const override { return m_.config().num_attention_heads; }
+  std::string model_json() const override {
+    const auto& c = m_.config();
+    std::vector<std::string> labels;
+    if (m_.hf.classifier) {
+      for (int64_t k = 0; k < c.num_labels; ++k) labels.push_back(c.label(k));
+    }
+    return nlohmann::json{{"name", "roberta"},
+                          {"layers", c.num_hidden_layers},
+                          {"heads", c.num_attention_heads},
+                          {"hidden", c.hidden_size},
+                          {"intermediate", c.intermediate_size},
+                          {"vocab", c.vocab_size},
+                          {"max_positions", c.max_position_embeddings},
+                          {"task", !m_.task.empty() ? m_.task : m_.hf.classifier ? models::effective_problem_type(c) : "mlm"},
+                          {"targets", labels},
+                          {"architecture", m_.hf.architecture},
+                          {"source", m_.origin},
+                          {"tokenizer", m_.tok().kind()}}
+        .dump();
+  }
+  // the "validation split" of a snapshot: its inputs (per-head metrics over them)
+  int64_t val_size() const override { return inputs_.inputs.defined() ? inputs_.inputs.size(0) : 0; }
+  torch::Tensor val_inputs(const torch::Tensor& idx) const override {
+    const auto rows = inputs_.inputs.index_select(0, idx);
+    const int64_t T = std::max<int64_t>(1, inputs_.lengths.index_select(0, idx).max().item<int64_t>());
+    return rows.slice(1, 0, T).contiguous();
+  }
+  torch::Tensor val_lengths(const torch::Tensor& idx) const override { return inputs_.lengths.index_select(0, idx); }
+  void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
+    torch::NoGradGuard no_grad;
+    module().eval();
+    auto* cls = m_.hf.classifier ? &m_.hf.classifier : nullptr;
+    forward_molecules(cls, cls ? nullptr : &m_.hf.roberta(), inputs, m_.tok().pad_id(), taps);
+  }
+  ProbeSet default_probes(int64_t) const override {
+    throw UsageError("a loaded model has no validation split to draw probes from: give the inputs");
+  }
+  ProbeSet parse_probes(const std::string& text, const std::string& origin) const override {
+    inputs_ = parse_smiles_probes(m_.tok(), models::max_tokens(m_.config()), text, origin);
+    return inputs_;
+  }
+  int64_t pooled_dim() const override { return m_.config().hidden_size; }
+
+ private:
+  LoadedModel& m_;
+  mutable ProbeSet inputs_;  // the last parsed inputs
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_model_task(LoadedModel& model) { return std::make_unique<ModelTask>(model); }
+
+}  // namespace attnscope::train

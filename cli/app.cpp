@@ -174,13 +174,15 @@ int run(const std::vector<std::string>& args) {
       return 0;
     }
   } catch (const UsageError& e) {
-    std::cerr << "attnscope: error: " << e.what() << "\n";
+    log::debug(std::string("full error text: ") + e.what());
+    std::cerr << "attnscope: error: " << without_trace(e.what(), 4000) << "\n";
     return kExitUsage;
   } catch (const TrainingError& e) {
     std::cerr << "attnscope: training failed: " << e.what() << "\n";
     return kExitTraining;
   } catch (const std::exception& e) {
-    std::cerr << "attnscope: internal error: " << e.what() << "\n";
+    log::debug(std::string("full error text: ") + e.what());
+    std::cerr << "attnscope: internal error: " << without_trace(e.what(), 4000) << "\n";
     return 1;
   }
   return 0;

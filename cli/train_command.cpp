@@ -189,7 +189,7 @@ int train_command(const TrainArgs& args) {
       if (!dist) throw;
       const std::string m = "rank " + std::to_string(dist->rank()) + ": a collective failed (another rank died, or " +
                             "waited longer than dist.timeout_s = " + format_seconds(config.dist.timeout_s) + "): " +
-                            std::string(e.what()).substr(0, 400) + "; continue from the last checkpoint with --resume";
+                            without_trace(e.what(), 400) + "; continue from the last checkpoint with --resume";
       log::error("[train] " + m);
       log::shutdown();
       throw TrainingError(m);

@@ -28,6 +28,10 @@ class TrainingError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A library's exception text without its stack trace (LibTorch's c10::Error appends "Exception
+// raised from ..." and "frame #N" lines): the message a user reads, at most `max_chars` long.
+std::string without_trace(const std::string& what, size_t max_chars = 400);
+
 constexpr int kExitUsage = 2;
 constexpr int kExitTraining = 3;
 

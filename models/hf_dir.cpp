@@ -66,6 +66,7 @@ HfModel load_hf_model(const std::string& dir, const std::string& architecture, b
     m.declared = j["architectures"][0].get<std::string>();
   }
   const auto tensors = read_hf_weights(dir);
+  check_config_fits(m.config, tensors, cfg_path);
   std::string arch = !architecture.empty() ? architecture : m.declared;
   if (arch.empty()) {  // no architecture named: the head the weights hold
     const bool cls = std::any_of(tensors.begin(), tensors.end(), [](const auto& t) { return starts_with(t.first, "classifier."); });

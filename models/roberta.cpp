@@ -93,45 +93,76 @@ std::string effective_problem_type(const RobertaConfig& c) {
 
 RobertaConfig read_hf_config(const std::string& path) {
   const nlohmann::json j = read_json_file(path);
+  if (!j.is_object()) throw UsageError("'" + path + "': expected a JSON object (a Hugging Face config.json)");
   RobertaConfig c;
   std::vector<std::string> problems;
-  auto get_int = [&](const char* key, int64_t& field, int64_t min) {
+  // Every value is range-checked before anything is sized by it (all problems at once).
+  auto get_int = [&](const char* key, int64_t& field, int64_t min, int64_t max) {
     if (!j.contains(key)) return;
-    if (!j[key].is_number_integer() || j[key].get<int64_t>() < min) {
-      problems.push_back(std::string(key) + ": expected an integer >= " + std::to_string(min) + ", got " + j[key].dump());
+    const auto& v = j[key];
+    if (!v.is_number_integer() || v.get<double>() < static_cast<double>(min) || v.get<double>() > static_cast<double>(max)) {
+      problems.push_back(std::string(key) + ": expected an integer in " + std::to_string(min) + ".." + std::to_string(max) +
+                         ", got " + v.dump().substr(0, 40));
     } else {
-      field = j[key].get<int64_t>();
+      field = v.get<int64_t>();
     }
   };
-  auto get_double = [&](const char* key, double& field) {
+  auto get_double = [&](const char* key, double& field, double lo, double hi, bool lo_open, const char* rule) {
     if (!j.contains(key) || j[key].is_null()) return;
-    if (!j[key].is_number()) problems.push_back(std::string(key) + ": expected a number, got " + j[key].dump());
-    else field = j[key].get<double>();
+    const auto& v = j[key];
+    const double x = v.is_number() ? v.get<double>() : std::nan("");
+    if (!v.is_number() || !std::isfinite(x) || x < lo || (lo_open && x == lo) || x >= hi) {
+      problems.push_back(std::string(key) + ": expected a number " + rule + ", got " + v.dump().substr(0, 40));
+    } else {
+      field = x;
+    }
   };
-  get_int("vocab_size", c.vocab_size, 1);
-  get_int("hidden_size", c.hidden_size, 1);
-  get_int("num_hidden_layers", c.num_hidden_layers, 1);
-  get_int("num_attention_heads", c.num_attention_heads, 1);
-  get_int("intermediate_size", c.intermediate_size, 1);
-  get_int("max_position_embeddings", c.max_position_embeddings, 3);
-  get_int("type_vocab_size", c.type_vocab_size, 1);
-  get_int("pad_token_id", c.pad_token_id, 0);
-  get_double("layer_norm_eps", c.layer_norm_eps);
-  get_double("hidden_dropout_prob", c.hidden_dropout_prob);
-  get_double("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
+  get_int("vocab_size", c.vocab_size, 1, 1 << 24);
+  get_int("hidden_size", c.hidden_size, 1, 1 << 16);
+  get_int("num_hidden_layers", c.num_hidden_layers, 1, 1024);
+  get_int("num_attention_heads", c.num_attention_heads, 1, 4096);
+  get_int("intermediate_size", c.intermediate_size, 1, 1 << 20);
+  get_int("max_position_embeddings", c.max_position_embeddings, 4, 1 << 20);
+  get_int("type_vocab_size", c.type_vocab_size, 1, 1 << 16);
+  get_int("pad_token_id", c.pad_token_id, 0, (1 << 24) - 1);
+  get_double("layer_norm_eps", c.layer_norm_eps, 0, 1, true, "in (0, 1)");
+  get_double("hidden_dropout_prob", c.hidden_dropout_prob, 0, 1, false, "in [0, 1)");
+  get_double("attention_probs_dropout_prob", c.attention_probs_dropout_prob, 0, 1, false, "in [0, 1)");
   read_labels(j, c, problems);
+  if (c.num_labels > (1 << 20)) problems.push_back("id2label / num_labels: " + std::to_string(c.num_labels) + " labels (at most 1048576)");
   if (j.contains("model_type") && j["model_type"] != "roberta") {
-    problems.push_back("model_type: only \"roberta\" is supported, got " + j["model_type"].dump());
+    problems.push_back("model_type: only \"roberta\" is supported, got " + j["model_type"].dump().substr(0, 40));
   }
   if (j.contains("position_embedding_type") && j["position_embedding_type"] != "absolute") {
-    problems.push_back("position_embedding_type: only \"absolute\" is supported, got " + j["position_embedding_type"].dump());
+    problems.push_back("position_embedding_type: only \"absolute\" is supported, got " + j["position_embedding_type"].dump().substr(0, 40));
   }
   if (j.contains("hidden_act") && j["hidden_act"] != "gelu") {
-    problems.push_back("hidden_act: only \"gelu\" (erf) is supported, got " + j["hidden_act"].dump());
+    problems.push_back("hidden_act: only \"gelu\" (erf) is supported, got " + j["hidden_act"].dump().substr(0, 40));
   }
   if (c.hidden_size % c.num_attention_heads != 0) {
     problems.push_back("hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of num_attention_heads " +
                        std::to_string(c.num_attention_heads));
+  }
+  if (c.pad_token_id >= c.vocab_size) {
+    problems.push_back("pad_token_id " + std::to_string(c.pad_token_id) + " is not a token id (vocab_size " +
+                       std::to_string(c.vocab_size) + ")");
+  }
+  if (max_tokens(c) < 3) {  // RoBERTa's positions start at pad_token_id + 1
+    problems.push_back("max_position_embeddings " + std::to_string(c.max_position_embeddings) + " leaves " +
+                       std::to_string(max_tokens(c)) + " positions after pad_token_id " + std::to_string(c.pad_token_id) +
+                       " (positions start at pad_token_id + 1; <s> x </s> needs 3)");
+  }
+  // the parameters the model would allocate, before anything allocates them
+  const double D = static_cast<double>(c.hidden_size), I = static_cast<double>(c.intermediate_size);
+  const double params = D * static_cast<double>(c.vocab_size + c.max_position_embeddings + c.type_vocab_size) +
+                        static_cast<double>(c.num_hidden_layers) * (4 * D * D + 2 * D * I) + D * D +
+                        D * static_cast<double>(c.num_labels);
+  if (params > 4e9) {
+    std::ostringstream m;
+    m << "the model would have " << params / 1e9 << " billion parameters (" << params * 4 / (1ull << 30)
+      << " GiB of float32); attnscope loads at most 4 billion: check vocab_size, hidden_size, num_hidden_layers, "
+         "intermediate_size, max_position_embeddings";
+    problems.push_back(m.str());
   }
   if (!problems.empty()) {
     std::string m = "'" + path + "' is not a usable RoBERTa config:";
@@ -139,6 +170,50 @@ RobertaConfig read_hf_config(const std::string& path) {
     throw UsageError(m);
   }
   return c;
+}
+
+// The config's sizes against the tensors a weight file holds, before a model is built from it.
+void check_config_fits(const RobertaConfig& c, const std::map<std::string, torch::Tensor>& tensors, const std::string& config_path) {
+  std::vector<std::string> problems;
+  auto find = [&](const std::string& name) -> const torch::Tensor* {
+    for (const char* prefix : {"roberta.", ""}) {
+      const auto it = tensors.find(prefix + name);
+      if (it != tensors.end()) return &it->second;
+    }
+    return nullptr;
+  };
+  auto expect = [&](const std::string& name, int64_t rows, const char* key) {
+    const auto* t = find(name);
+    if (t == nullptr) return;  // the strict load names missing tensors
+    if (t->dim() != 2 || t->size(0) != rows || t->size(1) != c.hidden_size) {
+      std::ostringstream m;
+      m << key << " " << rows << " and hidden_size " << c.hidden_size << " say " << name << " is [" << rows << ","
+        << c.hidden_size << "]; the weights hold " << t->sizes();
+      problems.push_back(m.str());
+    }
+  };
+  expect("embeddings.word_embeddings.weight", c.vocab_size, "vocab_size");
+  expect("embeddings.position_embeddings.weight", c.max_position_embeddings, "max_position_embeddings");
+  expect("embeddings.token_type_embeddings.weight", c.type_vocab_size, "type_vocab_size");
+  expect("encoder.layer.0.intermediate.dense.weight", c.intermediate_size, "intermediate_size");
+  int64_t layers = 0;
+  for (const auto& [name, t] : tensors) {
+    const auto at = name.find("encoder.layer.");
+    if (at == std::string::npos) continue;
+    try {
+      layers = std::max<int64_t>(layers, std::stoll(name.substr(at + 14)) + 1);
+    } catch (const std::exception&) {
+    }
+  }
+  if (layers != 0 && layers != c.num_hidden_layers) {
+    problems.push_back("num_hidden_layers " + std::to_string(c.num_hidden_layers) + ", but the weights hold " +
+                       std::to_string(layers) + " encoder layers");
+  }
+  if (!problems.empty()) {
+    std::string m = "'" + config_path + "' does not describe the weights beside it:";
+    for (const auto& p : problems) m += "\n  - " + p;
+    throw UsageError(m);
+  }
 }
 
 RobertaEmbeddingsImpl::RobertaEmbeddingsImpl(const RobertaConfig& c) : pad_id(c.pad_token_id) {

@@ -40,6 +40,12 @@ struct RobertaConfig {
 // UsageError naming the file and every bad key at once.
 RobertaConfig read_hf_config(const std::string& path);
 
+// UsageError naming `config_path` and every key whose size differs from the tensors a weight
+// file holds (vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
+// intermediate_size, num_hidden_layers): checked before a model is built from the config.
+void check_config_fits(const RobertaConfig& c, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::string& config_path);
+
 // The most tokens (<s> and </s> included) the model takes: RoBERTa's positions start at
 // pad_token_id + 1, so max_position_embeddings - pad_token_id - 1.
 inline int64_t max_tokens(const RobertaConfig& c) { return c.max_position_embeddings - c.pad_token_id - 1; }

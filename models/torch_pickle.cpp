@@ -165,7 +165,7 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception& e) {
-    throw UsageError("'" + path + "' is not a torch.save zip file (" + std::string(e.what()).substr(0, 120) + ")");
+    throw UsageError("'" + path + "' is not a torch.save zip file (" + without_trace(e.what(), 160) + ")");
   }
   if (!zip->hasRecord("data.pkl")) throw UsageError("'" + path + "' holds no data.pkl");
   at::DataPtr pkl_ptr;

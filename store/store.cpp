@@ -123,9 +123,21 @@ std::string join_ints(const std::vector<int64_t>& v) {
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
   return s;
 }
-std::vector<int64_t> split_ints(const std::string& s) {
+std::vector<int64_t> split_ints(const std::string& s, const char* attribute = "a list attribute") {
   std::vector<int64_t> out;
-  for (const auto& p : split(s)) out.push_back(std::stoll(p));
+  for (const auto& p : split(s)) {
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(p, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != p.size() || v < 0) {
+      throw UsageError("'" + g_path + "': attribute '" + attribute + "' must list integers >= 0, got '" + s.substr(0, 80) + "'");
+    }
+    out.push_back(v);
+  }
   return out;
 }
 
@@ -170,8 +182,10 @@ void write_all(hid_t file, const std::string& path, hid_t mem_type, const void* 
 }
 
 std::vector<hsize_t> dims_of(hid_t d) {
-  Hid space(H5Dget_space(d), H5Sclose);
-  std::vector<hsize_t> dims(H5Sget_simple_extent_ndims(space));
+  Hid space(ok(H5Dget_space(d), "dataspace"), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0 || rank > 32) throw UsageError("'" + g_path + "': a dataset has no usable shape (rank " + std::to_string(rank) + ")");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   return dims;
 }
@@ -265,13 +279,13 @@ Header read_header(hid_t file) {
   h.config_yaml = read_attr_string(file, "config");
   h.model_json = read_attr_string(file, "model");
   h.sites = split(read_attr_string(file, "sites"));
-  h.layer_ids = split_ints(read_attr_string(file, "layer_ids"));
-  h.head_ids = split_ints(read_attr_string(file, "head_ids"));
+  h.layer_ids = split_ints(read_attr_string(file, "layer_ids"), "layer_ids");
+  h.head_ids = split_ints(read_attr_string(file, "head_ids"), "head_ids");
   h.metrics = split(read_attr_string(file, "metrics"));
   h.dtype = read_attr_string(file, "dtype");
   h.compression = read_attr_int(file, "compression");
   if (H5Aexists(file, "pooled_dim") > 0) h.pooled_dim = read_attr_int(file, "pooled_dim");
-  if (H5Aexists(file, "arrays") > 0) {
+  if (H5Aexists(file, "arrays") > 0 && !read_attr_string(file, "arrays").empty()) {
     for (const auto& name : split(read_attr_string(file, "arrays"))) {
       Hid d(ok(H5Dopen2(file, ("task/" + name).c_str(), H5P_DEFAULT), "task/" + name), H5Dclose);
       std::vector<int64_t> shape;
@@ -581,6 +595,118 @@ std::vector<float> Writer::read_map(const std::string& site, int64_t epoch_index
 
 // ---- Reader ----------------------------------------------------------------------------------
 
+namespace {
+
+// ---- validation of a file to read: every dataset the reader uses, before it is used ----------
+
+// A dataset's shape and type as the layout says: `dims` with -1 for "any", `grows` when its first
+// axis is the epoch (or metrics) axis, which may hold more rows than are complete.
+struct Expect {
+  std::string path;
+  H5T_class_t type;
+  std::vector<int64_t> dims;
+};
+
+[[noreturn]] void bad_dataset(const std::string& path, const std::string& what) {
+  throw UsageError("'" + g_path + "' is not a usable attention file: dataset '" + path + "' " + what);
+}
+
+std::string shape_text(const std::vector<hsize_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+// Checks presence, type class, rank and extents; returns the dims.
+std::vector<hsize_t> check_dataset(hid_t file, const Expect& e) {
+  if (H5Lexists(file, e.path.substr(0, e.path.find('/')).c_str(), H5P_DEFAULT) <= 0 ||
+      H5Lexists(file, e.path.c_str(), H5P_DEFAULT) <= 0) {
+    bad_dataset(e.path, "is missing");
+  }
+  Hid d(H5Dopen2(file, e.path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (d.get() < 0) bad_dataset(e.path, "cannot be opened (not a dataset, or damaged)");
+  Hid t(H5Dget_type(d), H5Tclose);
+  const H5T_class_t cls = t.get() < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+  const char* names[] = {"integer", "float", "", "string"};
+  if (cls != e.type) {
+    bad_dataset(e.path, std::string("has the wrong type: expected ") +
+                            (e.type == H5T_INTEGER ? names[0] : e.type == H5T_FLOAT ? names[1] : names[3]) + " values");
+  }
+  if (cls == H5T_STRING && H5Tis_variable_str(t) <= 0) bad_dataset(e.path, "holds fixed-length strings; expected variable-length");
+  const auto dims = dims_of(d);
+  std::vector<hsize_t> want;
+  for (auto x : e.dims) want.push_back(x < 0 ? 0 : static_cast<hsize_t>(x));
+  bool fits = dims.size() == e.dims.size();
+  for (size_t i = 0; fits && i < dims.size(); ++i) fits = e.dims[i] < 0 || dims[i] == want[i];
+  if (!fits) {
+    std::string w = "[";
+    for (size_t i = 0; i < e.dims.size(); ++i) w += (i ? "," : "") + (e.dims[i] < 0 ? std::string("*") : std::to_string(e.dims[i]));
+    bad_dataset(e.path, "has shape " + shape_text(dims) + "; the file's header and probes say " + w + "]");
+  }
+  return dims;
+}
+
+// The layout of schema 1 against the header: what render, metrics and the report read.
+void validate_layout(hid_t file, const Header& h) {
+  auto need = [&](bool ok_, const std::string& what) {
+    if (!ok_) throw UsageError("'" + g_path + "' is not a usable attention file: " + what);
+  };
+  need(h.dtype == "float32" || h.dtype == "float16", "attribute 'dtype' is '" + h.dtype + "' (float32 or float16)");
+  need(!h.layer_ids.empty() && !h.head_ids.empty(), "attributes 'layer_ids' and 'head_ids' list no layer or head");
+  need(h.layer_ids.size() <= 4096 && h.head_ids.size() <= 4096, "more than 4096 layers or heads in its header");
+  need(h.pooled_dim >= 0 && h.pooled_dim <= (1 << 20), "attribute 'pooled_dim' is " + std::to_string(h.pooled_dim));
+  for (const auto& site : h.sites) {
+    need(site == "attn.probs" || site == "attn.scores", "attribute 'sites' names an unknown site '" + site + "'");
+  }
+  const int64_t L = static_cast<int64_t>(h.layer_ids.size()), H = static_cast<int64_t>(h.head_ids.size());
+  const auto ids = check_dataset(file, {"probes/input_ids", H5T_INTEGER, {-1, -1}});
+  const int64_t P = static_cast<int64_t>(ids[0]), T = static_cast<int64_t>(ids[1]);
+  need(T <= 1 << 16, "probes are " + std::to_string(T) + " tokens long (at most 65536)");
+  check_dataset(file, {"probes/lengths", H5T_INTEGER, {P}});
+  check_dataset(file, {"probes/source_index", H5T_INTEGER, {P}});
+  check_dataset(file, {"probes/tokens", H5T_STRING, {P, T}});
+  check_dataset(file, {"probes/text", H5T_STRING, {P}});
+  const auto e = check_dataset(file, {"epochs/epoch", H5T_INTEGER, {-1}});
+  const int64_t E = static_cast<int64_t>(e[0]);
+  for (const char* k : {"epochs/step"}) check_dataset(file, {k, H5T_INTEGER, {E}});
+  check_dataset(file, {"epochs/wall_time", H5T_FLOAT, {E}});
+  for (const auto& site : h.sites) {
+    const auto d = check_dataset(file, {site_path(site), H5T_FLOAT, {-1, P, L, H, T, T}});
+    need(static_cast<int64_t>(d[0]) >= E, "dataset '" + site_path(site) + "' holds fewer epochs than epochs/epoch");
+    if (H5Lexists(file, "best", H5P_DEFAULT) > 0) check_dataset(file, {"best/" + site_path(site), H5T_FLOAT, {P, L, H, T, T}});
+  }
+  if (H5Lexists(file, "best", H5P_DEFAULT) > 0) check_dataset(file, {"best/info", H5T_FLOAT, {3}});
+  const auto m = check_dataset(file, {"metrics/epoch", H5T_INTEGER, {-1}});
+  for (const auto& name : h.metrics) {
+    const auto d = check_dataset(file, {"metrics/" + name, H5T_FLOAT, {-1, L, H}});
+    need(d[0] >= m[0], "dataset 'metrics/" + name + "' holds fewer rows than metrics/epoch");
+  }
+  if (H5Lexists(file, "analysis", H5P_DEFAULT) > 0) {
+    for (const auto& name : analysis_names()) {
+      const std::string path = "analysis/" + name;
+      if (H5Lexists(file, path.c_str(), H5P_DEFAULT) <= 0) continue;  // older files lack newer analyses
+      const auto row = analysis_shape(name, P, L, H, T);
+      check_dataset(file, {path, H5T_FLOAT, {-1, static_cast<int64_t>(row[0]), static_cast<int64_t>(row[1])}});
+    }
+    if (H5Lexists(file, "analysis/js_final", H5P_DEFAULT) > 0) check_dataset(file, {"analysis/js_final", H5T_FLOAT, {-1, L, H}});
+  }
+  if (h.pooled_dim > 0) check_dataset(file, {"pooled", H5T_FLOAT, {-1, P, h.pooled_dim}});
+  for (const auto& [name, shape] : h.arrays) check_dataset(file, {"task/" + name, H5T_FLOAT, shape});
+}
+
+// Probe values the readers index with: lengths 1..T, token ids >= 0.
+void validate_probes(const Probes& p) {
+  for (int64_t i = 0; i < p.count; ++i) {
+    if (p.lengths[i] < 1 || p.lengths[i] > p.max_len) {
+      throw UsageError("'" + g_path + "' is not a usable attention file: dataset 'probes/lengths' holds " +
+                       std::to_string(p.lengths[i]) + " for probe " + std::to_string(i) + "; lengths are 1.." +
+                       std::to_string(p.max_len) + " (the width of probes/input_ids)");
+    }
+  }
+}
+
+}  // namespace
+
 struct Reader::Impl {
   std::string path;
   Hid file;
@@ -602,7 +728,9 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   if (impl_->file.get() < 0) throw UsageError("cannot open '" + path + "' as HDF5");
   check_schema(impl_->file, path);
   impl_->header = read_header(impl_->file);
+  validate_layout(impl_->file, impl_->header);
   impl_->probes = read_probes(impl_->file);
+  validate_probes(impl_->probes);
   impl_->epochs = read_all<int64_t>(impl_->file, "epochs/epoch", H5T_NATIVE_INT64).size();
   impl_->metric_rows = read_all<int64_t>(impl_->file, "metrics/epoch", H5T_NATIVE_INT64).size();
 }

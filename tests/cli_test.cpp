@@ -735,5 +735,81 @@ TEST(HfInterop, RunDirectoryNeedsNothingOfItsTrainingData) {
   store::Reader r(d.path("s.h5"));
   EXPECT_EQ(r.probes().count, 2);
 }
+
+// ---- hostile model files: a named error and exit 2, never a crash or an internal error ----------
+
+// A copy of the tiny regression model with config.json edited (keys set; null erases) and, when
+// given, vocab.json replaced.
+std::string hostile_model(const TempDir& d, const std::string& name, const nlohmann::json& edit,
+                          const std::string& vocab = "") {
+  const std::string dir = d.path(name);
+  fs::create_directories(dir);
+  for (const char* f : {"vocab.json", "merges.txt", "model.safetensors"}) fs::copy_file(tiny("regression") + "/" + f, dir + "/" + f);
+  std::ifstream in(tiny("regression") + "/config.json");
+  auto cfg = nlohmann::json::parse(in);
+  if (edit.is_object()) {
+    for (const auto& [k, v] : edit.items()) {
+      if (v.is_null()) cfg.erase(k); else cfg[k] = v;
+    }
+  } else {
+    cfg = edit;  // not an object at all
+  }
+  testing::write_text(dir + "/config.json", cfg.dump());
+  if (!vocab.empty()) testing::write_text(dir + "/vocab.json", vocab);
+  return dir;
+}
+
+TEST(HostileInputs, ModelFilesGetANamedErrorAndExitTwo) {
+  TempDir d;
+  std::ifstream vin(tiny("regression") + "/vocab.json");
+  auto vocab = nlohmann::json::parse(vin);
+  for (int i = 0; i < 40; ++i) vocab["extra" + std::to_string(i)] = 767 + i;  // ids past the embedding
+  struct Case {
+    std::string name;
+    nlohmann::json edit;
+    std::string vocab, named;
+  };
+  const std::vector<Case> cases = {
+      {"pad_past_vocab", {{"pad_token_id", 900}}, "", "pad_token_id"},
+      {"dropout_5", {{"hidden_dropout_prob", 5}}, "", "hidden_dropout_prob"},
+      {"vocab_1e12", {{"vocab_size", 1000000000000LL}}, "", "vocab_size"},
+      {"negative_eps", {{"layer_norm_eps", -1.0}}, "", "layer_norm_eps"},
+      {"heads_not_dividing", {{"num_attention_heads", 5}}, "", "num_attention_heads"},
+      {"huge_but_in_range", {{"hidden_size", 65536}, {"num_attention_heads", 4}, {"intermediate_size", 1048576}}, "",
+       "billion parameters"},
+      {"layers_not_in_weights", {{"num_hidden_layers", 3}}, "", "num_hidden_layers 3, but the weights hold 2"},
+      {"vocab_not_in_weights", {{"vocab_size", 800}}, "", "vocab_size 800"},
+      {"labels_string", {{"id2label", "two"}}, "", "id2label"},
+      {"not_an_object", nlohmann::json::array({1, 2}), "", "expected a JSON object"},
+      {"vocab_past_embedding", nlohmann::json::object(), vocab.dump(), "vocab.json' has 807 tokens"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto dir = hostile_model(d, c.name, c.edit, c.vocab);
+    const std::string out = d.path("out-" + c.name);
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"predict", "--model", dir, "--smiles", "CCO", "--output", out + ".csv"},
+          std::vector<std::string>{"export", "--model", dir, "--hf", out},
+          std::vector<std::string>{"snapshot", "--model", dir, "--smiles", "CCO", "--out", out + ".h5"}}) {
+      const auto [code, err] = testing::run_child(args);
+      EXPECT_EQ(code, 2) << args[0] << ": " << err;
+      EXPECT_NE(err.find(c.named), std::string::npos) << args[0] << ": " << err;
+      EXPECT_EQ(err.find("internal error"), std::string::npos) << err;
+      EXPECT_EQ(err.find("Exception raised from"), std::string::npos) << "no library trace: " << err;
+    }
+    EXPECT_FALSE(fs::exists(out + ".csv"));
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(out + ".h5"));
+  }
+  // a checkpoint holding a foreign pickle global: refused in one message, no LibTorch stack trace
+  fs::create_directories(d.path("run/checkpoints"));
+  testing::write_text(d.path("run/checkpoints/last.pt"), std::string("\x80\x02" "cos\nsystem\n" "X\x02\x00\x00\x00id\x85R.", 23));
+  const auto [code, err] = testing::run_child({"snapshot", "--model", d.path("run/checkpoints/last.pt"), "--ids", "3 4 5 6",
+                                               "--out", d.path("x.h5")});
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_EQ(err.find("Exception raised from"), std::string::npos) << err;
+  EXPECT_EQ(err.find("frame #"), std::string::npos) << err;
+  EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 4) << err;
+}
 }  // namespace
 }  // namespace attnscope

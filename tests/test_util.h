@@ -94,4 +94,16 @@ inline int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+// Runs the attnscope executable as a child process (a crash is its exit, not the test's):
+// {exit code or minus the signal, its stderr}.
+inline std::pair<int, std::string> run_child(const std::vector<std::string>& args) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "attnscope-stderr-XXXXXX").string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd >= 0) ::close(fd);
+  const int code = wait_exit(spawn(args, {}, tmpl));
+  std::string err = read_file_text(tmpl);
+  std::filesystem::remove(tmpl);
+  return {code, err};
+}
+
 }  // namespace attnscope::testing

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "store/store.h"
@@ -247,6 +248,105 @@ TEST(Render, BadInputNamesTheProblemAndRemovesNothing) {
   EXPECT_EQ(fs::exists(out.path() + "/keep.txt"), true);
   EXPECT_FALSE(fs::exists(out.path() + "/figures"));
   EXPECT_FALSE(fs::exists(out.path() + "/report.html"));
+}
+
+// ---- hostile attention files: every dataset the readers use is validated ---------------------
+
+namespace {
+void delete_link(hid_t f, const char* path) { ASSERT_GE(H5Ldelete(f, path, H5P_DEFAULT), 0) << path; }
+void float_dataset(hid_t f, const char* path, std::vector<hsize_t> dims) {
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  const hid_t d = H5Dcreate2(f, path, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  EXPECT_GE(d, 0) << path;
+  H5Dclose(d);
+  H5Pclose(lcpl);
+  H5Sclose(space);
+}
+void fill_lengths(hid_t f, int32_t value) {
+  const hid_t d = H5Dopen2(f, "probes/lengths", H5P_DEFAULT);
+  const hid_t space = H5Dget_space(d);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  std::vector<int32_t> v(n, value);
+  H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Sclose(space);
+  H5Dclose(d);
+}
+void string_attribute(hid_t f, const char* name, const std::string& value) {
+  H5Adelete(f, name);
+  const hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t a = H5Acreate2(f, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
+  const char* p = value.c_str();
+  H5Awrite(a, t, &p);
+  H5Aclose(a);
+  H5Sclose(space);
+  H5Tclose(t);
+}
+}  // namespace
+
+// Each damaged file makes render and metrics exit 2 naming the dataset or attribute, without a
+// signal, an internal error, or an output folder (run as child processes: a crash is seen).
+TEST(Render, HostileAttentionFilesAreRefusedNamingTheDataset) {
+  TempDir d;
+  const std::string good = recorded_run() + "/attention.h5";
+  const store::Reader r(good);
+  const hsize_t E = r.epochs().size(), P = r.probes().count, L = r.header().layer_ids.size(), H = r.header().head_ids.size(),
+                T = r.probes().max_len;
+  struct Case {
+    const char* name;
+    std::function<void(hid_t)> edit;
+    std::string named;
+  };
+  const std::string metric = "metrics/" + r.header().metrics.front();
+  const std::vector<Case> cases = {
+      {"lengths_past_the_maps", [](hid_t f) { fill_lengths(f, 1000); }, "probes/lengths"},
+      {"negative_lengths", [](hid_t f) { fill_lengths(f, -3); }, "probes/lengths"},
+      {"probs_missing", [](hid_t f) { delete_link(f, "attn/probs"); }, "attn/probs' is missing"},
+      {"probs_strings",
+       [](hid_t f) {
+         delete_link(f, "attn/probs");
+         const hid_t t = H5Tcopy(H5T_C_S1);
+         H5Tset_size(t, H5T_VARIABLE);
+         const hsize_t n = 1;
+         const hid_t space = H5Screate_simple(1, &n, nullptr);
+         H5Dclose(H5Dcreate2(f, "attn/probs", t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+         H5Sclose(space);
+         H5Tclose(t);
+       },
+       "attn/probs' has the wrong type"},
+      {"probs_rank_5", [&](hid_t f) { delete_link(f, "attn/probs"), float_dataset(f, "attn/probs", {E, P, L, H, T}); },
+       "attn/probs' has shape"},
+      {"probs_other_probe_count", [&](hid_t f) { delete_link(f, "attn/probs"), float_dataset(f, "attn/probs", {E, P + 3, L, H, T, T}); },
+       "attn/probs' has shape"},
+      {"input_ids_missing", [](hid_t f) { delete_link(f, "probes/input_ids"); }, "probes/input_ids' is missing"},
+      {"metric_rank_2", [&](hid_t f) { delete_link(f, metric.c_str()), float_dataset(f, metric.c_str(), {E, L}); },
+       metric + "' has shape"},
+      {"epochs_fewer_steps", [&](hid_t f) { delete_link(f, "epochs/step"), float_dataset(f, "epochs/step", {E}); },
+       "epochs/step' has the wrong type"},
+      {"layer_ids_garbage", [](hid_t f) { string_attribute(f, "layer_ids", "0,x"); }, "layer_ids"},
+      {"unknown_dtype", [](hid_t f) { string_attribute(f, "dtype", "int8"); }, "dtype"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string file = d.path(std::string(c.name) + ".h5"), out = d.path(std::string("out-") + c.name);
+    fs::copy_file(good, file);
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    c.edit(f);
+    H5Fclose(f);
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"render", file, "--out", out},
+                                                 std::vector<std::string>{"metrics", file}}) {
+      const auto [code, err] = attnscope::testing::run_child(args);
+      EXPECT_EQ(code, 2) << args[0] << ": " << err;
+      EXPECT_NE(err.find(c.named), std::string::npos) << args[0] << ": " << err;
+      EXPECT_EQ(err.find("internal error"), std::string::npos) << err;
+      EXPECT_FALSE(fs::exists(out)) << "nothing written";
+    }
+  }
 }
 
 TEST(Molecules, TokenAttentionMapsOntoAtomsThroughSpans) {

@@ -78,7 +78,7 @@ c10::impl::GenericDict read_root(const std::string& path) {
     v = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const std::exception& e) {
     throw UsageError("checkpoint '" + path + "' is not readable (" +
-                     std::string(e.what()).substr(0, 200) + "); expected a file written by attnscope");
+                     without_trace(e.what(), 200) + "); expected a file written by attnscope");
   }
   if (!v.isGenericDict()) throw UsageError("checkpoint '" + path + "': expected a dict at the top level");
   const auto root = v.toGenericDict();

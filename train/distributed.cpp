@@ -122,7 +122,7 @@ Dist::Dist(const DistEnv& env, const Config& config) : env_(env), impl_(std::mak
       impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
     }
   } catch (const std::exception& e) {
-    const std::string why = std::string(e.what()).substr(0, 300);
+    const std::string why = without_trace(e.what(), 300);
     if (dc.store == "file") throw UsageError("dist.file '" + dc.file + "': cannot open the rendezvous file store: " + why);
     if (env.rank == 0) {
       throw UsageError("cannot host the rendezvous store at " + where + " (--master-port / MASTER_PORT; is the port in use?): " + why);
@@ -149,7 +149,7 @@ Dist::Dist(const DistEnv& env, const Config& config) : env_(env), impl_(std::mak
   } catch (const std::exception& e) {
     throw UsageError("rendezvous at " + (dc.store == "file" ? "dist.file '" + dc.file + "'" : where) +
                      ": not every rank of WORLD_SIZE = " + std::to_string(env.world) + " joined within dist.timeout_s = " + secs +
-                     " s: " + std::string(e.what()).substr(0, 300));
+                     " s: " + without_trace(e.what(), 300));
   }
   if (!problems.empty()) {
     // every rank refuses; rank 0, whose process hosts the TCP store, leaves last
@@ -184,7 +184,7 @@ Dist::Dist(const DistEnv& env, const Config& config) : env_(env), impl_(std::mak
   } catch (const std::exception& e) {
     throw UsageError("cannot connect the ranks' Gloo process group (rendezvous at " + where +
                      "; set GLOO_SOCKET_IFNAME to the network interface the machines share): " +
-                     std::string(e.what()).substr(0, 300));
+                     without_trace(e.what(), 300));
   }
 }
 

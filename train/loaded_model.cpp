@@ -178,6 +178,23 @@ void forward_molecules(models::RobertaForSequenceClassification* model, models::
   (*model)->forward(inputs, mask, &taps);
 }
 
+std::string roberta_model_json(const models::RobertaConfig& c, const std::string& task,
+                               const std::vector<std::string>& targets, const std::string& tokenizer,
+                               const std::map<std::string, std::string>& extra) {
+  nlohmann::json j = {{"name", "roberta"},
+                      {"layers", c.num_hidden_layers},
+                      {"heads", c.num_attention_heads},
+                      {"hidden", c.hidden_size},
+                      {"intermediate", c.intermediate_size},
+                      {"vocab", c.vocab_size},
+                      {"max_positions", c.max_position_embeddings},
+                      {"task", task},
+                      {"targets", targets},
+                      {"tokenizer", tokenizer}};
+  for (const auto& [k, v] : extra) j[k] = v;
+  return j.dump();
+}
+
 // ---- a task over a loaded model ----------------------------------------------------------------
 
 namespace {
@@ -198,19 +215,8 @@ class ModelTask : public Task {
     if (m_.hf.classifier) {
       for (int64_t k = 0; k < c.num_labels; ++k) labels.push_back(c.label(k));
     }
-    return nlohmann::json{{"name", "roberta"},
-                          {"layers", c.num_hidden_layers},
-                          {"heads", c.num_attention_heads},
-                          {"hidden", c.hidden_size},
-                          {"intermediate", c.intermediate_size},
-                          {"vocab", c.vocab_size},
-                          {"max_positions", c.max_position_embeddings},
-                          {"task", !m_.task.empty() ? m_.task : m_.hf.classifier ? models::effective_problem_type(c) : "mlm"},
-                          {"targets", labels},
-                          {"architecture", m_.hf.architecture},
-                          {"source", m_.origin},
-                          {"tokenizer", m_.tok().kind()}}
-        .dump();
+    const std::string task = !m_.task.empty() ? m_.task : m_.hf.classifier ? models::effective_problem_type(c) : "mlm";
+    return roberta_model_json(c, task, labels, m_.tok().kind(), {{"architecture", m_.hf.architecture}, {"source", m_.origin}});
   }
   // the "validation split" of a snapshot: its inputs (per-head metrics over them)
   int64_t val_size() const override { return inputs_.inputs.defined() ? inputs_.inputs.size(0) : 0; }

@@ -5,6 +5,7 @@
 // shared by the training task and a frozen model's snapshot.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,12 @@ ProbeSet parse_smiles_probes(const data::MoleculeTokenizer& tok, int64_t limit, 
 // the caller's.
 void forward_molecules(models::RobertaForSequenceClassification* model, models::RobertaModel* encoder,
                        const torch::Tensor& inputs, int64_t pad, models::Taps& taps);
+
+// The attention file's model description of a RoBERTa (name "roberta": viz draws molecules for
+// it); `extra` keys are added (a snapshot's architecture and source).
+std::string roberta_model_json(const models::RobertaConfig& c, const std::string& task,
+                               const std::vector<std::string>& targets, const std::string& tokenizer,
+                               const std::map<std::string, std::string>& extra = {});
 
 // A task over a loaded model alone (nothing to train): what the attention recorder needs to
 // snapshot a frozen model's attention on given inputs. The inputs last parsed (parse_probes) are

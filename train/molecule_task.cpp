@@ -461,17 +461,7 @@ std::string MoleculeTask::describe() const {
 }
 
 std::string MoleculeTask::model_json() const {
-  return nlohmann::json{{"name", "roberta"},
-                        {"layers", rc_.num_hidden_layers},
-                        {"heads", rc_.num_attention_heads},
-                        {"hidden", rc_.hidden_size},
-                        {"intermediate", rc_.intermediate_size},
-                        {"vocab", rc_.vocab_size},
-                        {"max_positions", rc_.max_position_embeddings},
-                        {"task", config_.data.task},
-                        {"targets", config_.data.targets},
-                        {"tokenizer", tok_->kind()}}
-      .dump();
+  return roberta_model_json(rc_, config_.data.task, config_.data.targets, tok_->kind());
 }
 
 std::vector<int64_t> MoleculeTask::rows_of(const std::vector<int64_t>& split, const torch::Tensor& idx) const {

@@ -1,6 +1,7 @@
 // snapshot and metrics subcommands (cli/inspect_commands.h).
 #include "cli/inspect_commands.h"
 
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -121,12 +122,22 @@ int metrics_command(const MetricsArgs& args) {
         << (snapshot ? "the snapshot's " + std::to_string(r.probes().count) + " inputs" : std::string("the whole validation split"))
         << "\n";
   }
-  const std::vector<std::string> shown = args.csv ? h.metrics
-      : std::vector<std::string>{"entropy_norm", "confidence_avg", "first_token_mass", "diagonal_mean", "local_mass",
-                                 "broadcast_mass", "gini", "sparsity"};
+  // the file's own metric names (a file from another version may hold others)
+  std::vector<std::string> shown;
+  for (const auto& m : args.csv ? h.metrics
+                                : std::vector<std::string>{"entropy_norm", "confidence_avg", "first_token_mass", "diagonal_mean",
+                                                           "local_mass", "broadcast_mass", "gini", "sparsity"}) {
+    if (values.count(m) && m != "pattern") shown.push_back(m);
+  }
+  const bool patterns = values.count("pattern") > 0;
+  auto pattern_of = [&](size_t k) -> std::string {
+    const float v = values["pattern"][k];
+    if (!(v >= 0 && v <= static_cast<float>(hooks::Pattern::kMixed)) || v != std::floor(v)) return "?";
+    return hooks::pattern_name(static_cast<hooks::Pattern>(static_cast<int>(v)));
+  };
   out << (args.csv ? "epoch,layer,head" : "layer head");
   for (const auto& m : shown) out << sep << (args.csv ? m : m.substr(0, 14));
-  out << sep << "pattern_name\n";
+  out << (patterns ? std::string(1, sep) + "pattern_name" : std::string()) << "\n";
   for (size_t l = 0; l < L; ++l) {
     for (size_t hh = 0; hh < H; ++hh) {
       const size_t k = row * L * H + l * H + hh;
@@ -137,7 +148,7 @@ int metrics_command(const MetricsArgs& args) {
         v << std::fixed << std::setprecision(4) << values[m][k];
         out << sep << (args.csv ? v.str() : std::string(std::max<int>(0, 14 - static_cast<int>(v.str().size())), ' ') + v.str());
       }
-      out << sep << hooks::pattern_name(static_cast<hooks::Pattern>(static_cast<int>(values["pattern"][k]))) << "\n";
+      out << (patterns ? std::string(1, sep) + pattern_of(k) : std::string()) << "\n";
     }
   }
   std::cout << out.str();

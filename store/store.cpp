@@ -43,9 +43,11 @@ class Hid {
 
 thread_local std::string g_path;  // for messages (the recorder writes from its own thread)
 
+// An HDF5 call that failed: on a file the user named (damaged, foreign, or a full disk while
+// writing), so a UsageError naming it (exit 2).
 template <class T>
 T ok(T id_or_rc, const std::string& what) {
-  if (id_or_rc < 0) throw std::runtime_error("HDF5: " + what + " failed on '" + g_path + "'");
+  if (id_or_rc < 0) throw UsageError("'" + g_path + "': HDF5 " + what + " failed (a damaged file, one not written by attnscope, or no space left?)");
   return id_or_rc;
 }
 
@@ -83,9 +85,19 @@ void write_attr_int(hid_t obj, const char* name, int64_t value) {
   ok(H5Awrite(a, H5T_NATIVE_INT64, &value), "attribute write");
 }
 
+// An attribute's type class must be `cls` (a string read as an integer, or the reverse, is refused).
+void check_attr_class(hid_t a, const char* name, H5T_class_t cls) {
+  Hid t(H5Aget_type(a), H5Tclose);
+  if (t.get() < 0 || H5Tget_class(t) != cls || (cls == H5T_STRING && H5Tis_variable_str(t) <= 0)) {
+    throw UsageError("'" + g_path + "': attribute '" + name + "' has the wrong type (expected " +
+                     (cls == H5T_STRING ? "a variable-length string" : "an integer") + ")");
+  }
+}
+
 std::string read_attr_string(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) throw UsageError("'" + g_path + "' has no attribute '" + name + "'");
   Hid a(ok(H5Aopen(obj, name, H5P_DEFAULT), name), H5Aclose);
+  check_attr_class(a, name, H5T_STRING);
   Hid t = vlen_string_type();
   char* p = nullptr;
   ok(H5Aread(a, t, &p), "attribute read");
@@ -97,6 +109,7 @@ std::string read_attr_string(hid_t obj, const char* name) {
 int64_t read_attr_int(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) throw UsageError("'" + g_path + "' has no attribute '" + name + "'");
   Hid a(ok(H5Aopen(obj, name, H5P_DEFAULT), name), H5Aclose);
+  check_attr_class(a, name, H5T_INTEGER);
   int64_t v = 0;
   ok(H5Aread(a, H5T_NATIVE_INT64, &v), "attribute read");
   return v;

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 
 #include "cli/inspect_commands.h"
@@ -126,6 +127,7 @@ int run(const std::vector<std::string>& args) {
   split->add_option("--seed", sp.seed, "Seed of the random split (default 0)");
   split->add_option("--out", sp.out, "Split file to write (.json)")->required();
   split->add_flag("--force", sp.force, "Replace an existing --out file");
+  split->add_option("--max-length", sp.max_length, "SMILES longer than this many characters are dropped unparsed (default 1000)");
 
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
@@ -176,6 +178,10 @@ int run(const std::vector<std::string>& args) {
   } catch (const UsageError& e) {
     log::debug(std::string("full error text: ") + e.what());
     std::cerr << "attnscope: error: " << without_trace(e.what(), 4000) << "\n";
+    return kExitUsage;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the user named: missing, not a folder, no space
+    std::cerr << "attnscope: error: " << e.code().message() << ": '" << e.path1().string() << "'"
+              << (e.path2().empty() ? std::string() : " -> '" + e.path2().string() + "'") << "\n";
     return kExitUsage;
   } catch (const TrainingError& e) {
     std::cerr << "attnscope: training failed: " << e.what() << "\n";

@@ -21,6 +21,20 @@ namespace attnscope::cli {
 
 namespace {
 
+// Records the probes into a new file `out`; on failure (no space left, ...) the partial file is
+// removed, so that a later snapshot to the same path is not refused.
+void record_snapshot(const Config& config, train::Task& task, const train::ProbeSet& probes, const std::string& out,
+                     int64_t epoch, int64_t step) {
+  try {
+    hooks::AttentionRecorder recorder(config, task, probes, out, false, 0);
+    recorder.record_epoch(epoch, step);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(out, ec);
+    throw;
+  }
+}
+
 // The recorder's settings for a snapshot: every layer and head, the sites asked for, no metrics.
 void snapshot_hooks(Config& config, const std::vector<std::string>& sites) {
   config.hooks.attention.enabled = true;
@@ -49,8 +63,7 @@ int snapshot_molecules(const SnapshotArgs& args) {
   train::configure_threads(config.run);
   snapshot_hooks(config, args.sites);
   config.hooks.attention.metrics = true;  // over the inputs (the task's validation split here)
-  hooks::AttentionRecorder recorder(config, *task, probes, args.out, false, 0);
-  recorder.record_epoch(m.epoch, m.step);
+  record_snapshot(config, *task, probes, args.out, m.epoch, m.step);
   std::cout << "wrote " << args.out << ": " << probes.inputs.size(0) << " inputs, " << m.hf.architecture << " from "
             << m.origin << (m.run_dir.empty() ? std::string() : " (epoch " + std::to_string(m.epoch) + ")") << "\n";
   return 0;
@@ -87,8 +100,7 @@ int snapshot_command(const SnapshotArgs& args) {
     return text;
   }(), "--ids") : task->probes_from_file(args.ids_file);
   snapshot_hooks(config, args.sites);
-  hooks::AttentionRecorder recorder(config, *task, probes, args.out, false, 0);
-  recorder.record_epoch(info.state.epoch, info.state.step);
+  record_snapshot(config, *task, probes, args.out, info.state.epoch, info.state.step);
   std::cout << "wrote " << args.out << ": " << probes.inputs.size(0) << " inputs, model from " << ckpt.string()
             << " (epoch " << info.state.epoch << ")\n";
   return 0;

@@ -112,6 +112,7 @@ std::vector<std::string> read_smiles(const SmilesInput& in) {
     if (!f) throw UsageError("cannot read --smiles-file '" + in.file + "'");
     std::vector<std::string> lines;
     for (std::string line; std::getline(f, line);) lines.push_back(line);
+    if (!lines.empty() && lines[0].rfind("\xEF\xBB\xBF", 0) == 0) lines[0] = lines[0].substr(3);  // a UTF-8 BOM
     std::vector<std::string> out;
     if (!lines.empty() && (lines[0].find(',') != std::string::npos || lower(trim(lines[0])) == "smiles")) {  // CSV
       const auto header = csv_fields(lines[0]);
@@ -265,7 +266,18 @@ int export_command(const ExportArgs& a) {
   if (fs::exists(a.hf) && !fs::is_empty(a.hf)) throw UsageError("--hf '" + a.hf + "' exists and is not empty; not overwriting it");
   auto m = train::load_model(a.model);
   const auto& tok = m.tok();
-  models::export_hf_model(m.hf.module(), m.config(), m.hf.architecture, tok.dir(), a.hf);
+  const bool existed = fs::exists(a.hf);
+  try {
+    models::export_hf_model(m.hf.module(), m.config(), m.hf.architecture, tok.dir(), a.hf);
+  } catch (...) {  // no half-written directory (e.g. no space left): what export created goes
+    std::error_code ec;
+    if (existed) {
+      for (const auto& e : fs::directory_iterator(a.hf, ec)) fs::remove_all(e.path(), ec);
+    } else {
+      fs::remove_all(a.hf, ec);
+    }
+    throw;
+  }
   std::cout << "exported " << m.hf.architecture << " from " << m.origin << " to " << a.hf << " (config.json, model.safetensors, "
             << (tok.is_bpe() ? "vocab.json, merges.txt" : "vocab.json of the atom-level SMILES tokenizer, which transformers "
                                                          "has no class for")

@@ -25,6 +25,8 @@ int split_command(const SplitArgs& a) {
   if (!parent.empty() && !fs::is_directory(parent)) {
     throw UsageError("--out '" + a.out + "': directory '" + parent.string() + "' does not exist");
   }
+  if (a.max_length < 1) throw UsageError("--max-length must be >= 1");
+  data::set_max_smiles_length(a.max_length);
   const auto table = data::read_molecule_csv(a.csv, a.smiles_col, {});
   const auto split = a.method == "scaffold" ? data::scaffold_split(table.smiles, a.frac_train, a.frac_val)
                                             : data::random_split(table.size(), a.frac_train, a.frac_val, a.seed);

@@ -17,6 +17,7 @@ struct SplitArgs {
   uint64_t seed = 0;  // random only
   std::string out;    // split file (.json); must not exist unless force
   bool force = false;
+  int64_t max_length = 1000;  // longer SMILES are dropped unparsed (data.max_smiles_length)
 };
 int split_command(const SplitArgs& args);
 

@@ -2,9 +2,13 @@
 // everything is validated before the run directory is created or touched.
 #include "cli/train_command.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -24,13 +28,63 @@ bool looks_like_run_dir(const fs::path& dir) {
          fs::exists(dir / "checkpoints");
 }
 
-void prepare_run_dir(const fs::path& dir, bool resume, bool force) {
+constexpr const char* kLockFile = ".attnscope.lock";
+
+// An exclusive flock on RUN_DIR/.attnscope.lock, held while the RunLock lives (the kernel releases
+// it when the process ends, however it ends); the holder's pid is written in the file. A
+// directory another process (or another run in this one) holds is refused naming that pid.
+class RunLock {
+ public:
+  RunLock() = default;
+  explicit RunLock(int fd) : fd_(fd) {}
+  RunLock(RunLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  RunLock& operator=(RunLock&& o) noexcept {
+    release();
+    fd_ = o.fd_;
+    o.fd_ = -1;
+    return *this;
+  }
+  ~RunLock() { release(); }
+  void release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+RunLock lock_run_dir(const fs::path& dir) {
+  const std::string path = (dir / kLockFile).string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw UsageError("cannot create the lock file '" + path + "': " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    const std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("unknown");
+    throw UsageError("run directory '" + dir.string() + "' is in use by another attnscope process (pid " + pid +
+                     "); wait for it to end or stop it, then --resume");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    ::close(fd);
+    throw UsageError("cannot write the lock file '" + path + "': " + std::strerror(errno));
+  }
+  return RunLock(fd);
+}
+
+RunLock prepare_run_dir(const fs::path& dir, bool resume, bool force) {
   std::error_code ec;
   const bool exists = fs::exists(dir, ec);
   if (exists && !fs::is_directory(dir)) {
     throw UsageError("run directory '" + dir.string() + "' exists and is not a directory");
   }
-  const bool non_empty = exists && !fs::is_empty(dir, ec);
+  const bool non_empty = exists && !fs::is_empty(dir, ec) &&
+                         !(fs::exists(dir / kLockFile) && std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
+  const bool locked = non_empty && (resume || force) && looks_like_run_dir(dir);
+  RunLock lock;
+  if (locked) lock = lock_run_dir(dir);  // refuse the directory of a live run before touching it
   if (non_empty && !resume) {
     if (!force) {
       throw UsageError("run directory '" + dir.string() + "' already exists; use --resume to "
@@ -48,6 +102,8 @@ void prepare_run_dir(const fs::path& dir, bool resume, bool force) {
     throw UsageError("cannot create or write the run directory '" + dir.string() + "': " +
                      (ec ? ec.message() : std::string("permission denied")));
   }
+  if (!locked || !resume) lock = lock_run_dir(dir);  // a new or --force-d directory (its old lock file went with it)
+  return lock;
 }
 
 std::string format_seconds(double s) {
@@ -99,10 +155,11 @@ int train_command(const TrainArgs& args) {
   // whether to resume (or why the run was refused) and log to RUN_DIR/rank-K.log
   auto optimizer = train::make_optimizer(config.optim, task->module());
   train::TrainState start;
+  RunLock run_lock;  // held until every writer below is done (declared first, released last)
   std::unique_ptr<hooks::AttentionRecorder> recorder;
   if (main_rank) {
     try {
-      prepare_run_dir(run_dir, args.resume, args.force);
+      run_lock = prepare_run_dir(run_dir, args.resume, args.force);
       log::init((run_dir / "train.log").string(), /*console=*/true, config.run.log_level);
       log::info(std::string("[run] attnscope ") + kVersion + " | " + args.command_line);
       log::info("[run] run directory " + run_dir.string() + ", " + std::to_string(threads) + " threads, seed " +
@@ -123,9 +180,17 @@ int train_command(const TrainArgs& args) {
       }
       // The recorder opens (or, resuming, checks and reopens) attention.h5 before anything of the
       // run is cut back, so a foreign or unreadable file stops the run with the others untouched.
+      // A run with no checkpoint yet starts at epoch 1 whatever it holds: its config first (so that
+      // a run stopped at its start, e.g. by a full disk, can be resumed), a fresh attention file.
+      const bool continues = args.resume && fs::exists(last);
+      if (!continues) {
+        write_file_atomic((run_dir / "config.yaml").string(), yaml);
+        std::error_code ec;
+        fs::remove(run_dir / "attention.h5", ec);
+      }
       if (attn.enabled) {
         recorder = std::make_unique<hooks::AttentionRecorder>(config, *task, probes, (run_dir / "attention.h5").string(),
-                                                              args.resume, start.epoch);
+                                                              continues, start.epoch);
       }
       if (args.resume && fs::exists(last)) {
         hooks::truncate_metrics((run_dir / "metrics.jsonl").string(), start.epoch);

@@ -46,6 +46,7 @@ void visit_fields(C& c, V& v) {
   v("data.frac_train", c.data.frac_train, "Training share of a scaffold or random split.", kNone);
   v("data.frac_val", c.data.frac_val, "Validation share; the rest is the test split.", kNone);
   v("data.invalid_smiles", c.data.invalid_smiles, "SMILES RDKit cannot parse: drop (one warning with the count and lines) or error.", kNone);
+  v("data.max_smiles_length", c.data.max_smiles_length, "SMILES longer than this many characters are not given to RDKit (its parse time grows about cubically: 3,000 characters take over a minute) and count as unparsable (data.invalid_smiles); MoleculeNet's longest is 400.", kNone);
   v("data.too_long", c.data.too_long, "SMILES longer than the model's positions: truncate (warn) or error.", kNone);
   v("data.augment", c.data.augment, "Train on a randomised (non-canonical) SMILES of each molecule, new every epoch.", kNone);
   v("data.pos_weight", c.data.pos_weight, "Classification: weight each task's positives by its negatives/positives ratio.", kNone);
@@ -280,10 +281,16 @@ std::string suggest(const std::string& key) {
 void flatten(const YAML::Node& node, const std::string& prefix, const std::string& file,
              const std::set<std::string>& known, std::map<std::string, YAML::Node>& leaves,
              std::map<std::string, std::string>& where, std::vector<std::string>& problems) {
+  std::map<std::string, std::string> seen;  // key -> where it was first given (YAML lets the last win)
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string name = it->first.Scalar();
     const std::string path = prefix.empty() ? name : prefix + "." + name;
     const std::string loc = location(file, it->first.Mark());
+    const auto first = seen.emplace(name, loc);
+    if (!first.second) {
+      problems.push_back(path + " (" + loc + "): duplicate key, first given at " + first.first->second);
+      continue;
+    }
     const bool is_key = known.count(path) > 0;
     bool is_section = false;
     for (const auto& k : known) {
@@ -433,6 +440,7 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
     need(c.data.frac_train > 0 && c.data.frac_val > 0 && c.data.frac_train + c.data.frac_val < 1, "data.frac_train",
          "frac_train and frac_val must be > 0 with frac_train + frac_val < 1");
     need(one_of(c.data.invalid_smiles, {"drop", "error"}), "data.invalid_smiles", "must be drop or error");
+    need(c.data.max_smiles_length >= 1 && c.data.max_smiles_length <= 1000000, "data.max_smiles_length", "must be in 1..1000000");
     need(one_of(c.data.too_long, {"truncate", "error"}), "data.too_long", "must be truncate or error");
   }
   if (c.model.name == "roberta") {

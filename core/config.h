@@ -31,6 +31,7 @@ struct DataConfig {
   std::string split_file;                    // with split: file (attnscope split writes one)
   double frac_train = 0.8, frac_val = 0.1;   // scaffold / random split fractions; the rest is test
   std::string invalid_smiles = "drop";       // drop (warn) | error
+  int64_t max_smiles_length = 1000;          // longer SMILES are not parsed: dropped like unparsable ones
   std::string too_long = "truncate";         // SMILES longer than the model's positions: truncate | error
   bool augment = false;                      // randomised SMILES of the training molecules each epoch
   bool pos_weight = false;                   // classification: weight positives by negatives/positives per task

@@ -12,15 +12,27 @@
 namespace attnscope {
 
 void write_file_atomic(const std::string& path, const std::string& content) {
+  // A temporary beside the target, renamed over it when whole; on any failure (no such folder,
+  // permissions, no space left) the temporary is removed and the error names the path (exit 2).
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+    if (!out) throw UsageError("cannot write '" + path + "': " + std::strerror(errno));
     out << content;
     out.flush();
-    if (!out) throw std::runtime_error("write to '" + tmp + "' failed: " + std::strerror(errno));
+    out.close();
+    if (!out) {
+      const std::string why = std::strerror(errno);
+      std::remove(tmp.c_str());
+      throw UsageError("cannot write '" + path + "': " + why);
+    }
   }
-  rename_file(tmp, path);
+  try {
+    rename_file(tmp, path);
+  } catch (const std::exception&) {
+    std::remove(tmp.c_str());
+    throw;
+  }
 }
 
 std::string read_file(const std::string& path) {
@@ -33,8 +45,7 @@ std::string read_file(const std::string& path) {
 
 void rename_file(const std::string& from, const std::string& to) {
   if (std::rename(from.c_str(), to.c_str()) != 0) {
-    throw std::runtime_error("cannot rename '" + from + "' to '" + to + "': " +
-                             std::strerror(errno));
+    throw UsageError("cannot rename '" + from + "' to '" + to + "': " + std::strerror(errno));
   }
 }
 

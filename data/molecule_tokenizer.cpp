@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "core/files.h"
 
+#include <nlohmann/json.hpp>
+
 namespace attnscope::data {
 namespace fs = std::filesystem;
 
@@ -14,6 +16,16 @@ MoleculeTokenizer MoleculeTokenizer::from_dir(const std::string& dir) {
     throw UsageError("'" + dir + "' has no vocab.json (the model's tokenizer)");
   }
   if (fs::exists(fs::path(dir) / "merges.txt")) return MoleculeTokenizer(BpeTokenizer::from_dir(dir), dir);
+  // vocab.json alone is attnscope's atom-level tokenizer (a run's, or exported with its marker);
+  // a Hugging Face tokenizer_config.json without that marker means a BPE whose merges.txt is missing
+  const auto tc = fs::path(dir) / "tokenizer_config.json";
+  if (fs::exists(tc)) {
+    const auto j = nlohmann::json::parse(read_file(tc.string()), nullptr, false);
+    if (!j.is_object() || j.value("attnscope_tokenizer", std::string()) != "smiles-regex") {
+      throw UsageError("'" + dir + "' has vocab.json but no merges.txt: its tokenizer_config.json describes a Hugging Face "
+                       "tokenizer (byte-level BPE needs both files), not attnscope's atom-level one");
+    }
+  }
   return MoleculeTokenizer(SmilesTokenizer::load((fs::path(dir) / "vocab.json").string()), dir);
 }
 

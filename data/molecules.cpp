@@ -4,6 +4,7 @@
 #include "data/molecules.h"
 
 #include <DataStructs/ExplicitBitVect.h>
+#include <atomic>
 #include <GraphMol/ChemTransforms/ChemTransforms.h>
 #include <GraphMol/Fingerprints/MorganFingerprints.h>
 #include <GraphMol/MolOps.h>
@@ -58,9 +59,11 @@ bool has_space(const std::string& s) {
 
 // The sanitised molecule, or nullptr (RDKit returns null for syntax errors and throws for
 // sanitisation errors such as a bad valence or an unkekulizable ring).
+std::atomic<int64_t> g_max_smiles_length{1000};
+
 std::unique_ptr<RDKit::ROMol> parse(const std::string& smiles) {
   quiet_rdkit();
-  if (smiles.empty() || has_space(smiles)) return nullptr;
+  if (smiles.empty() || has_space(smiles) || static_cast<int64_t>(smiles.size()) > g_max_smiles_length.load()) return nullptr;
   try {
     std::unique_ptr<RDKit::ROMol> mol(RDKit::SmilesToMol(smiles));
     if (mol && mol->getNumAtoms() == 0) return nullptr;
@@ -196,6 +199,8 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
 // ---------------------------------------------------------------------------------------------
 
 bool smiles_parses(const std::string& smiles) { return parse(smiles) != nullptr; }
+void set_max_smiles_length(int64_t chars) { g_max_smiles_length = chars; }
+int64_t max_smiles_length() { return g_max_smiles_length.load(); }
 
 std::vector<uint8_t> morgan_bits(const std::string& smiles, unsigned radius, unsigned n_bits) {
   const auto mol = parse(smiles);
@@ -297,10 +302,12 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
                  bad_smiles[i].substr(0, 80) + "'";
       }
       throw UsageError("'" + path + "': " + std::to_string(table.dropped) + " SMILES in column '" + smiles_col +
-                       "' that RDKit cannot parse: " + shown + (bad_smiles.size() > 5 ? ", ..." : ""));
+                       "' that RDKit cannot parse (or longer than " + std::to_string(max_smiles_length()) +
+                       " characters, data.max_smiles_length): " + shown + (bad_smiles.size() > 5 ? ", ..." : ""));
     }
     log::warn("[data] '" + path + "': dropped " + std::to_string(table.dropped) + " of " +
-              std::to_string(records.size() - 1) + " rows whose SMILES RDKit cannot parse (lines " +
+              std::to_string(records.size() - 1) + " rows whose SMILES RDKit cannot parse or that are longer than " +
+              std::to_string(max_smiles_length()) + " characters (lines " +
               first_lines(table.dropped_lines) + ")");
   }
   if (table.smiles.empty()) {

@@ -47,6 +47,11 @@ std::vector<std::string> read_smiles_corpus(const std::string& path, const std::
 MoleculeTable read_pretraining_corpus(const DataConfig& d, int64_t* excluded);
 
 bool smiles_parses(const std::string& smiles);  // RDKit, sanitised; no log noise
+// SMILES longer than this (characters) are never given to RDKit, whose parse time grows about
+// cubically with the length: every function here treats them as unparsable (default 1000;
+// data.max_smiles_length sets it).
+void set_max_smiles_length(int64_t chars);
+int64_t max_smiles_length();
 // Morgan fingerprint as bits (ECFP4 for radius 2): RDKit's getFingerprintAsBitVect(mol, radius,
 // n_bits) with its defaults (no chirality, bond types), 0/1 per bit. UsageError when it does not parse.
 std::vector<uint8_t> morgan_bits(const std::string& smiles, unsigned radius = 2, unsigned n_bits = 2048);

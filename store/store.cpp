@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -47,12 +48,23 @@ thread_local std::string g_path;  // for messages (the recorder writes from its 
 // writing), so a UsageError naming it (exit 2).
 template <class T>
 T ok(T id_or_rc, const std::string& what) {
-  if (id_or_rc < 0) throw UsageError("'" + g_path + "': HDF5 " + what + " failed (a damaged file, one not written by attnscope, or no space left?)");
+  if (id_or_rc < 0) {
+    const int e = errno;  // what the failed write left (HDF5 reports no cause of its own)
+    if (e == ENOSPC || e == EFBIG || e == EDQUOT || e == EIO || e == EROFS || e == EACCES) {
+      throw UsageError("'" + g_path + "': HDF5 " + what + " failed: " + std::strerror(e));
+    }
+    throw UsageError("'" + g_path + "': HDF5 " + what + " failed (a damaged file, one not written by attnscope, or no space left?)");
+  }
   return id_or_rc;
 }
 
 struct Quiet {  // HDF5 prints its error stack by default; errors become exceptions here instead
-  Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  Quiet() {
+    // No library clean-up at exit: after a failed write (a full disk) it retried the file's flush
+    // in exit() and crashed; every file is closed by its owner (Hid) before then.
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
 };
 const Quiet quiet;
 
@@ -734,6 +746,10 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   if (!std::filesystem::exists(path)) throw UsageError("'" + path + "' does not exist");
   if (H5Fis_hdf5(path.c_str()) <= 0) throw UsageError("'" + path + "' is not an HDF5 file");
   Hid fapl = file_access();
+  // A SWMR reader retries a metadata read whose checksum fails (the writer may be mid-write), by
+  // default 100 times with sleeps doubling from 1 us: on a damaged file a hang of hours. Twelve
+  // tries (~8 ms) cover a live writer's flush; then the file is refused as damaged.
+  ok(H5Pset_metadata_read_attempts(fapl, 12), "metadata read attempts");
   impl_->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl), H5Fclose);
   if (impl_->file.get() < 0) {  // not a SWMR-capable (latest-format) file: plain read
     impl_->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);

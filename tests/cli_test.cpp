@@ -18,6 +18,7 @@
 #include "models/models.h"
 #include "store/store.h"
 #include "train/train.h"
+#include "cli/launch.h"
 #include "test_util.h"
 
 namespace attnscope {
@@ -810,6 +811,174 @@ TEST(HostileInputs, ModelFilesGetANamedErrorAndExitTwo) {
   EXPECT_EQ(err.find("Exception raised from"), std::string::npos) << err;
   EXPECT_EQ(err.find("frame #"), std::string::npos) << err;
   EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 4) << err;
+}
+
+// ---- runs never lose data ------------------------------------------------------------------------
+
+// A run holds an exclusive lock on its directory: a second process (--resume or --force) is refused
+// naming the holder's pid while the first runs, and the first run's files stay whole.
+TEST(RunLock, ASecondProcessOnALiveRunDirectoryIsRefused) {
+  TempDir d;
+  const std::string run = d.path("run");
+  auto args = testing::small_minmax(run, 100000);
+  args.push_back("model.fast_path=false");
+  const pid_t pid = cli::spawn_process(ATTNSCOPE_EXE, args, {}, "/dev/null", /*die_with_parent=*/true);
+  struct Stop {  // the endless run ends with the test, however the test ends
+    pid_t pid;
+    ~Stop() {
+      if (pid > 0) ::kill(pid, SIGKILL), testing::wait_exit(pid);
+    }
+  } stop{pid};
+  for (int i = 0; i < 600 && !fs::exists(run + "/config.yaml"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(fs::exists(run + "/config.yaml")) << "the first run did not start";
+  for (const char* flag : {"--resume", "--force"}) {
+    const auto [code, err] = testing::run_child({"train", testing::source_path("configs/minmax.yaml"), "--out", run, flag,
+                                                 "--set", "data.minmax_numbers=32", "train.progress=none"});
+    EXPECT_EQ(code, 2) << flag << ": " << err;
+    EXPECT_NE(err.find("in use by another attnscope process (pid " + std::to_string(pid) + ")"), std::string::npos) << err;
+  }
+  EXPECT_TRUE(fs::exists(run + "/config.yaml")) << "--force deleted nothing";
+  ::kill(pid, SIGKILL);
+  ASSERT_EQ(testing::wait_exit(pid), -SIGKILL);
+  stop.pid = -1;
+  // the lock died with its process: the directory is usable again
+  ASSERT_EQ(run_cli({"train", testing::source_path("configs/minmax.yaml"), "--out", run, "--force", "--set",
+                     "data.minmax_numbers=32", "train.epochs=2", "train.progress=none", "run.log_level=warn"}),
+            0);
+}
+
+// Divergence on the fused fast path stops the run with exit 3 as on the module (it crashed in the
+// kernel's argmax on NaN logits).
+TEST(Divergence, LearningRate99OnTheFastPathExitsThree) {
+  TempDir d;
+  for (const char* fast : {"model.fast_path=true", "model.fast_path=false"}) {
+    const auto [code, err] = testing::run_child({"train", testing::source_path("configs/minmax.yaml"), "--out",
+                                                 d.path(std::string("run-") + fast), "--set", "train.epochs=50", "optim.lr=99",
+                                                 "train.progress=none", fast});
+    EXPECT_EQ(code, 3) << fast << ": " << err;
+    EXPECT_NE(err.find("training loss is"), std::string::npos) << err;
+  }
+}
+
+// A SMILES far longer than any molecule is not given to RDKit (whose parse time grows about
+// cubically): split and train drop it like an unparsable one, in bounded time.
+TEST(LongSmiles, AreDroppedUnparsedInBoundedTime) {
+  TempDir d;
+  std::string csv = "smiles,y\n";
+  const auto esol = testing::read_lines(testing::source_path("data/esol/delaney-processed.csv"));
+  for (size_t i = 1; i < 41; ++i) csv += esol[i].substr(esol[i].rfind(',') + 1) + "," + std::to_string(i % 7) + "\n";
+  std::string giant = "C";
+  for (int i = 0; i < 20000; ++i) giant += "C(C)";
+  csv += giant + ",1\n";
+  testing::write_text(d.path("m.csv"), csv);
+  // (unbounded, RDKit would take hours on the 80,000-character SMILES: ctest's timeout is the guard)
+  const auto [code, err] = testing::run_child({"split", d.path("m.csv"), "--method", "scaffold", "--out", d.path("s.json")});
+  EXPECT_EQ(code, 0) << err;
+  EXPECT_NE(err.find("longer than 1000 characters"), std::string::npos) << err;
+  const auto [code2, err2] = testing::run_child({"split", d.path("m.csv"), "--method", "scaffold", "--max-length", "100",
+                                                 "--out", d.path("t.json")});
+  EXPECT_EQ(code2, 0) << err2;
+  const auto [code3, err3] =
+      testing::run_child({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("run"), "--set",
+                          "data.csv=" + d.path("m.csv"), "data.targets=[y]", "data.split=random", "model.n_layers=1",
+                          "model.d_model=16", "model.n_heads=2", "model.d_ff=16", "train.epochs=1",
+                          "hooks.attention.enabled=false", "train.progress=none", "run.threads=1", "data.invalid_smiles=error"});
+  EXPECT_EQ(code3, 2) << "data.invalid_smiles: error refuses it";
+  EXPECT_NE(err3.find("data.max_smiles_length"), std::string::npos) << err3;
+}
+
+// The attnscope executable under a file-size limit (prlimit, util-linux): a write past it fails
+// with EFBIG, as on a full disk, and the process must report it, not die of SIGXFSZ.
+std::pair<int, std::string> run_limited(size_t bytes, const std::vector<std::string>& args) {
+  return testing::run_child(args, {"/usr/bin/prlimit", "--fsize=" + std::to_string(bytes)});
+}
+
+TEST(FullDisk, WritersFailWithThePathLeaveNothingHalfWrittenAndTheRunResumes) {
+  TempDir d;
+  {
+    const auto [code, err] = run_limited(20000, {"export", "--model", tiny("regression"), "--hf", d.path("hf")});
+    EXPECT_EQ(code, 2) << err;
+    EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(d.path("hf"))) << "no half-written directory";
+  }
+  {
+    const auto [code, err] = run_limited(5000, {"snapshot", "--model", tiny("regression"), "--smiles", "CCO", "CCN",
+                                                "c1ccccc1", "--out", d.path("s.h5")});
+    EXPECT_EQ(code, 2) << err;
+    EXPECT_FALSE(fs::exists(d.path("s.h5")));
+    EXPECT_EQ(run_cli({"snapshot", "--model", tiny("regression"), "--smiles", "CCO", "--out", d.path("s.h5")}), 0)
+        << "the path is free for the next try";
+  }
+  {
+    const auto [code, err] = run_limited(20000, {"predict", "--model", tiny("regression"), "--smiles", std::string(30000, 'C'),
+                                                 "--output", d.path("p.csv")});
+    EXPECT_EQ(code, 2) << err;
+    EXPECT_FALSE(fs::exists(d.path("p.csv")));
+    EXPECT_FALSE(fs::exists(d.path("p.csv.tmp")));
+  }
+  // a run stopped at its start by the limit exits 2 naming the file, and resumes afterwards
+  auto args = testing::small_minmax(d.path("run"), 4);
+  const auto [code, err] = run_limited(30000, args);
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+  EXPECT_EQ(run_cli({"train", "--resume", "--out", d.path("run"), "--set", "train.progress=none", "run.log_level=warn"}), 0);
+  EXPECT_EQ(store::Reader(d.path("run/attention.h5")).epochs().back().epoch, 4);
+}
+
+TEST(BadOutputs, UnwritablePathsAndDamagedRunFilesExitTwoNamingThePath) {
+  TempDir d;
+  testing::write_text(d.path("file"), "not a folder");
+  const std::string under_file = d.path("file/sub");
+  ASSERT_EQ(run_cli({"snapshot", "--model", tiny("regression"), "--smiles", "CCO", "--out", d.path("ok.h5")}), 0);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"predict", "--model", tiny("regression"), "--smiles", "CCO", "--output", under_file + ".csv"},
+        std::vector<std::string>{"export", "--model", tiny("regression"), "--hf", under_file},
+        std::vector<std::string>{"snapshot", "--model", tiny("regression"), "--smiles", "CCO", "--out", under_file + ".h5"},
+        std::vector<std::string>{"render", d.path("ok.h5"), "--out", under_file}}) {
+    const auto [code, err] = testing::run_child(args);
+    EXPECT_EQ(code, 2) << args[0] << ": " << err;
+    EXPECT_NE(err.find(d.path("file")), std::string::npos) << args[0] << ": " << err;
+    EXPECT_EQ(err.find("internal error"), std::string::npos) << err;
+  }
+  // a run's targets.json of the wrong types
+  head_csv(testing::source_path("data/esol/delaney-processed.csv"), d.path("esol.csv"), 60);
+  ASSERT_EQ(run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("run"), "--set",
+                     "data.csv=" + d.path("esol.csv"), "model.n_layers=1", "model.d_model=16", "model.n_heads=2",
+                     "model.d_ff=16", "train.epochs=1", "hooks.attention.enabled=false", "train.progress=none",
+                     "run.log_level=warn"}),
+            0);
+  for (const char* bad : {R"({"task": 7})", R"({"task": "regression", "mean": "x", "std": [1]})", "[1, 2]"}) {
+    testing::write_text(d.path("run/targets.json"), bad);
+    const auto [code, err] = testing::run_child({"predict", "--model", d.path("run"), "--smiles", "CCO"});
+    EXPECT_EQ(code, 2) << bad << ": " << err;
+    EXPECT_NE(err.find("targets.json"), std::string::npos) << err;
+  }
+}
+
+TEST(SilentErrors, DuplicateKeysMissingMergesAndABomAreNotMisread) {
+  TempDir d;
+  // duplicate YAML keys (YAML lets the last win and merges sections): an error naming both lines
+  testing::write_text(d.path("dup.yaml"), "train:\n  epochs: 3\n  epochs: 5\ndata:\n  task: minmax\ntrain:\n  batch_size: 8\n");
+  const auto [code, err] = testing::run_child({"train", d.path("dup.yaml"), "--out", d.path("run")});
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("train.epochs (" + d.path("dup.yaml") + ":3"), std::string::npos) << err;
+  EXPECT_NE(err.find("first given at " + d.path("dup.yaml") + ":2"), std::string::npos) << err;
+  EXPECT_NE(err.find("train (" + d.path("dup.yaml") + ":6"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(d.path("run")));
+  // a Hugging Face directory whose merges.txt is missing is not read as an atom-level tokenizer
+  fs::create_directories(d.path("nomerges"));
+  for (const char* f : {"vocab.json", "config.json", "tokenizer_config.json"}) {
+    fs::copy_file(tiny("regression") + "/" + f, d.path("nomerges/") + f);
+  }
+  const auto [code2, err2] = testing::run_child({"tokenize", "--model", d.path("nomerges"), "--smiles", "CCO"});
+  EXPECT_EQ(code2, 2) << err2;
+  EXPECT_NE(err2.find("no merges.txt"), std::string::npos) << err2;
+  // a UTF-8 byte-order mark before the header of --smiles-file
+  testing::write_text(d.path("bom.csv"), "\xEF\xBB\xBFsmiles\nCCO\n");
+  int code3 = 0;
+  const auto out = stdout_of({"tokenize", "--model", tiny("regression"), "--smiles-file", d.path("bom.csv")}, &code3);
+  EXPECT_EQ(code3, 0);
+  EXPECT_EQ(nlohmann::json::parse(out)["smiles"], "CCO") << out;
 }
 }  // namespace
 }  // namespace attnscope

@@ -95,12 +95,18 @@ inline int wait_exit(pid_t pid) {
 }
 
 // Runs the attnscope executable as a child process (a crash is its exit, not the test's):
-// {exit code or minus the signal, its stderr}.
-inline std::pair<int, std::string> run_child(const std::vector<std::string>& args) {
+// {exit code or minus the signal, its stderr}. With `wrapper` (e.g. {"/usr/bin/prlimit",
+// "--fsize=N"}) the child is that program with the attnscope executable and `args` after it.
+inline std::pair<int, std::string> run_child(const std::vector<std::string>& args,
+                                             const std::vector<std::string>& wrapper = {}) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "attnscope-stderr-XXXXXX").string();
   const int fd = ::mkstemp(tmpl.data());
   if (fd >= 0) ::close(fd);
-  const int code = wait_exit(spawn(args, {}, tmpl));
+  std::vector<std::string> wrapped(wrapper.begin() + (wrapper.empty() ? 0 : 1), wrapper.end());
+  wrapped.push_back(ATTNSCOPE_EXE);
+  wrapped.insert(wrapped.end(), args.begin(), args.end());
+  const int code = wrapper.empty() ? wait_exit(spawn(args, {}, tmpl))
+                                   : wait_exit(cli::spawn_process(wrapper[0], wrapped, {}, tmpl));
   std::string err = read_file_text(tmpl);
   std::filesystem::remove(tmpl);
   return {code, err};

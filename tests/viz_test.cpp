@@ -349,6 +349,39 @@ TEST(Render, HostileAttentionFilesAreRefusedNamingTheDataset) {
   }
 }
 
+// Flipped bytes in an object header: a SWMR reader retried the failing checksum with sleeps
+// doubling from 1 us (a hang of hours); now render and metrics refuse the file at once.
+TEST(Render, DamagedObjectHeaderIsRefusedNotWaitedOn) {
+  TempDir d;
+  const std::string file = d.path("flipped.h5");
+  fs::copy_file(recorded_run() + "/attention.h5", file);
+  haddr_t addr = 0;
+  {
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    H5O_info_t info;
+    ASSERT_GE(H5Oget_info_by_name2(f, "attn/probs", &info, H5O_INFO_BASIC, H5P_DEFAULT), 0);
+    addr = info.addr;
+    H5Fclose(f);
+  }
+  {
+    std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+    for (int k = 0; k < 8; ++k) {
+      io.seekg(static_cast<std::streamoff>(addr + 8 + k));
+      const char c = static_cast<char>(io.get() ^ 0xFF);
+      io.seekp(static_cast<std::streamoff>(addr + 8 + k));
+      io.put(c);
+    }
+  }
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"metrics", file},
+                                               std::vector<std::string>{"render", file, "--out", d.path("out")}}) {
+    const auto [code, err] = attnscope::testing::run_child(args);  // (ctest's timeout guards the hang)
+    EXPECT_EQ(code, 2) << args[0] << ": " << err;
+    EXPECT_NE(err.find("attn/probs"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(d.path("out")));
+  }
+}
+
 TEST(Molecules, TokenAttentionMapsOntoAtomsThroughSpans) {
   // BPE-like tokens of "c1ccccc1Cl": "ccccc" covers five atoms (1/5 each); ring digits none
   const std::vector<std::string> tokens = {"<s>", "c", "1", "ccccc", "1", "Cl", "</s>"};

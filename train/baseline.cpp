@@ -71,6 +71,7 @@ BaselineResult run_baseline(const Config& config) {
     throw UsageError("baseline: data.task is '" + d.task + "'; the fingerprint baseline is for molecular property tasks "
                      "(regression, classification, multiclass)");
   }
+  data::set_max_smiles_length(d.max_smiles_length);
   const auto table = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
   const auto split = data::config_split(d, table, static_cast<uint64_t>(config.run.seed));
   BaselineResult res;

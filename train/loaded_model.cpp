@@ -60,8 +60,15 @@ LoadedModel load_run(const std::string& path, const fs::path& run, const fs::pat
   auto& hf = m.hf;
   hf.dir = run.string();
   hf.config = models::read_hf_config((run / "config.json").string());
-  const auto t = read_json_file((run / "targets.json").string());
-  m.task = t.value("task", std::string());
+  const std::string targets_path = (run / "targets.json").string();
+  const auto t = read_json_file(targets_path);
+  if (!t.is_object() || !t.contains("task") || !t["task"].is_string()) {
+    throw UsageError("'" + targets_path + "': expected an object with a string 'task' (written by attnscope train)");
+  }
+  m.task = t["task"].get<std::string>();
+  if (m.task != "regression" && m.task != "classification" && m.task != "multiclass" && m.task != "mlm") {
+    throw UsageError("'" + targets_path + "': unknown task '" + m.task + "'");
+  }
   if (m.task == "mlm") {  // a pretraining run: its masked-LM
     hf.architecture = models::kRobertaMaskedLM;
     hf.mlm = models::RobertaForMaskedLM(hf.config);
@@ -80,10 +87,10 @@ LoadedModel load_run(const std::string& path, const fs::path& run, const fs::pat
       m.mean = t.at("mean").get<std::vector<double>>();
       m.stdev = t.at("std").get<std::vector<double>>();
     } catch (const nlohmann::json::exception&) {
-      throw UsageError("'" + (run / "targets.json").string() + "': 'mean' and 'std' must be lists of numbers");
+      throw UsageError("'" + targets_path + "': 'mean' and 'std' must be lists of numbers");
     }
     if (static_cast<int64_t>(m.mean.size()) != hf.config.num_labels || m.stdev.size() != m.mean.size()) {
-      throw UsageError("'" + (run / "targets.json").string() + "': 'mean' and 'std' must hold " +
+      throw UsageError("'" + targets_path + "': 'mean' and 'std' must hold " +
                        std::to_string(hf.config.num_labels) + " values (one per target)");
     }
   }

@@ -253,6 +253,7 @@ MoleculeTask::MoleculeTask(const Config& config)
   regression_ = d.task == "regression";
   multiclass_ = d.task == "multiclass";
   mlm_ = d.task == "mlm";
+  data::set_max_smiles_length(d.max_smiles_length);
   if (mlm_) {
     table_ = data::read_pretraining_corpus(d, &excluded_);
     // held out: frac_val of the corpus (seeded); no test split (downstream tasks test)

@@ -32,7 +32,12 @@ void emit(const Output& out, const std::string& name, int w, int h, F draw) {
 
 std::string epoch_label(const Run& run, int64_t e) {
   std::string s = "epoch " + std::to_string(run.epochs[e].epoch);
-  if (run.epochs[e].epoch == 0) s += " (before training)";
+  if (run.model.is_object() && run.model.contains("source") && run.model["source"].is_string()) {
+    // a frozen model's snapshot (attnscope snapshot): its epoch is the checkpoint's, if any
+    s += " (snapshot of " + std::filesystem::path(run.model["source"].get<std::string>()).filename().string() + ")";
+  } else if (run.epochs[e].epoch == 0) {
+    s += " (before training)";
+  }
   return s;
 }
 

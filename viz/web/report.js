@@ -154,7 +154,10 @@
   const layerName = (l) => `layer ${layers[l]}`;
   const headName = (h) => `head ${heads[h]}`;
   const hl = (l, h) => `L${layers[l]} H${heads[h]}`;
-  const epochName = (e) => `epoch ${epochs[e]}${epochs[e] === 0 ? ' (before training)' : ''}`;
+  // a frozen model's snapshot (attnscope snapshot) names its source, not "before training"
+  const snapshotOf = typeof D.model?.source === 'string' ? D.model.source.split('/').filter(Boolean).pop() : null;
+  const epochName = (e) =>
+    `epoch ${epochs[e]}${snapshotOf ? ` (snapshot of ${snapshotOf})` : epochs[e] === 0 ? ' (before training)' : ''}`;
   // probes[p].index: the probe's number in the run's recorded probe set (when only some are embedded)
   const pid = (p) => (Number.isInteger(probes[p]?.index) ? probes[p].index : p);
   const probeName = (p, n = 48) => `probe #${pid(p)} “${esc(trunc(String(probes[p].text ?? toks[p].join(' ')), n))}”`;

@@ -35,10 +35,11 @@ void record_snapshot(const Config& config, train::Task& task, const train::Probe
   }
 }
 
-// The recorder's settings for a snapshot: every layer and head, the sites asked for, no metrics.
-void snapshot_hooks(Config& config, const std::vector<std::string>& sites) {
+// The recorder's settings for a snapshot: every layer and head, the sites asked for; per-head
+// metrics over the task's validation split when `metrics`.
+void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool metrics) {
   config.hooks.attention.enabled = true;
-  config.hooks.attention.metrics = false;
+  config.hooks.attention.metrics = metrics;
   if (!sites.empty()) config.hooks.attention.sites = sites;
   for (const auto& s : config.hooks.attention.sites) {
     if (s != "attn.probs" && s != "attn.scores") throw UsageError("--sites: unknown site '" + s + "' (attn.probs, attn.scores)");
@@ -61,8 +62,7 @@ int snapshot_molecules(const SnapshotArgs& args) {
   const train::ProbeSet probes = task->parse_probes(text, args.smiles_file.empty() ? "--smiles" : args.smiles_file);
   Config config;
   train::configure_threads(config.run);
-  snapshot_hooks(config, args.sites);
-  config.hooks.attention.metrics = true;  // over the inputs (the task's validation split here)
+  snapshot_hooks(config, args.sites, /*metrics=*/true);  // over the inputs (the task's validation split here)
   record_snapshot(config, *task, probes, args.out, m.epoch, m.step);
   std::cout << "wrote " << args.out << ": " << probes.inputs.size(0) << " inputs, " << m.hf.architecture << " from "
             << m.origin << (m.run_dir.empty() ? std::string() : " (epoch " + std::to_string(m.epoch) + ")") << "\n";
@@ -94,12 +94,10 @@ int snapshot_command(const SnapshotArgs& args) {
   train::configure_threads(config.run);
   auto task = train::make_task(config);
   const auto info = train::load_checkpoint(ckpt.string(), task->module(), nullptr, false);
-  const train::ProbeSet probes = args.ids_file.empty() ? task->parse_probes([&] {
-    std::string text;
-    for (const auto& row : args.ids) text += row + "\n";
-    return text;
-  }(), "--ids") : task->probes_from_file(args.ids_file);
-  snapshot_hooks(config, args.sites);
+  std::string text;
+  for (const auto& row : args.ids) text += row + "\n";
+  const train::ProbeSet probes = args.ids_file.empty() ? task->parse_probes(text, "--ids") : task->probes_from_file(args.ids_file);
+  snapshot_hooks(config, args.sites, /*metrics=*/false);
   record_snapshot(config, *task, probes, args.out, info.state.epoch, info.state.step);
   std::cout << "wrote " << args.out << ": " << probes.inputs.size(0) << " inputs, model from " << ckpt.string()
             << " (epoch " << info.state.epoch << ")\n";

@@ -97,12 +97,6 @@ std::vector<std::vector<int64_t>> encode_all(const data::MoleculeTokenizer& tok,
   return out;
 }
 
-// Where a model's tokenizer lies: a run's (or a checkpoint's run's) directory, else the path.
-std::string tokenizer_dir_of(const std::string& path) {
-  if (fs::is_regular_file(path) && fs::path(path).extension() == ".pt") return fs::path(path).parent_path().parent_path().string();
-  return path;
-}
-
 }  // namespace
 
 std::vector<std::string> read_smiles(const SmilesInput& in) {
@@ -150,7 +144,7 @@ std::vector<std::string> read_smiles(const SmilesInput& in) {
 int tokenize_command(const TokenizeArgs& a) {
   if (a.max_len < 0 || (a.max_len > 0 && a.max_len < 2)) throw UsageError("--max-len must be >= 2 (<s> and </s> count)");
   // a Hugging Face model or tokenizer directory, a molecule run or one of its checkpoints
-  const std::string dir = tokenizer_dir_of(a.model);
+  const std::string dir = train::model_files_dir(a.model);
   if (!fs::exists(fs::path(dir) / "vocab.json")) {
     throw UsageError("--model '" + a.model + "' has no vocab.json (expected a Hugging Face model or tokenizer directory, "
                      "a molecule run or one of its checkpoints)");

@@ -80,8 +80,10 @@ RunLock prepare_run_dir(const fs::path& dir, bool resume, bool force) {
   if (exists && !fs::is_directory(dir)) {
     throw UsageError("run directory '" + dir.string() + "' exists and is not a directory");
   }
-  const bool non_empty = exists && !fs::is_empty(dir, ec) &&
-                         !(fs::exists(dir / kLockFile) && std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
+  bool non_empty = false;  // anything besides a lock file left by an earlier run
+  if (exists) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) non_empty = non_empty || e.path().filename() != kLockFile;
+  }
   const bool locked = non_empty && (resume || force) && looks_like_run_dir(dir);
   RunLock lock;
   if (locked) lock = lock_run_dir(dir);  // refuse the directory of a live run before touching it

@@ -53,7 +53,7 @@ std::map<std::string, torch::Tensor> encoder_tensors(const std::map<std::string,
 }
 }  // namespace
 
-HfModel load_hf_model(const std::string& dir, const std::string& architecture, bool reinit_heads) {
+HfModel load_hf_model(const std::string& dir, const std::string& architecture) {
   if (!fs::is_directory(dir)) throw UsageError("'" + dir + "' is not a directory (expected a Hugging Face model directory)");
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg_path)) throw UsageError("'" + dir + "' has no config.json");
@@ -81,15 +81,13 @@ HfModel load_hf_model(const std::string& dir, const std::string& architecture, b
     arch = kRobertaEncoder;
   }
   m.architecture = arch;
-  if (arch == kRobertaClassifier) {
-    m.classifier = RobertaForSequenceClassification(m.config);
-    load_hf_state(m.module(), tensors, dir, &m.new_heads, reinit_heads);
-  } else if (arch == kRobertaMaskedLM) {
-    m.mlm = RobertaForMaskedLM(m.config);
-    load_hf_state(m.module(), tensors, dir, &m.new_heads, reinit_heads);
-  } else {
+  if (arch == kRobertaEncoder) {
     m.encoder = RobertaModel(m.config);
     load_hf_state(m.module(), encoder_tensors(tensors, m.unused), dir);
+  } else {
+    if (arch == kRobertaClassifier) m.classifier = RobertaForSequenceClassification(m.config);
+    else m.mlm = RobertaForMaskedLM(m.config);
+    load_hf_state(m.module(), tensors, dir, &m.new_heads);
   }
   m.module().eval();
   return m;

@@ -39,8 +39,8 @@ std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir);
 // weights hold: classifier.* or lm_head.*, else the encoder alone). Another RoBERTa head
 // (RobertaForTokenClassification, ...) loads its encoder (RobertaModel) and lists the head's
 // tensors in `unused`. A classification head the checkpoint lacks is initialised and listed in
-// new_heads; with `reinit_heads` one of another size is too (transformers' ignore_mismatched_sizes).
-HfModel load_hf_model(const std::string& dir, const std::string& architecture = "", bool reinit_heads = false);
+// new_heads.
+HfModel load_hf_model(const std::string& dir, const std::string& architecture = "");
 
 // The config.json of a model (what transformers reads), labels and problem_type from `config`.
 std::string hf_config_json(const RobertaConfig& config, const std::string& architecture);

@@ -624,8 +624,8 @@ namespace {
 
 // ---- validation of a file to read: every dataset the reader uses, before it is used ----------
 
-// A dataset's shape and type as the layout says: `dims` with -1 for "any", `grows` when its first
-// axis is the epoch (or metrics) axis, which may hold more rows than are complete.
+// A dataset's shape and type as the layout says: `dims` with -1 for "any" (the epoch and metrics
+// axes, which may hold more rows than are complete, are checked against their index after).
 struct Expect {
   std::string path;
   H5T_class_t type;
@@ -652,10 +652,9 @@ std::vector<hsize_t> check_dataset(hid_t file, const Expect& e) {
   if (d.get() < 0) bad_dataset(e.path, "cannot be opened (not a dataset, or damaged)");
   Hid t(H5Dget_type(d), H5Tclose);
   const H5T_class_t cls = t.get() < 0 ? H5T_NO_CLASS : H5Tget_class(t);
-  const char* names[] = {"integer", "float", "", "string"};
   if (cls != e.type) {
-    bad_dataset(e.path, std::string("has the wrong type: expected ") +
-                            (e.type == H5T_INTEGER ? names[0] : e.type == H5T_FLOAT ? names[1] : names[3]) + " values");
+    const char* want = e.type == H5T_INTEGER ? "integer" : e.type == H5T_FLOAT ? "float" : "string";
+    bad_dataset(e.path, std::string("has the wrong type: expected ") + want + " values");
   }
   if (cls == H5T_STRING && H5Tis_variable_str(t) <= 0) bad_dataset(e.path, "holds fixed-length strings; expected variable-length");
   const auto dims = dims_of(d);

@@ -15,11 +15,6 @@
 namespace attnscope::train {
 namespace fs = std::filesystem;
 
-std::string LoadedModel::kind() const {
-  if (run_dir.empty()) return "Hugging Face directory";
-  return fs::path(origin) == fs::path(path) ? "checkpoint" : "run";
-}
-
 const data::MoleculeTokenizer& LoadedModel::tok() const {
   if (!tokenizer) throw UsageError("'" + path + "' has no vocab.json (the model's tokenizer; merges.txt beside it for BPE)");
   return *tokenizer;
@@ -99,7 +94,7 @@ LoadedModel load_run(const std::string& path, const fs::path& run, const fs::pat
 
 }  // namespace
 
-LoadedModel load_model(const std::string& path, const std::string& what, bool reinit_heads) {
+LoadedModel load_model(const std::string& path, const std::string& what) {
   const auto [run, ckpt] = run_and_checkpoint(path);
   LoadedModel m;
   if (!run.empty()) {
@@ -115,11 +110,16 @@ LoadedModel load_model(const std::string& path, const std::string& what, bool re
     }
     m.path = path;
     m.origin = path;
-    m.hf = models::load_hf_model(path, "", reinit_heads);
+    m.hf = models::load_hf_model(path);
     if (fs::exists(fs::path(path) / "vocab.json")) m.tokenizer = data::MoleculeTokenizer::from_dir(path);
   }
   if (m.tokenizer) check_tokenizer(*m.tokenizer, m.config(), m.run_dir.empty() ? path : m.run_dir);
   return m;
+}
+
+std::string model_files_dir(const std::string& path) {
+  const auto [run, ckpt] = run_and_checkpoint(path);
+  return run.empty() ? path : run.string();
 }
 
 bool is_molecule_model(const std::string& path) {

@@ -28,13 +28,15 @@ struct LoadedModel {
   int64_t epoch = 0, step = 0;      // the checkpoint's (0 for a Hugging Face directory)
   const models::RobertaConfig& config() const { return hf.config; }
   const data::MoleculeTokenizer& tok() const;  // UsageError naming the directory when absent
-  std::string kind() const;         // "Hugging Face directory", "run", "checkpoint"
 };
 
 // `what` names the source in errors ("--model", "model.pretrained"). UsageError (exit 2) naming
 // the path for anything that is not one of the three, or whose files do not fit together.
-// `reinit_heads`: a task head of another size is re-initialised (see load_hf_model).
-LoadedModel load_model(const std::string& path, const std::string& what = "--model", bool reinit_heads = false);
+LoadedModel load_model(const std::string& path, const std::string& what = "--model");
+
+// The folder that holds a model's config.json and tokenizer files: a run's (for a run directory
+// or one of its checkpoints), else `path` itself (a Hugging Face model or tokenizer directory).
+std::string model_files_dir(const std::string& path);
 
 // Whether `path` is a molecule model (Hugging Face directory, molecule run or its checkpoint)
 // rather than a min/max run.

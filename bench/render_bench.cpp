@@ -14,7 +14,7 @@
 #include <random>
 
 #include "cli/app.h"
-#include "core/version.h"
+#include "core/core.h"
 #include "store/store.h"
 #include "viz/viz.h"
 

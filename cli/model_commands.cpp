@@ -8,9 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/log.h"
+#include "core/core.h"
 #include "data/molecule_tokenizer.h"
 #include "models/hf_dir.h"
 #include "train/loaded_model.h"
@@ -19,11 +17,6 @@ namespace attnscope::cli {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
 
 // One CSV record's fields (double-quoted fields may hold commas; "" is a quote).
 std::vector<std::string> csv_fields(const std::string& line) {
@@ -50,11 +43,6 @@ std::vector<std::string> csv_fields(const std::string& line) {
   }
   for (auto& f : out) f = trim(f);
   return out;
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // A CSV field, quoted when it holds a comma, a quote or a line break.

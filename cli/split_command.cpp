@@ -5,9 +5,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/config.h"
+#include "core/core.h"
 #include "data/molecules.h"
 #include "train/baseline.h"
 

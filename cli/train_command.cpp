@@ -274,7 +274,10 @@ int train_command(const TrainArgs& args) {
   log::info(best.str());
   // the recorder's last writes go on beside the task's end-of-run work unless that reads them
   if (recorder && task->finish_reads_attention()) recorder->finish();
-  task->finish(run_dir.string());
+  const auto recorded = recorder && task->finish_reads_attention()
+                            ? hooks::recorded_history(RunDir{run_dir.string()}.attention())
+                            : std::nullopt;
+  task->finish(run_dir.string(), recorded ? &*recorded : nullptr);
   if (recorder) recorder->finish();
   log::info("[run] results: " + run_dir.string() + "/ (config.yaml, train.log, metrics.jsonl, " +
             (config.data.task == "minmax" ? "mechanism.json"

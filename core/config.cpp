@@ -16,6 +16,8 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/strings.h"
+#include "core/task_kind.h"
 
 namespace attnscope {
 
@@ -353,34 +355,6 @@ Printer print(const Config& c) {
 
 // ---- validation ------------------------------------------------------------------------------
 
-const std::map<std::string, std::vector<std::string>>& task_metrics() {
-  static const std::map<std::string, std::vector<std::string>> m = {
-      {"minmax", {"train_loss", "train_acc", "val_loss", "val_acc"}},
-      {"regression", {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"}},
-      {"classification", {"train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "val_acc"}},
-      {"multiclass", {"train_loss", "train_acc", "val_loss", "val_acc", "val_roc_auc"}},
-      {"mlm", {"train_loss", "train_acc", "val_loss", "val_acc", "val_ppl"}},
-  };
-  return m;
-}
-
-const std::map<std::string, std::vector<std::string>>& task_models() {
-  static const std::map<std::string, std::vector<std::string>> m = {
-      {"minmax", {"minmax_attention"}},
-      {"regression", {"roberta"}},
-      {"classification", {"roberta"}},
-      {"multiclass", {"roberta"}},
-      {"mlm", {"roberta"}},
-  };
-  return m;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
-  return s;
-}
-
 bool one_of(const std::string& v, const std::vector<std::string>& allowed) {
   return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
 }
@@ -408,7 +382,8 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
        "must be one of trace, debug, info, warn, error");
 
   std::vector<std::string> tasks;
-  for (const auto& [t, _] : task_models()) tasks.push_back(t);
+  for (const auto& t : all_tasks()) tasks.push_back(t.name);
+  std::sort(tasks.begin(), tasks.end());
   const bool task_ok = one_of(c.data.task, tasks);
   need(task_ok, "data.task", "must be one of: " + join(tasks));
   need(c.data.minmax_numbers >= 2 && c.data.minmax_numbers <= 4096, "data.minmax_numbers",
@@ -418,8 +393,9 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
 
   need(one_of(c.model.name, {"minmax_attention", "roberta"}), "model.name",
        "must be one of: minmax_attention, roberta");
-  const bool supervised = one_of(c.data.task, {"regression", "classification", "multiclass"});
-  if (c.data.task == "mlm") {
+  const TaskTraits* task = find_task(c.data.task);
+  const bool supervised = task && task->supervised;
+  if (task && task->kind == TaskKind::MaskedLM) {
     need(!c.data.csv.empty(), "data.csv", "is required for task mlm (the SMILES corpus)");
     need(c.data.targets.empty(), "data.targets", "task mlm has no targets");
     need(c.data.frac_val > 0 && c.data.frac_val < 0.5, "data.frac_val", "mlm holds out frac_val of the corpus: must be in (0, 0.5)");
@@ -428,7 +404,7 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   }
   need(c.data.num_classes == 0 || (c.data.num_classes >= 2 && c.data.num_classes <= 100000), "data.num_classes",
        "must be 0 (from the labels) or in [2, 100000]");
-  if (c.data.task == "multiclass") {
+  if (task && task->kind == TaskKind::Multiclass) {
     need(c.data.targets.size() == 1, "data.targets", "multiclass takes one target column of class labels 0..C-1");
   }
   if (supervised) {
@@ -461,8 +437,8 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   need(c.model.d_model >= 1 && c.model.d_model <= 65536, "model.d_model", "must be in [1, 65536]");
   need(c.model.n_heads >= 1 && c.model.n_heads <= 1024, "model.n_heads", "must be in [1, 1024]");
   need(c.model.d_head >= 1 && c.model.d_head <= 65536, "model.d_head", "must be in [1, 65536]");
-  if (task_ok && !one_of(c.model.name, task_models().at(c.data.task))) {
-    fail("model.name", "task '" + c.data.task + "' needs model " + join(task_models().at(c.data.task)));
+  if (task && !one_of(c.model.name, task->models)) {
+    fail("model.name", "task '" + c.data.task + "' needs model " + join(task->models));
   }
 
   need(c.optim.name == "adamw", "optim.name", "must be one of: adamw");
@@ -484,8 +460,8 @@ std::vector<std::string> validate(const Config& c, const SourceMap& sources) {
   need(c.train.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1");
   need(c.train.keep_every >= 0, "train.keep_every", "must be >= 0 (0 = never)");
   need(one_of(c.train.best_mode, {"min", "max"}), "train.best_mode", "must be min or max");
-  if (task_ok) {
-    const auto& metrics = task_metrics().at(c.data.task);
+  if (task) {
+    const auto& metrics = task->metrics;
     if (!one_of(c.train.best_metric, metrics)) {
       fail("train.best_metric", "task '" + c.data.task + "' reports: " + join(metrics));
     } else if (one_of(c.train.best_mode, {"min", "max"})) {

@@ -1,6 +1,8 @@
 // Error types and their text (core/error.h).
 #include "core/error.h"
 
+#include "core/strings.h"
+
 namespace attnscope {
 
 std::string without_trace(const std::string& what, size_t max_chars) {
@@ -23,13 +25,9 @@ std::string without_trace(const std::string& what, size_t max_chars) {
 }
 
 ConfigError::ConfigError(std::vector<std::string> problems)
-    : UsageError([&] {
-        std::string s = problems.size() == 1 ? "invalid configuration:"
-                                             : std::to_string(problems.size()) +
-                                                   " problems in the configuration:";
-        for (const auto& p : problems) s += "\n  - " + p;
-        return s;
-      }()),
+    : UsageError(problem_list(problems.size() == 1 ? "invalid configuration:"
+                                                   : std::to_string(problems.size()) + " problems in the configuration:",
+                              problems)),
       problems_(std::move(problems)) {}
 
 }  // namespace attnscope

@@ -3,8 +3,7 @@
 
 #include <filesystem>
 
-#include "core/error.h"
-#include "core/files.h"
+#include "core/core.h"
 
 #include <nlohmann/json.hpp>
 

@@ -28,11 +28,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/json.h"
-#include "core/log.h"
-#include "core/version.h"
+#include "core/core.h"
 
 namespace attnscope::data {
 
@@ -75,16 +71,6 @@ std::unique_ptr<RDKit::ROMol> parse(const std::string& smiles) {
 
 // ---------------------------------------------------------------------------------------------
 // CSV
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 struct CsvRecord {
   int64_t line = 0;  // 1-based line where the record starts
@@ -135,12 +121,6 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& pat
     out.push_back(std::move(rec));
   }
   return out;
-}
-
-std::string join(const std::vector<std::string>& names, const std::string& sep = ", ") {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : sep) + n;
-  return s;
 }
 
 std::string quoted_names(const std::vector<std::string>& names) {

@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <map>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/json.h"
+#include "core/core.h"
 
 namespace attnscope::data {
 

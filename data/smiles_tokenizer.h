@@ -6,7 +6,7 @@
 
 #include <torch/torch.h>
 
-#include "core/smiles.h"
+#include "core/core.h"
 
 #include <string>
 #include <unordered_map>

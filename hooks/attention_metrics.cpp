@@ -3,6 +3,8 @@
 // tokens, Gini, diagonal / first / last / local mass, attended distance) and the pattern class.
 #include "hooks/attention_metrics.h"
 
+#include "core/core.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -442,10 +444,6 @@ __attribute__((target("avx2,fma"))) void accumulate_examples_avx2(const float* d
                                                               double* rows) {
   accumulate_examples(data, lp, b0, b1, H, T, acc, sums, mx, mn, scratch, rows);
 }
-bool cpu_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
 #endif
 
 struct Acc {
@@ -491,7 +489,7 @@ void HeadMetrics::add(const torch::Tensor& probs_in, const torch::Tensor& length
         ls.mn = splat(2.0);
       }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-      (cpu_has_avx2() ? accumulate_examples_avx2 : accumulate_examples_generic)(
+      (cpu_has_avx2_fma() ? accumulate_examples_avx2 : accumulate_examples_generic)(
 #else
       accumulate_examples_generic(
 #endif

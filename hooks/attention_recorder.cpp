@@ -14,8 +14,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "core/log.h"
-#include "core/version.h"
+#include "core/core.h"
 #include "hooks/attention_analysis.h"
 #include "hooks/attention_metrics.h"
 #include "models/taps.h"
@@ -486,6 +485,23 @@ void AttentionRecorder::end_importance() {
   } catch (...) {
     end->promise.set_exception(std::current_exception());
   }
+}
+
+std::optional<analysis::ProbeHistory> recorded_history(const std::string& h5) {
+  if (!std::filesystem::exists(h5)) return std::nullopt;
+  auto reader = std::make_shared<store::Reader>(h5);
+  analysis::ProbeHistory h;
+  const auto& sites = reader->header().sites;
+  const bool probs = std::find(sites.begin(), sites.end(), models::site::kAttnProbs) != sites.end();
+  if (!probs || reader->header().layer_ids.size() != 1) return h;
+  const auto& p = reader->probes();
+  h.P = p.count;
+  h.T = p.max_len;
+  h.H = static_cast<int64_t>(reader->header().head_ids.size());
+  h.input_ids = p.input_ids;
+  for (const auto& e : reader->epochs()) h.epochs.push_back(e.epoch);
+  h.probs = [reader](size_t e) { return reader->map(models::site::kAttnProbs, static_cast<int64_t>(e)); };
+  return h;
 }
 
 void AttentionRecorder::finish() {

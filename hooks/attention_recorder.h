@@ -8,9 +8,10 @@
 
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 
-#include "core/config.h"
+#include "core/core.h"
 #include "hooks/attention_metrics.h"
 #include "store/store.h"
 #include "train/events.h"
@@ -21,6 +22,11 @@ namespace attnscope::hooks {
 // The probe set a config asks for (file or default); UsageError for a bad probe file. Called
 // before the run directory is touched so that bad input writes nothing.
 train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Task& task);
+
+// The attention probabilities a run recorded over its probes, for Task::finish: nullopt when `h5`
+// does not exist; no epochs when it holds no attn.probs of exactly one layer. Reads lazily, one
+// epoch at a time.
+std::optional<analysis::ProbeHistory> recorded_history(const std::string& h5);
 
 class AttentionRecorder : public train::Observer {
  public:

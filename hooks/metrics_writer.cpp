@@ -9,8 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/files.h"
+#include "core/core.h"
 #include "train/task.h"
 
 namespace attnscope::hooks {

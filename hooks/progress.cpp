@@ -7,7 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/log.h"
+#include "core/core.h"
 
 namespace attnscope::hooks {
 

@@ -4,9 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/json.h"
+#include "core/core.h"
 #include "models/safetensors.h"
 #include "models/torch_pickle.h"
 

@@ -2,16 +2,11 @@
 #define ATTNSCOPE_KERNEL_NS generic
 #include "models/minmax_kernel.inc"
 
+#include "core/core.h"
+
 namespace attnscope::models::kernel {
 namespace {
-bool use_avx2() {
-#if defined(__x86_64__)
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
+bool use_avx2() { return cpu_has_avx2_fma(); }
 }  // namespace
 
 const char* variant() { return use_avx2() ? "avx2" : "generic"; }

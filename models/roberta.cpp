@@ -8,10 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/json.h"
-#include "core/log.h"
+#include "core/core.h"
 
 namespace attnscope::models {
 namespace nn = torch::nn;

@@ -7,8 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "core/error.h"
-#include "core/files.h"
+#include "core/core.h"
 
 namespace attnscope::models {
 

@@ -10,7 +10,7 @@
 #include <tuple>
 #include <variant>
 
-#include "core/error.h"
+#include "core/core.h"
 
 namespace attnscope::models {
 namespace {

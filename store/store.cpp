@@ -11,7 +11,7 @@
 #include <functional>
 #include <stdexcept>
 
-#include "core/error.h"
+#include "core/core.h"
 
 namespace attnscope::store {
 namespace {
@@ -127,27 +127,6 @@ int64_t read_attr_int(hid_t obj, const char* name) {
   return v;
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
-  return s;
-}
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size() && !s.empty()) {
-    const size_t comma = s.find(',', start);
-    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-std::string join_ints(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
-}
 std::vector<int64_t> split_ints(const std::string& s, const char* attribute = "a list attribute") {
   std::vector<int64_t> out;
   for (const auto& p : split(s)) {
@@ -403,16 +382,16 @@ std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& he
   write_attr_string(f, "attnscope_version", header.attnscope_version);
   write_attr_string(f, "config", header.config_yaml);
   write_attr_string(f, "model", header.model_json);
-  write_attr_string(f, "sites", join(header.sites));
-  write_attr_string(f, "layer_ids", join_ints(header.layer_ids));
-  write_attr_string(f, "head_ids", join_ints(header.head_ids));
-  write_attr_string(f, "metrics", join(header.metrics));
+  write_attr_string(f, "sites", join(header.sites, ","));
+  write_attr_string(f, "layer_ids", join(header.layer_ids, ","));
+  write_attr_string(f, "head_ids", join(header.head_ids, ","));
+  write_attr_string(f, "metrics", join(header.metrics, ","));
   write_attr_string(f, "dtype", header.dtype);
   write_attr_int(f, "compression", header.compression);
   write_attr_int(f, "pooled_dim", header.pooled_dim);
   std::vector<std::string> array_names;
   for (const auto& [name, shape] : header.arrays) array_names.push_back(name);
-  write_attr_string(f, "arrays", join(array_names));
+  write_attr_string(f, "arrays", join(array_names, ","));
   write_attr_string(f, "padding", "attention maps are padded to the longest probe with zeros; "
                                   "probes/lengths gives each probe's real length");
 
@@ -780,7 +759,7 @@ std::vector<EpochInfo> Reader::epochs() const {
 std::vector<float> Reader::map(const std::string& site, int64_t epoch_index) const {
   g_path = impl_->path;
   if (std::find(impl_->header.sites.begin(), impl_->header.sites.end(), site) == impl_->header.sites.end()) {
-    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites) + ")");
+    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites, ",") + ")");
   }
   if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= impl_->epochs) {
     throw UsageError("'" + impl_->path + "' has " + std::to_string(impl_->epochs) + " recorded epochs; no index " +
@@ -801,7 +780,7 @@ void check_index(const std::string& path, const char* what, int64_t index, int64
 std::vector<float> Reader::probe_map(const std::string& site, int64_t e, int64_t p) const {
   g_path = impl_->path;
   if (std::find(impl_->header.sites.begin(), impl_->header.sites.end(), site) == impl_->header.sites.end()) {
-    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites) + ")");
+    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites, ",") + ")");
   }
   check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
   check_index(impl_->path, "probe", p, impl_->probes.count);
@@ -811,7 +790,7 @@ std::vector<float> Reader::probe_map(const std::string& site, int64_t e, int64_t
 std::vector<float> Reader::head_map(const std::string& site, int64_t e, int64_t p, int64_t l, int64_t h) const {
   g_path = impl_->path;
   if (std::find(impl_->header.sites.begin(), impl_->header.sites.end(), site) == impl_->header.sites.end()) {
-    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites) + ")");
+    throw UsageError("'" + impl_->path + "' holds no site '" + site + "' (it has: " + join(impl_->header.sites, ",") + ")");
   }
   check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
   check_index(impl_->path, "probe", p, impl_->probes.count);
@@ -839,7 +818,7 @@ std::vector<float> Reader::array(const std::string& name) const {
 std::vector<float> Reader::analysis(const std::string& name, int64_t epoch_index) const {
   g_path = impl_->path;
   if (name != "js_final" && std::find(analysis_names().begin(), analysis_names().end(), name) == analysis_names().end()) {
-    throw UsageError("no analysis named '" + name + "' (there are: " + join(analysis_names()) + ")");
+    throw UsageError("no analysis named '" + name + "' (there are: " + join(analysis_names(), ",") + ")");
   }
   if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= impl_->epochs) {
     throw UsageError("'" + impl_->path + "' has " + std::to_string(impl_->epochs) + " recorded epochs; no index " +

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "models/models.h"
 #include "store/store.h"
 #include "train/train.h"

@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "data/data.h"
 #include "test_util.h"
 

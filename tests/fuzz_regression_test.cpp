@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "fuzz/fuzz_entries.h"
 #include "test_util.h"
 

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "hooks/hooks.h"
 #include "models/minmax_fast.h"
 #include "store/store.h"
@@ -402,7 +402,9 @@ TEST(Recorder, RecordingLeavesTrainingBitIdentical) {
 TEST(Recorder, MechanismOverTrainingComesFromTheRecordedProbes) {
   TempDir d;
   ASSERT_EQ(testing::run_cli(recorded_run(d.path("run"), 10, true)), 0);
-  const auto series = train::minmax_mechanism_over_training(d.path("run/attention.h5"));
+  const auto history = hooks::recorded_history(d.path("run/attention.h5"));
+  ASSERT_TRUE(history.has_value());
+  const auto series = analysis::minmax_over_training(*history, 32);  // 32 numbers: "max" is 32
   ASSERT_EQ(series.size(), 3u);  // epochs 0, 5, 10
   EXPECT_EQ(series.back().first, 10);
   ASSERT_EQ(series.back().second.size(), 2u);

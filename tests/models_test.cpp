@@ -9,7 +9,7 @@
 #include <fstream>
 #include <functional>
 
-#include "core/error.h"
+#include "core/core.h"
 #include <caffe2/serialize/inline_container.h>
 
 #include "data/data.h"

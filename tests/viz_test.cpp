@@ -9,7 +9,7 @@
 #include <fstream>
 #include <functional>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "store/store.h"
 #include "test_util.h"
 #include "viz/figures.h"

@@ -8,8 +8,7 @@
 #include <cmath>
 #include <memory>
 
-#include "core/error.h"
-#include "core/log.h"
+#include "core/core.h"
 #include "data/molecules.h"
 #include "train/molecule_task.h"
 

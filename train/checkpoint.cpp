@@ -9,9 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/version.h"
+#include "core/core.h"
 
 namespace attnscope::train {
 namespace {
@@ -134,9 +132,7 @@ CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model
     }
   }
   if (!problems.empty()) {
-    std::string msg = "checkpoint '" + path + "' does not fit the model:";
-    for (const auto& p : problems) msg += "\n  - " + p;
-    throw UsageError(msg);
+    throw UsageError(problem_list("checkpoint '" + path + "' does not fit the model:", problems));
   }
   {
     torch::NoGradGuard no_grad;

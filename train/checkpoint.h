@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "core/config.h"
+#include "core/core.h"
 #include "train/state.h"
 
 namespace attnscope::train {

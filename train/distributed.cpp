@@ -16,7 +16,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "core/error.h"
+#include "core/core.h"
 
 namespace attnscope::train {
 namespace {
@@ -164,9 +164,7 @@ Dist::Dist(const DistEnv& env, const Config& config) : env_(env), impl_(std::mak
       }
     } catch (const std::exception&) {
     }
-    std::string m = "the ranks' configs differ from rank 0's (every rank must run the same config):";
-    for (const auto& p : problems) m += "\n  - " + p;
-    throw UsageError(m);
+    throw UsageError(problem_list("the ranks' configs differ from rank 0's (every rank must run the same config):", problems));
   }
 
   // 3. the Gloo process group (its own key space in the store)

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "core/config.h"
+#include "core/core.h"
 #include "train/task.h"
 
 namespace attnscope::train {

@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "core/config.h"
+#include "core/core.h"
 #include "train/state.h"
 
 namespace attnscope::train {

@@ -6,9 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/json.h"
-#include "core/smiles.h"
+#include "core/core.h"
 #include "data/molecules.h"
 #include "train/checkpoint.h"
 

@@ -7,11 +7,8 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/log.h"
+#include "core/core.h"
 #include "models/minmax_fast.h"
-#include "store/store.h"
 
 namespace attnscope::train {
 
@@ -221,49 +218,25 @@ ProbeSet MinMaxTask::parse_probes(const std::string& text, const std::string& pa
   return describe_probes(torch::tensor(rows, torch::kLong).view({-1, data::kMinMaxSeqLen}));
 }
 
-MinMaxMechanism minmax_mechanism(const std::string& op, const torch::Tensor& inputs, const torch::Tensor& probs) {
-  const auto eq_row = probs.select(2, probs.size(2) - 1).to(torch::kDouble).contiguous();  // [B,H,T] from "="
-  const auto mean = eq_row.mean(0).contiguous();                                            // [H,T]
-  const int64_t B = eq_row.size(0), H = mean.size(0), T = mean.size(1);
-  const double* mp = mean.data_ptr<double>();
-  const double* ep = eq_row.data_ptr<double>();
-  MinMaxMechanism m;
-  m.op = op;
-  for (int64_t h = 0; h < H; ++h) m.mean_attn.emplace_back(mp + h * T, mp + (h + 1) * T);
-  for (int64_t h = 1; h < H; ++h) if (mp[h * T + 1] > mp[m.sink_head * T + 1]) m.sink_head = h;  // argmax: the first
-  m.sink_mass = mp[m.sink_head * T + 1];
-  const auto x = inputs.to(torch::kLong).contiguous();
-  const int64_t* xp = x.data_ptr<int64_t>();
-  m.picks_answer = -1;
-  for (int64_t h = 0; h < H; ++h) {
-    if (h == m.sink_head && H > 1) continue;
-    int64_t ne = 0, right = 0;  // a != b pairs; those where the head's stronger key of a, b is op(a, b)
-    for (int64_t i = 0; i < B; ++i) {
-      const int64_t a = xp[i * x.size(1)], b = xp[i * x.size(1) + 2];
-      if (a == b) continue;
-      const int64_t picked = ep[(i * H + h) * T] >= ep[(i * H + h) * T + 2] ? a : b;
-      right += picked == (op == "max" ? std::max(a, b) : std::min(a, b));
-      ++ne;
-    }
-    const double frac = ne > 0 ? static_cast<double>(right) / static_cast<double>(ne) : 0.0;
-    if (frac > m.picks_answer) {
-      m.picks_answer = frac;
-      m.picker_head = h;
-    }
-  }
-  return m;
-}
-
-std::vector<MinMaxMechanism> MinMaxTask::mechanism() {
+std::vector<analysis::MinMaxMechanism> MinMaxTask::mechanism() {
   torch::NoGradGuard no_grad;
   net_->eval();
-  std::vector<MinMaxMechanism> out;
+  std::vector<analysis::MinMaxMechanism> out;
   for (bool is_max : {true, false}) {
     const data::Examples grid = data::minmax_grid(split_.vocab, is_max);
     models::Taps taps;
     taps.request(models::site::kAttnProbs, {0});
     const auto logits = net_->forward(grid.inputs, &taps);
-    MinMaxMechanism m = minmax_mechanism(is_max ? "max" : "min", grid.inputs, taps.get(models::site::kAttnProbs, 0));
+    const auto probs = taps.get(models::site::kAttnProbs, 0);
+    const auto eq = probs.select(2, probs.size(2) - 1).to(torch::kDouble).contiguous();  // [B,H,T] from "="
+    const auto x = grid.inputs.to(torch::kLong).contiguous();
+    const auto a = x.select(1, 0).contiguous(), b = x.select(1, 2).contiguous();
+    const auto mean = eq.mean(0).contiguous();  // [H,T], LibTorch's pairwise sum over the 16k pairs
+    const std::vector<double> mean_v(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+    analysis::MinMaxMechanism m = analysis::minmax_mechanism(
+        is_max ? "max" : "min", std::vector<int64_t>(a.data_ptr<int64_t>(), a.data_ptr<int64_t>() + a.numel()),
+        std::vector<int64_t>(b.data_ptr<int64_t>(), b.data_ptr<int64_t>() + b.numel()),
+        std::vector<double>(eq.data_ptr<double>(), eq.data_ptr<double>() + eq.numel()), eq.size(1), eq.size(2), &mean_v);
     m.accuracy = (logits.argmax(-1) == grid.targets).to(torch::kDouble).mean().item<double>();
     out.push_back(m);
   }
@@ -294,31 +267,7 @@ std::map<std::string, std::vector<float>> MinMaxTask::final_arrays() {
   return {{"minmax_grid_probs", flat(probs)}, {"minmax_grid_scores", flat(scores)}};
 }
 
-std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_mechanism_over_training(const std::string& h5) {
-  store::Reader r(h5);
-  const auto& sites = r.header().sites;
-  std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> out;
-  if (std::find(sites.begin(), sites.end(), "attn.probs") == sites.end() || r.header().layer_ids.size() != 1) return out;
-  const auto& p = r.probes();
-  const auto inputs = torch::tensor(p.input_ids).view({p.count, p.max_len});
-  const auto op = inputs.select(1, 1);
-  const int64_t H = static_cast<int64_t>(r.header().head_ids.size());
-  const int64_t max_token = nlohmann::json::parse(r.header().model_json).at("vocab").get<int64_t>() - 3;  // N
-  const auto epochs = r.epochs();
-  for (size_t e = 0; e < epochs.size(); ++e) {
-    const auto maps = torch::tensor(r.map("attn.probs", static_cast<int64_t>(e))).view({p.count, H, p.max_len, p.max_len});
-    std::vector<MinMaxMechanism> per_op;
-    for (bool is_max : {true, false}) {
-      const auto rows = (op == (is_max ? max_token : max_token + 1)).nonzero().squeeze(1);
-      if (rows.numel() == 0) continue;
-      per_op.push_back(minmax_mechanism(is_max ? "max" : "min", inputs.index_select(0, rows), maps.index_select(0, rows)));
-    }
-    out.emplace_back(epochs[e].epoch, per_op);
-  }
-  return out;
-}
-
-void MinMaxTask::finish(const std::string& run_dir) {
+void MinMaxTask::finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) {
   const auto mech = mechanism();
   nlohmann::json j = nlohmann::json::array();
   std::ostringstream s;
@@ -344,10 +293,9 @@ void MinMaxTask::finish(const std::string& run_dir) {
                  {"mechanism_shown", m.shown()}});
   }
   nlohmann::json over = nlohmann::json::array();
-  const std::string h5 = run_dir + "/attention.h5";
-  if (std::filesystem::exists(h5)) {  // the recorder's probe grid, epoch by epoch
+  if (recorded) {  // the recorder's probe grid, epoch by epoch
     int64_t onset = -1;
-    for (const auto& [epoch, per_op] : minmax_mechanism_over_training(h5)) {
+    for (const auto& [epoch, per_op] : analysis::minmax_over_training(*recorded, split_.vocab.max_token())) {
       nlohmann::json row{{"epoch", epoch}};
       bool all_shown = !per_op.empty();
       for (const auto& m : per_op) {
@@ -364,7 +312,7 @@ void MinMaxTask::finish(const std::string& run_dir) {
       << " (mechanism.json: over_training)";
   }
   log::info(s.str());
-  write_file_atomic(run_dir + "/mechanism.json",
+  write_file_atomic(RunDir{run_dir}.mechanism(),
                     nlohmann::json{{"mechanism", j}, {"over_training", over}}.dump(1) + "\n");
 }
 

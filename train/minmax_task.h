@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "core/config.h"
+#include "core/core.h"
 #include "data/minmax.h"
 #include "models/minmax.h"
 #include "models/minmax_fast.h"
@@ -12,24 +12,6 @@
 namespace attnscope::train {
 
 // Per operator: how the trained heads implement it (the published mechanism).
-struct MinMaxMechanism {
-  std::string op;                               // "max" or "min"
-  std::vector<std::vector<double>> mean_attn;   // [head][position]: mean attention from "="
-  int64_t sink_head = 0;                        // head with most attention from "=" on the op
-  double sink_mass = 0;                         // that head's mean attention on the op token
-  int64_t picker_head = 0;                      // the other head that best picks the answer
-  double picks_answer = 0;  // share of a != b pairs where picker's stronger key of a, b is the answer
-  double accuracy = 0;      // over all N^2 pairs of this operator
-  bool shown() const { return sink_mass >= 0.9 && picks_answer >= 0.99; }
-};
-
-// The mechanism for one operator from attention probabilities [B,H,T,T] of its examples [B,T].
-MinMaxMechanism minmax_mechanism(const std::string& op, const torch::Tensor& inputs, const torch::Tensor& probs);
-
-// The mechanism per recorded epoch, from the probe grid of an attention file (empty when it holds
-// no attn.probs): (epoch, [max, min]).
-std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_mechanism_over_training(const std::string& h5);
-
 class MinMaxTask : public Task {
  public:
   explicit MinMaxTask(const Config& config);
@@ -62,11 +44,11 @@ class MinMaxTask : public Task {
   // attention from "=" to each position over every (a, b) pair.
   std::map<std::string, std::vector<int64_t>> final_array_shapes() const override;
   std::map<std::string, std::vector<float>> final_arrays() override;
-  void finish(const std::string& run_dir) override;
+  void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) override;
   bool finish_reads_attention() const override { return true; }  // the mechanism over training
 
   // Computed with the plain module through its attn.probs tap, over all N^2 pairs.
-  std::vector<MinMaxMechanism> mechanism();
+  std::vector<analysis::MinMaxMechanism> mechanism();
 
  private:
   StepStats run(const data::Examples& ex, const torch::Tensor* idx, bool backward);

@@ -11,9 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/log.h"
+#include "core/core.h"
 #include "data/batching.h"
 #include "data/bpe_tokenizer.h"
 #include "data/smiles_tokenizer.h"
@@ -855,7 +853,7 @@ void MoleculeTask::write_run_files(const std::string& run_dir) {
   write_file_atomic((fs::path(run_dir) / "targets.json").string(), stats.dump(2) + "\n");
 }
 
-void MoleculeTask::finish(const std::string& run_dir) {
+void MoleculeTask::finish(const std::string& run_dir, const analysis::ProbeHistory*) {
   if (mlm_) {
     log::info("[pretrain] fine-tune from it with model.pretrained: " + run_dir + " (its best checkpoint), or export it with "
               "`attnscope export --model " + run_dir + " --hf DIR`");

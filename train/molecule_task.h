@@ -73,7 +73,7 @@ class MoleculeTask : public Task {
   int64_t pooled_dim() const override { return rc_.hidden_size; }
   void write_run_files(const std::string& run_dir) override;
   std::map<std::string, int64_t> data_counts() const override;
-  void finish(const std::string& run_dir) override;
+  void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) override;
 
  private:
   class Frozen;

@@ -7,7 +7,7 @@
 
 #include <thread>
 
-#include "core/log.h"
+#include "core/core.h"
 
 namespace attnscope::train {
 

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "core/config.h"
+#include "core/core.h"
 
 namespace attnscope::train {
 

@@ -8,7 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "core/config.h"
+#include "analysis/analysis.h"
+#include "core/core.h"
 #include "models/taps.h"
 
 namespace attnscope::train {
@@ -135,8 +136,10 @@ class Task {
   virtual void write_run_files(const std::string& run_dir) {}
 
   // End-of-run analysis printed to the log and written into the run directory.
-  virtual void finish(const std::string& run_dir) {}
-  // Whether finish() reads the run's attention.h5 (the recorder completes it first).
+  // `recorded`: the run's recorded attention of layer 0 over the probes (when the task asked for
+  // it with finish_reads_attention() and the recorder stored attn.probs of one layer), else null.
+  virtual void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) {}
+  // Whether finish() reads the run's recorded attention (the recorder completes its file first).
   virtual bool finish_reads_attention() const { return false; }
 };
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "data/batching.h"
 
 namespace attnscope::train {

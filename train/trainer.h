@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/config.h"
+#include "core/core.h"
 #include "train/distributed.h"
 #include "train/events.h"
 #include "train/state.h"

@@ -9,7 +9,7 @@
 
 #include <plplot/plstream.h>
 
-#include "core/error.h"
+#include "core/core.h"
 #include "viz/plot.h"
 
 namespace attnscope::viz {
@@ -94,18 +94,6 @@ bool parse_int(const std::string& s, int64_t& v) {
 
 }  // namespace
 
-std::vector<int64_t> spread(int64_t count, int64_t n) {
-  std::vector<int64_t> out;
-  if (count <= n) {
-    for (int64_t i = 0; i < count; ++i) out.push_back(i);
-    return out;
-  }
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t i = static_cast<int64_t>(std::llround(static_cast<double>(k) * (count - 1) / (n - 1)));
-    if (out.empty() || out.back() != i) out.push_back(i);
-  }
-  return out;
-}
 
 void head_map(const Run& run, const Output& out, const std::string& site, int64_t e, int64_t p, int64_t l, int64_t h) {
   const int64_t n = run.length(p);
@@ -522,29 +510,19 @@ void minmax_grid(const Run& run, const Output& out, const std::string& site) {
 }
 
 std::vector<std::vector<std::vector<double>>> minmax_probe_mechanism(const Run& run, int64_t e) {
-  const int64_t H = run.H, T = run.T;
-  std::vector<std::vector<std::vector<double>>> out(2, std::vector<std::vector<double>>(H, std::vector<double>(3, 0)));
-  std::vector<double> count(2, 0);
-  for (int64_t p = 0; p < run.P; ++p) {
-    const auto tok = run.tokens(p);
-    int64_t a, b;
-    if (tok.size() != 4 || !parse_int(tok[0], a) || !parse_int(tok[2], b) || a == b) continue;
-    const int op = tok[1] == "max" ? 0 : tok[1] == "min" ? 1 : -1;
-    if (op < 0) continue;
-    const auto pm = run.file->probe_map(kProbs, e, p);
-    const int64_t large = a > b ? 0 : 2, small = a > b ? 2 : 0;
-    for (int64_t h = 0; h < H; ++h) {
-      const float* row = pm.data() + h * T * T + 3 * T;  // layer 0, query "="
-      out[op][h][0] += row[1];
-      out[op][h][1] += row[large];
-      out[op][h][2] += row[small];
-    }
-    count[op] += 1;
-  }
-  for (int op = 0; op < 2; ++op) {
-    for (auto& h : out[op]) {
-      for (auto& x : h) x = count[op] > 0 ? x / count[op] : std::nan("");
-    }
+  analysis::ProbeHistory h;
+  h.P = run.P;
+  h.H = run.H;
+  h.T = run.T;
+  h.input_ids = run.probes().input_ids;
+  h.epochs = {run.epochs[e].epoch};
+  h.probs = [&](size_t) { return run.file->map(kProbs, e); };  // [P,L=1,H,T,T]
+  const int64_t max_token = run.model.at("vocab").get<int64_t>() - 3;
+  std::vector<std::vector<std::vector<double>>> out(2, std::vector<std::vector<double>>(run.H, std::vector<double>(3, std::nan(""))));
+  const auto per_op = analysis::minmax_over_training(h, max_token);
+  for (const auto& m : per_op.at(0).second) {
+    auto& o = out[m.op == "max" ? 0 : 1];
+    for (int64_t hd = 0; hd < run.H; ++hd) o[hd].assign(m.to_op_larger_smaller[hd].begin(), m.to_op_larger_smaller[hd].end());
   }
   return out;
 }
@@ -586,51 +564,8 @@ void minmax_mechanism(const Run& run, const Output& out) {
   });
 }
 
-std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d) { return pca(x, n, d, 2); }
+std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d) { return analysis::pca(x, n, d, 2); }
 
-std::vector<std::vector<double>> pca(const std::vector<float>& x, int64_t n, int64_t d, int64_t components) {
-  // centred Gram matrix G = X Xᵀ (n x n, n = probes, small); its top eigenvectors u give the
-  // principal coordinates sqrt(λ) u, identical to projecting onto the covariance's eigenvectors
-  std::vector<double> mean(d, 0), G(n * n, 0);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t k = 0; k < d; ++k) mean[k] += x[i * d + k] / static_cast<double>(n);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = i; j < n; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < d; ++k) s += (x[i * d + k] - mean[k]) * (x[j * d + k] - mean[k]);
-      G[i * n + j] = G[j * n + i] = s;
-    }
-  }
-  std::vector<std::vector<double>> out(n, std::vector<double>(components, 0));
-  std::vector<std::vector<double>> found;
-  for (int64_t comp = 0; comp < components; ++comp) {
-    std::vector<double> u(n), next(n);
-    for (int64_t i = 0; i < n; ++i) u[i] = 1.0 + 0.01 * ((i * 7919) % 101);  // deterministic start
-    double lambda = 0;
-    for (int it = 0; it < 500; ++it) {
-      for (int64_t i = 0; i < n; ++i) {
-        double s = 0;
-        for (int64_t j = 0; j < n; ++j) s += G[i * n + j] * u[j];
-        next[i] = s;
-      }
-      for (const auto& f : found) {  // deflate: stay orthogonal to earlier components
-        const double dot = std::inner_product(next.begin(), next.end(), f.begin(), 0.0);
-        for (int64_t i = 0; i < n; ++i) next[i] -= dot * f[i];
-      }
-      const double norm = std::sqrt(std::inner_product(next.begin(), next.end(), next.begin(), 0.0));
-      if (norm == 0) break;
-      lambda = norm;
-      for (int64_t i = 0; i < n; ++i) u[i] = next[i] / norm;
-    }
-    // sign convention: the largest-magnitude coordinate is positive (stable across epochs)
-    const auto big = std::max_element(u.begin(), u.end(), [](double a, double b) { return std::fabs(a) < std::fabs(b); });
-    const double sign = *big < 0 ? -1 : 1;
-    for (int64_t i = 0; i < n; ++i) out[i][comp] = sign * u[i] * std::sqrt(std::max(0.0, lambda));
-    found.push_back(u);
-  }
-  return out;
-}
 
 std::vector<std::pair<std::string, std::vector<double>>> probe_targets(const Run& run) {
   std::vector<std::pair<std::string, std::vector<double>>> out;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/analysis.h"
 #include "viz/run.h"
 
 namespace attnscope::viz {
@@ -40,13 +41,10 @@ std::vector<double> atom_weights(const std::string& smiles, const std::vector<st
 // Mean attention from "=" (the last token) to the op token, the larger and the smaller operand,
 // over the a != b probes of each operator: [op (max, min)][head][3] for recorded epoch e.
 std::vector<std::vector<std::vector<double>>> minmax_probe_mechanism(const Run& run, int64_t e);
-// Principal coordinates of n points of dimension d (x row-major): [n][components], by power
-// iteration with deflation on the centred Gram matrix (n is small: the probes).
-std::vector<std::vector<double>> pca(const std::vector<float>& x, int64_t n, int64_t d, int64_t components);
+using analysis::pca;
+using analysis::spread;
 std::vector<std::vector<double>> pca2(const std::vector<float>& x, int64_t n, int64_t d);
 // Per-probe numbers to colour projections by (min/max: the answer and the operator).
 std::vector<std::pair<std::string, std::vector<double>>> probe_targets(const Run& run);
-// Recorded epochs spread evenly (first and last included), at most n.
-std::vector<int64_t> spread(int64_t count, int64_t n);
 
 }  // namespace attnscope::viz

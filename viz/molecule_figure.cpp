@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "core/smiles.h"
+#include "core/core.h"
 #include "viz/figures.h"
 #include "viz/plot.h"
 

@@ -11,8 +11,7 @@
 #include <sstream>
 #include <strings.h>
 
-#include "core/error.h"
-#include "core/files.h"
+#include "core/core.h"
 #include "viz/figures.h"
 
 namespace attnscope::viz {

@@ -5,8 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/json.h"
+#include "core/core.h"
 
 namespace attnscope::viz {
 namespace fs = std::filesystem;

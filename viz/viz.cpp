@@ -8,9 +8,7 @@
 #include <filesystem>
 #include <set>
 
-#include "core/error.h"
-#include "core/files.h"
-#include "core/log.h"
+#include "core/core.h"
 #include "viz/figures.h"
 #include "viz/report.h"
 #include "viz/run.h"

@@ -18,7 +18,7 @@
 #include "bench/bench_util.h"
 #include "cli/launch.h"
 #include "core/core.h"
-#include "data/batching.h"
+#include "data/data.h"
 #include "train/train.h"
 
 using namespace attnscope;

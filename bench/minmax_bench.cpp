@@ -22,8 +22,6 @@
 #include "cli/app.h"
 #include "core/core.h"
 #include "hooks/hooks.h"
-#include "models/minmax_fast.h"
-#include "models/minmax_kernel.h"
 #include "models/models.h"
 #include "store/store.h"
 #include "train/train.h"
@@ -80,7 +78,7 @@ void recorder_breakdown(const std::string& config, std::vector<std::string> sets
   sets.push_back("hooks.attention.enabled=true");
   const Config cfg = resolve_config(config, sets).config;
   auto task = train::make_task(cfg);
-  train::load_checkpoint(ckpt, task->module(), nullptr, false);
+  models::load_checkpoint(ckpt, task->module(), nullptr, false);
   auto* minmax = dynamic_cast<train::MinMaxTask*>(task.get());
   fs::remove_all(dir);
   fs::create_directories(dir);

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "hooks/attention_metrics.h"
-#include "models/roberta.h"
+#include "hooks/hooks.h"
+#include "models/models.h"
 
 using namespace attnscope;
 

@@ -16,9 +16,9 @@
 #include <random>
 
 #include "bench/bench_util.h"
-#include "data/bpe_tokenizer.h"
-#include "models/roberta.h"
-#include "train/runtime.h"
+#include "data/data.h"
+#include "models/models.h"
+#include "train/train.h"
 
 using namespace attnscope;
 namespace fs = std::filesystem;

@@ -55,7 +55,7 @@ int snapshot_molecules(const SnapshotArgs& args) {
     throw UsageError("snapshot: --model '" + args.model + "' is a molecule model; give SMILES with --smiles or --smiles-file");
   }
   const auto smiles = read_smiles(SmilesInput{args.smiles, args.smiles_file});
-  auto m = train::load_model(args.model);
+  auto m = models::load_model(args.model);
   std::string text;
   for (const auto& s : smiles) text += s + "\n";
   auto task = train::make_model_task(m);
@@ -78,9 +78,9 @@ int snapshot_command(const SnapshotArgs& args) {
                      "--smiles-file FILE (molecule models)");
   }
   if (fs::exists(args.out)) throw UsageError("--out: '" + args.out + "' exists; not overwriting it");
-  if (train::is_molecule_model(args.model)) return snapshot_molecules(args);
+  if (models::is_molecule_model(args.model)) return snapshot_molecules(args);
   fs::path ckpt = args.model;
-  if (fs::is_directory(ckpt)) ckpt = train::run_checkpoint(ckpt.string());
+  if (fs::is_directory(ckpt)) ckpt = models::run_checkpoint(ckpt.string());
   if (!fs::exists(ckpt)) {
     throw UsageError("--model '" + args.model + "': expected a Hugging Face model directory (config.json), a run "
                      "directory or a checkpoint; no checkpoint at '" + ckpt.string() + "'");
@@ -90,10 +90,10 @@ int snapshot_command(const SnapshotArgs& args) {
   }
 
   // The model as the checkpoint describes it: its stored config, its weights.
-  Config config = train::checkpoint_config(ckpt.string());
+  Config config = models::checkpoint_config(ckpt.string());
   train::configure_threads(config.run);
   auto task = train::make_task(config);
-  const auto info = train::load_checkpoint(ckpt.string(), task->module(), nullptr, false);
+  const auto info = models::load_checkpoint(ckpt.string(), task->module(), nullptr, false);
   std::string text;
   for (const auto& row : args.ids) text += row + "\n";
   const train::ProbeSet probes = args.ids_file.empty() ? task->parse_probes(text, "--ids") : task->probes_from_file(args.ids_file);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cli/train_command.h"
-#include "train/distributed.h"
+#include "train/train.h"
 
 namespace attnscope::cli {
 

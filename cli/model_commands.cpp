@@ -9,41 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/core.h"
-#include "data/molecule_tokenizer.h"
-#include "models/hf_dir.h"
-#include "train/loaded_model.h"
+#include "data/data.h"
+#include "models/models.h"
+#include "train/train.h"
 
 namespace attnscope::cli {
 namespace fs = std::filesystem;
 
 namespace {
-
-// One CSV record's fields (double-quoted fields may hold commas; "" is a quote).
-std::vector<std::string> csv_fields(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  for (auto& f : out) f = trim(f);
-  return out;
-}
 
 // A CSV field, quoted when it holds a comma, a quote or a line break.
 std::string csv_field(const std::string& v) {
@@ -56,7 +29,7 @@ std::string csv_field(const std::string& v) {
 std::string preview(const std::string& smiles) { return smiles.size() > 60 ? smiles.substr(0, 57) + "..." : smiles; }
 
 // Encodes every SMILES for the model, applying the length policy; warns about unknown pieces.
-std::vector<std::vector<int64_t>> encode_all(const data::MoleculeTokenizer& tok, const std::vector<std::string>& smiles,
+std::vector<std::vector<int64_t>> encode_all(const data::Tokenizer& tok, const std::vector<std::string>& smiles,
                                              int64_t limit, const std::string& too_long) {
   std::vector<std::vector<int64_t>> out;
   int64_t truncated = 0;
@@ -89,41 +62,7 @@ std::vector<std::vector<int64_t>> encode_all(const data::MoleculeTokenizer& tok,
 
 std::vector<std::string> read_smiles(const SmilesInput& in) {
   if (in.smiles.empty() == in.file.empty()) throw UsageError("give SMILES with --smiles S ... or --smiles-file FILE (one of them)");
-  if (!in.file.empty()) {
-    std::ifstream f(in.file);
-    if (!f) throw UsageError("cannot read --smiles-file '" + in.file + "'");
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(f, line);) lines.push_back(line);
-    if (!lines.empty() && lines[0].rfind("\xEF\xBB\xBF", 0) == 0) lines[0] = lines[0].substr(3);  // a UTF-8 BOM
-    std::vector<std::string> out;
-    if (!lines.empty() && (lines[0].find(',') != std::string::npos || lower(trim(lines[0])) == "smiles")) {  // CSV
-      const auto header = csv_fields(lines[0]);
-      size_t col = header.size();
-      for (size_t i = 0; i < header.size(); ++i) {
-        if (lower(header[i]) == "smiles") col = i;
-      }
-      if (col == header.size()) {
-        std::string names;
-        for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
-        throw UsageError("'" + in.file + "' line 1: no 'smiles' column (columns: " + names + ")");
-      }
-      for (size_t i = 1; i < lines.size(); ++i) {
-        if (trim(lines[i]).empty()) continue;
-        const auto fields = csv_fields(lines[i]);
-        if (fields.size() <= col || fields[col].empty()) {
-          throw UsageError("'" + in.file + "' line " + std::to_string(i + 1) + ": no SMILES in column '" + header[col] + "'");
-        }
-        out.push_back(fields[col]);
-      }
-    } else {
-      for (const auto& l : lines) {
-        const auto s = trim(l);
-        if (!s.empty()) out.push_back(s);
-      }
-    }
-    if (out.empty()) throw UsageError("'" + in.file + "' holds no SMILES");
-    return out;
-  }
+  if (!in.file.empty()) return data::read_smiles_corpus(in.file, "smiles", /*every_row=*/true);
   std::vector<std::string> out;
   for (const auto& s : in.smiles) out.push_back(trim(s));
   return out;
@@ -132,17 +71,18 @@ std::vector<std::string> read_smiles(const SmilesInput& in) {
 int tokenize_command(const TokenizeArgs& a) {
   if (a.max_len < 0 || (a.max_len > 0 && a.max_len < 2)) throw UsageError("--max-len must be >= 2 (<s> and </s> count)");
   // a Hugging Face model or tokenizer directory, a molecule run or one of its checkpoints
-  const std::string dir = train::model_files_dir(a.model);
-  if (!fs::exists(fs::path(dir) / "vocab.json")) {
+  const std::string dir = models::model_files_dir(a.model);
+  if (!fs::exists(RunDir{dir}.vocab())) {
     throw UsageError("--model '" + a.model + "' has no vocab.json (expected a Hugging Face model or tokenizer directory, "
                      "a molecule run or one of its checkpoints)");
   }
-  const auto tok = data::MoleculeTokenizer::from_dir(dir);
+  const auto tok_ptr = data::load_tokenizer(dir);
+  const auto& tok = *tok_ptr;
   const auto smiles = read_smiles(a.input);
   // the model's positions, when its config.json is there: the limit of --truncate, and the
   // length above which transformers' tokenizer warns
   int64_t positions = 0;
-  if (fs::exists(fs::path(dir) / "config.json")) positions = models::max_tokens(models::read_hf_config((fs::path(dir) / "config.json").string()));
+  if (fs::exists(RunDir{dir}.model_config())) positions = models::max_tokens(models::read_hf_config(RunDir{dir}.model_config()));
   if (a.truncate && a.max_len == 0 && positions == 0) {
     throw UsageError("--truncate: '" + dir + "' has no config.json to read the model's positions from; give --max-len N");
   }
@@ -151,7 +91,7 @@ int tokenize_command(const TokenizeArgs& a) {
   for (size_t i = 0; i < smiles.size(); ++i) {
     const auto& s = smiles[i];
     std::vector<std::pair<int64_t, int64_t>> spans;
-    const auto pieces = tok.pieces(s, &spans);
+    const auto pieces = tok.tokenize(s, &spans);
     const size_t total = pieces.size() + 2;
     if (limit == 0 && positions > 0 && static_cast<int64_t>(total) > positions && ++over <= 5) {
       log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(s) + "') has " + std::to_string(total) +
@@ -180,7 +120,7 @@ int predict_command(const PredictArgs& a) {
   if (a.too_long != "truncate" && a.too_long != "error") throw UsageError("--too-long must be truncate or error");
   if (a.batch < 1) throw UsageError("--batch must be >= 1");
   const auto smiles = read_smiles(a.input);
-  auto m = train::load_model(a.model);
+  auto m = models::load_model(a.model);
   if (!m.hf.classifier) {
     throw UsageError("--model '" + a.model + "' is a " + (m.hf.declared.empty() ? m.hf.architecture : m.hf.declared) +
                      "; predict needs a sequence regression / classification model (RobertaForSequenceClassification)");
@@ -246,7 +186,7 @@ int predict_command(const PredictArgs& a) {
 
 int export_command(const ExportArgs& a) {
   if (fs::exists(a.hf) && !fs::is_empty(a.hf)) throw UsageError("--hf '" + a.hf + "' exists and is not empty; not overwriting it");
-  auto m = train::load_model(a.model);
+  auto m = models::load_model(a.model);
   const auto& tok = m.tok();
   const bool existed = fs::exists(a.hf);
   try {
@@ -261,7 +201,7 @@ int export_command(const ExportArgs& a) {
     throw;
   }
   std::cout << "exported " << m.hf.architecture << " from " << m.origin << " to " << a.hf << " (config.json, model.safetensors, "
-            << (tok.is_bpe() ? "vocab.json, merges.txt" : "vocab.json of the atom-level SMILES tokenizer, which transformers "
+            << (tok.kind() == "bpe" ? "vocab.json, merges.txt" : "vocab.json of the atom-level SMILES tokenizer, which transformers "
                                                          "has no class for")
             << ", tokenizer_config.json, special_tokens_map.json)\n";
   if (!m.hf.unused.empty()) {

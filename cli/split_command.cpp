@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "core/core.h"
-#include "data/molecules.h"
-#include "train/baseline.h"
+#include "data/data.h"
+#include "train/train.h"
 
 namespace attnscope::cli {
 namespace fs = std::filesystem;

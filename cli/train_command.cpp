@@ -170,7 +170,7 @@ int train_command(const TrainArgs& args) {
       const std::string yaml = to_yaml(config);
       log::info("[config] resolved configuration:\n" + yaml);
       if (args.resume && fs::exists(last)) {
-        const auto info = train::load_checkpoint(last.string(), task->module(), optimizer.get(), true);
+        const auto info = models::load_checkpoint(last.string(), task->module(), optimizer.get(), true);
         const Config old = config_from_yaml(info.config_yaml, last.string());
         const auto diffs = config_differences(old, config, /*resume_only=*/true);
         if (!diffs.empty()) {
@@ -223,7 +223,7 @@ int train_command(const TrainArgs& args) {
         throw UsageError("--resume: rank " + std::to_string(dist->rank()) + " cannot read " + last.string() +
                          " (every rank reads the checkpoint: keep the run directory on a filesystem they share)");
       }
-      start = train::load_checkpoint(last.string(), task->module(), optimizer.get(), true).state;
+      start = models::load_checkpoint(last.string(), task->module(), optimizer.get(), true).state;
       log::info("[run] resumed from " + last.string() + " at epoch " + std::to_string(start.epoch));
     }
   }

@@ -51,6 +51,8 @@ const TaskTraits& task_named(const std::string& name, const std::string& where) 
   throw UsageError(where + ": unknown task '" + name + "' (one of: " + join(task_names()) + ")");
 }
 
+std::string RunDir::file(const std::string& name) const { return (std::filesystem::path(dir) / name).string(); }
+
 bool RunDir::is_run(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;

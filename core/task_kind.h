@@ -52,14 +52,14 @@ struct RunDir {
   static constexpr const char* kReport = "report.html";
   static constexpr const char* kLock = ".attnscope.lock";
 
-  std::string file(const char* name) const { return dir + "/" + name; }
+  std::string file(const std::string& name) const;  // DIR/NAME (as std::filesystem joins them)
   std::string config_yaml() const { return file(kConfigYaml); }
   std::string train_log() const { return file(kTrainLog); }
   std::string metrics() const { return file(kMetrics); }
   std::string attention() const { return file(kAttention); }
   std::string checkpoints() const { return file(kCheckpoints); }
-  std::string last_checkpoint() const { return checkpoints() + "/" + kLastCheckpoint; }
-  std::string best_checkpoint() const { return checkpoints() + "/" + kBestCheckpoint; }
+  std::string last_checkpoint() const { return RunDir{checkpoints()}.file(kLastCheckpoint); }
+  std::string best_checkpoint() const { return RunDir{checkpoints()}.file(kBestCheckpoint); }
   std::string model_config() const { return file(kModelConfig); }
   std::string targets() const { return file(kTargets); }
   std::string vocab() const { return file(kVocab); }

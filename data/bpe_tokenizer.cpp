@@ -140,11 +140,13 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
     if (it == t.vocab_.end()) throw UsageError("'" + vocab_json + "' has no special token " + tok);
     field = it->second;
   };
-  special("<s>", t.bos_);
-  special("</s>", t.eos_);
-  special("<pad>", t.pad_);
-  special("<unk>", t.unk_);
-  special("<mask>", t.mask_);
+  special("<s>", t.specials_.bos);
+  special("</s>", t.specials_.eos);
+  special("<pad>", t.specials_.pad);
+  special("<unk>", t.specials_.unk);
+  special("<mask>", t.specials_.mask);
+  t.vocab_json_ = vocab_json;
+  t.merges_txt_ = merges_txt;
   return t;
 }
 
@@ -180,8 +182,7 @@ std::vector<std::string> BpeTokenizer::bpe(const std::string& word) const {
   return sym;
 }
 
-std::vector<std::string> BpeTokenizer::tokenize(const std::string& text,
-                                                std::vector<std::pair<int64_t, int64_t>>* spans) const {
+std::vector<std::string> BpeTokenizer::tokenize(const std::string& text, std::vector<Span>* spans) const {
   std::vector<std::string> out;
   const auto& map = byte_unicode();
   int64_t offset = 0;
@@ -200,36 +201,31 @@ std::vector<std::string> BpeTokenizer::tokenize(const std::string& text,
 
 int64_t BpeTokenizer::token_id(const std::string& token) const {
   auto it = vocab_.find(token);
-  return it == vocab_.end() ? unk_ : it->second;
+  return it == vocab_.end() ? specials_.unk : it->second;
 }
 
 const std::string& BpeTokenizer::id_token(int64_t id) const { return id_to_token_.at(static_cast<size_t>(id)); }
 
-std::vector<int64_t> BpeTokenizer::encode(const std::string& text, int64_t max_len) const {
-  std::vector<int64_t> ids{bos_};
-  for (const auto& tok : tokenize(text)) ids.push_back(token_id(tok));
-  if (max_len > 0 && static_cast<int64_t>(ids.size()) + 1 > max_len) ids.resize(static_cast<size_t>(std::max<int64_t>(1, max_len - 1)));
-  ids.push_back(eos_);
-  return ids;
+void BpeTokenizer::save(const std::string& dir) const {
+  write_file_atomic(dir + "/vocab.json", read_file(vocab_json_));
+  write_file_atomic(dir + "/merges.txt", read_file(merges_txt_));
 }
 
-BpeTokenizer::Batch BpeTokenizer::encode_batch(const std::vector<std::string>& texts, int64_t max_len) const {
-  std::vector<std::vector<int64_t>> rows;
-  size_t T = 0;
-  for (const auto& t : texts) {
-    rows.push_back(encode(t, max_len));
-    T = std::max(T, rows.back().size());
-  }
-  Batch b;
-  b.input_ids = torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(T)}, pad_, torch::kLong);
-  b.attention_mask = torch::zeros_like(b.input_ids);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    for (size_t j = 0; j < rows[i].size(); ++j) {
-      b.input_ids[i][j] = rows[i][j];
-      b.attention_mask[i][j] = 1;
+std::string BpeTokenizer::detokenize(const std::vector<std::string>& tokens) const {
+  static const std::unordered_map<std::string, char> byte_of = [] {
+    std::unordered_map<std::string, char> m;
+    const auto& table = byte_unicode();
+    for (int b = 0; b < 256; ++b) m[table[b]] = static_cast<char>(b);
+    return m;
+  }();
+  std::string out;
+  for (const auto& tok : tokens) {
+    for (const auto& ch : chars(tok)) {
+      auto it = byte_of.find(ch);
+      out += it == byte_of.end() ? ch : std::string(1, it->second);  // a special token's own text
     }
   }
-  return b;
+  return out;
 }
 
 }  // namespace attnscope::data

@@ -4,48 +4,42 @@
 // counts as a letter.
 #pragma once
 
-#include <torch/torch.h>
-
 #include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "data/tokenizer.h"
+
 namespace attnscope::data {
 
-class BpeTokenizer {
+class BpeTokenizer : public Tokenizer {
  public:
   // vocab.json + merges.txt (UsageError naming the file and line of a bad entry).
   static BpeTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
   static BpeTokenizer from_dir(const std::string& dir);  // DIR/vocab.json, DIR/merges.txt
 
+  std::string kind() const override { return "bpe"; }
   // BPE tokens of `text`, as vocabulary strings (no special tokens); `spans` (optional) gets each
   // token's [begin, end) byte offsets in `text`.
-  std::vector<std::string> tokenize(const std::string& text, std::vector<std::pair<int64_t, int64_t>>* spans = nullptr) const;
-  // <s> tokens </s>; with max_len > 0 the tokens are cut so the whole fits in max_len.
-  std::vector<int64_t> encode(const std::string& text, int64_t max_len = 0) const;
+  std::vector<std::string> tokenize(const std::string& text, std::vector<Span>* spans = nullptr) const override;
+  int64_t token_id(const std::string& token) const override;  // unk_id when absent
+  const std::string& id_token(int64_t id) const override;
+  int64_t vocab_size() const override { return static_cast<int64_t>(id_to_token_.size()); }
+  const SpecialTokens& specials() const override { return specials_; }
+  // Copies the vocab.json and merges.txt it was read from into `dir`.
+  void save(const std::string& dir) const override;
 
-  struct Batch {
-    torch::Tensor input_ids;       // [B,T] int64, padded with pad_id to the longest
-    torch::Tensor attention_mask;  // [B,T] int64, 1 = token
-  };
-  Batch encode_batch(const std::vector<std::string>& texts, int64_t max_len = 0) const;
-
-  int64_t token_id(const std::string& token) const;  // unk_id when absent
-  const std::string& id_token(int64_t id) const;
-  int64_t vocab_size() const { return static_cast<int64_t>(id_to_token_.size()); }
-  int64_t bos_id() const { return bos_; }
-  int64_t eos_id() const { return eos_; }
-  int64_t pad_id() const { return pad_; }
-  int64_t unk_id() const { return unk_; }
-  int64_t mask_id() const { return mask_; }
+ protected:
+  std::string detokenize(const std::vector<std::string>& tokens) const override;
 
  private:
   std::vector<std::string> bpe(const std::string& word) const;  // word: byte-level unicode string
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> id_to_token_;
   std::map<std::pair<std::string, std::string>, int64_t> ranks_;
-  int64_t bos_ = 0, eos_ = 2, pad_ = 1, unk_ = 3, mask_ = 4;
+  SpecialTokens specials_;
+  std::string vocab_json_, merges_txt_;  // the files it was read from
 };
 
 // GPT-2's pre-tokenisation of `text` into pieces (exposed for tests).

@@ -298,8 +298,9 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
   return table;
 }
 
-std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col) {
-  const std::string text = read_file(path);
+std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col, bool every_row) {
+  std::string text = read_file(path);
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text = text.substr(3);  // UTF-8 byte order mark
   const std::string first = trim(text.substr(0, text.find('\n')));
   std::vector<std::string> out;
   if (first.find(',') != std::string::npos || lower(first) == lower(smiles_col)) {  // CSV
@@ -315,7 +316,12 @@ std::vector<std::string> read_smiles_corpus(const std::string& path, const std::
     }
     for (size_t r = 1; r < records.size(); ++r) {
       const auto& f = records[r].fields;
-      if (static_cast<int64_t>(f.size()) > col && !f[col].empty()) out.push_back(f[col]);
+      if (static_cast<int64_t>(f.size()) > col && !f[col].empty()) {
+        out.push_back(f[col]);
+      } else if (every_row) {
+        throw UsageError("'" + path + "' line " + std::to_string(records[r].line) + ": no SMILES in column '" +
+                         header[col] + "'");
+      }
     }
   } else {
     std::istringstream in(text);

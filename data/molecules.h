@@ -39,7 +39,10 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
 // when the first line holds a comma or is the column name; the column is matched exactly, else
 // case-insensitively). Trimmed; blank lines and empty cells skipped; not parsed by RDKit.
 // UsageError naming the file when it cannot be read, has no such column or holds no SMILES.
-std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col = "smiles");
+// With `every_row` (callers that answer row by row: predict, tokenize), a CSV row without a
+// SMILES is an error naming its line rather than skipped. A UTF-8 byte-order mark is ignored.
+std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col = "smiles",
+                                            bool every_row = false);
 // The masked-LM corpus of a config (data.csv, data.smiles_col) as a table without targets: every
 // SMILES parsed by RDKit (unparsable ones dropped with one warning, or an error with
 // data.invalid_smiles: error), the molecules of data.exclude's files (canonical SMILES, column

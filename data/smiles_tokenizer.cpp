@@ -26,7 +26,7 @@ SmilesTokenizer SmilesTokenizer::build(const std::vector<std::string>& corpus, i
   return t;
 }
 
-void SmilesTokenizer::save(const std::string& vocab_json) const {
+void SmilesTokenizer::save_vocab(const std::string& vocab_json) const {
   nlohmann::ordered_json j;
   for (size_t i = 0; i < tokens_.size(); ++i) j[tokens_[i]] = i;
   write_file_atomic(vocab_json, j.dump(1) + "\n");
@@ -57,16 +57,15 @@ int64_t SmilesTokenizer::token_id(const std::string& token) const {
   return it == ids_.end() ? kUnk : it->second;
 }
 
-std::vector<int64_t> SmilesTokenizer::encode(const std::string& smiles, int64_t max_len, std::vector<Span>* spans) const {
-  std::vector<Span> sp;
-  const auto toks = smiles_split(smiles, &sp);
-  size_t keep = toks.size();
-  if (max_len > 0) keep = std::min(keep, static_cast<size_t>(std::max<int64_t>(0, max_len - 2)));
-  std::vector<int64_t> ids{kBos};
-  for (size_t i = 0; i < keep; ++i) ids.push_back(token_id(toks[i]));
-  ids.push_back(kEos);
-  if (spans) spans->assign(sp.begin(), sp.begin() + static_cast<std::ptrdiff_t>(keep));
+std::vector<std::string> SmilesTokenizer::tokenize(const std::string& smiles, std::vector<Span>* spans) const {
+  return smiles_split(smiles, spans);
+}
+
+const SpecialTokens& SmilesTokenizer::specials() const {
+  static const SpecialTokens ids{kBos, kPad, kEos, kUnk, kMask};
   return ids;
 }
+
+std::string SmilesTokenizer::detokenize(const std::vector<std::string>& tokens) const { return join(tokens, ""); }
 
 }  // namespace attnscope::data

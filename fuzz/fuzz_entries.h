@@ -32,10 +32,8 @@
 #include <string>
 #include <vector>
 
-#include "data/bpe_tokenizer.h"
-#include "data/smiles_tokenizer.h"
-#include "models/safetensors.h"
-#include "models/torch_pickle.h"
+#include "data/data.h"
+#include "models/models.h"
 
 #ifndef ATTNSCOPE_SOURCE_DIR
 #error "ATTNSCOPE_SOURCE_DIR must name the source tree (the ChemBERTa tokenizer lies in its tests/fixtures)"
@@ -231,7 +229,7 @@ inline void check_smiles(const data::SmilesTokenizer& tok, const std::string& sm
   std::vector<data::Span> spans;
   std::vector<std::string> tokens;
   try {
-    tokens = data::smiles_split(smiles, &spans);
+    tokens = attnscope::smiles_split(smiles, &spans);
   } catch (const std::exception&) {
     return;
   }
@@ -297,7 +295,7 @@ inline int fuzz_smiles(const uint8_t* buf, size_t size) {
     for (const auto& s : corpus) check_smiles(tok, s, max_len);
     TempFile vocab("built-vocab.json");
     try {
-      tok.save(vocab.path());  // may refuse a token that is not UTF-8 (JSON strings are)
+      tok.save_vocab(vocab.path());  // may refuse a token that is not UTF-8 (JSON strings are)
     } catch (const std::exception&) {
       return 0;
     }

@@ -13,8 +13,8 @@
 
 #include <cmath>
 
-#include "data/molecules.h"
-#include "models/roberta.h"
+#include "data/data.h"
+#include "models/models.h"
 #include "store/store.h"
 
 namespace attnscope::fuzz {

@@ -17,7 +17,7 @@
 #include "core/core.h"
 #include "hooks/attention_analysis.h"
 #include "hooks/attention_metrics.h"
-#include "models/taps.h"
+#include "models/models.h"
 
 namespace attnscope::hooks {
 namespace {

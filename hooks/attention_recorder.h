@@ -14,8 +14,7 @@
 #include "core/core.h"
 #include "hooks/attention_metrics.h"
 #include "store/store.h"
-#include "train/events.h"
-#include "train/task.h"
+#include "train/train.h"
 
 namespace attnscope::hooks {
 

@@ -3,15 +3,14 @@
 
 #include <cstdio>
 
-#include "train/checkpoint.h"
-#include "train/task.h"
+#include "train/train.h"
 
 namespace attnscope::hooks {
 
 void Checkpointer::on_epoch_end(const train::TrainContext& ctx, const train::EpochRecord& r) {
   const auto& tc = ctx.config.train;
   auto save = [&](const std::string& path) {
-    train::save_checkpoint(path, ctx.task.module(), ctx.optimizer, ctx.state, ctx.config);
+    models::save_checkpoint(path, ctx.task.module(), ctx.optimizer, ctx.state, ctx.config);
     if (ctx.checkpoint_written) ctx.checkpoint_written(path);
   };
   if (r.is_best) save(dir_ + "/best.pt");

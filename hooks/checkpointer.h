@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "train/events.h"
+#include "train/train.h"
 
 namespace attnscope::hooks {
 

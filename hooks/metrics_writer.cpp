@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "core/core.h"
-#include "train/task.h"
+#include "train/train.h"
 
 namespace attnscope::hooks {
 namespace {

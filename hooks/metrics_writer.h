@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "train/events.h"
+#include "train/train.h"
 
 namespace attnscope::hooks {
 

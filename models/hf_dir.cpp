@@ -91,6 +91,21 @@ HfModel load_hf_model(const std::string& dir, const std::string& architecture) {
   return m;
 }
 
+HfModel build_roberta(const RobertaConfig& config, const std::string& architecture) {
+  HfModel m;
+  m.config = config;
+  m.architecture = architecture;
+  m.declared = architecture;
+  if (architecture == kRobertaClassifier) {
+    m.classifier = RobertaForSequenceClassification(config);
+  } else if (architecture == kRobertaMaskedLM) {
+    m.mlm = RobertaForMaskedLM(config);
+  } else {
+    m.encoder = RobertaModel(config);
+  }
+  return m;
+}
+
 std::string hf_config_json(const RobertaConfig& c, const std::string& architecture) {
   nlohmann::json cfg = {{"architectures", {architecture}},
                         {"model_type", "roberta"},

@@ -42,6 +42,9 @@ std::map<std::string, torch::Tensor> read_hf_weights(const std::string& dir);
 // new_heads.
 HfModel load_hf_model(const std::string& dir, const std::string& architecture = "");
 
+// A freshly initialised RoBERTa of `architecture` (classifier, masked-LM or bare encoder).
+HfModel build_roberta(const RobertaConfig& config, const std::string& architecture);
+
 // The config.json of a model (what transformers reads), labels and problem_type from `config`.
 std::string hf_config_json(const RobertaConfig& config, const std::string& architecture);
 

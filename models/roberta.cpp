@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/core.h"
+#include "models/state_dict.h"
 
 namespace attnscope::models {
 namespace nn = torch::nn;
@@ -357,38 +358,17 @@ void load_hf_state(torch::nn::Module& model, const std::map<std::string, torch::
   static const std::set<std::string> kOptional = {"roberta.embeddings.position_ids", "lm_head.decoder.weight",
                                                   "lm_head.decoder.bias", "roberta.pooler.dense.weight",
                                                   "roberta.pooler.dense.bias"};
-  std::vector<std::string> problems;
-  std::set<std::string> skip;  // re-initialised heads
-  auto params = model.named_parameters();
-  for (const auto& p : params) {
-    auto it = tensors.find(p.key());
-    if (it == tensors.end() && new_heads != nullptr && is_head(p.key())) {
-      new_heads->push_back(p.key());
-    } else if (it == tensors.end()) {
-      problems.push_back("missing tensor '" + p.key() + "'");
-    } else if (it->second.sizes() != p.value().sizes() && new_heads != nullptr && reinit_mismatched && is_head(p.key())) {
-      new_heads->push_back(p.key());
-      skip.insert(p.key());
-    } else if (it->second.sizes() != p.value().sizes()) {
-      std::ostringstream s;
-      s << "tensor '" << p.key() << "' has shape " << it->second.sizes() << ", the model expects " << p.value().sizes();
-      problems.push_back(s.str());
-    }
-  }
-  for (const auto& [name, t] : tensors) {
-    if (params.contains(name) || kOptional.count(name)) continue;
-    if (new_heads != nullptr && is_head(name)) continue;  // another task's head
-    problems.push_back("unexpected tensor '" + name + "'");
-  }
-  if (!problems.empty()) {
-    std::string m = "'" + origin + "' does not fit the model:";
-    for (const auto& p : problems) m += "\n  - " + p;
-    throw UsageError(m);
-  }
-  torch::NoGradGuard no_grad;
-  for (auto& p : params) {
-    auto it = tensors.find(p.key());
-    if (it != tensors.end() && !skip.count(p.key())) p.value().copy_(it->second.to(p.value().scalar_type()));
+  const bool heads = new_heads != nullptr;
+  StateRules rules;
+  rules.may_be_missing = [&](const std::string& n) { return heads && is_head(n); };
+  rules.may_differ = [&](const std::string& n) { return heads && reinit_mismatched && is_head(n); };
+  rules.may_be_extra = [&](const std::string& n) { return kOptional.count(n) || (heads && is_head(n)); };  // another task's head
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (const auto& p : model.named_parameters()) params.emplace_back(p.key(), p.value());
+  const auto fit = copy_state(params, tensors, "'" + origin + "' does not fit the model:", rules);
+  if (heads) {
+    new_heads->insert(new_heads->end(), fit.absent.begin(), fit.absent.end());
+    new_heads->insert(new_heads->end(), fit.reshaped.begin(), fit.reshaped.end());
   }
 }
 

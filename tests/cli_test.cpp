@@ -692,7 +692,8 @@ TEST(HfInterop, ReinitHeadsFineTunesACheckpointWhoseHeadHasAnotherSize) {
   // the encoder and the head's dense layer come from the checkpoint; only out_proj is new
   const auto hf = models::load_hf_model(d.path("two"));
   const std::vector<std::string> sets(args.begin() + 5, args.end());
-  train::MoleculeTask task(resolve_config(testing::source_path("configs/chemberta-esol.yaml"), sets).config);
+  auto task_holder = train::make_task(resolve_config(testing::source_path("configs/chemberta-esol.yaml"), sets).config);
+  auto& task = *task_holder;
   auto ours = task.module().named_parameters();
   const auto theirs = hf.classifier->named_parameters();
   for (const char* k : {"roberta.encoder.layer.1.attention.self.query.weight", "roberta.embeddings.word_embeddings.weight",

@@ -115,7 +115,7 @@ TEST(SmilesTokenizer, VocabularyFromACorpusSavedAndLoaded) {
   EXPECT_EQ(ids[3], SmilesTokenizer::kUnk);  // Br is not in the corpus
   EXPECT_EQ(spans, (std::vector<Span>{{0, 1}, {1, 2}, {2, 4}}));
   testing::TempDir d;
-  tok.save(d.path("vocab.json"));
+  tok.save_vocab(d.path("vocab.json"));
   const auto back = SmilesTokenizer::load(d.path("vocab.json"));
   EXPECT_EQ(back.vocab_size(), tok.vocab_size());
   EXPECT_EQ(back.encode("CC#N"), tok.encode("CC#N"));

@@ -91,10 +91,10 @@ TEST(FuzzCorpus, SeedsAreAccepted) {
 // std::regex recursed once per character of a bracket atom: ~40 KB overflowed the stack.
 TEST(FuzzRegressions, LongBracketAtomSplitsWithoutRecursion) {
   const std::string atom = "[" + std::string(1 << 20, 'C') + "]";
-  const auto tokens = data::smiles_split("C" + atom + "O");
+  const auto tokens = attnscope::smiles_split("C" + atom + "O");
   ASSERT_EQ(tokens.size(), 3u);
   EXPECT_EQ(tokens[1], atom);
-  EXPECT_THROW(data::smiles_split("C[" + std::string(1 << 20, 'C')), UsageError);
+  EXPECT_THROW(attnscope::smiles_split("C[" + std::string(1 << 20, 'C')), UsageError);
   run("C" + atom, fuzz_smiles);
 }
 

@@ -13,7 +13,7 @@
 
 #include "core/core.h"
 #include "hooks/hooks.h"
-#include "models/minmax_fast.h"
+#include "models/models.h"
 #include "store/store.h"
 #include "test_util.h"
 #include "train/train.h"

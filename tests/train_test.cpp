@@ -11,14 +11,15 @@
 #include "store/store.h"
 #include "test_util.h"
 #include "train/train.h"
-#include "data/molecules.h"
-#include "models/hf_dir.h"
-#include "train/molecule_task.h"
+#include "data/data.h"
+#include "models/models.h"
 
 namespace attnscope::train {
 namespace {
 
 using testing::TempDir;
+using models::load_checkpoint;
+using models::save_checkpoint;
 
 TEST(Schedule, ConstantWarmupAndLinearDecay) {
   OptimConfig o;
@@ -370,9 +371,9 @@ TEST(MoleculeTask, BadInputNamesTheColumn) {
   EXPECT_FALSE(std::filesystem::exists(d.path("x/config.yaml")));
 }
 
-using train::load_checkpoint;
+using models::load_checkpoint;
+using models::save_checkpoint;
 using train::MaskSpec;
-using train::MoleculeTask;
 
 TEST(MaskedLm, RobertaMaskingProportionsAndDeterminism) {
   MaskSpec spec;
@@ -454,7 +455,8 @@ TEST(MaskedLm, PretrainsThenFineTunesFromTheRun) {
                               {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"),
                                "model.pretrained=" + pre, "run.threads=1"})
                    .config;
-  MoleculeTask task(cfg);
+  auto task_holder = train::make_task(cfg);
+  auto& task = *task_holder;
   models::RobertaForMaskedLM lm(models::read_hf_config(pre + "/config.json"));
   load_checkpoint(pre + "/checkpoints/best.pt", *lm, nullptr, false);
   const auto named = task.module().named_parameters();
@@ -466,7 +468,7 @@ TEST(MaskedLm, PretrainsThenFineTunesFromTheRun) {
   Config bad = cfg;
   bad.model.tokenizer = "bpe";
   try {
-    MoleculeTask t(bad);
+    auto t = train::make_task(bad);
     ADD_FAILURE() << "expected a UsageError";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("smiles-regex"), std::string::npos) << e.what();
@@ -532,7 +534,8 @@ TEST(MoleculeTask, DefaultProbesSkipTheLongestMolecules) {
   Config cfg = resolve_config(testing::source_path("configs/chemberta-esol.yaml"),
                               {"data.csv=" + testing::source_path("data/esol/delaney-processed.csv"), "run.threads=1"})
                    .config;
-  MoleculeTask task(cfg);
+  auto task_holder = train::make_task(cfg);
+  auto& task = *task_holder;
   const auto all = task.val_lengths(torch::arange(task.val_size(), torch::kLong));
   const auto sorted = std::get<0>(all.sort());
   const int64_t cap = sorted[static_cast<int64_t>(0.9 * static_cast<double>(task.val_size() - 1))].item<int64_t>();
@@ -589,7 +592,8 @@ Config tiny_esol() {
 // of its own over the validation split, and handing the sink changes no evaluation metric.
 TEST(MoleculeTask, EvaluationFeedsTheRecorderTheSameAttentionAndTheSameMetrics) {
   const Config cfg = tiny_esol();
-  MoleculeTask task(cfg);
+  auto task_holder = train::make_task(cfg);
+  auto& task = *task_holder;
   const auto plain = task.evaluate();
   std::vector<hooks::HeadMetrics> fused(2), own(2);
   int64_t batches = 0, rows = 0;
@@ -644,7 +648,8 @@ TEST(MoleculeTask, RecordingLeavesTrainingBitIdentical) {
 // one from the module, is finite, non-negative and of unit norm per layer; copying moves no RNG.
 TEST(MoleculeTask, HeadImportanceFromHeadGates) {
   const Config cfg = tiny_esol();
-  MoleculeTask task(cfg);
+  auto task_holder = train::make_task(cfg);
+  auto& task = *task_holder;
   auto& m = dynamic_cast<models::RobertaForSequenceClassificationImpl&>(task.module());
   m.eval();
   torch::NoGradGuard no_grad;

@@ -9,8 +9,8 @@
 #include <memory>
 
 #include "core/core.h"
-#include "data/molecules.h"
-#include "train/molecule_task.h"
+#include "data/data.h"
+#include "train/metrics.h"
 
 namespace attnscope::train {
 namespace {
@@ -66,7 +66,8 @@ double logit(double p) {
 
 BaselineResult run_baseline(const Config& config) {
   const auto& d = config.data;
-  if (d.task != "regression" && d.task != "classification" && d.task != "multiclass") {
+  const TaskTraits* task = find_task(d.task);
+  if (!task || !task->supervised) {
     throw UsageError("baseline: data.task is '" + d.task + "'; the fingerprint baseline is for molecular property tasks "
                      "(regression, classification, multiclass)");
   }
@@ -85,7 +86,7 @@ BaselineResult run_baseline(const Config& config) {
   const int64_t K = static_cast<int64_t>(d.targets.size());
   const auto X_train = fingerprints(table, split.train), X_val = fingerprints(table, split.val),
              X_test = fingerprints(table, split.test);
-  const bool regression = d.task == "regression", multiclass = d.task == "multiclass";
+  const bool regression = task->kind == TaskKind::Regression, multiclass = task->kind == TaskKind::Multiclass;
   int64_t classes = 2;
   if (multiclass) {
     for (float v : table.targets) {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/core.h"
-#include "data/molecules.h"
+#include "data/data.h"
 #include "train/task.h"
 
 namespace attnscope::train {

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/core.h"
-#include "models/minmax_fast.h"
+#include "models/models.h"
 
 namespace attnscope::train {
 
@@ -112,7 +112,7 @@ void MinMaxTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
 }
 
 torch::Tensor MinMaxTask::val_attention(const torch::Tensor& idx, int64_t layer) {
-  if (!fast_) return Task::val_attention(idx, layer);
+  if (!fast_) return Inspectable::val_attention(idx, layer);
   // the whole split in order (the recorder's one batch): its inputs as they are, no copy
   const auto ix = idx.to(torch::kLong).contiguous();
   const int64_t n = split_.val.size();
@@ -187,8 +187,6 @@ ProbeSet MinMaxTask::default_probes(int64_t count) const {
   auto inputs = torch::tensor(rows, torch::kLong).view({-1, data::kMinMaxSeqLen}).slice(0, 0, count).clone();
   return describe_probes(inputs);
 }
-
-ProbeSet Task::probes_from_file(const std::string& path) const { return parse_probes(read_file(path), path); }
 
 ProbeSet MinMaxTask::parse_probes(const std::string& text, const std::string& path) const {
   std::istringstream in(text);

@@ -4,9 +4,8 @@
 #include <string>
 
 #include "core/core.h"
-#include "data/minmax.h"
-#include "models/minmax.h"
-#include "models/minmax_fast.h"
+#include "data/data.h"
+#include "models/models.h"
 #include "train/task.h"
 
 namespace attnscope::train {

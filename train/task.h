@@ -10,7 +10,7 @@
 
 #include "analysis/analysis.h"
 #include "core/core.h"
-#include "models/taps.h"
+#include "models/models.h"
 
 namespace attnscope::train {
 
@@ -43,9 +43,10 @@ class Snapshot {
   virtual torch::Tensor head_importance() = 0;  // undefined if unsupported
 };
 
-class Task {
+// What the trainer needs: the module, the training data in batches, a step, an evaluation.
+class Trainable {
  public:
-  virtual ~Task() = default;
+  virtual ~Trainable() = default;
 
   virtual torch::nn::Module& module() = 0;
   virtual std::string describe() const = 0;  // one line: model, parameters, data sizes
@@ -56,7 +57,6 @@ class Task {
   // The epoch's batches of training indices from its seeded order (default: consecutive slices;
   // a task may bucket by length).
   virtual std::vector<torch::Tensor> epoch_batches(const torch::Tensor& order, int64_t batch_size) const;
-
   // Forward + backward over training examples `idx`; gradients of the batch-mean loss are
   // accumulated into the module's parameters.
   virtual StepStats train_step(const torch::Tensor& idx) = 0;
@@ -64,11 +64,21 @@ class Task {
   // the step: data-parallel training weights each rank's gradient by it, so that the ranks'
   // slices of a batch sum to the batch's own mean. Default: the number of examples.
   virtual double loss_weight(const torch::Tensor& idx) const { return static_cast<double>(idx.size(0)); }
-
   // Metrics over the whole validation split, prefixed "val_" (val_loss, val_acc, ...).
   virtual Metrics evaluate() = 0;
+  // Counts about the data the run actually used (dropped unparsable SMILES, truncated, ...),
+  // written on every metrics.jsonl line as data_<name>.
+  virtual std::map<std::string, int64_t> data_counts() const { return {}; }
+};
 
-  // ---- for recorders: plain forwards of the module (eval mode, no gradients, RNG untouched)
+// What hooks read: plain forwards of the module through its tap points (eval mode, no
+// gradients, the run's RNG untouched), the probe set, the validation split's attention, and the
+// speed-ups a recorder may use (a frozen copy, work fused into the coming evaluation).
+class Inspectable {
+ public:
+  virtual ~Inspectable() = default;
+
+  virtual torch::nn::Module& module() = 0;
   virtual int64_t num_layers() const = 0;
   virtual int64_t num_heads() const = 0;
   virtual std::string model_json() const = 0;  // name and dimensions, for file headers
@@ -78,22 +88,9 @@ class Task {
   virtual void forward_taps(const torch::Tensor& inputs, models::Taps& taps) = 0;
   // Attention probabilities [b,H,T,T] of `layer` for validation rows `idx` (metrics over the
   // whole split). Default: the module's attn.probs tap; a task may compute the same faster.
-  virtual torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) {
-    models::Taps taps;
-    taps.request(models::site::kAttnProbs, {layer});
-    forward_taps(val_inputs(idx), taps);
-    return taps.get(models::site::kAttnProbs, layer);
-  }
+  virtual torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer);
   // The same for several layers: one forward for all of them (a single layer: val_attention).
-  std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) {
-    if (layers.size() == 1) return {val_attention(idx, layers[0])};
-    models::Taps taps;
-    taps.request(models::site::kAttnProbs, layers);
-    forward_taps(val_inputs(idx), taps);
-    std::vector<torch::Tensor> out;
-    for (int64_t l : layers) out.push_back(taps.get(models::site::kAttnProbs, l));
-    return out;
-  }
+  std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers);
   // Head importance (Michel et al. 2019): for a gate xi = 1 on each head's output, the mean over
   // the validation split of |dLoss_x/dxi_h|, normalised to unit L2 norm per layer: [L,H] float64.
   // No weight update and no parameter gradients are left behind. Undefined if unsupported.
@@ -119,31 +116,40 @@ class Task {
   // `origin` names the source in errors ("probes.txt", "--ids").
   virtual ProbeSet parse_probes(const std::string& text, const std::string& origin) const = 0;
   ProbeSet probes_from_file(const std::string& path) const;
-
   // Width of the pooled tap (the readout vector the recorder stores per probe); 0 = none.
   virtual int64_t pooled_dim() const { return 0; }
   // Task-specific arrays of the final model for the attention file (/task/<name>): their shapes
   // are declared when the file is created, the values computed when training ends.
   virtual std::map<std::string, std::vector<int64_t>> final_array_shapes() const { return {}; }
   virtual std::map<std::string, std::vector<float>> final_arrays() { return {}; }
+};
 
-  // Counts about the data the run actually used (dropped unparsable SMILES, truncated, ...),
-  // written on every metrics.jsonl line as data_<name>.
-  virtual std::map<std::string, int64_t> data_counts() const { return {}; }
-
+// What a run leaves in its directory besides metrics and attention.
+class RunArtifacts {
+ public:
+  virtual ~RunArtifacts() = default;
   // Files the run needs to be reproduced or used later (split, tokenizer, target statistics),
   // written once the run directory exists.
   virtual void write_run_files(const std::string& run_dir) {}
-
-  // End-of-run analysis printed to the log and written into the run directory.
-  // `recorded`: the run's recorded attention of layer 0 over the probes (when the task asked for
-  // it with finish_reads_attention() and the recorder stored attn.probs of one layer), else null.
+  // End-of-run analysis printed to the log and written into the run directory. `recorded`: the
+  // run's recorded attention of layer 0 over the probes (when the task asked for it with
+  // finish_reads_attention() and the recorder stored attn.probs of one layer), else null.
   virtual void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) {}
   // Whether finish() reads the run's recorded attention (the recorder completes its file first).
   virtual bool finish_reads_attention() const { return false; }
 };
 
-// Builds the task named by config.data.task, initialised from `gen` (seeded with run.seed).
+// A task binds a dataset, a model and a loss: the trainer, the hooks and the run directory each
+// see the part they need.
+class Task : public Trainable, public Inspectable, public RunArtifacts {
+ public:
+  torch::nn::Module& module() override = 0;
+};
+
+// Builds the task config.data.task names, through the registry of task kinds (one factory per
+// TaskKind; the model is initialised from run.seed).
 std::unique_ptr<Task> make_task(const Config& config);
+using TaskFactory = std::function<std::unique_ptr<Task>(const Config& config)>;
+const TaskFactory& task_factory(TaskKind kind);
 
 }  // namespace attnscope::train

@@ -6,13 +6,9 @@
 #include <sstream>
 
 #include "core/core.h"
-#include "data/batching.h"
+#include "data/data.h"
 
 namespace attnscope::train {
-
-std::vector<torch::Tensor> Task::epoch_batches(const torch::Tensor& order, int64_t batch_size) const {
-  return data::make_batches(order, batch_size);
-}
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& o, torch::nn::Module& module) {
   auto opts = torch::optim::AdamWOptions(o.lr)

@@ -5,12 +5,23 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <string>
 
 #include "core/core.h"
-#include "train/state.h"
 
-namespace attnscope::train {
+namespace attnscope::models {
+
+// Training state saved beside the model and optimizer in every checkpoint, so a run resumes
+// exactly: the epoch/step reached, the best metric so far, early-stopping counter, RNG state.
+struct TrainState {
+  int64_t epoch = 0;        // last completed epoch (0 = none)
+  int64_t step = 0;         // optimizer steps taken
+  double best_value = std::numeric_limits<double>::quiet_NaN();  // NaN until first evaluation
+  int64_t best_epoch = 0;
+  int64_t bad_evals = 0;    // evaluations since the last improvement
+  double elapsed_seconds = 0;  // training wall time before this process (for logs)
+};
 
 constexpr int64_t kCheckpointFormat = 1;
 
@@ -33,11 +44,8 @@ Config checkpoint_config(const std::string& path);
 CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Optimizer* optimizer, bool restore_rng);
 
-// An attnscope run directory: its config.yaml and a checkpoints/ folder.
-bool is_run_dir(const std::string& path);
-
 // The checkpoint that stands for a run directory: checkpoints/best.pt, else checkpoints/last.pt
 // (that path even when neither exists: callers name it in their error).
 std::string run_checkpoint(const std::string& run_dir);
 
-}  // namespace attnscope::train
+}  // namespace attnscope::models

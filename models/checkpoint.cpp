@@ -1,5 +1,5 @@
-// Checkpoint writing and strict loading (train/checkpoint.h).
-#include "train/checkpoint.h"
+// Checkpoint writing and strict loading (models/checkpoint.h).
+#include "models/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/serialize.h>
@@ -10,8 +10,9 @@
 #include <sstream>
 
 #include "core/core.h"
+#include "models/state_dict.h"
 
-namespace attnscope::train {
+namespace attnscope::models {
 namespace {
 
 using Dict = c10::impl::GenericDict;
@@ -110,34 +111,12 @@ CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model
 
   // strict weights
   const auto weights = need("model").toGenericDict();
-  std::vector<std::string> problems;
-  std::map<std::string, torch::Tensor> targets;
-  for (const auto& p : model.named_parameters()) targets[p.key()] = p.value();
-  for (const auto& b : model.named_buffers()) targets[b.key()] = b.value();
-  for (const auto& [name, t] : targets) {
-    if (!weights.contains(name)) {
-      problems.push_back("missing tensor '" + name + "'");
-      continue;
-    }
-    const auto src = weights.at(name).toTensor();
-    if (src.sizes() != t.sizes()) {
-      std::ostringstream s;
-      s << "tensor '" << name << "' has shape " << src.sizes() << ", the model expects " << t.sizes();
-      problems.push_back(s.str());
-    }
-  }
-  for (const auto& kv : weights) {
-    if (!targets.count(kv.key().toStringRef())) {
-      problems.push_back("unexpected tensor '" + kv.key().toStringRef() + "'");
-    }
-  }
-  if (!problems.empty()) {
-    throw UsageError(problem_list("checkpoint '" + path + "' does not fit the model:", problems));
-  }
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : targets) t.copy_(weights.at(name).toTensor());
-  }
+  std::map<std::string, torch::Tensor> given;
+  for (const auto& kv : weights) given[kv.key().toStringRef()] = kv.value().toTensor();
+  std::vector<std::pair<std::string, torch::Tensor>> targets;
+  for (const auto& p : model.named_parameters()) targets.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) targets.emplace_back(b.key(), b.value());
+  copy_state(targets, given, "checkpoint '" + path + "' does not fit the model:");
   if (optimizer != nullptr) {
     const std::string ob = tensor_bytes(need("optimizer").toTensor());
     torch::serialize::InputArchive archive;
@@ -163,14 +142,9 @@ CheckpointInfo load_checkpoint(const std::string& path, torch::nn::Module& model
   return info;
 }
 
-bool is_run_dir(const std::string& path) {
-  const std::filesystem::path p(path);
-  return std::filesystem::is_directory(p / "checkpoints") && std::filesystem::exists(p / "config.yaml");
-}
-
 std::string run_checkpoint(const std::string& run_dir) {
-  const auto dir = std::filesystem::path(run_dir) / "checkpoints";
-  return (std::filesystem::exists(dir / "best.pt") ? dir / "best.pt" : dir / "last.pt").string();
+  const RunDir run{run_dir};
+  return std::filesystem::exists(run.best_checkpoint()) ? run.best_checkpoint() : run.last_checkpoint();
 }
 
-}  // namespace attnscope::train
+}  // namespace attnscope::models

@@ -47,6 +47,12 @@ struct Reader::Impl {
       throw UsageError("'" + path + "' holds no site '" + site + "' (it has: " + join(header.sites, ",") + ")");
     }
   }
+  // The site, and the indices of a recorded epoch and a probe (hyperslab reads).
+  void check_probe(const std::string& site, int64_t e, int64_t p) const {
+    check_site(site);
+    check_index(path, "recorded epoch", e, static_cast<int64_t>(epochs));
+    check_index(path, "probe", p, probes.count);
+  }
   void check_epoch(int64_t epoch_index) const {
     if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= epochs) {
       throw UsageError("'" + path + "' has " + std::to_string(epochs) + " recorded epochs; no index " +
@@ -93,17 +99,13 @@ std::vector<float> Reader::map(const std::string& site, int64_t epoch_index) con
 
 std::vector<float> Reader::probe_map(const std::string& site, int64_t e, int64_t p) const {
   impl_->begin();
-  impl_->check_site(site);
-  check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
-  check_index(impl_->path, "probe", p, impl_->probes.count);
+  impl_->check_probe(site, e, p);
   return read_slab(impl_->file, site_path(site), {static_cast<hsize_t>(e), static_cast<hsize_t>(p)}, {1, 1});
 }
 
 std::vector<float> Reader::head_map(const std::string& site, int64_t e, int64_t p, int64_t l, int64_t h) const {
   impl_->begin();
-  impl_->check_site(site);
-  check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
-  check_index(impl_->path, "probe", p, impl_->probes.count);
+  impl_->check_probe(site, e, p);
   check_index(impl_->path, "stored layer", l, static_cast<int64_t>(impl_->header.layer_ids.size()));
   check_index(impl_->path, "stored head", h, static_cast<int64_t>(impl_->header.head_ids.size()));
   auto u = [](int64_t x) { return static_cast<hsize_t>(x); };

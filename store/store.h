@@ -35,6 +35,10 @@ namespace attnscope::store {
 
 constexpr int64_t kSchemaVersion = 1;
 
+// The sites a file may hold (Header::sites).
+constexpr const char* kProbs = "attn.probs";    // softmax(QK^T/sqrt(d) + mask), before dropout
+constexpr const char* kScores = "attn.scores";  // the pre-softmax scores
+
 struct Header {
   std::string attnscope_version;
   std::string config_yaml;

@@ -64,7 +64,7 @@ void validate_attributes(const Header& h) {
   need(h.layer_ids.size() <= 4096 && h.head_ids.size() <= 4096, "more than 4096 layers or heads in its header");
   need(h.pooled_dim >= 0 && h.pooled_dim <= (1 << 20), "attribute 'pooled_dim' is " + std::to_string(h.pooled_dim));
   for (const auto& site : h.sites) {
-    need(site == "attn.probs" || site == "attn.scores", "attribute 'sites' names an unknown site '" + site + "'");
+    need(site == kProbs || site == kScores, "attribute 'sites' names an unknown site '" + site + "'");
   }
 }
 

@@ -3,7 +3,7 @@
 //
 // Layout (schema 1; docs/attention-h5.md):
 //   /                      attrs: schema_version, attnscope_version, config (YAML), model (JSON),
-//                                 sites, layer_ids, head_ids, dtype, metrics
+//                                 task (when known), sites, layer_ids, head_ids, dtype, metrics
 //   /probes/input_ids      [P,T] int64, 0-padded     /probes/lengths [P] int32
 //   /probes/tokens         [P,T] strings ("" = pad)  /probes/text    [P] strings
 //   /probes/source_index   [P] int64 (row of the validation split; -1 when given explicitly)
@@ -35,10 +35,15 @@ namespace attnscope::store {
 
 constexpr int64_t kSchemaVersion = 1;
 
+// The sites a file may hold (Header::sites).
+constexpr const char* kProbs = "attn.probs";    // softmax(QK^T/sqrt(d) + mask), before dropout
+constexpr const char* kScores = "attn.scores";  // the pre-softmax scores
+
 struct Header {
   std::string attnscope_version;
   std::string config_yaml;
   std::string model_json;
+  std::string task;                       // data.task ("minmax", "regression", ...); "" in files written before it was stored
   std::vector<std::string> sites;         // e.g. "attn.probs", "attn.scores"
   std::vector<int64_t> layer_ids;         // model layers stored, in order (L of them)
   std::vector<int64_t> head_ids;          // model heads stored, in order (H of them)

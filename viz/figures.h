@@ -1,5 +1,6 @@
-// The figures of `attnscope render` (internal to viz/). Each writes figures/<name>.<format> for
-// every requested image format and returns the paths written.
+// The figures of `attnscope render` (internal to viz/), one file per family: figures_heads.cpp,
+// figures_training.cpp, figures_minmax.cpp, figures_projection.cpp, molecule_figure.cpp. Each
+// writes figures/<name>.<format> for every requested image format and records the paths written.
 #pragma once
 
 #include <string>
@@ -38,6 +39,12 @@ std::vector<double> atom_weights(const std::string& smiles, const std::vector<st
                                  const std::vector<double>& weight);
 
 // Helpers shared with the report.
+// The pattern classes of the per-head metric "pattern", by code.
+const std::vector<std::string>& pattern_class_names();
+// The /task array of the min/max (a, b) grid of `site`: [2 (max, min), H, N, N (a, b), 3 (to a, op, b)].
+std::string minmax_grid_array(const std::string& site);
+// One [N,N] panel (operator op, head h, attention to k) of such a grid with `heads` heads.
+std::vector<float> minmax_panel(const std::vector<float>& grid, int64_t heads, int64_t N, int64_t op, int64_t h, int64_t k);
 // Mean attention from "=" (the last token) to the op token, the larger and the smaller operand,
 // over the a != b probes of each operator: [op (max, min)][head][3] for recorded epoch e.
 std::vector<std::vector<std::vector<double>>> minmax_probe_mechanism(const Run& run, int64_t e);

@@ -11,8 +11,7 @@
 #include <memory>
 
 #include "core/core.h"
-#include "viz/figures.h"
-#include "viz/plot.h"
+#include "viz/figures_common.h"
 
 namespace attnscope::viz {
 namespace {
@@ -63,6 +62,75 @@ std::vector<double> atom_weights(const std::string& smiles, const std::vector<st
   return w;
 }
 
+namespace {
+
+constexpr int kPanelW = 420, kPanelH = 380;  // one molecule drawing
+
+// Per epoch of `es`, each atom's share of the attention from <s> (head l, h) into `per_epoch`,
+// and the largest into `top`; false when the tokens do not map onto the molecule's atoms.
+bool epoch_atom_weights(const Run& run, const RDKit::ROMol& mol, const std::vector<int64_t>& es, int64_t p, int64_t l,
+                        int64_t h, std::vector<std::vector<double>>& per_epoch, double& top) {
+  const std::string& smiles = run.probes().text[p];
+  const auto tokens = run.tokens(p);
+  const int64_t n = run.length(p);
+  top = 1e-9;
+  for (int64_t e : es) {
+    const auto m = run.file->head_map(kProbs, e, p, l, h);  // row 0: from <s>
+    std::vector<double> row(m.begin(), m.begin() + n);
+    per_epoch.push_back(atom_weights(smiles, tokens, row));
+    if (per_epoch.back().size() != mol.getNumAtoms()) return false;
+    top = std::max(top, *std::max_element(per_epoch.back().begin(), per_epoch.back().end()));
+  }
+  return true;
+}
+
+// The molecule drawn by RDKit (its own PNG) with atoms coloured by weight / top, pasted at (x, y).
+void paste_molecule(cairo_t* cr, const RDKit::ROMol& mol, const std::vector<double>& weight, double top,
+                    const std::string& legend, double x, double y) {
+  std::vector<int> atoms;
+  std::map<int, RDKit::DrawColour> colours;
+  std::map<int, double> radii;
+  for (size_t a = 0; a < weight.size(); ++a) {
+    const Rgb c = viridis(weight[a] / top);
+    atoms.push_back(static_cast<int>(a));
+    colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
+    radii[static_cast<int>(a)] = 0.45;
+  }
+  RDKit::MolDraw2DCairo drawer(kPanelW, kPanelH);
+  drawer.drawOptions().legendFontSize = 18;
+  drawer.drawMolecule(mol, legend, &atoms, &colours, &radii);
+  drawer.finishDrawing();
+  PngReader png{drawer.getDrawingText(), 0};
+  cairo_surface_t* panel = cairo_image_surface_create_from_png_stream(&PngReader::read, &png);
+  cairo_set_source_surface(cr, panel, x, y);
+  cairo_paint(cr);
+  cairo_surface_destroy(panel);
+}
+
+// `text` centred on a page `width` wide at baseline y; a long one (a SMILES) smaller, never cut.
+void centred(cairo_t* cr, int width, const std::string& text, double size, double y) {
+  cairo_set_font_size(cr, size);
+  cairo_text_extents_t ext;
+  cairo_text_extents(cr, text.c_str(), &ext);
+  if (ext.width > width - 20) {
+    cairo_set_font_size(cr, size * (width - 20) / ext.width);
+    cairo_text_extents(cr, text.c_str(), &ext);
+  }
+  cairo_move_to(cr, (width - ext.width) / 2 - ext.x_bearing, y);
+  cairo_show_text(cr, text.c_str());
+}
+
+// Writes `surface` to `path` through PATH.part (the figure appears whole or not at all) and frees it.
+void write_png(cairo_surface_t* surface, const std::string& path) {
+  const std::string tmp = path + ".part";
+  const auto status = cairo_surface_write_to_png(surface, tmp.c_str());
+  cairo_surface_destroy(surface);
+  if (status != CAIRO_STATUS_SUCCESS) throw std::runtime_error("cannot write " + tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
 void molecule_attention(const Run& run, const Output& out, const std::vector<int64_t>& es, int64_t p, int64_t l,
                         int64_t h) {
   const std::string smiles = run.probes().text[p];
@@ -72,22 +140,13 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
   } catch (...) {
   }
   if (!mol) return;
-  const auto tokens = run.tokens(p);
-  const int64_t n = run.length(p);
   std::vector<std::vector<double>> per_epoch;
-  double top = 1e-9;
-  for (int64_t e : es) {
-    const auto m = run.file->head_map("attn.probs", e, p, l, h);  // row 0: from <s>
-    std::vector<double> row(m.begin(), m.begin() + n);
-    per_epoch.push_back(atom_weights(smiles, tokens, row));
-    if (per_epoch.back().size() != mol->getNumAtoms()) return;  // tokens do not map onto the atoms
-    top = std::max(top, *std::max_element(per_epoch.back().begin(), per_epoch.back().end()));
-  }
-  const int K = static_cast<int>(es.size()), pw = 420, ph = 380, top_px = 110, bottom_px = 60;
+  double top = 0;
+  if (!epoch_atom_weights(run, *mol, es, p, l, h, per_epoch, top)) return;  // tokens do not map onto the atoms
+  const int K = static_cast<int>(es.size()), top_px = 110, bottom_px = 60;
   // wide enough for the titles when there are few panels (a snapshot has one), panels centred
-  const int W = std::max(K * pw, 880), H = ph + top_px + bottom_px, x0 = (W - K * pw) / 2;
-  const std::string name = "molecule_L" + std::to_string(run.header().layer_ids[l]) + "_H" +
-                           std::to_string(run.header().head_ids[h]) + "_p" + std::to_string(p);
+  const int W = std::max(K * kPanelW, 880), H = kPanelH + top_px + bottom_px, x0 = (W - K * kPanelW) / 2;
+  const std::string name = "molecule_" + head_file_tag(run, l, h) + "_p" + std::to_string(p);
   for (const auto& fmt : out.formats) {
     if (fmt != "png") continue;  // RDKit's cairo drawer: PNG
     cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
@@ -95,52 +154,18 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     for (int k = 0; k < K; ++k) {
-      std::vector<int> atoms;
-      std::map<int, RDKit::DrawColour> colours;
-      std::map<int, double> radii;
-      for (size_t a = 0; a < per_epoch[k].size(); ++a) {
-        const Rgb c = viridis(per_epoch[k][a] / top);
-        atoms.push_back(static_cast<int>(a));
-        colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
-        radii[static_cast<int>(a)] = 0.45;
-      }
-      RDKit::MolDraw2DCairo drawer(pw, ph);  // its own PNG, pasted into the figure
-      drawer.drawOptions().legendFontSize = 18;
-      drawer.drawMolecule(*mol, "epoch " + std::to_string(run.epochs[es[k]].epoch), &atoms, &colours, &radii);
-      drawer.finishDrawing();
-      PngReader png{drawer.getDrawingText(), 0};
-      cairo_surface_t* panel = cairo_image_surface_create_from_png_stream(&PngReader::read, &png);
-      cairo_set_source_surface(cr, panel, x0 + k * pw, top_px);
-      cairo_paint(cr);
-      cairo_surface_destroy(panel);
+      paste_molecule(cr, *mol, per_epoch[k], top, "epoch " + std::to_string(run.epochs[es[k]].epoch), x0 + k * kPanelW, top_px);
     }
     cairo_set_source_rgb(cr, 0.16, 0.16, 0.16);
     cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    auto centred = [&](const std::string& text, double size, double y) {
-      cairo_set_font_size(cr, size);
-      cairo_text_extents_t ext;
-      cairo_text_extents(cr, text.c_str(), &ext);
-      if (ext.width > W - 20) {  // a long SMILES: smaller, never cut
-        cairo_set_font_size(cr, size * (W - 20) / ext.width);
-        cairo_text_extents(cr, text.c_str(), &ext);
-      }
-      cairo_move_to(cr, (W - ext.width) / 2 - ext.x_bearing, y);
-      cairo_show_text(cr, text.c_str());
-    };
-    centred("attention from <s> on each atom · layer " + std::to_string(run.header().layer_ids[l]) + " head " +
-                std::to_string(run.header().head_ids[h]),
-            22, 40);
-    centred(run.label() + " · probe " + std::to_string(p) + ": " + smiles, 15, 72);
-    centred("colour: viridis from 0 to " + std::to_string(top).substr(0, 5) +
-                " (the largest atom weight in these panels); a token over k atoms gives each 1/k",
+    centred(cr, W, "attention from <s> on each atom · " + head_name(run, l, h), 22, 40);
+    centred(cr, W, run.label() + " · probe " + std::to_string(p) + ": " + smiles, 15, 72);
+    centred(cr, W, "colour: viridis from 0 to " + std::to_string(top).substr(0, 5) +
+                       " (the largest atom weight in these panels); a token over k atoms gives each 1/k",
             13, H - 24);
     cairo_destroy(cr);
     const std::string path = (std::filesystem::path(out.dir) / (name + ".png")).string();
-    const std::string tmp = path + ".part";
-    const auto status = cairo_surface_write_to_png(surface, tmp.c_str());
-    cairo_surface_destroy(surface);
-    if (status != CAIRO_STATUS_SUCCESS) throw std::runtime_error("cannot write " + tmp);
-    std::filesystem::rename(tmp, path);
+    write_png(surface, path);
     out.written->push_back(path);
   }
 }

@@ -1,5 +1,6 @@
 // report.html: the page template of viz/web with its libraries, app and the run's data inlined
-// (docs/report-data.md is the contract with viz/web/report.js).
+// (docs/report-data.md is the contract with viz/web/report.js). The data is built one function
+// per JSON section: maps, run, probes, metrics, analysis, curves, pooled, minmax.
 #include "viz/report.h"
 
 #include <zlib.h>
@@ -19,6 +20,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+const char* const kWebHint = "run `make deps` (npm ci in viz/web) or set ATTNSCOPE_WEB_DIR";
 
 std::string base64(const std::string& in) {
   static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -95,117 +98,126 @@ std::string code_script_safe(std::string s) {
   return s;
 }
 
-}  // namespace
+using Raw = std::vector<std::vector<std::string>>;  // [probe k][chosen epoch e]: 8-bit map bytes
 
-ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<int64_t> probes, uint64_t budget) {
-  const int64_t L = run.L, H = run.H, T = run.T;
-  if (epochs.empty()) {
-    for (size_t e = 0; e < run.epochs.size(); ++e) epochs.push_back(static_cast<int64_t>(e));
-  }
-  const bool chosen = !probes.empty();
-  if (!chosen) {
-    for (int64_t p = 0; p < run.P; ++p) probes.push_back(p);
-  }
-  // 8-bit maps: raw[site][k][e] holds the bytes of probe k at chosen epoch e (blocks l, h).
-  auto quantise = [&](const std::string& site, double offset, double scale) {
-    std::vector<std::vector<std::string>> raw(probes.size(), std::vector<std::string>(epochs.size()));
-    for (size_t ei = 0; ei < epochs.size(); ++ei) {
-      for (size_t k = 0; k < probes.size(); ++k) {
-        const auto pm = run.file->probe_map(site, epochs[ei], probes[k]);  // one chunk
-        const int64_t n = run.length(probes[k]);
-        std::string& out = raw[k][ei];
-        out.reserve(L * H * n * n);
-        for (int64_t lh = 0; lh < L * H; ++lh) {
-          for (int64_t i = 0; i < n; ++i) {
-            for (int64_t j = 0; j < n; ++j) {
-              const double v = (pm[(lh * T + i) * T + j] - offset) / scale;
-              out += static_cast<char>(static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)));
-            }
+// 8-bit maps of `site`: raw[k][e] holds the bytes of probe k at chosen epoch e (blocks l, h of
+// the real length, (value - offset) / scale rounded and clamped to 0..255).
+Raw quantise(const Run& run, const std::string& site, const std::vector<int64_t>& epochs,
+             const std::vector<int64_t>& probes, double offset, double scale) {
+  const int64_t LH = run.L * run.H, T = run.T;
+  Raw raw(probes.size(), std::vector<std::string>(epochs.size()));
+  for (size_t ei = 0; ei < epochs.size(); ++ei) {
+    for (size_t k = 0; k < probes.size(); ++k) {
+      const auto pm = run.file->probe_map(site, epochs[ei], probes[k]);  // one chunk
+      const int64_t n = run.length(probes[k]);
+      std::string& out = raw[k][ei];
+      out.reserve(LH * n * n);
+      for (int64_t lh = 0; lh < LH; ++lh) {
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            const double v = (pm[(lh * T + i) * T + j] - offset) / scale;
+            out += static_cast<char>(static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)));
           }
         }
       }
     }
-    return raw;
+  }
+  return raw;
+}
+
+// The maps of the first `keep` probes in the report's order (epoch, probe), deflated, base64.
+std::string stream(const Raw& raw, size_t epochs, size_t keep) {
+  std::string all;
+  for (size_t ei = 0; ei < epochs; ++ei) {
+    for (size_t k = 0; k < keep; ++k) all += raw[k][ei];
+  }
+  return base64(deflate(all));
+}
+
+// How many probes' maps fit in `budget`, estimated from the first probes' compression ratio.
+size_t probes_fitting(const Raw& raw, uint64_t budget) {
+  auto raw_size = [&](size_t k) {
+    uint64_t n = 0;
+    for (const auto& s : raw[k]) n += s.size();
+    return n;
   };
-  auto stream = [&](const std::vector<std::vector<std::string>>& raw, size_t keep) {
-    std::string all;
-    for (size_t ei = 0; ei < epochs.size(); ++ei) {
-      for (size_t k = 0; k < keep; ++k) all += raw[k][ei];
-    }
-    return base64(deflate(all));
-  };
-  // Probes are embedded in order while their compressed maps fit the budget (all of them when
-  // chosen explicitly); the scores only when they fit as well.
-  const bool has_probs = run.has_site("attn.probs");
-  std::vector<std::vector<std::string>> praw;
-  size_t keep = probes.size();
-  if (has_probs) {
-    praw = quantise("attn.probs", 0.0, 1.0 / 255);
-    if (!chosen) {  // estimate from the first probes' compression ratio, then check once
-      auto raw_size = [&](size_t k) {
-        uint64_t n = 0;
-        for (const auto& s : praw[k]) n += s.size();
-        return n;
-      };
-      std::string sample;
-      for (size_t k = 0; k < std::min<size_t>(2, probes.size()); ++k) {
-        for (const auto& s : praw[k]) sample += s;
+  std::string sample;
+  for (size_t k = 0; k < std::min<size_t>(2, raw.size()); ++k) {
+    for (const auto& s : raw[k]) sample += s;
+  }
+  const double ratio = 1.1 * 4.0 / 3.0 * deflate(sample).size() / std::max<size_t>(1, sample.size());
+  uint64_t used = 0;
+  size_t keep = 0;
+  for (; keep < raw.size(); ++keep) {
+    const uint64_t add = static_cast<uint64_t>(raw_size(keep) * ratio);
+    if (keep > 0 && used + add > budget) break;
+    used += add;
+  }
+  return keep;
+}
+
+// The smallest and largest score (and 0) over the real-length blocks of these probes.
+std::pair<double, double> score_range(const Run& run, const std::vector<int64_t>& epochs, const std::vector<int64_t>& probes) {
+  const int64_t LH = run.L * run.H, T = run.T;
+  double lo = 0, hi = 0;
+  for (int64_t e : epochs) {
+    for (int64_t p : probes) {
+      const auto pm = run.file->probe_map(kScores, e, p);
+      const int64_t n = run.length(p);
+      for (int64_t lh = 0; lh < LH; ++lh) {
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            lo = std::min<double>(lo, pm[(lh * T + i) * T + j]);
+            hi = std::max<double>(hi, pm[(lh * T + i) * T + j]);
+          }
+        }
       }
-      const double ratio = 1.1 * 4.0 / 3.0 * deflate(sample).size() / std::max<size_t>(1, sample.size());
-      uint64_t used = 0;
-      for (keep = 0; keep < probes.size(); ++keep) {
-        const uint64_t add = static_cast<uint64_t>(raw_size(keep) * ratio);
-        if (keep > 0 && used + add > budget) break;
-        used += add;
-      }
     }
+  }
+  return {lo, hi};
+}
+
+struct Maps {
+  json maps;  // {"probs": ..., "scores": ...}, each {scale, offset, zlib_base64}; null when neither
+  uint64_t bytes = 0;
+  bool scores_omitted = false;
+};
+
+// The probabilities of the probes in order while their compressed maps fit the budget (all of
+// them when `chosen`); `probes` is cut to those embedded.
+void embed_probs(const Run& run, const std::vector<int64_t>& epochs, std::vector<int64_t>& probes, bool chosen,
+                 uint64_t budget, Maps& m) {
+  const Raw raw = quantise(run, kProbs, epochs, probes, 0.0, 1.0 / 255);
+  size_t keep = chosen ? probes.size() : probes_fitting(raw, budget);
+  probes.resize(keep);
+  std::string b = stream(raw, epochs.size(), keep);
+  while (!chosen && b.size() > budget && keep > 1) {  // the estimate was optimistic
+    keep = std::max<size_t>(1, keep * budget / b.size());
+    b = stream(raw, epochs.size(), keep);
   }
   probes.resize(keep);
-  json maps;
-  uint64_t map_bytes = 0;
-  if (has_probs) {
-    std::string b = stream(praw, keep);
-    while (!chosen && b.size() > budget && keep > 1) {  // the estimate was optimistic
-      keep = std::max<size_t>(1, keep * budget / b.size());
-      b = stream(praw, keep);
-    }
-    probes.resize(keep);
-    map_bytes += b.size();
-    maps["probs"] = {{"scale", 1.0 / 255}, {"offset", 0.0}, {"zlib_base64", b}};
-  }
-  ReportData rd;
-  rd.probes_total = run.P;
-  // scores compress about as well as probabilities: skip the work when they cannot fit
-  const bool scores_may_fit = chosen || 2 * map_bytes <= budget;
-  rd.scores_omitted = run.has_site("attn.scores") && !scores_may_fit;
-  if (run.has_site("attn.scores") && scores_may_fit) {
-    double lo = 0, hi = 0;
-    for (int64_t e : epochs) {
-      for (int64_t p : probes) {
-        const auto pm = run.file->probe_map("attn.scores", e, p);
-        const int64_t n = run.length(p);
-        for (int64_t lh = 0; lh < L * H; ++lh) {
-          for (int64_t i = 0; i < n; ++i) {
-            for (int64_t j = 0; j < n; ++j) {
-              lo = std::min<double>(lo, pm[(lh * T + i) * T + j]);
-              hi = std::max<double>(hi, pm[(lh * T + i) * T + j]);
-            }
-          }
-        }
-      }
-    }
-    const double scale = std::max(1e-9, (hi - lo) / 255);
-    const std::string b = stream(quantise("attn.scores", lo, scale), keep);
-    if (chosen || map_bytes + b.size() <= budget) {
-      maps["scores"] = {{"scale", scale}, {"offset", lo}, {"zlib_base64", b}};
-    } else {
-      rd.scores_omitted = true;
-    }
-  }
+  m.bytes += b.size();
+  m.maps["probs"] = {{"scale", 1.0 / 255}, {"offset", 0.0}, {"zlib_base64", b}};
+}
 
-  json d;
-  d["version"] = 1;
-  d["maps_order"] = "epoch, probe, layer, head; each block length x length bytes";
+// The scores of the embedded probes, when they fit as well (always when `chosen`).
+void embed_scores(const Run& run, const std::vector<int64_t>& epochs, const std::vector<int64_t>& probes, bool chosen,
+                  uint64_t budget, Maps& m) {
+  // scores compress about as well as probabilities: skip the work when they cannot fit
+  const bool may_fit = chosen || 2 * m.bytes <= budget;
+  m.scores_omitted = !may_fit;
+  if (!may_fit) return;
+  const auto [lo, hi] = score_range(run, epochs, probes);
+  const double scale = std::max(1e-9, (hi - lo) / 255);
+  const std::string b = stream(quantise(run, kScores, epochs, probes, lo, scale), epochs.size(), probes.size());
+  if (chosen || m.bytes + b.size() <= budget) {
+    m.maps["scores"] = {{"scale", scale}, {"offset", lo}, {"zlib_base64", b}};
+  } else {
+    m.scores_omitted = true;
+  }
+}
+
+json run_section(const Run& run, size_t probes_embedded, const Maps& m) {
   json r;
   r["name"] = run.name;
   r["source"] = run.h5;
@@ -218,18 +230,14 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
     for (const auto& [k, v] : run.curves.back()) fin[k] = finite_or_null(v);
   }
   r["final"] = fin;
-  r["probes_embedded"] = probes.size();
-  r["maps_bytes"] = map_bytes;
+  r["probes_embedded"] = probes_embedded;
+  r["maps_bytes"] = m.bytes;
   r["probes_recorded"] = run.P;
-  r["scores_omitted"] = rd.scores_omitted;
-  d["run"] = r;
-  d["layers"] = run.header().layer_ids;
-  d["heads"] = run.header().head_ids;
-  json ep = json::array();
-  for (int64_t e : epochs) ep.push_back(run.epochs[e].epoch);
-  d["epochs"] = ep;
-  d["best_epoch"] = run.file->has_best() ? json(run.file->best().epoch) : json(nullptr);
+  r["scores_omitted"] = m.scores_omitted;
+  return r;
+}
 
+json probes_section(const Run& run, const std::vector<int64_t>& probes) {
   const auto targets = probe_targets(run);
   json pj = json::array();
   for (int64_t p : probes) {
@@ -238,23 +246,25 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
     pj.push_back({{"index", p}, {"text", run.probes().text[p]}, {"tokens", run.tokens(p)}, {"length", run.length(p)},
                   {"targets", t}});
   }
-  d["probes"] = pj;
+  return pj;
+}
 
-  d["maps"] = maps;
-
-  // per-head metrics
+// Per-head metrics over the whole validation split.
+json metrics_section(const Run& run) {
   json m;
   const auto me = run.file->metric_epochs();
   m["epochs"] = me;
   m["names"] = run.header().metrics;
   json values = json::object();
   for (const auto& name : run.header().metrics) {
-    values[name] = nest3(run.file->metric(name), static_cast<int64_t>(me.size()), L, H);
+    values[name] = nest3(run.file->metric(name), static_cast<int64_t>(me.size()), run.L, run.H);
   }
   m["values"] = values;
-  d["metrics"] = m;
-  d["pattern_classes"] = {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"};
+  return m;
+}
 
+json analysis_section(const Run& run, const std::vector<int64_t>& epochs, const std::vector<int64_t>& probes) {
+  const int64_t L = run.L, H = run.H, T = run.T;
   json an;
   for (const char* name : {"js_prev", "js_final", "head_importance"}) {
     json rows = json::array();
@@ -283,9 +293,11 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
     }
     an[name] = rows;
   }
-  d["analysis"] = an;
+  return an;
+}
 
-  // training curves
+// Training curves: every key of metrics.jsonl, one value per row (null where a row lacks it).
+json curves_section(const Run& run) {
   json curves = json::object();
   std::vector<std::string> keys;
   for (const auto& row : run.curves) {
@@ -301,97 +313,150 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
     }
     curves[k] = col;
   }
-  d["curves"] = curves;
+  return curves;
+}
 
-  // Pooled vectors: as stored when D <= 50, else their coordinates on the top principal
-  // components (at most P of them are non-zero, so distances between probes are kept).
+json rounded_rows(const std::vector<std::vector<double>>& rows) {
+  json out = json::array();
+  for (const auto& row : rows) {
+    json v = json::array();
+    for (double x : row) v.push_back(std::round(x * 1e4) / 1e4);
+    out.push_back(v);
+  }
+  return out;
+}
+
+// Pooled vectors: as stored when D <= 50, else their coordinates on the top principal
+// components (at most P of them are non-zero, so distances between probes are kept).
+json pooled_section(const Run& run, const std::vector<int64_t>& epochs, const std::vector<int64_t>& probes) {
   const int64_t D = run.header().pooled_dim;
-  if (D > 0) {
-    const int64_t n = static_cast<int64_t>(probes.size());
-    const int64_t k = D <= 50 ? D : std::min<int64_t>({50, n, D});
-    json vals = json::array(), pcas = json::array();
-    for (int64_t e : epochs) {
-      const auto all = run.file->pooled(e);
-      std::vector<float> sel;
-      for (int64_t p : probes) sel.insert(sel.end(), all.begin() + p * D, all.begin() + (p + 1) * D);
-      json per = json::array();
-      if (D <= 50) {
-        for (int64_t i = 0; i < n; ++i) {
-          json v = json::array();
-          for (int64_t j = 0; j < D; ++j) v.push_back(std::round(sel[i * D + j] * 1e4) / 1e4);
-          per.push_back(v);
-        }
-      } else {
-        for (const auto& row : pca(sel, n, D, k)) {
-          json v = json::array();
-          for (double x : row) v.push_back(std::round(x * 1e4) / 1e4);
-          per.push_back(v);
-        }
+  const int64_t n = static_cast<int64_t>(probes.size());
+  const int64_t k = D <= 50 ? D : std::min<int64_t>({50, n, D});
+  json vals = json::array(), pcas = json::array();
+  for (int64_t e : epochs) {
+    const auto all = run.file->pooled(e);
+    std::vector<float> sel;
+    for (int64_t p : probes) sel.insert(sel.end(), all.begin() + p * D, all.begin() + (p + 1) * D);
+    json per = json::array();
+    if (D <= 50) {
+      for (int64_t i = 0; i < n; ++i) {
+        json v = json::array();
+        for (int64_t j = 0; j < D; ++j) v.push_back(std::round(sel[i * D + j] * 1e4) / 1e4);
+        per.push_back(v);
       }
-      vals.push_back(per);
-      pcas.push_back(n >= 3 ? json(pca2(sel, n, D)) : json::array());
+    } else {
+      per = rounded_rows(pca(sel, n, D, k));
     }
-    d["pooled"] = {{"dim", k}, {"model_dim", D}, {"basis", D <= 50 ? "model" : "principal components"},
-                   {"values", vals}, {"pca", pcas}};
+    vals.push_back(per);
+    pcas.push_back(n >= 3 ? json(pca2(sel, n, D)) : json::array());
   }
+  return {{"dim", k}, {"model_dim", D}, {"basis", D <= 50 ? "model" : "principal components"},
+          {"values", vals}, {"pca", pcas}};
+}
 
-  if (run.task == "minmax") {
-    json mm;
-    mm["numbers"] = run.model.value("numbers", 0);
-    mm["over_training"] = run.mechanism.is_object() ? run.mechanism.value("over_training", json::array()) : json::array();
-    mm["final"] = run.mechanism.is_object() ? run.mechanism.value("mechanism", json::array()) : json::array();
-    auto it = run.header().arrays.find("minmax_grid_probs");
-    if (it != run.header().arrays.end()) {
-      const int64_t Hh = it->second[1], N = it->second[2];
-      mm["numbers"] = N;
-      json grid;
-      grid["ops"] = {"max", "min"};
-      for (const char* site : {"probs", "scores"}) {
-        const auto v = run.file->array(std::string("minmax_grid_") + site);
-        if (v.empty() || !std::isfinite(v[0])) continue;
-        json ops = json::array();
-        for (int64_t op = 0; op < 2; ++op) {
-          json heads = json::array();
-          for (int64_t h = 0; h < Hh; ++h) {
-            json ks = json::array();
-            for (int64_t k = 0; k < 3; ++k) {
-              json rows = json::array();
-              for (int64_t a = 0; a < N; ++a) {
-                json row = json::array();
-                for (int64_t b = 0; b < N; ++b) {
-                  row.push_back(std::round(v[(((op * Hh + h) * N + a) * N + b) * 3 + k] * 1e3) / 1e3);
-                }
-                rows.push_back(row);
-              }
-              ks.push_back(rows);
-            }
-            heads.push_back(ks);
-          }
-          ops.push_back(heads);
+// One site's (a, b) grid: [op][head][to a, op, b][a][b], rounded to 1e-3.
+json minmax_grid_json(const std::vector<float>& v, int64_t heads, int64_t N) {
+  json ops = json::array();
+  for (int64_t op = 0; op < 2; ++op) {
+    json hs = json::array();
+    for (int64_t h = 0; h < heads; ++h) {
+      json ks = json::array();
+      for (int64_t k = 0; k < 3; ++k) {
+        const auto panel = minmax_panel(v, heads, N, op, h, k);
+        json rows = json::array();
+        for (int64_t a = 0; a < N; ++a) {
+          json row = json::array();
+          for (int64_t b = 0; b < N; ++b) row.push_back(std::round(panel[a * N + b] * 1e3) / 1e3);
+          rows.push_back(row);
         }
-        grid[site] = ops;
+        ks.push_back(rows);
       }
-      if (grid.contains("probs")) mm["grid"] = grid;
+      hs.push_back(ks);
     }
-    d["minmax"] = mm;
+    ops.push_back(hs);
   }
+  return ops;
+}
+
+json minmax_section(const Run& run) {
+  json mm;
+  mm["numbers"] = run.model.value("numbers", 0);
+  mm["over_training"] = run.mechanism.is_object() ? run.mechanism.value("over_training", json::array()) : json::array();
+  mm["final"] = run.mechanism.is_object() ? run.mechanism.value("mechanism", json::array()) : json::array();
+  auto it = run.header().arrays.find(minmax_grid_array(kProbs));
+  if (it == run.header().arrays.end()) return mm;
+  const int64_t heads = it->second[1], N = it->second[2];
+  mm["numbers"] = N;
+  json grid;
+  grid["ops"] = {"max", "min"};
+  for (const auto& [key, site] : {std::pair<const char*, const char*>{"probs", kProbs}, {"scores", kScores}}) {
+    const auto v = run.file->array(minmax_grid_array(site));
+    if (v.empty() || !std::isfinite(v[0])) continue;
+    grid[key] = minmax_grid_json(v, heads, N);
+  }
+  if (grid.contains("probs")) mm["grid"] = grid;
+  return mm;
+}
+
+}  // namespace
+
+ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<int64_t> probes, uint64_t budget) {
+  if (epochs.empty()) {
+    for (size_t e = 0; e < run.epochs.size(); ++e) epochs.push_back(static_cast<int64_t>(e));
+  }
+  const bool chosen = !probes.empty();
+  if (!chosen) {
+    for (int64_t p = 0; p < run.P; ++p) probes.push_back(p);
+  }
+  Maps maps;
+  if (run.has_site(kProbs)) embed_probs(run, epochs, probes, chosen, budget, maps);
+  if (run.has_site(kScores)) embed_scores(run, epochs, probes, chosen, budget, maps);
+  ReportData rd;
+  rd.probes_total = run.P;
+  rd.scores_omitted = maps.scores_omitted;
+  json d;
+  d["version"] = 1;
+  d["maps_order"] = "epoch, probe, layer, head; each block length x length bytes";
+  d["run"] = run_section(run, probes.size(), maps);
+  d["layers"] = run.header().layer_ids;
+  d["heads"] = run.header().head_ids;
+  json ep = json::array();
+  for (int64_t e : epochs) ep.push_back(run.epochs[e].epoch);
+  d["epochs"] = ep;
+  d["best_epoch"] = run.file->has_best() ? json(run.file->best().epoch) : json(nullptr);
+  d["probes"] = probes_section(run, probes);
+  d["maps"] = maps.maps;
+  d["metrics"] = metrics_section(run);
+  d["pattern_classes"] = pattern_class_names();
+  d["analysis"] = analysis_section(run, epochs, probes);
+  d["curves"] = curves_section(run);
+  if (run.header().pooled_dim > 0) d["pooled"] = pooled_section(run, epochs, probes);
+  if (run.is(TaskKind::MinMax)) d["minmax"] = minmax_section(run);
   rd.json = d.dump();
   rd.probes_embedded = static_cast<int64_t>(probes.size());
   return rd;
 }
 
+void check_web_dir(const std::string& web_dir) {
+  for (const char* f : {WebDir::kPage, WebDir::kStyle, WebDir::kApp, WebDir::kPlotly, WebDir::kUmap}) {
+    const fs::path path = fs::path(web_dir) / f;
+    if (!fs::exists(path)) {
+      throw UsageError("the report needs '" + path.string() + "': " + kWebHint + ", or render with --format png");
+    }
+  }
+}
+
 std::string assemble_report(const std::string& data_json, const std::string& web_dir) {
-  const fs::path w(web_dir);
-  const std::string hint = "run `make deps` (npm ci in viz/web) or set ATTNSCOPE_WEB_DIR";
-  std::string page = read_text((w / "report.html").string(), hint);
-  replace(page, "<!--ATTNSCOPE:style-->", "<style>\n" + read_text((w / "report.css").string(), hint) + "\n</style>");
-  const std::string plotly = read_text((w / "node_modules/plotly.js-dist-min/plotly.min.js").string(), hint);
-  const std::string umap = read_text((w / "node_modules/umap-js/lib/umap-js.min.js").string(), hint);
+  auto read = [&](const char* file) { return read_text((fs::path(web_dir) / file).string(), kWebHint); };
+  std::string page = read(WebDir::kPage);
+  replace(page, "<!--ATTNSCOPE:style-->", "<style>\n" + read(WebDir::kStyle) + "\n</style>");
+  const std::string plotly = read(WebDir::kPlotly);
+  const std::string umap = read(WebDir::kUmap);
   replace(page, "<!--ATTNSCOPE:libs-->",
           "<script>\n" + code_script_safe(plotly) + "\n</script>\n<script>\n" + code_script_safe(umap) + "\n</script>");
   replace(page, "<!--ATTNSCOPE:data-->",
           "<script id=\"attnscope-data\" type=\"application/json\">" + json_script_safe(data_json) + "</script>");
-  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + code_script_safe(read_text((w / "report.js").string(), hint)) + "\n</script>");
+  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + code_script_safe(read(WebDir::kApp)) + "\n</script>");
   return page;
 }
 

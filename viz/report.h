@@ -20,6 +20,17 @@ struct ReportData {
 // in order while their maps (8 bits per weight, deflated, base64) fit in `budget` bytes.
 ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<int64_t> probes, uint64_t budget);
 
+// The files of the web directory (viz/web, or $ATTNSCOPE_WEB_DIR) the report is assembled from.
+struct WebDir {
+  static constexpr const char* kPage = "report.html";  // the template, with ATTNSCOPE placeholders
+  static constexpr const char* kStyle = "report.css";
+  static constexpr const char* kApp = "report.js";
+  static constexpr const char* kPlotly = "node_modules/plotly.js-dist-min/plotly.min.js";
+  static constexpr const char* kUmap = "node_modules/umap-js/lib/umap-js.min.js";
+};
+// UsageError naming the first of these that `web_dir` lacks (before anything is written).
+void check_web_dir(const std::string& web_dir);
+
 std::string assemble_report(const std::string& data_json, const std::string& web_dir);
 
 }  // namespace attnscope::viz

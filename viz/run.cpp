@@ -1,6 +1,7 @@
 // Opening a run's files for viz (viz/run.h).
 #include "viz/run.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -47,22 +48,58 @@ std::vector<std::map<std::string, double>> read_curves(const std::string& path) 
   return rows;
 }
 
-}  // namespace
-
-Run open_run(const std::string& input) {
-  Run r;
+// r.dir and r.h5 from `input`: a run directory or an attention file.
+void locate(Run& r, const std::string& input) {
   if (fs::is_directory(input)) {
     r.dir = input;
-    r.h5 = (fs::path(input) / "attention.h5").string();
+    r.h5 = (fs::path(input) / RunDir::kAttention).string();
     if (!fs::exists(r.h5)) {
-      throw UsageError("'" + input + "' holds no attention.h5: record attention with hooks.attention.enabled: true");
+      throw UsageError("'" + input + "' holds no " + RunDir::kAttention +
+                       ": record attention with hooks.attention.enabled: true");
     }
   } else {
-    if (!fs::exists(input)) throw UsageError("'" + input + "' does not exist (expected a run directory or an attention.h5)");
+    if (!fs::exists(input)) {
+      throw UsageError("'" + input + "' does not exist (expected a run directory or an " + RunDir::kAttention + ")");
+    }
     r.h5 = input;
     r.dir = fs::path(input).parent_path().string();
     if (r.dir.empty()) r.dir = ".";
   }
+}
+
+// The run's name: its folder's, or a file of its own's (a snapshot's FILE.h5).
+std::string run_name(const Run& r) {
+  const fs::path dir = fs::path(fs::absolute(r.dir)).lexically_normal();
+  std::string name = dir.filename().string();
+  if (name.empty() || name == ".") name = dir.parent_path().filename().string();
+  if (fs::path(r.h5).filename() != RunDir::kAttention) name = fs::path(r.h5).stem().string();
+  return name;
+}
+
+// r.task, r.traits and r.molecules: from the header's task; in files written before it was
+// stored, from the model (the tasks that train it).
+void resolve_task(Run& r) {
+  if (!r.header().task.empty()) {
+    r.traits = &task_named(r.header().task, "'" + r.h5 + "': attribute 'task'");
+    r.task = r.traits->name;
+    r.molecules = r.traits->molecules;
+    return;
+  }
+  const std::string model = r.model.value("name", std::string("model"));
+  std::vector<const TaskTraits*> tasks;
+  for (const auto& t : all_tasks()) {
+    if (std::find(t.models.begin(), t.models.end(), model) != t.models.end()) tasks.push_back(&t);
+  }
+  r.traits = tasks.size() == 1 ? tasks[0] : nullptr;
+  r.task = r.traits != nullptr ? r.traits->name : model;
+  r.molecules = !tasks.empty() && std::all_of(tasks.begin(), tasks.end(), [](const TaskTraits* t) { return t->molecules; });
+}
+
+}  // namespace
+
+Run open_run(const std::string& input) {
+  Run r;
+  locate(r, input);
   try {
     r.file = std::make_unique<store::Reader>(r.h5);
   } catch (const UsageError&) {
@@ -72,20 +109,16 @@ Run open_run(const std::string& input) {
   }
   r.epochs = r.file->epochs();
   if (r.epochs.empty()) throw UsageError("'" + r.h5 + "' holds no recorded epoch yet");
-  r.name = fs::path(fs::absolute(r.dir)).lexically_normal().filename().string();
-  if (r.name.empty() || r.name == ".") r.name = fs::path(fs::absolute(r.dir)).lexically_normal().parent_path().filename().string();
-  // a file of its own (a snapshot's FILE.h5) is named by its file, not by the folder it lies in
-  if (fs::path(r.h5).filename() != "attention.h5") r.name = fs::path(r.h5).stem().string();
+  r.name = run_name(r);
   r.model = nlohmann::json::parse(r.header().model_json, nullptr, false);
   if (r.model.is_discarded()) r.model = nlohmann::json::object();
-  r.task = r.model.value("name", std::string("model"));
-  if (r.task == "minmax_attention") r.task = "minmax";
+  resolve_task(r);
   r.L = static_cast<int64_t>(r.header().layer_ids.size());
   r.H = static_cast<int64_t>(r.header().head_ids.size());
   r.P = r.probes().count;
   r.T = r.probes().max_len;
-  r.curves = read_curves((fs::path(r.dir) / "metrics.jsonl").string());
-  const auto mech = fs::path(r.dir) / "mechanism.json";
+  r.curves = read_curves((fs::path(r.dir) / RunDir::kMetrics).string());
+  const auto mech = fs::path(r.dir) / RunDir::kMechanism;
   if (fs::exists(mech)) r.mechanism = read_json_file(mech.string());
   return r;
 }

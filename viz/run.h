@@ -9,12 +9,21 @@
 #include <string>
 #include <vector>
 
+#include "core/core.h"
 #include "store/store.h"
 
 namespace attnscope::viz {
 
+using store::kProbs;   // "attn.probs"
+using store::kScores;  // "attn.scores"
+
 struct Run {
-  std::string dir, h5, name, task;  // task: "minmax" or the model name
+  std::string dir, h5, name;
+  // The header's task; in files written before the header named it, the one task that trains the
+  // model (minmax_attention: "minmax"), else the model's name ("roberta").
+  std::string task;
+  const TaskTraits* traits = nullptr;  // task's traits; nullptr when `task` is a model's name
+  bool molecules = false;              // SMILES probes: the task reads molecules (every task of the model does)
   std::unique_ptr<store::Reader> file;
   std::vector<store::EpochInfo> epochs;               // recorded epochs
   std::vector<std::map<std::string, double>> curves;  // metrics.jsonl rows (numbers only)
@@ -33,6 +42,7 @@ struct Run {
   int64_t layer_index(int64_t layer) const;
   int64_t head_index(int64_t head) const;
   std::string label() const;  // "run minmax · minmax_attention"
+  bool is(TaskKind kind) const { return traits != nullptr && traits->kind == kind; }
 };
 
 // `input`: a run directory or an attention.h5 (the run directory is then its folder).

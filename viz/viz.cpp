@@ -25,7 +25,7 @@ namespace {
 constexpr uint64_t kReportMapBudget = 19u << 20;  // embedded maps (base64): the report stays under 25 MB
 
 std::vector<int64_t> default_probes(const Run& run) {
-  if (run.task == "minmax") {  // the first example of each operator with a != b
+  if (run.is(TaskKind::MinMax)) {  // the first example of each operator with a != b
     std::vector<int64_t> out;
     for (const char* op : {"max", "min"}) {
       for (int64_t p = 0; p < run.P; ++p) {
@@ -57,6 +57,129 @@ std::vector<std::pair<int64_t, int64_t>> default_heads(const Run& run, int64_t l
   return all;
 }
 
+// The options checked against the run, as storage indices.
+struct Selection {
+  std::vector<std::string> images;  // png / svg
+  bool html = false;
+  std::vector<int64_t> epochs, probes, layers, heads;  // as chosen (empty: defaults)
+  std::string web;
+};
+
+// Validates every option against the run before anything is written.
+Selection selection_of(const RenderOptions& o, const Run& run) {
+  Selection s;
+  s.html = std::find(o.formats.begin(), o.formats.end(), "html") != o.formats.end();
+  for (const auto& f : o.formats) {
+    if (f != "html") s.images.push_back(f);
+  }
+  for (int64_t e : o.epochs) s.epochs.push_back(run.epoch_index(e));
+  for (int64_t p : o.probes) {
+    if (p < 0 || p >= run.P) {
+      throw UsageError("probe " + std::to_string(p) + " was not recorded in '" + run.h5 + "': it holds probes 0.." +
+                       std::to_string(run.P - 1));
+    }
+  }
+  s.probes = o.probes;
+  for (int64_t l : o.layers) s.layers.push_back(run.layer_index(l));
+  for (int64_t h : o.heads) s.heads.push_back(run.head_index(h));
+  s.web = o.web_dir.empty() ? default_web_dir() : o.web_dir;
+  if (s.html) check_web_dir(s.web);
+  return s;
+}
+
+// What the figures show: the selection, or the defaults where it chose nothing.
+struct Plan {
+  std::vector<int64_t> at;                         // recorded epochs of the per-epoch figures
+  std::vector<int64_t> probes;
+  std::vector<std::pair<int64_t, int64_t>> heads;  // drawn one by one
+  std::vector<int64_t> strip, molecule_epochs;     // epochs of the evolution strips, molecule panels
+  std::vector<int64_t> projection_epochs;
+};
+
+Plan plan(const Selection& s, const Run& run) {
+  Plan p;
+  const int64_t last = static_cast<int64_t>(run.epochs.size()) - 1;
+  p.at = s.epochs.empty() ? std::vector<int64_t>{last} : s.epochs;
+  p.probes = s.probes.empty() ? default_probes(run) : s.probes;
+  if (s.layers.empty() && s.heads.empty()) {
+    p.heads = default_heads(run, last);
+  } else {
+    std::vector<int64_t> ls = s.layers, hs = s.heads;
+    if (ls.empty()) ls = {0};
+    if (hs.empty()) {
+      for (int64_t h = 0; h < run.H; ++h) hs.push_back(h);
+    }
+    for (int64_t l : ls) {
+      for (int64_t h : hs) p.heads.push_back({l, h});
+    }
+  }
+  p.strip = s.epochs.size() > 1 ? s.epochs : spread(last + 1, 8);
+  p.molecule_epochs = s.epochs.size() > 1 ? s.epochs : spread(last + 1, 5);
+  p.projection_epochs = spread(last + 1, 5);
+  return p;
+}
+
+// The attention maps of the chosen probes and heads (probabilities and, if recorded, scores).
+void draw_maps(const Run& run, const Output& out, const Plan& p) {
+  const bool probs = run.has_site(kProbs), scores = run.has_site(kScores);
+  if (probs) {
+    for (int64_t e : p.at) {
+      for (int64_t pr : p.probes) {
+        head_grid(run, out, e, pr);
+        for (auto [l, h] : p.heads) {
+          head_map(run, out, kProbs, e, pr, l, h);
+          if (scores) head_map(run, out, kScores, e, pr, l, h);
+        }
+      }
+    }
+    for (int64_t pr : p.probes) {
+      for (auto [l, h] : p.heads) evolution_strip(run, out, p.strip, pr, l, h);
+    }
+  } else if (scores) {
+    for (int64_t e : p.at) {
+      for (auto [l, h] : p.heads) head_map(run, out, kScores, e, p.probes[0], l, h);
+    }
+  }
+}
+
+void draw_figures(const Run& run, const Output& out, const Plan& p) {
+  const bool probs = run.has_site(kProbs);
+  draw_maps(run, out, p);
+  specialisation_timeline(run, out);
+  pattern_classes(run, out);
+  training_curves(run, out);
+  if (probs) {
+    for (int64_t e : p.at) {
+      positions(run, out, e);
+      focus_regions(run, out, e);
+      attention_river(run, out, e, p.probes[0]);
+    }
+  }
+  if (run.is(TaskKind::MinMax)) {
+    minmax_grid(run, out, kProbs);
+    minmax_grid(run, out, kScores);
+    if (probs) minmax_mechanism(run, out);
+  }
+  projection(run, out, p.projection_epochs);
+  if (run.molecules && probs) {  // SMILES probes
+    for (int64_t pr : p.probes) {
+      for (auto [l, h] : p.heads) molecule_attention(run, out, p.molecule_epochs, pr, l, h);
+    }
+  }
+}
+
+std::string write_report(const Run& run, const Selection& s, const fs::path& out_dir) {
+  const auto data = report_data(run, s.epochs, s.probes, kReportMapBudget);
+  if (data.probes_embedded < data.probes_total) {
+    log::info("[render] report: maps of " + std::to_string(data.probes_embedded) + " of " +
+              std::to_string(data.probes_total) + " probes embedded (size budget; choose others with --probes)");
+  }
+  fs::create_directories(out_dir);
+  const std::string path = (out_dir / RunDir::kReport).string();
+  write_file_atomic(path, assemble_report(data.json, s.web));
+  return path;
+}
+
 }  // namespace
 
 std::string default_web_dir() {
@@ -66,113 +189,19 @@ std::string default_web_dir() {
 
 Rendered render(const RenderOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  // ---- validate everything before writing anything
   for (const auto& f : o.formats) {
     if (f != "png" && f != "svg" && f != "html") throw UsageError("--format: unknown format '" + f + "' (expected png, svg, html)");
   }
   Run run = open_run(o.input);
-  const bool html = std::find(o.formats.begin(), o.formats.end(), "html") != o.formats.end();
-  std::vector<std::string> images;
-  for (const auto& f : o.formats) {
-    if (f != "html") images.push_back(f);
-  }
-  std::vector<int64_t> es;
-  for (int64_t e : o.epochs) es.push_back(run.epoch_index(e));
-  std::vector<int64_t> ps = o.probes;
-  for (int64_t p : ps) {
-    if (p < 0 || p >= run.P) {
-      throw UsageError("probe " + std::to_string(p) + " was not recorded in '" + run.h5 + "': it holds probes 0.." +
-                       std::to_string(run.P - 1));
-    }
-  }
-  std::vector<int64_t> ls, hs;
-  for (int64_t l : o.layers) ls.push_back(run.layer_index(l));
-  for (int64_t h : o.heads) hs.push_back(run.head_index(h));
-  const std::string web = o.web_dir.empty() ? default_web_dir() : o.web_dir;
-  if (html) {
-    for (const char* f : {"report.html", "report.css", "report.js", "node_modules/plotly.js-dist-min/plotly.min.js",
-                          "node_modules/umap-js/lib/umap-js.min.js"}) {
-      if (!fs::exists(fs::path(web) / f)) {
-        throw UsageError("the report needs '" + (fs::path(web) / f).string() +
-                         "': run `make deps` (npm ci in viz/web) or set ATTNSCOPE_WEB_DIR, or render with --format png");
-      }
-    }
-  }
+  const Selection s = selection_of(o, run);
   const fs::path out_dir = o.out.empty() ? fs::path(run.dir) : fs::path(o.out);
-
-  const int64_t last = static_cast<int64_t>(run.epochs.size()) - 1;
-  const std::vector<int64_t> at = es.empty() ? std::vector<int64_t>{last} : es;
-  if (ps.empty()) ps = default_probes(run);
-  std::vector<std::pair<int64_t, int64_t>> heads;
-  if (ls.empty() && hs.empty()) {
-    heads = default_heads(run, last);
-  } else {
-    if (ls.empty()) ls = {0};
-    if (hs.empty()) {
-      for (int64_t h = 0; h < run.H; ++h) hs.push_back(h);
-    }
-    for (int64_t l : ls) {
-      for (int64_t h : hs) heads.push_back({l, h});
-    }
-  }
-  const std::vector<int64_t> strip = es.size() > 1 ? es : spread(last + 1, 8);
-
+  const Plan p = plan(s, run);
   Rendered result;
-  if (!images.empty()) {
-    fs::create_directories(out_dir / "figures");
-    const Output out{(out_dir / "figures").string(), images, &result.files};
-    const bool probs = run.has_site("attn.probs"), scores = run.has_site("attn.scores");
-    if (probs) {
-      for (int64_t e : at) {
-        for (int64_t p : ps) {
-          head_grid(run, out, e, p);
-          for (auto [l, h] : heads) {
-            head_map(run, out, "attn.probs", e, p, l, h);
-            if (scores) head_map(run, out, "attn.scores", e, p, l, h);
-          }
-        }
-      }
-      for (int64_t p : ps) {
-        for (auto [l, h] : heads) evolution_strip(run, out, strip, p, l, h);
-      }
-    } else if (scores) {
-      for (int64_t e : at) {
-        for (auto [l, h] : heads) head_map(run, out, "attn.scores", e, ps[0], l, h);
-      }
-    }
-    specialisation_timeline(run, out);
-    pattern_classes(run, out);
-    training_curves(run, out);
-    if (probs) {
-      for (int64_t e : at) {
-        positions(run, out, e);
-        focus_regions(run, out, e);
-        attention_river(run, out, e, ps[0]);
-      }
-    }
-    if (run.task == "minmax") {
-      minmax_grid(run, out, "attn.probs");
-      minmax_grid(run, out, "attn.scores");
-      if (probs) minmax_mechanism(run, out);
-    }
-    projection(run, out, spread(last + 1, 5));
-    if (run.task == "roberta" && probs) {  // molecules: SMILES probes
-      for (int64_t p : ps) {
-        for (auto [l, h] : heads) molecule_attention(run, out, es.size() > 1 ? es : spread(last + 1, 5), p, l, h);
-      }
-    }
+  if (!s.images.empty()) {
+    fs::create_directories(out_dir / RunDir::kFigures);
+    draw_figures(run, Output{(out_dir / RunDir::kFigures).string(), s.images, &result.files}, p);
   }
-  if (html) {
-    const auto data = report_data(run, es, o.probes, kReportMapBudget);
-    if (data.probes_embedded < data.probes_total) {
-      log::info("[render] report: maps of " + std::to_string(data.probes_embedded) + " of " +
-                std::to_string(data.probes_total) + " probes embedded (size budget; choose others with --probes)");
-    }
-    fs::create_directories(out_dir);
-    const std::string path = (out_dir / "report.html").string();
-    write_file_atomic(path, assemble_report(data.json, web));
-    result.files.push_back(path);
-  }
+  if (s.html) result.files.push_back(write_report(run, s, out_dir));
   for (const auto& f : result.files) result.bytes += fs::file_size(f);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;

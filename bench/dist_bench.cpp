@@ -16,7 +16,7 @@
 #include <fstream>
 
 #include "bench/bench_util.h"
-#include "cli/launch.h"
+#include "cli/cli.h"
 #include "core/core.h"
 #include "data/data.h"
 #include "train/train.h"

@@ -19,7 +19,7 @@
 #include <iostream>
 
 #include "bench/bench_util.h"
-#include "cli/app.h"
+#include "cli/cli.h"
 #include "core/core.h"
 #include "hooks/hooks.h"
 #include "models/models.h"

@@ -13,7 +13,7 @@
 #include <iostream>
 #include <random>
 
-#include "cli/app.h"
+#include "cli/cli.h"
 #include "core/core.h"
 #include "store/store.h"
 #include "viz/viz.h"

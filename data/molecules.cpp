@@ -489,8 +489,7 @@ Split read_split_file(const std::string& path, int64_t n) {
   if (j.contains("train") && j["train"].is_array() && j["train"].empty()) problems.push_back("the train split is empty");
   if (problems.size() == 1) throw UsageError("split file '" + path + "': " + problems[0]);
   if (!problems.empty()) {
-    throw UsageError("split file '" + path + "': " + std::to_string(problems.size()) + " problems:\n  - " +
-                     join(problems, "\n  - "));
+    throw UsageError(problem_list("split file '" + path + "': " + std::to_string(problems.size()) + " problems:", problems));
   }
   return s;
 }

@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "hooks/attention_analysis.h"
 #include "hooks/attention_metrics.h"
+#include "hooks/job_queue.h"
 #include "models/models.h"
 
 namespace attnscope::hooks {
@@ -99,98 +100,13 @@ void set_weights(torch::nn::Module& m, const std::vector<torch::Tensor>& w) {
 // The recorder's background thread: analyses, conversion to the file's layout and every write to
 // attention.h5 run here, in order, beside training (the trainer's thread only runs the model).
 // A job that fails stops the ones after it; the error surfaces at the next post() or drain().
-struct AttentionRecorder::Jobs {
-  Jobs() : thread_([this] { loop(); }) {}
-  ~Jobs() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-  // Returns the job's ticket: wait(ticket) returns once it and every job before it are done.
-  int64_t post(std::function<void()> job) {
-    rethrow();
-    int64_t ticket;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      queue_.push_back(std::move(job));
-      ticket = ++posted_;
-    }
-    wake_.notify_all();
-    return ticket;
-  }
-  void wait(int64_t ticket) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      idle_.wait(lock, [&] { return done_ >= ticket; });
-    }
-    rethrow();
-  }
-  void drain() { wait(posted()); }  // every posted job
-  int64_t posted() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return posted_;
-  }
-  double seconds() const { return seconds_; }  // (after drain())
-
- private:
-  void rethrow() {
-    std::exception_ptr e;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      std::swap(e, error_);
-    }
-    if (e) std::rethrow_exception(e);
-  }
-  void loop() {
-    at::set_num_threads(1);  // (OpenMP: this thread's own setting; training keeps run.threads)
-    torch::NoGradGuard no_grad;
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop_
-      auto job = std::move(queue_.front());
-      queue_.pop_front();
-      const bool skip = failed_;
-      lock.unlock();
-      const auto t0 = Clock::now();
-      std::exception_ptr e;
-      if (!skip) {
-        try {
-          job();
-        } catch (...) {
-          e = std::current_exception();
-        }
-      }
-      lock.lock();
-      seconds_ += seconds_since(t0);
-      if (e) {
-        error_ = e;
-        failed_ = true;
-      }
-      ++done_;
-      idle_.notify_all();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable wake_, idle_;
-  std::deque<std::function<void()>> queue_;
-  std::exception_ptr error_;
-  int64_t posted_ = 0, done_ = 0;
-  bool stop_ = false, failed_ = false;
-  double seconds_ = 0;
-  std::thread thread_;  // (last: started once the members above exist)
-};
-
-train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Task& task) {
+train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Inspectable& task) {
   return config.probe_file.empty() ? task.default_probes(config.probes) : task.probes_from_file(config.probe_file);
 }
 
-AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, train::ProbeSet probes,
+AttentionRecorder::AttentionRecorder(const Config& config, train::Inspectable& task, train::ProbeSet probes,
                                      const std::string& path, bool resume, int64_t resume_epoch)
-    : cfg_(config.hooks.attention), task_(task), probes_(std::move(probes)), jobs_(std::make_unique<Jobs>()) {
+    : cfg_(config.hooks.attention), task_(task), probes_(std::move(probes)), jobs_(std::make_unique<JobQueue>()) {
   layers_ = all_or(cfg_.layers, task.num_layers());
   heads_ = all_or(cfg_.heads, task.num_heads());
   const int64_t T = probes_.inputs.size(1);
@@ -217,6 +133,7 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Task& task, tr
   h.attnscope_version = kVersion;
   h.config_yaml = to_yaml(config);
   h.model_json = task.model_json();
+  h.task = task.task_name();
   h.sites = cfg_.sites;
   h.layer_ids = layers_;
   h.head_ids = heads_;
@@ -334,20 +251,20 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
   const auto t0 = Clock::now();
   Lap lap;
   jobs_->wait(ticket_);  // what the previous record() posted: at most about one epoch of work in flight
-  lap(seconds_wait_);
+  lap(times_.wait);
   const bool fused = metrics_due && fused_epoch_ == epoch && fused_batches_ > 0;  // (fed by this epoch's evaluation)
   // A copy of the weights, when the task makes one, and the rest in the recorder's thread;
   // else the probe pass and head importance here, the analyses and writing there.
   std::shared_ptr<train::Snapshot> snap;
   if (maps_due || (metrics_due && !fused) || is_best) snap = task_.snapshot();
-  lap(seconds_maps_);
+  lap(times_.maps);
   if (is_best && !maps_due) {  // its weights now, its maps when a periodic checkpoint comes first
-    best_maps_.clear();
-    best_snap_ = snap;
-    if (!snap) copy_weights(task_.module(), best_weights_);
-    best_weights_valid_ = !snap;
-    best_info_ = store::EpochInfo{epoch, step, now_unix()};
-    best_pending_ = true;
+    best_.maps.clear();
+    best_.snapshot = snap;
+    if (!snap) copy_weights(task_.module(), best_.weights);
+    best_.weights_valid = !snap;
+    best_.info = store::EpochInfo{epoch, step, now_unix()};
+    best_.pending = true;
   }
   if (maps_due) {
     const store::EpochInfo info{epoch, step, now_unix()};
@@ -357,7 +274,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       pass = std::make_shared<ProbePass>(probe_pass(nullptr));
       hi = task_.head_importance();  // [all layers, all heads]
     }
-    lap(seconds_maps_);
+    lap(times_.maps);
     // The last epoch's head importance is computed by the trainer's thread, which has nothing
     // else to do then (on_train_end), while this job does the probe pass and the analyses.
     std::shared_future<torch::Tensor> hi_later;
@@ -369,9 +286,9 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     jobs_->post([this, snap, pass, hi, info, hi_later] {
       Lap lap_bg;
       const ProbePass r = pass ? *pass : probe_pass(snap.get());
-      lap_bg(seconds_maps_bg_);
+      lap_bg(times_.maps_bg);
       const torch::Tensor h = hi_later.valid() ? hi_later.get() : snap ? snap->head_importance() : hi;
-      lap_bg(hi_later.valid() ? seconds_importance_wait_ : seconds_importance_);
+      lap_bg(hi_later.valid() ? times_.importance_wait : times_.importance);
       const auto& p = r.probs;
       const auto& len = probes_.lengths;
       store::Analyses an;
@@ -386,20 +303,20 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
           : every_head ? h
                        : h.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
       if (r.pooled.defined()) an["pooled"] = to_floats(r.pooled);
-      lap_bg(seconds_analyses_);
+      lap_bg(times_.analyses);
       writer_->append_epoch(info, site_maps(r.maps), an);
-      lap_bg(seconds_write_);
+      lap_bg(times_.write);
       latest_maps_ = r.maps;  // (/best of this epoch, if it is the best: no second probe pass)
       latest_epoch_ = info.epoch;
       prev_probs_ = p;
       if (keep_probs_) kept_probs_.push_back(p);
     });
     if (is_best) {  // written at the next periodic checkpoint (or the end)
-      best_snap_ = snap;
-      if (pass) best_maps_ = pass->maps;
-      best_weights_valid_ = false;
-      best_info_ = info;
-      best_pending_ = true;
+      best_.snapshot = snap;
+      if (pass) best_.maps = pass->maps;
+      best_.weights_valid = false;
+      best_.info = info;
+      best_.pending = true;
     }
   }
   if (metrics_due) {
@@ -409,7 +326,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       jobs_->post([this, epoch, snap] {
         const auto t = Clock::now();
         auto table = validation_metrics(snap.get());
-        seconds_metrics_bg_ += seconds_since(t);
+        times_.metrics_bg += seconds_since(t);
         writer_->append_metrics(epoch, table);
       });
     } else {
@@ -417,10 +334,10 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     }
     fused_epoch_ = -1;
     fused_.reset();
-    lap(seconds_metrics_);
+    lap(times_.metrics);
   }
   ticket_ = jobs_->posted();
-  seconds_ += seconds_since(t0);
+  times_.total += seconds_since(t0);
 }
 
 void AttentionRecorder::record_epoch(int64_t epoch, int64_t step) {
@@ -429,31 +346,31 @@ void AttentionRecorder::record_epoch(int64_t epoch, int64_t step) {
 }
 
 void AttentionRecorder::write_pending_best() {
-  if (!best_pending_) return;
-  best_pending_ = false;
+  if (!best_.pending) return;
+  best_.pending = false;
   const auto t0 = Clock::now();
-  if (best_snap_) {  // its maps from its copy of the weights, in the recorder's thread
-    jobs_->post([this, info = best_info_, snap = std::move(best_snap_)] {
+  if (best_.snapshot) {  // its maps from its copy of the weights, in the recorder's thread
+    jobs_->post([this, info = best_.info, snap = std::move(best_.snapshot)] {
       writer_->write_best(info, site_maps(latest_epoch_ == info.epoch ? latest_maps_ : probe_pass(snap.get()).maps));
     });
-    best_snap_.reset();
+    best_.snapshot.reset();
   } else {
-    if (best_maps_.empty()) {  // the maps at the best epoch's weights, the current ones put back after
-      if (!best_weights_valid_) return;
+    if (best_.maps.empty()) {  // the maps at the best epoch's weights, the current ones put back after
+      if (!best_.weights_valid) return;
       auto& module = task_.module();
       const auto now = weights_of(module);
-      set_weights(module, best_weights_);
-      best_maps_ = probe_pass(nullptr).maps;
+      set_weights(module, best_.weights);
+      best_.maps = probe_pass(nullptr).maps;
       set_weights(module, now);
     }
-    jobs_->post([this, info = best_info_, maps = std::move(best_maps_)] { writer_->write_best(info, site_maps(maps)); });
+    jobs_->post([this, info = best_.info, maps = std::move(best_.maps)] { writer_->write_best(info, site_maps(maps)); });
   }
-  best_maps_.clear();
-  best_weights_valid_ = false;  // (its tensors are kept for the next copy)
+  best_.maps.clear();
+  best_.weights_valid = false;  // (its tensors are kept for the next copy)
   const double s = seconds_since(t0);
-  seconds_ += s;
-  seconds_best_ += s;
-  ++best_writes_;
+  times_.total += s;
+  times_.best += s;
+  ++best_.writes;
 }
 
 void AttentionRecorder::on_checkpoint(const train::TrainContext&, const std::string& path) {
@@ -473,8 +390,8 @@ void AttentionRecorder::on_train_end(const train::TrainContext&, const train::Ep
     for (const auto& [name, values] : arrays) writer_->write_array(name, values);
   });
   const double s = seconds_since(t0);
-  seconds_end_ += s;
-  seconds_ += s;
+  times_.end += s;
+  times_.total += s;
 }
 
 void AttentionRecorder::end_importance() {
@@ -510,24 +427,24 @@ void AttentionRecorder::finish() {
   jobs_->drain();
   finished_ = true;
   const double s = seconds_since(t0);
-  seconds_end_ += s;
-  seconds_ += s;
+  times_.end += s;
+  times_.total += s;
   char line[400];
   std::snprintf(line, sizeof line, "[attention] %lld epochs recorded; %.3f s of the trainer's thread spent recording: %.3f s at the epochs (",
-                static_cast<long long>(writer_->epochs_recorded()), seconds_, seconds_ - seconds_best_ - seconds_end_);
+                static_cast<long long>(writer_->epochs_recorded()), times_.total, times_.total - times_.best - times_.end);
   std::string text = line;
-  text += time_parts({{"probe maps or a copy of the weights", seconds_maps_},
-                      {"per-head metrics over the validation split", seconds_metrics_},
-                      {"waiting for the recorder's thread", seconds_wait_}});
+  text += time_parts({{"probe maps or a copy of the weights", times_.maps},
+                      {"per-head metrics over the validation split", times_.metrics},
+                      {"waiting for the recorder's thread", times_.wait}});
   std::snprintf(line, sizeof line, "), %.3f s on /best (%lld writes), %.3f s waiting at the end; beside training, in the recorder's thread: %.3f s (",
-                seconds_best_, static_cast<long long>(best_writes_), seconds_end_, jobs_->seconds());
+                times_.best, static_cast<long long>(best_.writes), times_.end, jobs_->seconds());
   text += line;
-  text += time_parts({{"probe maps", seconds_maps_bg_},
-                      {"per-head metrics", seconds_metrics_bg_},
-                      {"head importance", seconds_importance_},
-                      {"analyses", seconds_analyses_},
-                      {"writing", seconds_write_},
-                      {"waiting for the last epoch's head importance from the trainer's thread", seconds_importance_wait_}});
+  text += time_parts({{"probe maps", times_.maps_bg},
+                      {"per-head metrics", times_.metrics_bg},
+                      {"head importance", times_.importance},
+                      {"analyses", times_.analyses},
+                      {"writing", times_.write},
+                      {"waiting for the last epoch's head importance from the trainer's thread", times_.importance_wait}});
   log::info(text + ")");
 }
 
@@ -588,15 +505,15 @@ void AttentionRecorder::on_epoch_begin(const train::TrainContext& ctx, int64_t e
           const int64_t ticket = jobs_->post([this, acc = fused_, probs, lengths] {
             const auto t0 = Clock::now();
             add_metrics(*acc, probs, lengths);
-            seconds_metrics_bg_ += seconds_since(t0);
+            times_.metrics_bg += seconds_since(t0);
           });
           ++fused_batches_;
           // a few batches ahead at most, so that their maps do not pile up in memory
           const auto t0 = Clock::now();
           jobs_->wait(ticket - kBatchesAhead);
           const double waited = seconds_since(t0);
-          seconds_ += waited;
-          seconds_wait_ += waited;
+          times_.total += waited;
+          times_.wait += waited;
         })) {
       fused_epoch_ = epoch;
     }

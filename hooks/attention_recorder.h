@@ -20,17 +20,19 @@ namespace attnscope::hooks {
 
 // The probe set a config asks for (file or default); UsageError for a bad probe file. Called
 // before the run directory is touched so that bad input writes nothing.
-train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Task& task);
+train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Inspectable& task);
 
 // The attention probabilities a run recorded over its probes, for Task::finish: nullopt when `h5`
 // does not exist; no epochs when it holds no attn.probs of exactly one layer. Reads lazily, one
 // epoch at a time.
 std::optional<analysis::ProbeHistory> recorded_history(const std::string& h5);
 
+class JobQueue;
+
 class AttentionRecorder : public train::Observer {
  public:
   // Creates `path`, or with `resume` reopens it dropping what came after `resume_epoch`.
-  AttentionRecorder(const Config& config, train::Task& task, train::ProbeSet probes,
+  AttentionRecorder(const Config& config, train::Inspectable& task, train::ProbeSet probes,
                     const std::string& path, bool resume, int64_t resume_epoch);
   ~AttentionRecorder() override;
 
@@ -54,7 +56,6 @@ class AttentionRecorder : public train::Observer {
 
  private:
   using MapTensors = std::map<std::string, torch::Tensor>;  // site -> [P,L,H,T,T]
-  struct Jobs;
   // `last`: the run's last epoch (its head importance comes from on_train_end, end_importance())
   void record(int64_t epoch, int64_t step, bool is_best, bool maps, bool metrics, bool last = false);
   void end_importance();
@@ -82,7 +83,7 @@ class AttentionRecorder : public train::Observer {
   int64_t kept_from_ = 0;
   bool keep_probs_ = false;
   const AttentionHookConfig& cfg_;
-  train::Task& task_;
+  train::Inspectable& task_;
   train::ProbeSet probes_;
   std::vector<int64_t> layers_, heads_;
   // per-head metrics of the epoch fused_epoch_, fed by its evaluation (Task::attention_with_next_evaluate)
@@ -91,23 +92,28 @@ class AttentionRecorder : public train::Observer {
   int64_t fused_epoch_ = -1, fused_batches_ = 0;
   int64_t ticket_ = 0;  // the recorder thread's jobs posted up to the end of the latest record()
   std::unique_ptr<store::Writer> writer_;
-  double seconds_ = 0;  // in all; of it:
-  double seconds_best_ = 0, seconds_end_ = 0;  // writing /best (and its maps), at the end
-  double seconds_maps_ = 0, seconds_metrics_ = 0, seconds_wait_ = 0;  // at the epochs, in the trainer's thread
-  double seconds_analyses_ = 0, seconds_write_ = 0, seconds_metrics_bg_ = 0, seconds_importance_ = 0,
-         seconds_maps_bg_ = 0, seconds_importance_wait_ = 0;  // in the recorder's thread
-  int64_t best_writes_ = 0;
+  // Where the recorder's time went (seconds), for its account at the end.
+  struct Times {
+    double total = 0;  // in all; of it:
+    double best = 0, end = 0;  // writing /best (and its maps), at the end
+    double maps = 0, metrics = 0, wait = 0;  // at the epochs, in the trainer's thread
+    double analyses = 0, write = 0, metrics_bg = 0, importance = 0, maps_bg = 0,
+           importance_wait = 0;  // in the recorder's thread
+  } times_;
   bool finished_ = false;
   // The best epoch, until the next periodic checkpoint (or the end) writes it: its maps when it was
   // a recorded epoch, else its weights, whose maps are computed then (once per checkpoint, not at
   // every improvement: min/max improves at ~440 of its 750 epochs).
-  MapTensors best_maps_;
-  std::vector<torch::Tensor> best_weights_;
-  bool best_weights_valid_ = false;
-  store::EpochInfo best_info_;
-  bool best_pending_ = false;
+  struct PendingBest {
+    MapTensors maps;
+    std::vector<torch::Tensor> weights;
+    bool weights_valid = false;
+    store::EpochInfo info;
+    bool pending = false;
+    std::shared_ptr<train::Snapshot> snapshot;  // its weights, when the task copies them
+    int64_t writes = 0;                         // /best writes so far
+  } best_;
   torch::Tensor prev_probs_;  // [P,L,H,T,T] of the latest recorded epoch (the recorder's thread's)
-  std::shared_ptr<train::Snapshot> best_snap_;  // the pending best epoch's weights, when the task copies them
   struct EndImportance {
     std::promise<torch::Tensor> promise;
     std::shared_ptr<train::Snapshot> snapshot;
@@ -116,7 +122,7 @@ class AttentionRecorder : public train::Observer {
   MapTensors latest_maps_;                 // the latest recorded epoch's maps (the recorder's thread's)
   int64_t latest_epoch_ = -1;
   torch::Tensor padding_;                 // [P,1,T,T] true on padding rows / keys; undefined if none
-  std::unique_ptr<Jobs> jobs_;            // analyses and writes, beside training (last: joined first)
+  std::unique_ptr<JobQueue> jobs_;            // analyses and writes, beside training (last: joined first)
 };
 
 }  // namespace attnscope::hooks

@@ -163,9 +163,7 @@ RobertaConfig read_hf_config(const std::string& path) {
     problems.push_back(m.str());
   }
   if (!problems.empty()) {
-    std::string m = "'" + path + "' is not a usable RoBERTa config:";
-    for (const auto& p : problems) m += "\n  - " + p;
-    throw UsageError(m);
+    throw UsageError(problem_list("'" + path + "' is not a usable RoBERTa config:", problems));
   }
   return c;
 }
@@ -208,9 +206,7 @@ void check_config_fits(const RobertaConfig& c, const std::map<std::string, torch
                        std::to_string(layers) + " encoder layers");
   }
   if (!problems.empty()) {
-    std::string m = "'" + config_path + "' does not describe the weights beside it:";
-    for (const auto& p : problems) m += "\n  - " + p;
-    throw UsageError(m);
+    throw UsageError(problem_list("'" + config_path + "' does not describe the weights beside it:", problems));
   }
 }
 

@@ -157,6 +157,266 @@ torch::ScalarType storage_type(const std::string& global, const std::string& pat
   return it->second;
 }
 
+// The restricted unpickler of a state dict's data.pkl: the opcodes torch.save writes for dicts of
+// tensors, an allowlist of globals (OrderedDict, _rebuild_tensor_v2, storage types), storages read
+// from the zip once per dtype, every size, stride and offset checked before a tensor is built.
+class Unpickler {
+ public:
+  Unpickler(const std::string& path, caffe2::serialize::PyTorchStreamReader& zip, const unsigned char* p, size_t size)
+      : path_(path), zip_(zip), p_(p), size_(size) {}
+
+  std::map<std::string, torch::Tensor> state_dict() {
+    for (;;) {
+      need(1);
+      const unsigned char op = p_[pos_++];
+      if (op == '.') break;  // STOP
+      step(op);
+    }
+    if (stack_.size() != 1 || stack_.back()->kind != Value::kDict) throw UsageError("'" + path_ + "': data.pkl is not a state dict");
+    std::map<std::string, torch::Tensor> out;
+    for (const auto& [k, v] : stack_.back()->entries) {
+      if (k->kind != Value::kStr || v->kind != Value::kTensor) throw UsageError("'" + path_ + "': a state dict entry is not name -> tensor");
+      out[k->s] = v->tensor;
+    }
+    return out;
+  }
+
+ private:
+  UsageError bad(const std::string& what) const {
+    return UsageError("'" + path_ + "': data.pkl at byte " + std::to_string(pos_) + ": " + what);
+  }
+  void need(size_t n) const {
+    if (pos_ + n > size_) throw bad("truncated");
+  }
+  uint64_t read_le(size_t n) {
+    need(n);
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; ++k) v |= static_cast<uint64_t>(p_[pos_ + k]) << (8 * k);
+    pos_ += n;
+    return v;
+  }
+  std::string read_line() {
+    std::string s;
+    while (pos_ < size_ && p_[pos_] != '\n') s += static_cast<char>(p_[pos_++]);
+    if (pos_ >= size_) throw bad("truncated");
+    ++pos_;
+    return s;
+  }
+  Ptr make(Value::Kind k) { return arena_.make(k); }
+  Value& top() {
+    if (stack_.empty()) throw bad("stack underflow");
+    return *stack_.back();
+  }
+  Ptr pop() {
+    if (stack_.empty()) throw bad("stack underflow");
+    Ptr v = stack_.back();
+    stack_.pop_back();
+    return v;
+  }
+  std::vector<Ptr> pop_to_mark() {
+    std::vector<Ptr> items;
+    while (!stack_.empty() && stack_.back()->kind != Value::kMark) items.push_back(pop());
+    if (stack_.empty()) throw bad("no MARK");
+    stack_.pop_back();
+    std::reverse(items.begin(), items.end());
+    return items;
+  }
+  Ptr tuple(std::vector<Ptr> items) {
+    auto t = make(Value::kTuple);
+    t->items = std::move(items);
+    return t;
+  }
+  void push_int(int64_t i) {
+    auto v = make(Value::kInt);
+    v->i = i;
+    stack_.push_back(v);
+  }
+
+  void step(unsigned char op) {
+    if (step_structure(op) || step_scalar(op)) return;
+    switch (op) {
+      case 'Q': persistent_storage(); break;                           // BINPERSID
+      case 'R': reduce(); break;                                       // REDUCE
+      default: {
+        char b[8];
+        std::snprintf(b, sizeof b, "%02x", op);
+        throw bad("unsupported pickle opcode 0x" + std::string(b));
+      }
+    }
+  }
+
+  // Opcodes that build containers, mark, memoise: true when `op` was one.
+  bool step_structure(unsigned char op) {
+    switch (op) {
+      case 0x80: read_le(1); return true;                              // PROTO
+      case 'c': global(); return true;                                 // GLOBAL
+      case 'q': { const auto k = read_le(1); top(); memo_[k] = stack_.back(); return true; }  // BINPUT
+      case 'r': { const auto k = read_le(4); top(); memo_[k] = stack_.back(); return true; }  // LONG_BINPUT
+      case 'h': case 'j': {                                            // BINGET / LONG_BINGET
+        auto it = memo_.find(read_le(op == 'h' ? 1 : 4));
+        if (it == memo_.end()) throw bad("BINGET of a memo key never put");
+        stack_.push_back(it->second);
+        return true;
+      }
+      case '(': stack_.push_back(make(Value::kMark)); return true;     // MARK
+      case ')': stack_.push_back(tuple({})); return true;              // EMPTY_TUPLE
+      case 't': stack_.push_back(tuple(pop_to_mark())); return true;   // TUPLE
+      case 0x85: { auto a = pop(); stack_.push_back(tuple({a})); return true; }
+      case 0x86: { auto b = pop(), a = pop(); stack_.push_back(tuple({a, b})); return true; }
+      case 0x87: { auto c = pop(), b = pop(), a = pop(); stack_.push_back(tuple({a, b, c})); return true; }
+      case '}': stack_.push_back(make(Value::kDict)); return true;     // EMPTY_DICT
+      case ']': stack_.push_back(make(Value::kList)); return true;     // EMPTY_LIST
+      case 'a': { auto x = pop(); top().items.push_back(x); return true; }  // APPEND
+      case 'e': { auto xs = pop_to_mark(); auto& l = top(); for (auto& x : xs) l.items.push_back(x); return true; }
+      case 's': { auto v = pop(), k = pop(); top().entries.emplace_back(k, v); return true; }  // SETITEM
+      case 'u': {                                                      // SETITEMS
+        auto xs = pop_to_mark();
+        if (xs.size() % 2) throw bad("odd SETITEMS");
+        auto& d = top();
+        for (size_t k = 0; k < xs.size(); k += 2) d.entries.emplace_back(xs[k], xs[k + 1]);
+        return true;
+      }
+      case 'b': pop(); return true;                                    // BUILD: state of an OrderedDict, ignored
+      default: return false;
+    }
+  }
+
+  // Opcodes that push a scalar (None, bools, ints, floats, strings): true when `op` was one.
+  bool step_scalar(unsigned char op) {
+    switch (op) {
+      case 'N': stack_.push_back(make(Value::kNone)); return true;
+      case 0x88: case 0x89: { auto b = make(Value::kBool); b->i = op == 0x88; stack_.push_back(b); return true; }
+      case 'K': push_int(static_cast<int64_t>(read_le(1))); return true;
+      case 'M': push_int(static_cast<int64_t>(read_le(2))); return true;
+      case 'J': push_int(static_cast<int32_t>(read_le(4))); return true;
+      case 0x8a: {                                                     // LONG1
+        const size_t n = read_le(1);
+        if (n > 8) throw bad("LONG1 of " + std::to_string(n) + " bytes: a state dict's ints fit in 8");
+        uint64_t raw = read_le(n);
+        push_int((n > 0 && n < 8 && (raw >> (8 * n - 1)) & 1) ? static_cast<int64_t>(raw | (~uint64_t{0} << (8 * n)))
+                                                              : static_cast<int64_t>(raw));
+        return true;
+      }
+      case 'G': {                                                      // BINFLOAT (big-endian)
+        need(8);
+        uint64_t bits = 0;
+        for (int k = 0; k < 8; ++k) bits = (bits << 8) | p_[pos_ + k];
+        pos_ += 8;
+        auto v = make(Value::kFloat);
+        std::memcpy(&v->f, &bits, 8);
+        stack_.push_back(v);
+        return true;
+      }
+      case 'X': case 0x8c: {                                           // BINUNICODE / SHORT_BINUNICODE
+        const size_t n = read_le(op == 'X' ? 4 : 1);
+        need(n);
+        auto v = make(Value::kStr);
+        v->s.assign(reinterpret_cast<const char*>(p_ + pos_), n);
+        pos_ += n;
+        stack_.push_back(v);
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+  // GLOBAL: an allowlist, nothing else
+  void global() {
+    auto g = make(Value::kGlobal);
+    const std::string module = read_line();
+    g->s = module + "." + read_line();
+    if (g->s != "collections.OrderedDict" && g->s != "torch._utils._rebuild_tensor_v2") {
+      storage_type(g->s, path_);  // throws for anything that is not a known storage type
+    }
+    stack_.push_back(g);
+  }
+
+  // BINPERSID: ('storage', type, key, location, numel) -> the storage's first numel elements
+  void persistent_storage() {
+    auto pid = pop();
+    if (pid->kind != Value::kTuple || pid->items.size() < 5 || pid->items[0]->s != "storage") throw bad("unknown persistent id");
+    const auto type = storage_type(pid->items[1]->s, path_);
+    const std::string key = pid->items[2]->s;
+    const int64_t numel = pid->items[4]->i;
+    if (numel < 0) throw bad("storage 'data/" + key + "' has " + std::to_string(numel) + " elements");
+    auto& storage = storages_[{key, type}];
+    if (!storage.defined()) {  // the whole record, as elements of `type`
+      if (!zip_.hasRecord("data/" + key)) throw bad("storage 'data/" + key + "' is missing from the zip");
+      at::DataPtr ptr;
+      size_t size = 0;
+      std::tie(ptr, size) = zip_.getRecord("data/" + key);
+      const auto element_size = static_cast<size_t>(c10::elementSize(type));
+      storage = torch::empty({static_cast<int64_t>(size / element_size)}, type);
+      if (size >= element_size) std::memcpy(storage.data_ptr(), ptr.get(), size / element_size * element_size);
+      rebuild_budget_ += 4 * static_cast<int64_t>(std::min<size_t>(size, size_t{1} << 56));
+    }
+    if (numel > storage.numel()) throw bad("storage 'data/" + key + "' is too short");
+    auto v = make(Value::kTensor);
+    v->tensor = storage.narrow(0, 0, numel);
+    stack_.push_back(v);
+  }
+
+  void reduce() {
+    auto args = pop(), fn = pop();
+    if (fn->kind != Value::kGlobal) throw bad("REDUCE of a non-global");
+    if (fn->s == "collections.OrderedDict") {
+      stack_.push_back(make(Value::kDict));
+    } else if (fn->s == "torch._utils._rebuild_tensor_v2") {
+      stack_.push_back(rebuild_tensor(args->items));
+    } else {
+      throw bad("unsupported callable " + fn->s);
+    }
+  }
+
+  // _rebuild_tensor_v2(storage, offset, size, stride, ...): in bounds of the storage, checked here
+  // rather than left to as_strided; then within budget.
+  Ptr rebuild_tensor(const std::vector<Ptr>& a) {
+    if (a.size() < 4 || a[0]->kind != Value::kTensor) throw bad("bad _rebuild_tensor_v2 arguments");
+    std::vector<int64_t> size, stride;
+    for (const auto& x : a[2]->items) size.push_back(x->i);
+    for (const auto& x : a[3]->items) stride.push_back(x->i);
+    const auto& storage = a[0]->tensor;
+    const int64_t offset = a[1]->i;
+    if (size.size() != stride.size() || offset < 0) throw bad("bad _rebuild_tensor_v2 size, stride or offset");
+    int64_t numel = 1, last = offset;
+    for (size_t d = 0; d < size.size(); ++d) {
+      if (size[d] < 0 || stride[d] < 0) throw bad("bad _rebuild_tensor_v2 size or stride");
+      if (!mul_ok(numel, size[d], &numel)) throw bad("_rebuild_tensor_v2 size overflows");
+    }
+    if (numel > 0) {
+      for (size_t d = 0; d < size.size(); ++d) {
+        int64_t reach = 0;
+        if (!mul_ok(size[d] - 1, stride[d], &reach) || !add_ok(last, reach, &last)) throw bad("_rebuild_tensor_v2 stride overflows");
+      }
+      if (last >= storage.numel()) throw bad("tensor reaches past the end of its storage");
+    }
+    int64_t bytes = 0;
+    if (!mul_ok(numel, static_cast<int64_t>(storage.element_size()), &bytes) || bytes > rebuild_budget_) {
+      throw bad("tensor of " + std::to_string(numel) + " elements is larger than the file's storages allow");
+    }
+    rebuild_budget_ -= bytes;
+    auto v = make(Value::kTensor);
+    v->tensor = storage.as_strided(size, stride, storage.storage_offset() + offset).clone();
+    return v;
+  }
+
+  const std::string& path_;
+  caffe2::serialize::PyTorchStreamReader& zip_;
+  const unsigned char* p_;
+  size_t size_;
+  size_t pos_ = 0;
+  Arena arena_;  // declared before the stack and the memo: destroyed after them
+  std::vector<Ptr> stack_;
+  std::map<uint64_t, Ptr> memo_;
+  // Each storage record is read once per dtype (tied weights share one); tensors are views of it.
+  std::map<std::pair<std::string, torch::ScalarType>, torch::Tensor> storages_;
+  // Bytes the rebuilt tensors may take in all: 256 MiB plus 4x the storage records read. A state
+  // dict's tensors are views of its storages, so only aliases (tied weights) and expanded views
+  // count twice; a pickle that rebuilds one storage thousands of times, or views it with stride 0
+  // at an enormous size, is refused before allocating.
+  int64_t rebuild_budget_ = int64_t{256} << 20;
+};
+
 }  // namespace
 
 std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& path) {
@@ -170,218 +430,8 @@ std::map<std::string, torch::Tensor> read_torch_state_dict(const std::string& pa
   if (!zip->hasRecord("data.pkl")) throw UsageError("'" + path + "' holds no data.pkl");
   at::DataPtr pkl_ptr;
   size_t pkl_size = 0;
-  std::tie(pkl_ptr, pkl_size) = zip->getRecord("data.pkl");  // not a structured binding: lambdas below capture it
-  const auto* p = static_cast<const unsigned char*>(pkl_ptr.get());
-  size_t pos = 0;
-  auto bad = [&](const std::string& what) {
-    return UsageError("'" + path + "': data.pkl at byte " + std::to_string(pos) + ": " + what);
-  };
-  auto need = [&](size_t n) {
-    if (pos + n > pkl_size) throw bad("truncated");
-  };
-  auto read_le = [&](size_t n) {
-    need(n);
-    uint64_t v = 0;
-    for (size_t k = 0; k < n; ++k) v |= static_cast<uint64_t>(p[pos + k]) << (8 * k);
-    pos += n;
-    return v;
-  };
-  auto read_line = [&] {
-    std::string s;
-    while (pos < pkl_size && p[pos] != '\n') s += static_cast<char>(p[pos++]);
-    if (pos >= pkl_size) throw bad("truncated");
-    ++pos;
-    return s;
-  };
-
-  Arena arena;  // declared before the stack and the memo: destroyed after them
-  auto make = [&](Value::Kind k) { return arena.make(k); };
-  std::vector<Ptr> stack;
-  std::map<uint64_t, Ptr> memo;
-  auto top = [&]() -> Value& {
-    if (stack.empty()) throw bad("stack underflow");
-    return *stack.back();
-  };
-  auto pop = [&] {
-    if (stack.empty()) throw bad("stack underflow");
-    Ptr v = stack.back();
-    stack.pop_back();
-    return v;
-  };
-  // Each storage record is read once per dtype (tied weights share one); tensors are views of it.
-  std::map<std::pair<std::string, torch::ScalarType>, torch::Tensor> storages;
-  // Bytes the rebuilt tensors may take in all: 256 MiB plus 4x the storage records read. A state
-  // dict's tensors are views of its storages, so only aliases (tied weights) and expanded views
-  // count twice; a pickle that rebuilds one storage thousands of times, or views it with stride 0
-  // at an enormous size, is refused before allocating.
-  int64_t rebuild_budget = int64_t{256} << 20;
-  auto pop_to_mark = [&] {
-    std::vector<Ptr> items;
-    while (!stack.empty() && stack.back()->kind != Value::kMark) items.push_back(pop());
-    if (stack.empty()) throw bad("no MARK");
-    stack.pop_back();
-    std::reverse(items.begin(), items.end());
-    return items;
-  };
-  auto tuple = [&](std::vector<Ptr> items) {
-    auto t = make(Value::kTuple);
-    t->items = std::move(items);
-    return t;
-  };
-
-  for (;;) {
-    need(1);
-    const unsigned char op = p[pos++];
-    switch (op) {
-      case 0x80: read_le(1); break;                                   // PROTO
-      case '.': goto done;                                             // STOP
-      case 'c': {                                                      // GLOBAL: an allowlist, nothing else
-        auto g = make(Value::kGlobal);
-        const std::string module = read_line();
-        g->s = module + "." + read_line();
-        if (g->s != "collections.OrderedDict" && g->s != "torch._utils._rebuild_tensor_v2") {
-          storage_type(g->s, path);  // throws for anything that is not a known storage type
-        }
-        stack.push_back(g);
-        break;
-      }
-      case 'q': { const auto k = read_le(1); top(); memo[k] = stack.back(); break; }  // BINPUT
-      case 'r': { const auto k = read_le(4); top(); memo[k] = stack.back(); break; }  // LONG_BINPUT
-      case 'h': case 'j': {                                            // BINGET / LONG_BINGET
-        auto it = memo.find(read_le(op == 'h' ? 1 : 4));
-        if (it == memo.end()) throw bad("BINGET of a memo key never put");
-        stack.push_back(it->second);
-        break;
-      }
-      case '(': stack.push_back(make(Value::kMark)); break;           // MARK
-      case ')': stack.push_back(tuple({})); break;                    // EMPTY_TUPLE
-      case 't': stack.push_back(tuple(pop_to_mark())); break;         // TUPLE
-      case 0x85: { auto a = pop(); stack.push_back(tuple({a})); break; }
-      case 0x86: { auto b = pop(), a = pop(); stack.push_back(tuple({a, b})); break; }
-      case 0x87: { auto c = pop(), b = pop(), a = pop(); stack.push_back(tuple({a, b, c})); break; }
-      case '}': stack.push_back(make(Value::kDict)); break;           // EMPTY_DICT
-      case ']': stack.push_back(make(Value::kList)); break;           // EMPTY_LIST
-      case 'N': stack.push_back(make(Value::kNone)); break;
-      case 0x88: case 0x89: { auto b = make(Value::kBool); b->i = op == 0x88; stack.push_back(b); break; }
-      case 'K': { auto v = make(Value::kInt); v->i = static_cast<int64_t>(read_le(1)); stack.push_back(v); break; }
-      case 'M': { auto v = make(Value::kInt); v->i = static_cast<int64_t>(read_le(2)); stack.push_back(v); break; }
-      case 'J': { auto v = make(Value::kInt); v->i = static_cast<int32_t>(read_le(4)); stack.push_back(v); break; }
-      case 0x8a: {                                                     // LONG1
-        const size_t n = read_le(1);
-        if (n > 8) throw bad("LONG1 of " + std::to_string(n) + " bytes: a state dict's ints fit in 8");
-        uint64_t raw = read_le(n);
-        auto v = make(Value::kInt);
-        v->i = (n > 0 && n < 8 && (raw >> (8 * n - 1)) & 1) ? static_cast<int64_t>(raw | (~uint64_t{0} << (8 * n)))
-                                                            : static_cast<int64_t>(raw);
-        stack.push_back(v);
-        break;
-      }
-      case 'G': {                                                      // BINFLOAT (big-endian)
-        need(8);
-        uint64_t bits = 0;
-        for (int k = 0; k < 8; ++k) bits = (bits << 8) | p[pos + k];
-        pos += 8;
-        auto v = make(Value::kFloat);
-        std::memcpy(&v->f, &bits, 8);
-        stack.push_back(v);
-        break;
-      }
-      case 'X': case 0x8c: {                                           // BINUNICODE / SHORT_BINUNICODE
-        const size_t n = read_le(op == 'X' ? 4 : 1);
-        need(n);
-        auto v = make(Value::kStr);
-        v->s.assign(reinterpret_cast<const char*>(p + pos), n);
-        pos += n;
-        stack.push_back(v);
-        break;
-      }
-      case 'a': { auto x = pop(); top().items.push_back(x); break; }  // APPEND
-      case 'e': { auto xs = pop_to_mark(); auto& l = top(); for (auto& x : xs) l.items.push_back(x); break; }
-      case 's': { auto v = pop(), k = pop(); top().entries.emplace_back(k, v); break; }  // SETITEM
-      case 'u': {                                                      // SETITEMS
-        auto xs = pop_to_mark();
-        if (xs.size() % 2) throw bad("odd SETITEMS");
-        auto& d = top();
-        for (size_t k = 0; k < xs.size(); k += 2) d.entries.emplace_back(xs[k], xs[k + 1]);
-        break;
-      }
-      case 'b': pop(); break;                                          // BUILD: state of an OrderedDict, ignored
-      case 'Q': {                                                      // BINPERSID: ('storage', type, key, location, numel)
-        auto pid = pop();
-        if (pid->kind != Value::kTuple || pid->items.size() < 5 || pid->items[0]->s != "storage") throw bad("unknown persistent id");
-        const auto type = storage_type(pid->items[1]->s, path);
-        const std::string key = pid->items[2]->s;
-        const int64_t numel = pid->items[4]->i;
-        if (numel < 0) throw bad("storage 'data/" + key + "' has " + std::to_string(numel) + " elements");
-        auto& storage = storages[{key, type}];
-        if (!storage.defined()) {  // the whole record, as elements of `type`
-          if (!zip->hasRecord("data/" + key)) throw bad("storage 'data/" + key + "' is missing from the zip");
-          at::DataPtr ptr;
-          size_t size = 0;
-          std::tie(ptr, size) = zip->getRecord("data/" + key);
-          const auto element_size = static_cast<size_t>(c10::elementSize(type));
-          storage = torch::empty({static_cast<int64_t>(size / element_size)}, type);
-          if (size >= element_size) std::memcpy(storage.data_ptr(), ptr.get(), size / element_size * element_size);
-          rebuild_budget += 4 * static_cast<int64_t>(std::min<size_t>(size, size_t{1} << 56));
-        }
-        if (numel > storage.numel()) throw bad("storage 'data/" + key + "' is too short");
-        auto v = make(Value::kTensor);
-        v->tensor = storage.narrow(0, 0, numel);
-        stack.push_back(v);
-        break;
-      }
-      case 'R': {                                                      // REDUCE
-        auto args = pop(), fn = pop();
-        if (fn->kind != Value::kGlobal) throw bad("REDUCE of a non-global");
-        if (fn->s == "collections.OrderedDict") {
-          stack.push_back(make(Value::kDict));
-        } else if (fn->s == "torch._utils._rebuild_tensor_v2") {
-          const auto& a = args->items;
-          if (a.size() < 4 || a[0]->kind != Value::kTensor) throw bad("bad _rebuild_tensor_v2 arguments");
-          std::vector<int64_t> size, stride;
-          for (const auto& x : a[2]->items) size.push_back(x->i);
-          for (const auto& x : a[3]->items) stride.push_back(x->i);
-          // In bounds of the storage, checked here rather than left to as_strided; then within budget.
-          const auto& storage = a[0]->tensor;
-          const int64_t offset = a[1]->i;
-          if (size.size() != stride.size() || offset < 0) throw bad("bad _rebuild_tensor_v2 size, stride or offset");
-          int64_t numel = 1, last = offset;
-          for (size_t d = 0; d < size.size(); ++d) {
-            if (size[d] < 0 || stride[d] < 0) throw bad("bad _rebuild_tensor_v2 size or stride");
-            if (!mul_ok(numel, size[d], &numel)) throw bad("_rebuild_tensor_v2 size overflows");
-          }
-          if (numel > 0) {
-            for (size_t d = 0; d < size.size(); ++d) {
-              int64_t reach = 0;
-              if (!mul_ok(size[d] - 1, stride[d], &reach) || !add_ok(last, reach, &last)) throw bad("_rebuild_tensor_v2 stride overflows");
-            }
-            if (last >= storage.numel()) throw bad("tensor reaches past the end of its storage");
-          }
-          int64_t bytes = 0;
-          if (!mul_ok(numel, static_cast<int64_t>(storage.element_size()), &bytes) || bytes > rebuild_budget) {
-            throw bad("tensor of " + std::to_string(numel) + " elements is larger than the file's storages allow");
-          }
-          rebuild_budget -= bytes;
-          auto v = make(Value::kTensor);
-          v->tensor = storage.as_strided(size, stride, storage.storage_offset() + offset).clone();
-          stack.push_back(v);
-        } else {
-          throw bad("unsupported callable " + fn->s);
-        }
-        break;
-      }
-      default:
-        throw bad("unsupported pickle opcode 0x" + [&] { char b[8]; std::snprintf(b, sizeof b, "%02x", op); return std::string(b); }());
-    }
-  }
-done:
-  if (stack.size() != 1 || stack.back()->kind != Value::kDict) throw UsageError("'" + path + "': data.pkl is not a state dict");
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& [k, v] : stack.back()->entries) {
-    if (k->kind != Value::kStr || v->kind != Value::kTensor) throw UsageError("'" + path + "': a state dict entry is not name -> tensor");
-    out[k->s] = v->tensor;
-  }
-  return out;
+  std::tie(pkl_ptr, pkl_size) = zip->getRecord("data.pkl");
+  return Unpickler(path, *zip, static_cast<const unsigned char*>(pkl_ptr.get()), pkl_size).state_dict();
 }
 
 }  // namespace attnscope::models

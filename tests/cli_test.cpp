@@ -18,7 +18,7 @@
 #include "models/models.h"
 #include "store/store.h"
 #include "train/train.h"
-#include "cli/launch.h"
+#include "cli/cli.h"
 #include "test_util.h"
 
 namespace attnscope {

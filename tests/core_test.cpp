@@ -228,5 +228,56 @@ TEST(Docs, ReadmeConfigReferenceIsCurrent) {
       << "README.md's config reference is stale: paste `attnscope config --reference` into it";
 }
 
+// ---- the task vocabulary, run-directory paths, string helpers -----------------------------------
+
+TEST(TaskKind, EveryTaskHasItsTraitsAndNamesResolve) {
+  for (const auto& t : all_tasks()) {
+    EXPECT_EQ(&traits(t.kind), &t);
+    EXPECT_EQ(find_task(t.name), &t);
+    EXPECT_EQ(t.metrics.front(), "train_loss") << t.name;
+    EXPECT_FALSE(t.models.empty()) << t.name;
+    EXPECT_EQ(t.supervised, !t.problem_type.empty()) << t.name;
+  }
+  EXPECT_EQ(traits(TaskKind::Regression).problem_type, "regression");
+  EXPECT_EQ(traits(TaskKind::Multiclass).problem_type, "single_label_classification");
+  EXPECT_EQ(traits(TaskKind::Classification).problem_type, "multi_label_classification");
+  EXPECT_EQ(find_task("nope"), nullptr);
+  try {
+    task_named("nope", "data.task");
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.task: unknown task 'nope' (one of: minmax, regression"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(RunDir, PathsAndTheOneRuleOfARunDirectory) {
+  TempDir d;
+  const RunDir run{d.path("run/")};
+  EXPECT_EQ(run.attention(), d.path("run/attention.h5"));
+  EXPECT_EQ(run.last_checkpoint(), d.path("run/checkpoints/last.pt"));
+  EXPECT_EQ(run.best_checkpoint(), d.path("run/checkpoints/best.pt"));
+  EXPECT_EQ(RunDir{"r"}.model_config(), "r/config.json");
+  std::filesystem::create_directories(d.path("a"));
+  EXPECT_FALSE(RunDir::is_run(d.path("a")));
+  write_text(d.path("a/metrics.jsonl"), "");
+  EXPECT_TRUE(RunDir::is_run(d.path("a")));
+  std::filesystem::create_directories(d.path("b/checkpoints"));
+  EXPECT_TRUE(RunDir::is_run(d.path("b")));
+  EXPECT_FALSE(RunDir::is_run(d.path("missing")));
+}
+
+TEST(Strings, TrimLowerJoinSplitAndProblemLists) {
+  EXPECT_EQ(trim(" \t a b \r\n"), "a b");
+  EXPECT_EQ(trim("   "), "");
+  EXPECT_EQ(lower("SMILES_Col"), "smiles_col");
+  EXPECT_EQ(join({"a", "b", "c"}), "a, b, c");
+  EXPECT_EQ(join(std::vector<int64_t>{1, 2}, ","), "1,2");
+  EXPECT_EQ(split("a,,b"), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_TRUE(split("").empty());
+  EXPECT_EQ(split(join(split("x,y", ','), ","), ','), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(problem_list("2 problems:", {"one", "two"}), "2 problems:\n  - one\n  - two");
+}
+
 }  // namespace
 }  // namespace attnscope

@@ -373,5 +373,43 @@ TEST(SplitCommand, WritesTheFileAndRefusesBadInput) {
   EXPECT_FALSE(std::filesystem::exists(d.path("m.json")));
 }
 
+// ---- the one tokenizer interface ----------------------------------------------------------------
+
+TEST(Tokenizer, LoadChoosesByTheFilesAndDecodesBack) {
+  const auto bpe = load_tokenizer(tokenizer_dir());
+  EXPECT_EQ(bpe->kind(), "bpe");
+  EXPECT_EQ(bpe->dir(), tokenizer_dir());
+  const std::string smiles = "CC(=O)Oc1ccccc1C(=O)O";
+  std::vector<Span> spans;
+  const auto ids = bpe->encode(smiles, 0, &spans);
+  EXPECT_EQ(ids.front(), bpe->bos_id());
+  EXPECT_EQ(ids.back(), bpe->eos_id());
+  ASSERT_EQ(spans.size() + 2, ids.size());
+  EXPECT_EQ(spans.front().first, 0);
+  EXPECT_EQ(spans.back().second, static_cast<int64_t>(smiles.size()));
+  EXPECT_EQ(bpe->decode(ids), smiles);
+  EXPECT_EQ(bpe->decode(ids, /*keep_special=*/true), "<s>" + smiles + "</s>");
+  EXPECT_THROW(bpe->decode({bpe->vocab_size()}), UsageError);
+
+  testing::TempDir d;
+  const auto regex = SmilesTokenizer::build({"CCO", "c1ccccc1", "CC#N"});
+  regex.save(d.path());
+  const auto back = load_tokenizer(d.path());
+  EXPECT_EQ(back->kind(), "smiles-regex");
+  EXPECT_EQ(back->encode("CC#N"), regex.encode("CC#N"));
+  EXPECT_EQ(back->decode(back->encode("c1ccccc1CO")), "c1ccccc1CO");
+  EXPECT_EQ(back->special_ids(), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  // the same interface over both: cut to max_len with </s> kept, padded batches
+  for (const Tokenizer* t : {bpe.get(), back.get()}) {
+    const auto cut = t->encode("CCCCCCCCCCCCCCCCCCCC(C)O", 5);
+    EXPECT_EQ(cut.size(), 5u) << t->kind();
+    EXPECT_EQ(cut.back(), t->eos_id()) << t->kind();
+    const auto batch = t->encode_batch({"CCO", "CC(C)(C)c1ccc(O)cc1[Na+]"});
+    EXPECT_EQ(batch.input_ids.size(0), 2);
+    EXPECT_EQ(batch.input_ids[0][batch.input_ids.size(1) - 1].item<int64_t>(), t->pad_id());
+  }
+  EXPECT_THROW(load_tokenizer(d.path("none")), UsageError);
+}
+
 }  // namespace
 }  // namespace attnscope::data

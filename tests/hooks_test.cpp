@@ -413,6 +413,13 @@ TEST(Recorder, MechanismOverTrainingComesFromTheRecordedProbes) {
   const auto j = nlohmann::json::parse(in);
   EXPECT_EQ(j.at("over_training").size(), 3u);
   EXPECT_EQ(j.at("mechanism").size(), 2u);
+  // the same numbers as mechanism.json's, from the analysis library over the recorded probes
+  EXPECT_EQ(j.at("over_training").back().at("max").at("sink_head"), series.back().second[0].sink_head);
+  EXPECT_DOUBLE_EQ(j.at("over_training").back().at("max").at("sink_mass_on_op").get<double>(),
+                   series.back().second[0].sink_mass);
+  // the file names its task (viz reads it rather than guessing from the model)
+  EXPECT_EQ(store::Reader(d.path("run/attention.h5")).header().task, "minmax");
+  EXPECT_FALSE(hooks::recorded_history(d.path("run/none.h5")).has_value());
 }
 
 TEST(Recorder, BadProbeFileExitsTwoAndWritesNothing) {

@@ -371,5 +371,65 @@ TEST(Roberta, StrictLoadNamesEveryProblem) {
 
 }
 
+// ---- the model registry --------------------------------------------------------------------------
+
+TEST(Registry, FamiliesByModelTypeAndOneLoaderForEveryForm) {
+  const auto& roberta = model_family("roberta", "here");
+  EXPECT_EQ(&model_family("", "here"), &roberta) << "config.json without model_type: RoBERTa, as transformers";
+  EXPECT_EQ(roberta.architecture_for(TaskKind::MaskedLM), kRobertaMaskedLM);
+  EXPECT_EQ(roberta.architecture_for(TaskKind::Regression), kRobertaClassifier);
+  try {
+    model_family("bert", "'x/config.json'");
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("model_type 'bert' is not supported (known: roberta)"), std::string::npos) << e.what();
+  }
+  // a Hugging Face directory through the registry: the same module as load_hf_model
+  const std::string dir = fixtures() + "/roberta-tiny-regression";
+  auto m = load_model(dir);
+  EXPECT_TRUE(m.run_dir.empty());
+  EXPECT_EQ(m.hf.architecture, kRobertaClassifier);
+  ASSERT_NE(m.tokenizer, nullptr);
+  const auto direct = load_hf_model(dir);
+  const auto a = m.hf.module().named_parameters(), b = direct.classifier->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  // a fresh model of each architecture
+  for (const char* arch : {kRobertaClassifier, kRobertaMaskedLM, kRobertaEncoder}) {
+    auto fresh = roberta.build(m.config(), arch);
+    EXPECT_EQ(fresh.architecture, arch);
+    EXPECT_GT(fresh.module().parameters().size(), 0u);
+  }
+}
+
+TEST(StateDict, OneStrictCheckNamesEveryProblem) {
+  torch::nn::Linear lin(3, 2);
+  std::vector<std::pair<std::string, torch::Tensor>> module;
+  for (const auto& p : lin->named_parameters()) module.emplace_back(p.key(), p.value());
+  std::map<std::string, torch::Tensor> given = {{"weight", torch::ones({2, 4})}, {"extra", torch::zeros({1})}};
+  try {
+    copy_state(module, given, "'f' does not fit the model:");
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("'f' does not fit the model:\n  - "), std::string::npos) << w;
+    EXPECT_NE(w.find("tensor 'weight' has shape [2, 4], the model expects [2, 3]"), std::string::npos) << w;
+    EXPECT_NE(w.find("missing tensor 'bias'"), std::string::npos) << w;
+    EXPECT_NE(w.find("unexpected tensor 'extra'"), std::string::npos) << w;
+  }
+  EXPECT_FALSE(torch::equal(lin->weight, torch::ones({2, 3}))) << "nothing copied on refusal";
+  // tolerated: a missing bias, an extra tensor, another shape (kept as initialised)
+  StateRules rules;
+  rules.may_be_missing = [](const std::string& n) { return n == "bias"; };
+  rules.may_be_extra = [](const std::string& n) { return n == "extra"; };
+  rules.may_differ = [](const std::string& n) { return n == "weight"; };
+  const auto fit = copy_state(module, given, "h", rules);
+  EXPECT_EQ(fit.absent, std::vector<std::string>{"bias"});
+  EXPECT_EQ(fit.reshaped, std::vector<std::string>{"weight"});
+  given = {{"weight", torch::full({2, 3}, 2.0, torch::kDouble)}, {"bias", torch::ones({2})}};
+  copy_state(module, given, "h");
+  EXPECT_TRUE(torch::equal(lin->weight, torch::full({2, 3}, 2.0))) << "converted to the module's dtype";
+}
+
 }  // namespace
 }  // namespace attnscope::models

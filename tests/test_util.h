@@ -13,8 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/app.h"
-#include "cli/launch.h"
+#include "cli/cli.h"
 
 namespace attnscope::testing {
 

@@ -688,4 +688,37 @@ TEST(MoleculeTask, HeadImportanceFromHeadGates) {
 }
 
 }  // namespace
+// The task registry builds one class per task kind; each names its kind in file headers and
+// writes the problem_type of its kind into the run's config.json.
+TEST(TaskRegistry, OneClassPerTaskKind) {
+  Config cfg = tiny_esol();
+  auto regression = train::make_task(cfg);
+  EXPECT_NE(dynamic_cast<train::RegressionTask*>(regression.get()), nullptr);
+  EXPECT_EQ(regression->task_name(), "regression");
+  cfg.data.task = "classification";
+  cfg.data.csv = testing::source_path("data/moleculenet/BBBP.csv");
+  cfg.data.targets = {"p_np"};
+  cfg.train.best_metric = "val_roc_auc";
+  cfg.train.best_mode = "max";
+  auto classification = train::make_task(cfg);
+  EXPECT_NE(dynamic_cast<train::ClassificationTask*>(classification.get()), nullptr);
+  EXPECT_EQ(classification->task_name(), "classification");
+  cfg.data.task = "multiclass";
+  cfg.train.best_metric = "val_acc";
+  auto multiclass = train::make_task(cfg);
+  EXPECT_NE(dynamic_cast<train::MulticlassTask*>(multiclass.get()), nullptr);
+  testing::TempDir d;
+  multiclass->write_run_files(d.path());
+  const auto hf = read_json_file(d.path("config.json"));
+  EXPECT_EQ(hf.at("problem_type"), "single_label_classification");
+  EXPECT_EQ(hf.at("id2label").at("1"), "p_np=1");
+  EXPECT_EQ(read_json_file(d.path("targets.json")).at("num_classes"), 2);
+  Config minmax;
+  minmax.train.epochs = 1;
+  auto mm = train::make_task(minmax);
+  EXPECT_NE(dynamic_cast<train::MinMaxTask*>(mm.get()), nullptr);
+  EXPECT_EQ(mm->task_name(), "minmax");
+  for (const auto& t : all_tasks()) EXPECT_TRUE(static_cast<bool>(train::task_factory(t.kind))) << t.name;
+}
+
 }  // namespace attnscope

@@ -62,156 +62,191 @@ double logit(double p) {
   return std::log(p / (1 - p));
 }
 
+// What both models of a baseline see: the split's fingerprints and labels, the task's shape.
+struct BaselineData {
+  explicit BaselineData(const Config& c) : config(c) {}
+  const Config& config;
+  data::MoleculeTable table;
+  data::Split split;
+  std::vector<float> X_train, X_val, X_test;
+  int64_t K = 0, classes = 2, width = 1;  // targets; classes (multiclass); outputs per target
+  bool regression = false, multiclass = false;
+  float label(const std::vector<int64_t>& rows, int64_t i, int64_t k) const {
+    return table.targets[static_cast<size_t>(rows[static_cast<size_t>(i)] * K + k)];
+  }
+};
+
+void set_objective(Booster& b, const BaselineData& d, double mean) {
+  if (d.regression) {
+    b.set("objective", "reg:squarederror");
+    b.set("base_score", std::to_string(mean));
+  } else if (d.multiclass) {
+    b.set("objective", "multi:softprob");
+    b.set("num_class", std::to_string(d.classes));
+  } else {
+    b.set("objective", "binary:logistic");
+    b.set("base_score", std::to_string(std::min(0.99, std::max(0.01, mean))));
+  }
+}
+
+// Boosting rounds for target k: the count (a multiple of 25) with the lowest validation loss, up to
+// 1000, stopping after 100 rounds without improvement.
+unsigned boost_rounds(Booster& b, const Matrix& train, const Matrix& val, const BaselineData& d, int64_t k) {
+  std::vector<int64_t> vrows;  // labelled validation rows
+  const auto n_val = static_cast<int64_t>(d.split.val.size());
+  for (int64_t i = 0; i < n_val; ++i) {
+    if (!std::isnan(d.label(d.split.val, i, k))) vrows.push_back(i);
+  }
+  double best = INFINITY;
+  unsigned trees = 0;
+  for (int it = 0; it < 1000; ++it) {
+    check(XGBoosterUpdateOneIter(b.h, it, train.h), "train");
+    if ((it + 1) % 25 != 0 || vrows.empty()) continue;
+    const auto p = b.predict(val.h, 0);
+    double loss = 0;
+    for (int64_t i : vrows) {
+      const float v = d.label(d.split.val, i, k);
+      if (d.regression) {
+        loss += std::pow(p[i] - v, 2);
+      } else if (d.multiclass) {
+        loss -= std::log(std::max(1e-7f, p[static_cast<size_t>(i * d.classes + static_cast<int64_t>(v))]));
+      } else {
+        loss -= v > 0.5 ? std::log(std::max(1e-7f, p[i])) : std::log(std::max(1e-7f, 1 - p[i]));
+      }
+    }
+    if (loss < best - 1e-9) {
+      best = loss;
+      trees = static_cast<unsigned>(it + 1);
+    } else if (static_cast<unsigned>(it + 1) >= trees + 100) {
+      break;  // 100 rounds without improvement
+    }
+  }
+  return trees;
+}
+
+// Model `name` fitted to target k on its labelled training rows; its validation and test outputs
+// (logits / log-probabilities / values) go into column k of val_pred and test_pred.
+void fit_target(const std::string& name, const BaselineData& d, int64_t k, BaselineModel& model,
+                std::vector<float>& val_pred, std::vector<float>& test_pred) {
+  std::vector<float> x, y;
+  double mean = 0;
+  for (size_t i = 0; i < d.split.train.size(); ++i) {
+    const float v = d.label(d.split.train, static_cast<int64_t>(i), k);
+    if (std::isnan(v)) continue;
+    x.insert(x.end(), d.X_train.begin() + static_cast<int64_t>(i * kBits), d.X_train.begin() + static_cast<int64_t>((i + 1) * kBits));
+    y.push_back(v);
+    mean += v;
+  }
+  if (y.size() < 2) throw UsageError("data.targets: '" + d.config.data.targets[k] + "' has fewer than 2 labels in the training split");
+  mean /= static_cast<double>(y.size());
+  const auto n_val = static_cast<int64_t>(d.split.val.size()), n_test = static_cast<int64_t>(d.split.test.size());
+  Matrix train(x, static_cast<int64_t>(y.size())), val(d.X_val, n_val), test(d.X_test, n_test);
+  check(XGDMatrixSetFloatInfo(train.h, "label", y.data(), y.size()), "labels");
+  Booster b(train.h);
+  b.set("nthread", std::to_string(static_cast<int>(d.config.run.threads)));
+  b.set("seed", std::to_string(d.config.run.seed));
+  b.set("tree_method", "hist");
+  b.set("verbosity", "0");
+  set_objective(b, d, mean);
+  unsigned trees = 0;
+  if (name == "rf") {
+    for (const auto& [key, v] : std::vector<std::pair<std::string, std::string>>{
+             {"num_parallel_tree", "100"}, {"learning_rate", "1"}, {"subsample", "0.8"},
+             {"colsample_bynode", d.regression ? "0.33" : "0.022"}, {"max_depth", "16"}, {"lambda", "0"}}) {
+      b.set(key, v);
+    }
+    check(XGBoosterUpdateOneIter(b.h, 0, train.h), "train");
+  } else {
+    for (const auto& [key, v] : std::vector<std::pair<std::string, std::string>>{
+             {"learning_rate", "0.05"}, {"max_depth", "6"}, {"subsample", "0.8"}, {"colsample_bytree", "0.5"}}) {
+      b.set(key, v);
+    }
+    trees = boost_rounds(b, train, val, d, k);
+    model.rounds.push_back(trees);
+  }
+  auto put = [&](const std::vector<float>& p, std::vector<float>& out, int64_t rows) {
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t c = 0; c < d.width; ++c) {
+        const float v = p[static_cast<size_t>(i * d.width + c)];
+        out[static_cast<size_t>((i * d.K + k) * d.width + c)] =
+            d.regression ? v : d.multiclass ? std::log(std::max(1e-7f, v)) : static_cast<float>(logit(v));
+      }
+    }
+  };
+  put(b.predict(val.h, trees), val_pred, n_val);
+  put(b.predict(test.h, trees), test_pred, n_test);
+}
+
+Metrics score(const BaselineData& d, const std::vector<float>& pred, const std::vector<int64_t>& rows, const std::string& prefix) {
+  const int64_t n = static_cast<int64_t>(rows.size()), K = d.K;
+  auto target = torch::empty({n, K});
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < K; ++k) target[i][k] = d.label(rows, i, k);
+  }
+  auto p = torch::from_blob(const_cast<float*>(pred.data()), {n, K * d.width}, torch::kFloat).clone();
+  const auto m = d.regression   ? regression_metrics(p, target, d.config.data.targets)
+                 : d.multiclass ? multiclass_metrics(p, target.select(1, 0))
+                                : classification_metrics(p, target, d.config.data.targets);
+  Metrics out;
+  for (const auto& [key, v] : m) out[prefix + key] = v;
+  return out;
+}
+
+std::string model_description(const std::string& name, bool regression) {
+  if (name == "rf") {
+    return std::string("XGBoost random-forest mode: 100 trees in one round (scikit-learn's default count), "
+                       "learning_rate 1, subsample 0.8, colsample_bynode ") +
+           (regression ? "0.33 (n/3 features per split, regression)" : "0.022 (sqrt(n) features per split)") +
+           ", max_depth 16, lambda 0, hist";
+  }
+  return "XGBoost boosted trees: learning_rate 0.05, max_depth 6, subsample 0.8, colsample_bytree 0.5, "
+         "up to 1000 rounds, the count (a multiple of 25) chosen by the validation split's loss";
+}
+
 }  // namespace
 
 BaselineResult run_baseline(const Config& config) {
-  const auto& d = config.data;
-  const TaskTraits* task = find_task(d.task);
+  const auto& dc = config.data;
+  const TaskTraits* task = find_task(dc.task);
   if (!task || !task->supervised) {
-    throw UsageError("baseline: data.task is '" + d.task + "'; the fingerprint baseline is for molecular property tasks "
+    throw UsageError("baseline: data.task is '" + dc.task + "'; the fingerprint baseline is for molecular property tasks "
                      "(regression, classification, multiclass)");
   }
-  data::set_max_smiles_length(d.max_smiles_length);
-  const auto table = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
-  const auto split = data::config_split(d, table, static_cast<uint64_t>(config.run.seed));
+  data::set_max_smiles_length(dc.max_smiles_length);
+  BaselineData d(config);
+  d.table = data::read_molecule_csv(dc.csv, dc.smiles_col, dc.targets, dc.invalid_smiles == "error");
+  d.split = data::config_split(dc, d.table, static_cast<uint64_t>(config.run.seed));
   BaselineResult res;
-  res.task = d.task;
-  res.split = split.method;
-  res.csv = d.csv;
-  res.train = static_cast<int64_t>(split.train.size());
-  res.val = static_cast<int64_t>(split.val.size());
-  res.test = static_cast<int64_t>(split.test.size());
-  res.dropped = table.dropped;
-  res.split_rows = split;
-  const int64_t K = static_cast<int64_t>(d.targets.size());
-  const auto X_train = fingerprints(table, split.train), X_val = fingerprints(table, split.val),
-             X_test = fingerprints(table, split.test);
-  const bool regression = task->kind == TaskKind::Regression, multiclass = task->kind == TaskKind::Multiclass;
-  int64_t classes = 2;
-  if (multiclass) {
-    for (float v : table.targets) {
-      if (!std::isnan(v)) classes = std::max<int64_t>(classes, static_cast<int64_t>(v) + 1);
+  res.task = dc.task;
+  res.split = d.split.method;
+  res.csv = dc.csv;
+  res.train = static_cast<int64_t>(d.split.train.size());
+  res.val = static_cast<int64_t>(d.split.val.size());
+  res.test = static_cast<int64_t>(d.split.test.size());
+  res.dropped = d.table.dropped;
+  res.split_rows = d.split;
+  d.K = static_cast<int64_t>(dc.targets.size());
+  d.X_train = fingerprints(d.table, d.split.train);
+  d.X_val = fingerprints(d.table, d.split.val);
+  d.X_test = fingerprints(d.table, d.split.test);
+  d.regression = task->kind == TaskKind::Regression;
+  d.multiclass = task->kind == TaskKind::Multiclass;
+  if (d.multiclass) {
+    for (float v : d.table.targets) {
+      if (!std::isnan(v)) d.classes = std::max<int64_t>(d.classes, static_cast<int64_t>(v) + 1);
     }
-    if (d.num_classes > 0) classes = d.num_classes;
+    if (dc.num_classes > 0) d.classes = dc.num_classes;
+    d.width = d.classes;
   }
-  const int threads = static_cast<int>(config.run.threads);
-
   for (const std::string name : {"rf", "xgb"}) {
     const auto t0 = std::chrono::steady_clock::now();
     BaselineModel model;
     model.name = name;
-    model.description =
-        name == "rf" ? std::string("XGBoost random-forest mode: 100 trees in one round (scikit-learn's default count), "
-                                   "learning_rate 1, subsample 0.8, colsample_bynode ") +
-                           (regression ? "0.33 (n/3 features per split, regression)" : "0.022 (sqrt(n) features per split)") +
-                           ", max_depth 16, lambda 0, hist"
-                     : "XGBoost boosted trees: learning_rate 0.05, max_depth 6, subsample 0.8, colsample_bytree 0.5, "
-                       "up to 1000 rounds, the count (a multiple of 25) chosen by the validation split's loss";
-    const int64_t width = multiclass ? classes : 1;
-    std::vector<float> val_pred(static_cast<size_t>(res.val * K * width)), test_pred(static_cast<size_t>(res.test * K * width));
-    for (int64_t k = 0; k < K; ++k) {
-      // training rows with a label for target k
-      std::vector<float> x, y;
-      double mean = 0;
-      for (size_t i = 0; i < split.train.size(); ++i) {
-        const float v = table.targets[static_cast<size_t>(split.train[i] * K + k)];
-        if (std::isnan(v)) continue;
-        x.insert(x.end(), X_train.begin() + static_cast<int64_t>(i * kBits), X_train.begin() + static_cast<int64_t>((i + 1) * kBits));
-        y.push_back(v);
-        mean += v;
-      }
-      if (y.size() < 2) throw UsageError("data.targets: '" + d.targets[k] + "' has fewer than 2 labels in the training split");
-      mean /= static_cast<double>(y.size());
-      Matrix train(x, static_cast<int64_t>(y.size())), val(X_val, res.val), test(X_test, res.test);
-      check(XGDMatrixSetFloatInfo(train.h, "label", y.data(), y.size()), "labels");
-      Booster b(train.h);
-      b.set("nthread", std::to_string(threads));
-      b.set("seed", std::to_string(config.run.seed));
-      b.set("tree_method", "hist");
-      b.set("verbosity", "0");
-      if (regression) {
-        b.set("objective", "reg:squarederror");
-        b.set("base_score", std::to_string(mean));
-      } else if (multiclass) {
-        b.set("objective", "multi:softprob");
-        b.set("num_class", std::to_string(classes));
-      } else {
-        b.set("objective", "binary:logistic");
-        b.set("base_score", std::to_string(std::min(0.99, std::max(0.01, mean))));
-      }
-      unsigned trees = 0;
-      if (name == "rf") {
-        for (const auto& [key, v] : std::vector<std::pair<std::string, std::string>>{
-                 {"num_parallel_tree", "100"}, {"learning_rate", "1"}, {"subsample", "0.8"},
-                 {"colsample_bynode", regression ? "0.33" : "0.022"},
-                 {"max_depth", "16"}, {"lambda", "0"}}) {
-          b.set(key, v);
-        }
-        check(XGBoosterUpdateOneIter(b.h, 0, train.h), "train");
-      } else {
-        for (const auto& [key, v] : std::vector<std::pair<std::string, std::string>>{
-                 {"learning_rate", "0.05"}, {"max_depth", "6"}, {"subsample", "0.8"}, {"colsample_bytree", "0.5"}}) {
-          b.set(key, v);
-        }
-        // labelled validation rows, for choosing the number of rounds
-        std::vector<int64_t> vrows;
-        for (int64_t i = 0; i < res.val; ++i) {
-          if (!std::isnan(table.targets[static_cast<size_t>(split.val[i] * K + k)])) vrows.push_back(i);
-        }
-        double best = INFINITY;
-        for (int it = 0; it < 1000; ++it) {
-          check(XGBoosterUpdateOneIter(b.h, it, train.h), "train");
-          if ((it + 1) % 25 != 0 || vrows.empty()) continue;
-          const auto p = b.predict(val.h, 0);
-          double loss = 0;
-          for (int64_t i : vrows) {
-            const float v = table.targets[static_cast<size_t>(split.val[i] * K + k)];
-            if (regression) {
-              loss += std::pow(p[i] - v, 2);
-            } else if (multiclass) {
-              loss -= std::log(std::max(1e-7f, p[static_cast<size_t>(i * classes + static_cast<int64_t>(v))]));
-            } else {
-              loss -= v > 0.5 ? std::log(std::max(1e-7f, p[i])) : std::log(std::max(1e-7f, 1 - p[i]));
-            }
-          }
-          if (loss < best - 1e-9) {
-            best = loss;
-            trees = static_cast<unsigned>(it + 1);
-          } else if (static_cast<unsigned>(it + 1) >= trees + 100) {
-            break;  // 100 rounds without improvement
-          }
-        }
-        model.rounds.push_back(trees);
-      }
-      const auto pv = b.predict(val.h, trees), pt = b.predict(test.h, trees);
-      auto put = [&](const std::vector<float>& p, std::vector<float>& out, int64_t rows) {
-        for (int64_t i = 0; i < rows; ++i) {
-          for (int64_t c = 0; c < width; ++c) {
-            const float v = p[static_cast<size_t>(i * width + c)];
-            out[static_cast<size_t>((i * K + k) * width + c)] =
-                regression ? v : multiclass ? std::log(std::max(1e-7f, v)) : static_cast<float>(logit(v));
-          }
-        }
-      };
-      put(pv, val_pred, res.val);
-      put(pt, test_pred, res.test);
-    }
-    auto score = [&](const std::vector<float>& pred, const std::vector<int64_t>& rows, const std::string& prefix) {
-      const int64_t n = static_cast<int64_t>(rows.size());
-      auto target = torch::empty({n, K});
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t k = 0; k < K; ++k) target[i][k] = table.targets[static_cast<size_t>(rows[i] * K + k)];
-      }
-      auto p = torch::from_blob(const_cast<float*>(pred.data()), {n, K * width}, torch::kFloat).clone();
-      const auto m = regression ? regression_metrics(p, target, d.targets)
-                     : multiclass ? multiclass_metrics(p, target.select(1, 0))
-                                  : classification_metrics(p, target, d.targets);
-      Metrics out;
-      for (const auto& [key, v] : m) out[prefix + key] = v;
-      return out;
-    };
-    model.val = score(val_pred, split.val, "val_");
-    model.test = score(test_pred, split.test, "test_");
+    model.description = model_description(name, d.regression);
+    std::vector<float> val_pred(static_cast<size_t>(res.val * d.K * d.width)), test_pred(static_cast<size_t>(res.test * d.K * d.width));
+    for (int64_t k = 0; k < d.K; ++k) fit_target(name, d, k, model, val_pred, test_pred);
+    model.val = score(d, val_pred, d.split.val, "val_");
+    model.test = score(d, test_pred, d.split.test, "test_");
     model.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     res.models.push_back(std::move(model));
   }

@@ -23,6 +23,7 @@ class MinMaxTask : public Task {
   int64_t num_layers() const override { return 1; }
   int64_t num_heads() const override { return config_.model.n_heads; }
   std::string model_json() const override;
+  std::string task_name() const override { return traits(TaskKind::MinMax).name; }
   int64_t val_size() const override { return split_.val.size(); }
   torch::Tensor val_inputs(const torch::Tensor& idx) const override { return split_.val.inputs.index_select(0, idx); }
   torch::Tensor val_lengths(const torch::Tensor& idx) const override;

@@ -102,8 +102,17 @@ class ModelTask : public Task {
     if (m_.hf.classifier) {
       for (int64_t k = 0; k < c.num_labels; ++k) labels.push_back(c.label(k));
     }
-    const std::string task = !m_.task.empty() ? m_.task : m_.hf.classifier ? models::effective_problem_type(c) : "mlm";
+    const std::string task = !m_.task.empty() ? m_.task : m_.hf.classifier ? models::effective_problem_type(c) : traits(TaskKind::MaskedLM).name;
     return roberta_model_json(c, task, labels, m_.tok().kind(), {{"architecture", m_.hf.architecture}, {"source", m_.origin}});
+  }
+  std::string task_name() const override {
+    if (!m_.task.empty()) return m_.task;
+    if (!m_.hf.classifier) return traits(TaskKind::MaskedLM).name;
+    const std::string problem = models::effective_problem_type(m_.config());
+    for (const auto& t : all_tasks()) {
+      if (t.supervised && t.problem_type == problem) return t.name;
+    }
+    return "";
   }
   // the "validation split" of a snapshot: its inputs (per-head metrics over them)
   int64_t val_size() const override { return inputs_.inputs.defined() ? inputs_.inputs.size(0) : 0; }

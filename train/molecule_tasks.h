@@ -74,6 +74,7 @@ class MoleculeTask : public Task {
   int64_t num_layers() const override { return d_.rc.num_hidden_layers; }
   int64_t num_heads() const override { return d_.rc.num_attention_heads; }
   std::string model_json() const override;
+  std::string task_name() const override { return d_.task.name; }
   int64_t val_size() const override { return static_cast<int64_t>(d_.split.val.size()); }
   torch::Tensor val_inputs(const torch::Tensor& idx) const override;
   torch::Tensor val_lengths(const torch::Tensor& idx) const override;

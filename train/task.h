@@ -82,6 +82,8 @@ class Inspectable {
   virtual int64_t num_layers() const = 0;
   virtual int64_t num_heads() const = 0;
   virtual std::string model_json() const = 0;  // name and dimensions, for file headers
+  // The task kind's name (TaskTraits::name) for file headers; "" when unknown.
+  virtual std::string task_name() const { return ""; }
   virtual int64_t val_size() const = 0;
   virtual torch::Tensor val_inputs(const torch::Tensor& idx) const = 0;   // [b,T]
   virtual torch::Tensor val_lengths(const torch::Tensor& idx) const = 0;  // [b]

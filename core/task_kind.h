@@ -66,8 +66,6 @@ struct RunDir {
   std::string split() const { return file(kSplit); }
   std::string test_metrics() const { return file(kTestMetrics); }
   std::string mechanism() const { return file(kMechanism); }
-  std::string figures() const { return file(kFigures); }
-  std::string report() const { return file(kReport); }
   std::string lock() const { return file(kLock); }
 
   // Whether `dir` holds a run: config.yaml, metrics.jsonl or checkpoints/ (the one rule).

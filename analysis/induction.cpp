@@ -82,19 +82,18 @@ std::vector<std::vector<int64_t>> repeated_random_sequences(int64_t count, int64
       return it == moved.end() ? k : it->second;
     };
     int64_t left = 0;
-    std::vector<int64_t> seq;
-    seq.reserve(static_cast<size_t>(2 * span));
+    std::vector<int64_t> seq(static_cast<size_t>(2 * span));
     for (int64_t k = 0; k < span; ++k) {
       if (left == 0) {
         moved.clear();
         left = range;
       }
       const int64_t drawn = static_cast<int64_t>(rng.below(static_cast<uint64_t>(left)));
-      seq.push_back(vocab_lo + slot(drawn));
+      seq[k] = vocab_lo + slot(drawn);
       moved[drawn] = slot(left - 1);
       --left;
     }
-    seq.insert(seq.end(), seq.begin(), seq.end());
+    std::copy_n(seq.begin(), span, seq.begin() + span);  // the repetition
     out.push_back(std::move(seq));
   }
   return out;
@@ -114,9 +113,9 @@ HeadScores induction_scores(const std::vector<float>& probs, int64_t P, int64_t 
     const int64_t length = lengths[p];
     require(length >= 0 && length <= T,
             "induction_scores: lengths[" + std::to_string(p) + "] is outside 0..T");
-    const auto pairs = induction_pairs(&input_ids[p * T], length);
+    const auto pairs = induction_pairs(input_ids.data() + p * T, length);
     for (int64_t lh = 0; lh < heads; ++lh) {
-      const float* map = &probs[(p * heads + lh) * T * T];  // [T,T] of layer lh / H, head lh % H
+      const float* map = probs.data() + (p * heads + lh) * T * T;  // [T,T]: layer lh / H, head lh % H
       for (int64_t i = 1; i < length; ++i) previous_sum[lh] += map[i * T + i - 1];
       for (const auto& [query, key] : pairs) induction_sum[lh] += map[query * T + key];
     }

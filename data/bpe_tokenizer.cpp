@@ -1,30 +1,20 @@
-// Byte-level BPE tokenizer (data/bpe_tokenizer.h).
+// Byte-level BPE tokenizer, RoBERTa and GPT-2 styles (data/bpe_tokenizer.h).
 #include "data/bpe_tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
 #include <climits>
+#include <filesystem>
 #include <sstream>
 
 #include "core/core.h"
+#include "data/text_util.h"
+#include "data/tokenizer_config.h"
 
 namespace attnscope::data {
 namespace {
 
-std::string utf8(uint32_t cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
+constexpr const char* kEndOfText = "<|endoftext|>";
 
 // GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to 256 + n.
 const std::vector<std::string>& byte_unicode() {
@@ -33,84 +23,86 @@ const std::vector<std::string>& byte_unicode() {
     int n = 0;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-      t[b] = utf8(printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + n++));
+      t[b] = text::utf8(printable ? b : 256 + n++);
     }
     return t;
   }();
   return table;
 }
 
-// The UTF-8 characters of s (each as its byte string).
+// The UTF-8 characters of a byte-level string (each as its byte string).
 std::vector<std::string> chars(const std::string& s) {
   std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    out.push_back(s.substr(i, n));
-    i += n;
-  }
+  for (const auto& c : text::decode_utf8(s)) out.push_back(s.substr(c.begin, c.end - c.begin));
   return out;
 }
 
 enum class Cls { kLetter, kNumber, kSpace, kOther };
-Cls classify(const std::string& ch) {
-  const unsigned char c = static_cast<unsigned char>(ch[0]);
-  if (c >= 0x80) return Cls::kLetter;
-  if (std::isalpha(c)) return Cls::kLetter;
-  if (std::isdigit(c)) return Cls::kNumber;
-  if (std::isspace(c)) return Cls::kSpace;
-  return Cls::kOther;
+Cls classify(int32_t cp) {
+  if (text::is_letter(cp)) return Cls::kLetter;
+  if (text::is_number(cp)) return Cls::kNumber;
+  if (text::is_white_space(cp)) return Cls::kSpace;
+  return Cls::kOther;  // an invalid byte (read as U+FFFD) too
 }
 
-}  // namespace
-
-std::vector<std::string> gpt2_pretokenize(const std::string& text) {
-  // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-  const auto cs = chars(text);
+// The pre-tokenisation pieces of text[begin, end) as byte ranges (see gpt2_pretokenize).
+std::vector<Span> pretokenize(const std::string& text, int64_t begin, int64_t end) {
+  const auto cs = text::decode_utf8(text, begin, end);
   const size_t n = cs.size();
-  std::vector<std::string> out;
+  std::vector<Span> out;
+  auto piece = [&](size_t from, size_t to) { out.emplace_back(cs[from].begin, cs[to - 1].end); };
   size_t i = 0;
   while (i < n) {
-    if (cs[i] == "'") {
-      bool matched = false;
-      for (const char* c : {"s", "t", "re", "ve", "m", "ll", "d"}) {
-        const std::string suf = c;
-        std::string got;
-        for (size_t k = 0; k < suf.size() && i + 1 + k < n; ++k) got += cs[i + 1 + k];
-        if (got == suf) {
-          out.push_back("'" + suf);
-          i += 1 + suf.size();
-          matched = true;
+    if (cs[i].cp == '\'') {  // 's|'t|'re|'ve|'m|'ll|'d
+      size_t len = 0;
+      for (const char* suffix : {"s", "t", "re", "ve", "m", "ll", "d"}) {
+        const size_t m = std::char_traits<char>::length(suffix);
+        size_t k = 0;
+        while (k < m && i + 1 + k < n && cs[i + 1 + k].cp == suffix[k]) ++k;
+        if (k == m) {
+          len = m + 1;
           break;
         }
       }
-      if (matched) continue;
+      if (len > 0) {
+        piece(i, i + len);
+        i += len;
+        continue;
+      }
     }
-    size_t start = i;
     size_t j = i;
-    if (cs[j] == " " && j + 1 < n && classify(cs[j + 1]) != Cls::kSpace) ++j;  // the optional leading space
-    const Cls c = classify(cs[j]);
-    if (c != Cls::kSpace) {
-      size_t k = j;
-      while (k < n && classify(cs[k]) == c) ++k;
-      std::string piece;
-      for (size_t t = start; t < k; ++t) piece += cs[t];
-      out.push_back(piece);
-      i = k;
-      continue;
+    if (cs[j].cp == ' ' && j + 1 < n && classify(cs[j + 1].cp) != Cls::kSpace) ++j;  // the optional leading space
+    const Cls c = classify(cs[j].cp);
+    size_t k = j;
+    if (c != Cls::kSpace) {  // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+'
+      while (k < n && classify(cs[k].cp) == c) ++k;
+    } else {
+      while (k < n && classify(cs[k].cp) == Cls::kSpace) ++k;
+      if (k < n && k - i > 1) --k;  // \s+(?!\S): leave the last space to the next piece
     }
-    size_t k = i;
-    while (k < n && classify(cs[k]) == Cls::kSpace) ++k;
-    if (k < n && k - i > 1) --k;  // \s+(?!\S): leave the last space to the next piece
-    std::string piece;
-    for (size_t t = i; t < k; ++t) piece += cs[t];
-    out.push_back(piece);
+    piece(i, k);
     i = k;
   }
   return out;
 }
 
-BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt) {
+BpeStyle style_of(const nlohmann::json& config) {
+  const auto cls = tokenizer_class(config);
+  if (cls == "GPT2Tokenizer") return BpeStyle::kGpt2;
+  if (cls == "RobertaTokenizer") return BpeStyle::kRoberta;
+  return BpeStyle::kAuto;
+}
+
+}  // namespace
+
+std::vector<std::string> gpt2_pretokenize(const std::string& text) {
+  std::vector<std::string> out;
+  for (const auto& [b, e] : pretokenize(text, 0, static_cast<int64_t>(text.size()))) out.push_back(text.substr(b, e - b));
+  return out;
+}
+
+BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
+                                      const BpeOptions& options) {
   BpeTokenizer t;
   const nlohmann::json v = read_json_file(vocab_json);
   if (!v.is_object()) throw UsageError("'" + vocab_json + "': expected an object of token -> id");
@@ -135,23 +127,56 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
     }
     t.ranks_[{line.substr(0, sp), line.substr(sp + 1)}] = rank++;
   }
+  t.options_ = options;
+  if (t.options_.style == BpeStyle::kAuto) {
+    const bool gpt2 = t.vocab_.count(kEndOfText) && !t.vocab_.count("<s>");
+    t.options_.style = gpt2 ? BpeStyle::kGpt2 : BpeStyle::kRoberta;
+  }
   auto special = [&](const char* tok, int64_t& field) {
     auto it = t.vocab_.find(tok);
-    if (it == t.vocab_.end()) throw UsageError("'" + vocab_json + "' has no special token " + tok);
+    if (it == t.vocab_.end()) {
+      throw UsageError("'" + vocab_json + "' has no special token " + tok + (t.gpt2() ? " (GPT-2 style)" : " (RoBERTa style)"));
+    }
     field = it->second;
   };
-  special("<s>", t.specials_.bos);
-  special("</s>", t.specials_.eos);
-  special("<pad>", t.specials_.pad);
-  special("<unk>", t.specials_.unk);
-  special("<mask>", t.specials_.mask);
+  if (t.gpt2()) {  // transformers' GPT2Tokenizer: one token for all four roles, no mask
+    special(kEndOfText, t.specials_.bos);
+    t.specials_.eos = t.specials_.unk = t.specials_.pad = t.specials_.bos;
+    t.specials_.mask = -1;
+    t.added_ = {{kEndOfText, false}};
+  } else {
+    special("<s>", t.specials_.bos);
+    special("</s>", t.specials_.eos);
+    special("<pad>", t.specials_.pad);
+    special("<unk>", t.specials_.unk);
+    special("<mask>", t.specials_.mask);
+    t.added_ = {{"<s>", false}, {"</s>", false}, {"<pad>", false}, {"<unk>", false}, {"<mask>", true}};
+  }
   t.vocab_json_ = vocab_json;
   t.merges_txt_ = merges_txt;
   return t;
 }
 
+bool BpeTokenizer::dir_has_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path d(dir);
+  return (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt")) ||
+         (fs::exists(d / "encoder.json") && fs::exists(d / "vocab.bpe"));
+}
+
 BpeTokenizer BpeTokenizer::from_dir(const std::string& dir) {
-  return from_files(dir + "/vocab.json", dir + "/merges.txt");
+  namespace fs = std::filesystem;
+  const fs::path d(dir);
+  const bool npm = !fs::exists(d / "vocab.json") && fs::exists(d / "encoder.json") && fs::exists(d / "vocab.bpe");
+  const auto config = read_tokenizer_config(dir);
+  BpeOptions o;
+  o.style = style_of(config);
+  if (config.contains("add_prefix_space") && config["add_prefix_space"].is_boolean()) {
+    o.add_prefix_space = config["add_prefix_space"].get<bool>();
+  }
+  o.model_max_length = model_max_length(config);
+  return npm ? from_files((d / "encoder.json").string(), (d / "vocab.bpe").string(), o)
+             : from_files((d / "vocab.json").string(), (d / "merges.txt").string(), o);
 }
 
 std::vector<std::string> BpeTokenizer::bpe(const std::string& word) const {
@@ -183,17 +208,31 @@ std::vector<std::string> BpeTokenizer::bpe(const std::string& word) const {
 }
 
 std::vector<std::string> BpeTokenizer::tokenize(const std::string& text, std::vector<Span>* spans) const {
+  // add_prefix_space: the space is tokenized with the text; spans then point one byte back (clamped)
+  const int64_t shift = options_.add_prefix_space ? 1 : 0;
+  const std::string prefixed = shift ? " " + text : std::string();
+  const std::string& src = shift ? prefixed : text;
+  auto add_span = [&](int64_t b, int64_t e) {
+    if (spans) spans->emplace_back(std::max<int64_t>(0, b - shift), std::max<int64_t>(0, e - shift));
+  };
   std::vector<std::string> out;
   const auto& map = byte_unicode();
-  int64_t offset = 0;
-  for (const auto& piece : gpt2_pretokenize(text)) {
-    std::string word;
-    for (unsigned char c : piece) word += map[c];
-    for (auto& tok : bpe(word)) {
-      const auto n = static_cast<int64_t>(chars(tok).size());  // one byte-level character per input byte
-      if (spans) spans->emplace_back(offset, offset + n);
-      offset += n;
-      out.push_back(std::move(tok));
+  for (const auto& piece : text::split_added_tokens(src, added_)) {
+    if (piece.special) {
+      out.push_back(src.substr(piece.begin, piece.end - piece.begin));
+      add_span(piece.begin, piece.end);
+      continue;
+    }
+    for (const auto& [b, e] : pretokenize(src, piece.begin, piece.end)) {
+      std::string word;
+      for (int64_t i = b; i < e; ++i) word += map[static_cast<unsigned char>(src[i])];
+      int64_t offset = b;
+      for (auto& tok : bpe(word)) {
+        const auto n = static_cast<int64_t>(text::decode_utf8(tok).size());  // one byte-level character per input byte
+        add_span(offset, offset + n);
+        offset += n;
+        out.push_back(std::move(tok));
+      }
     }
   }
   return out;
@@ -209,6 +248,15 @@ const std::string& BpeTokenizer::id_token(int64_t id) const { return id_to_token
 void BpeTokenizer::save(const std::string& dir) const {
   write_file_atomic(dir + "/vocab.json", read_file(vocab_json_));
   write_file_atomic(dir + "/merges.txt", read_file(merges_txt_));
+  if (gpt2()) {
+    nlohmann::ordered_json config = {{"tokenizer_class", "GPT2Tokenizer"},
+                                     {"add_prefix_space", options_.add_prefix_space},
+                                     {"bos_token", kEndOfText},
+                                     {"eos_token", kEndOfText},
+                                     {"unk_token", kEndOfText}};
+    if (options_.model_max_length > 0) config["model_max_length"] = options_.model_max_length;
+    write_file_atomic(dir + "/tokenizer_config.json", config.dump(1) + "\n");
+  }
 }
 
 std::string BpeTokenizer::detokenize(const std::vector<std::string>& tokens) const {
@@ -226,6 +274,12 @@ std::string BpeTokenizer::detokenize(const std::vector<std::string>& tokens) con
     }
   }
   return out;
+}
+
+std::string BpeTokenizer::display(const std::string& token) const { return text::valid_utf8(detokenize({token})); }
+
+Tokenizer::SpecialLayout BpeTokenizer::special_layout() const {
+  return gpt2() ? SpecialLayout{} : Tokenizer::special_layout();
 }
 
 }  // namespace attnscope::data

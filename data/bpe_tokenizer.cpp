@@ -71,7 +71,8 @@ std::vector<Span> pretokenize(const std::string& text, int64_t begin, int64_t en
       }
     }
     size_t j = i;
-    if (cs[j].cp == ' ' && j + 1 < n && classify(cs[j + 1].cp) != Cls::kSpace) ++j;  // the optional leading space
+    if (cs[j].cp == ' ' && j + 1 < n && classify(cs[j + 1].cp) != Cls::kSpace)
+      ++j;  // the optional leading space
     const Cls c = classify(cs[j].cp);
     size_t k = j;
     if (c != Cls::kSpace) {  // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+'
@@ -97,7 +98,8 @@ BpeStyle style_of(const nlohmann::json& config) {
 
 std::vector<std::string> gpt2_pretokenize(const std::string& text) {
   std::vector<std::string> out;
-  for (const auto& [b, e] : pretokenize(text, 0, static_cast<int64_t>(text.size()))) out.push_back(text.substr(b, e - b));
+  for (const auto& [b, e] : pretokenize(text, 0, static_cast<int64_t>(text.size())))
+    out.push_back(text.substr(b, e - b));
   return out;
 }
 
@@ -108,7 +110,8 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
   if (!v.is_object()) throw UsageError("'" + vocab_json + "': expected an object of token -> id");
   t.id_to_token_.assign(v.size(), "");
   for (const auto& [tok, id] : v.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= static_cast<int64_t>(v.size())) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() >= static_cast<int64_t>(v.size())) {
       throw UsageError("'" + vocab_json + "': token '" + tok + "' has id " + id.dump() + ", expected 0.." +
                        std::to_string(v.size() - 1));
     }
@@ -122,8 +125,10 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line.rfind("#version", 0) == 0) continue;
     const auto sp = line.find(' ');
-    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos) {
-      throw UsageError(merges_txt + ":" + std::to_string(line_no) + ": expected two symbols separated by one space");
+    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() ||
+        line.find(' ', sp + 1) != std::string::npos) {
+      throw UsageError(merges_txt + ":" + std::to_string(line_no) +
+                       ": expected two symbols separated by one space");
     }
     t.ranks_[{line.substr(0, sp), line.substr(sp + 1)}] = rank++;
   }
@@ -135,7 +140,8 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
   auto special = [&](const char* tok, int64_t& field) {
     auto it = t.vocab_.find(tok);
     if (it == t.vocab_.end()) {
-      throw UsageError("'" + vocab_json + "' has no special token " + tok + (t.gpt2() ? " (GPT-2 style)" : " (RoBERTa style)"));
+      throw UsageError("'" + vocab_json + "' has no special token " + tok +
+                       (t.gpt2() ? " (GPT-2 style)" : " (RoBERTa style)"));
     }
     field = it->second;
   };
@@ -167,7 +173,8 @@ bool BpeTokenizer::dir_has_files(const std::string& dir) {
 BpeTokenizer BpeTokenizer::from_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   const fs::path d(dir);
-  const bool npm = !fs::exists(d / "vocab.json") && fs::exists(d / "encoder.json") && fs::exists(d / "vocab.bpe");
+  const bool npm =
+      !fs::exists(d / "vocab.json") && fs::exists(d / "encoder.json") && fs::exists(d / "vocab.bpe");
   const auto config = read_tokenizer_config(dir);
   BpeOptions o;
   o.style = style_of(config);
@@ -228,7 +235,8 @@ std::vector<std::string> BpeTokenizer::tokenize(const std::string& text, std::ve
       for (int64_t i = b; i < e; ++i) word += map[static_cast<unsigned char>(src[i])];
       int64_t offset = b;
       for (auto& tok : bpe(word)) {
-        const auto n = static_cast<int64_t>(text::decode_utf8(tok).size());  // one byte-level character per input byte
+        const auto n =
+            static_cast<int64_t>(text::decode_utf8(tok).size());  // one byte-level character per input byte
         add_span(offset, offset + n);
         offset += n;
         out.push_back(std::move(tok));
@@ -243,7 +251,9 @@ int64_t BpeTokenizer::token_id(const std::string& token) const {
   return it == vocab_.end() ? specials_.unk : it->second;
 }
 
-const std::string& BpeTokenizer::id_token(int64_t id) const { return id_to_token_.at(static_cast<size_t>(id)); }
+const std::string& BpeTokenizer::id_token(int64_t id) const {
+  return id_to_token_.at(static_cast<size_t>(id));
+}
 
 void BpeTokenizer::save(const std::string& dir) const {
   write_file_atomic(dir + "/vocab.json", read_file(vocab_json_));
@@ -276,7 +286,9 @@ std::string BpeTokenizer::detokenize(const std::vector<std::string>& tokens) con
   return out;
 }
 
-std::string BpeTokenizer::display(const std::string& token) const { return text::valid_utf8(detokenize({token})); }
+std::string BpeTokenizer::display(const std::string& token) const {
+  return text::valid_utf8(detokenize({token}));
+}
 
 Tokenizer::SpecialLayout BpeTokenizer::special_layout() const {
   return gpt2() ? SpecialLayout{} : Tokenizer::special_layout();

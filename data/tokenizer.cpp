@@ -27,7 +27,8 @@ Encoding Tokenizer::encode_pair(const std::string& text, const std::string* pair
   const auto a = tokenize(text, &spans_a);
   const auto b = pair ? tokenize(*pair, &spans_b) : std::vector<std::string>();
   const auto layout = special_layout();
-  const size_t specials = layout.begin.size() + layout.end.size() + (pair ? layout.middle.size() + layout.end.size() : 0);
+  const size_t specials =
+      layout.begin.size() + layout.end.size() + (pair ? layout.middle.size() + layout.end.size() : 0);
   size_t na = a.size(), nb = b.size();
   if (max_len > 0) {  // transformers' longest_first: one token at a time from the longer text
     const size_t limit = static_cast<size_t>(std::max<int64_t>(0, max_len - static_cast<int64_t>(specials)));
@@ -47,7 +48,8 @@ Encoding Tokenizer::encode_pair(const std::string& text, const std::string* pair
       e.spans.emplace_back(-1, -1);
     }
   };
-  auto add_tokens = [&](const std::vector<std::string>& tokens, const std::vector<Span>& spans, size_t n, int64_t type) {
+  auto add_tokens = [&](const std::vector<std::string>& tokens, const std::vector<Span>& spans, size_t n,
+                        int64_t type) {
     for (size_t i = 0; i < n; ++i) {
       e.ids.push_back(token_id(tokens[i]));
       e.type_ids.push_back(type);
@@ -65,7 +67,8 @@ Encoding Tokenizer::encode_pair(const std::string& text, const std::string* pair
   return e;
 }
 
-std::vector<int64_t> Tokenizer::encode(const std::string& text, int64_t max_len, std::vector<Span>* spans) const {
+std::vector<int64_t> Tokenizer::encode(const std::string& text, int64_t max_len,
+                                       std::vector<Span>* spans) const {
   auto e = encode_pair(text, nullptr, max_len);
   if (spans) {
     spans->clear();
@@ -83,8 +86,8 @@ Tokenizer::Batch Tokenizer::encode_batch(const std::vector<std::string>& texts, 
 Tokenizer::Batch Tokenizer::encode_batch_pairs(const std::vector<std::string>& texts,
                                                const std::vector<std::string>& pairs, int64_t max_len) const {
   if (!pairs.empty() && pairs.size() != texts.size()) {
-    throw UsageError("encode_batch_pairs: " + std::to_string(texts.size()) + " texts but " + std::to_string(pairs.size()) +
-                     " second texts (expected as many, or none)");
+    throw UsageError("encode_batch_pairs: " + std::to_string(texts.size()) + " texts but " +
+                     std::to_string(pairs.size()) + " second texts (expected as many, or none)");
   }
   std::vector<Encoding> rows;
   size_t T = 0;
@@ -111,7 +114,9 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool keep_special
   const auto special = special_ids();
   std::vector<std::string> tokens;
   for (int64_t id : ids) {
-    if (id < 0 || id >= vocab_size()) throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(vocab_size() - 1) + ")");
+    if (id < 0 || id >= vocab_size())
+      throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                       std::to_string(vocab_size() - 1) + ")");
     if (!keep_special && std::find(special.begin(), special.end(), id) != special.end()) continue;
     tokens.push_back(id_token(id));
   }
@@ -130,7 +135,8 @@ std::string tokenizer_class(const nlohmann::json& config) {
   if (!config.contains("tokenizer_class") || !config["tokenizer_class"].is_string()) return "";
   auto cls = config["tokenizer_class"].get<std::string>();
   const std::string fast = "Fast";
-  if (cls.size() > fast.size() && cls.compare(cls.size() - fast.size(), fast.size(), fast) == 0) cls.resize(cls.size() - fast.size());
+  if (cls.size() > fast.size() && cls.compare(cls.size() - fast.size(), fast.size(), fast) == 0)
+    cls.resize(cls.size() - fast.size());
   return cls;
 }
 
@@ -144,7 +150,8 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& dir) {
   const fs::path d(dir);
   std::shared_ptr<Tokenizer> tok;
   const bool has_bpe = BpeTokenizer::dir_has_files(dir);
-  if (fs::exists(d / "vocab.txt") && (!has_bpe || tokenizer_class(read_tokenizer_config(dir)) == "BertTokenizer")) {
+  if (fs::exists(d / "vocab.txt") &&
+      (!has_bpe || tokenizer_class(read_tokenizer_config(dir)) == "BertTokenizer")) {
     tok = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_dir(dir));
   } else if (has_bpe) {
     tok = std::make_shared<BpeTokenizer>(BpeTokenizer::from_dir(dir));
@@ -155,13 +162,16 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& dir) {
     if (fs::exists(tc)) {
       const auto j = nlohmann::json::parse(read_file(tc.string()), nullptr, false);
       if (!j.is_object() || j.value("attnscope_tokenizer", std::string()) != "smiles-regex") {
-        throw UsageError("'" + dir + "' has vocab.json but no merges.txt: its tokenizer_config.json describes a Hugging Face "
-                         "tokenizer (byte-level BPE needs both files), not attnscope's atom-level one");
+        throw UsageError(
+            "'" + dir +
+            "' has vocab.json but no merges.txt: its tokenizer_config.json describes a Hugging Face "
+            "tokenizer (byte-level BPE needs both files), not attnscope's atom-level one");
       }
     }
     tok = std::make_shared<SmilesTokenizer>(SmilesTokenizer::load((d / "vocab.json").string()));
   } else {
-    throw UsageError("'" + dir + "' has no tokenizer: no vocab.json (+ merges.txt for byte-level BPE), vocab.txt "
+    throw UsageError("'" + dir +
+                     "' has no tokenizer: no vocab.json (+ merges.txt for byte-level BPE), vocab.txt "
                      "(WordPiece) or encoder.json + vocab.bpe (GPT-2)");
   }
   tok->set_dir(dir);

@@ -24,15 +24,16 @@ using Char = WordPieceTokenizer::Char;
 
 // BasicTokenizer._is_chinese_char: the CJK Unified Ideographs blocks (not Hangul, kana).
 bool is_cjk(int32_t cp) {
-  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+         (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
 // _is_punctuation: the ASCII non-alphanumerics and every Unicode P* character.
 bool is_bert_punctuation(int32_t cp) {
-  return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126) ||
-         text::is_punctuation(cp);
+  return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
+         (cp >= 123 && cp <= 126) || text::is_punctuation(cp);
 }
 
 std::string utf8_of(const std::vector<Char>& chars, size_t from, size_t to) {
@@ -43,7 +44,8 @@ std::string utf8_of(const std::vector<Char>& chars, size_t from, size_t to) {
 
 Span span_of(const std::vector<Char>& chars, size_t from, size_t to) {
   Span s{chars[from].begin, chars[from].end};
-  for (size_t i = from; i < to; ++i) s = {std::min(s.first, chars[i].begin), std::max(s.second, chars[i].end)};
+  for (size_t i = from; i < to; ++i)
+    s = {std::min(s.first, chars[i].begin), std::max(s.second, chars[i].end)};
   return s;
 }
 
@@ -64,11 +66,13 @@ std::vector<Char> strip_accents(const std::vector<Char>& word) {
     }
     size_t j = i;
     while (j < d.size() && text::combining_class(d[j].cp) != 0) ++j;
-    std::stable_sort(d.begin() + i, d.begin() + j,
-                     [](const Char& a, const Char& b) { return text::combining_class(a.cp) < text::combining_class(b.cp); });
+    std::stable_sort(d.begin() + i, d.begin() + j, [](const Char& a, const Char& b) {
+      return text::combining_class(a.cp) < text::combining_class(b.cp);
+    });
     i = j;
   }
-  d.erase(std::remove_if(d.begin(), d.end(), [](const Char& c) { return text::is_nonspacing_mark(c.cp); }), d.end());
+  d.erase(std::remove_if(d.begin(), d.end(), [](const Char& c) { return text::is_nonspacing_mark(c.cp); }),
+          d.end());
   return d;
 }
 
@@ -93,7 +97,8 @@ void read_bool(const nlohmann::json& config, const char* key, const std::string&
 
 }  // namespace
 
-WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& vocab_txt, const WordPieceOptions& options) {
+WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& vocab_txt,
+                                                 const WordPieceOptions& options) {
   const std::string content = read_file(vocab_txt);
   WordPieceTokenizer t;
   t.options_ = options;
@@ -110,12 +115,14 @@ WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& vocab_txt, c
       if (text::is_python_space(c.cp)) throw UsageError(where + "token '" + tok + "' contains whitespace");
     }
     const auto [it, fresh] = t.ids_.emplace(tok, static_cast<int64_t>(t.tokens_.size()));
-    if (!fresh) throw UsageError(where + "token '" + tok + "' repeats line " + std::to_string(it->second + 1));
+    if (!fresh)
+      throw UsageError(where + "token '" + tok + "' repeats line " + std::to_string(it->second + 1));
     t.tokens_.push_back(tok);
   }
   auto special = [&](const std::string& tok, int64_t& field) {
     auto it = t.ids_.find(tok);
-    if (it == t.ids_.end()) throw UsageError("'" + vocab_txt + "' has no special token " + tok + " (WordPiece needs it)");
+    if (it == t.ids_.end())
+      throw UsageError("'" + vocab_txt + "' has no special token " + tok + " (WordPiece needs it)");
     field = it->second;
   };
   special(options.cls_token, t.specials_.bos);
@@ -187,9 +194,10 @@ void WordPieceTokenizer::wordpiece(const std::vector<Char>& word, std::vector<st
 void WordPieceTokenizer::basic_word(const std::vector<Char>& word, std::vector<std::string>& out,
                                     std::vector<Span>* spans) const {
   auto never_split = [&](const std::string& w) {
-    return std::find(options_.never_split.begin(), options_.never_split.end(), w) != options_.never_split.end() ||
-           w == options_.cls_token || w == options_.sep_token || w == options_.pad_token || w == options_.unk_token ||
-           w == options_.mask_token;
+    return std::find(options_.never_split.begin(), options_.never_split.end(), w) !=
+               options_.never_split.end() ||
+           w == options_.cls_token || w == options_.sep_token || w == options_.pad_token ||
+           w == options_.unk_token || w == options_.mask_token;
   };
   auto keep_whole = [&](const std::vector<Char>& w) {
     out.push_back(utf8_of(w, 0, w.size()));
@@ -224,9 +232,12 @@ void WordPieceTokenizer::basic_word(const std::vector<Char>& word, std::vector<s
   if (!sub.empty()) wordpiece(sub, out, spans);
 }
 
-std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text, std::vector<Span>* spans) const {
-  const std::vector<std::pair<std::string, bool>> added = {{options_.cls_token, false}, {options_.sep_token, false},
-                                                           {options_.pad_token, false}, {options_.unk_token, false},
+std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text,
+                                                      std::vector<Span>* spans) const {
+  const std::vector<std::pair<std::string, bool>> added = {{options_.cls_token, false},
+                                                           {options_.sep_token, false},
+                                                           {options_.pad_token, false},
+                                                           {options_.unk_token, false},
                                                            {options_.mask_token, false}};
   std::vector<std::string> out;
   for (const auto& piece : text::split_added_tokens(text, added)) {

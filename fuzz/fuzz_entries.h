@@ -256,6 +256,23 @@ inline int fuzz_bpe(const uint8_t* buf, size_t size) {
   return 0;
 }
 
+// An input "\0" FILE "\0" TEXT: FILE written to a temporary file `name` and loaded by `load` (a
+// refusal is a fine answer), then `check(tokenizer, TEXT)`.
+template <typename Load, typename Check>
+int with_loaded_file(const std::string& in, const char* name, Load load, Check check) {
+  const size_t a = in.find('\0', 1);
+  TempFile file(name);
+  file.write(in.substr(1, a == std::string::npos ? std::string::npos : a - 1));
+  decltype(load(file.path())) tok;
+  try {
+    tok = load(file.path());
+  } catch (const std::exception&) {
+    return 0;
+  }
+  check(tok, a == std::string::npos ? "" : in.substr(a + 1));
+  return 0;
+}
+
 // The WordPiece checks on arbitrary bytes (invalid UTF-8 reads as U+FFFD, which BERT's cleaning
 // drops): spans within the text, never decreasing; [CLS] A [SEP] B [SEP] with type ids; ids in the
 // vocabulary; decoding works.
@@ -301,17 +318,9 @@ inline int fuzz_wordpiece(const uint8_t* buf, size_t size) {
   const std::string in(reinterpret_cast<const char*>(buf), size);
   const int64_t max_len = size % 5 == 0 && size > 0 ? buf[size - 1] % 16 : 0;
   if (!in.empty() && in[0] == '\0') {
-    const size_t a = in.find('\0', 1);
-    TempFile vocab("vocab.txt");
-    vocab.write(in.substr(1, a == std::string::npos ? std::string::npos : a - 1));
-    data::WordPieceTokenizer tok;
-    try {
-      tok = data::WordPieceTokenizer::from_file(vocab.path());
-    } catch (const std::exception&) {
-      return 0;
-    }
-    check_wordpiece(tok, a == std::string::npos ? "" : in.substr(a + 1), max_len);
-    return 0;
+    return with_loaded_file(
+        in, "vocab.txt", [](const std::string& path) { return data::WordPieceTokenizer::from_file(path); },
+        [&](const auto& tok, const std::string& text) { check_wordpiece(tok, text, max_len); });
   }
   check_wordpiece(wordpiece_tokenizer(in.empty() || (buf[0] & 1) == 0), in.empty() ? in : in.substr(1), max_len);
   return 0;
@@ -359,17 +368,9 @@ inline int fuzz_smiles(const uint8_t* buf, size_t size) {
   const std::string in(reinterpret_cast<const char*>(buf), size);
   const int64_t max_len = size % 3 == 0 && size > 0 ? buf[size - 1] % 24 : 0;
   if (!in.empty() && in[0] == '\0') {  // "\0" vocab.json "\0" SMILES
-    const size_t a = in.find('\0', 1);
-    TempFile vocab("smiles-vocab.json");
-    vocab.write(in.substr(1, a == std::string::npos ? std::string::npos : a - 1));
-    data::SmilesTokenizer tok;
-    try {
-      tok = data::SmilesTokenizer::load(vocab.path());
-    } catch (const std::exception&) {
-      return 0;
-    }
-    check_smiles(tok, a == std::string::npos ? "" : in.substr(a + 1), max_len);
-    return 0;
+    return with_loaded_file(
+        in, "smiles-vocab.json", [](const std::string& path) { return data::SmilesTokenizer::load(path); },
+        [&](const auto& tok, const std::string& smiles) { check_smiles(tok, smiles, max_len); });
   }
   if (!in.empty() && in[0] == '\1') {  // "\1" then one SMILES a line: build, save, load back
     std::vector<std::string> corpus;

@@ -595,9 +595,11 @@ TEST(Tokenizers, GoldenSpansLieInTheTextAndMatchTheTokens) {
         }
         last = spans[i];
       }
-      if (name == "gpt2") EXPECT_EQ(last.second, static_cast<int64_t>(text.size())) << text;
+      if (name == "gpt2") {
+        EXPECT_EQ(last.second, static_cast<int64_t>(text.size())) << text;
+      }
     }
-    EXPECT_GT(compared, 4000u) << name;
+    EXPECT_GT(compared, 5000u) << name;
   }
 }
 

@@ -38,17 +38,18 @@ MinMaxMechanism minmax_mechanism(const std::string& op, const std::vector<int64_
                                  const std::vector<double>& eq_rows, int64_t H, int64_t T,
                                  const std::vector<double>* mean = nullptr);
 
-// One layer's attention over a probe set at each recorded epoch (what a recorder stored).
+// The recorded layers' attention over a probe set at each recorded epoch (what a recorder stored).
 struct ProbeHistory {
-  int64_t P = 0, H = 0, T = 0;        // probes, heads, padded length
-  std::vector<int64_t> input_ids;     // [P,T]
-  std::vector<int64_t> epochs;        // the recorded epochs
-  std::function<std::vector<float>(size_t e)> probs;  // [P,H,T,T] attention probabilities at epochs[e]
+  int64_t P = 0, L = 1, H = 0, T = 0;  // probes, recorded layers, heads, padded length
+  std::vector<int64_t> input_ids;      // [P,T]
+  std::vector<int64_t> lengths;        // [P] real lengths
+  std::vector<int64_t> epochs;         // the recorded epochs
+  std::function<std::vector<float>(size_t e)> probs;  // [P,L,H,T,T] attention probabilities at epochs[e]
 };
 
 // The min/max mechanism per operator over min/max probes "a op b =" at each recorded epoch:
 // (epoch, [max, min]) with an operator left out where no probe has it; `max_token` is the id of
-// "max" ("min" is the next id).
+// "max" ("min" is the next id). The history holds one layer (L = 1; else nothing is returned).
 std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_over_training(const ProbeHistory& history,
                                                                                     int64_t max_token);
 

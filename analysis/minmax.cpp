@@ -69,7 +69,7 @@ std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> minmax_over_traini
                                                                                     int64_t max_token) {
   const int64_t P = history.P, H = history.H, T = history.T;
   std::vector<std::pair<int64_t, std::vector<MinMaxMechanism>>> out;
-  if (T < 4) return out;
+  if (T < 4 || history.L != 1) return out;
   for (size_t e = 0; e < history.epochs.size(); ++e) {
     const std::vector<float> maps = history.probs(e);  // [P,H,T,T]
     std::vector<MinMaxMechanism> per_op;

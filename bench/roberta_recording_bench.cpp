@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   at::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(0);
 
-  models::RobertaConfig c;
+  models::TransformerConfig c;
   c.hidden_size = 256;
   c.num_hidden_layers = 4;
   c.num_attention_heads = 8;

@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   double mean_len = 0;
   for (auto n : lengths) mean_len += static_cast<double>(n) / lengths.size();
 
-  models::RobertaConfig c;
+  models::TransformerConfig c;
   c.num_hidden_layers = layers;
   c.hidden_size = hidden;
   c.num_attention_heads = heads;

@@ -99,8 +99,10 @@ Command add_snapshot(CLI::App& app, SnapshotArgs& snap) {
   c->add_option("--model", snap.model, "Hugging Face model directory, run directory (its best.pt, else last.pt) or checkpoint (.pt)")->required();
   c->add_option("--ids", snap.ids, "Inputs as token ids, one example per value: --ids \"3 128 5 130\" \"9 129 2 130\"")->take_all();
   c->add_option("--ids-file", snap.ids_file, "Inputs from a file, one example of token ids per line");
-  c->add_option("--smiles", snap.smiles, "Molecule models: SMILES inputs")->take_all();
-  c->add_option("--smiles-file", snap.smiles_file, "Molecule models: a file of SMILES, one per line (or a CSV with a smiles column)");
+  c->add_option("--smiles", snap.input.smiles, "Molecule models: SMILES inputs")->take_all();
+  c->add_option("--smiles-file", snap.input.file, "Molecule models: a file of SMILES, one per line (or a CSV with a smiles column)");
+  c->add_option("--text", snap.input.text, "Text models: text inputs")->take_all();
+  c->add_option("--text-file", snap.input.text_file, "Text models: a file of texts, one input per line");
   c->add_option("--sites", snap.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
   c->add_option("--out", snap.out, "Attention file to write (.h5; must not exist)")->required();
   return {c, [&snap] { return snapshot_command(snap); }};
@@ -134,23 +136,27 @@ Command add_render(CLI::App& app, viz::RenderOptions& ren) {
 }
 
 Command add_tokenize(CLI::App& app, TokenizeArgs& tk) {
-  auto* c = app.add_subcommand("tokenize", "Print each SMILES's tokens, ids and character spans (one JSON object per line).");
-  c->add_option("--model", tk.model, "Hugging Face model or tokenizer directory (vocab.json, merges.txt), molecule run or checkpoint")->required();
+  auto* c = app.add_subcommand("tokenize", "Print each input's tokens, ids (BERT: and token types) and byte spans (one JSON object per line).");
+  c->add_option("--model", tk.model, "Hugging Face model or tokenizer directory (vocab.json + merges.txt, vocab.txt), run or checkpoint")->required();
   c->add_option("--smiles", tk.input.smiles, "SMILES strings")->take_all();
   c->add_option("--smiles-file", tk.input.file, "One SMILES per line, or a CSV with a smiles column");
-  c->add_option("--max-len", tk.max_len, "Cut to N tokens incl. <s> and </s> (default: every id, as transformers; a warning names SMILES longer than the model's positions)");
+  c->add_option("--text", tk.input.text, "Text strings")->take_all();
+  c->add_option("--text-file", tk.input.text_file, "One text per line");
+  c->add_option("--max-len", tk.max_len, "Cut to N tokens incl. the special tokens (default: every id, as transformers; a warning names inputs longer than the model's positions)");
   c->add_flag("--truncate", tk.truncate, "Cut to the model's positions (config.json), as transformers' truncation=True");
   return {c, [&tk] { return tokenize_command(tk); }};
 }
 
 Command add_predict(CLI::App& app, PredictArgs& pr) {
-  auto* c = app.add_subcommand("predict", "Run a regression / classification model on SMILES; CSV of outputs under the label names (classification: logits and probabilities)");
-  c->add_option("--model", pr.model, "Hugging Face model directory, molecule run directory or checkpoint (.pt)")->required();
+  auto* c = app.add_subcommand("predict", "Run a regression / classification model on SMILES or text; CSV of outputs under the label names (classification: logits and probabilities)");
+  c->add_option("--model", pr.model, "Hugging Face model directory, run directory or checkpoint (.pt)")->required();
   c->add_option("--smiles", pr.input.smiles, "SMILES strings")->take_all();
   c->add_option("--smiles-file", pr.input.file, "One SMILES per line, or a CSV with a smiles column");
+  c->add_option("--text", pr.input.text, "Text strings")->take_all();
+  c->add_option("--text-file", pr.input.text_file, "One text per line");
   c->add_option("--output", pr.output, "CSV file to write (default: stdout)");
-  c->add_option("--too-long", pr.too_long, "SMILES longer than the model's positions: truncate (warn) or error");
-  c->add_option("--batch", pr.batch, "SMILES per forward pass (default 32)");
+  c->add_option("--too-long", pr.too_long, "Inputs longer than the model's positions: truncate (warn) or error");
+  c->add_option("--batch", pr.batch, "Inputs per forward pass (default 32)");
   return {c, [&pr] { return predict_command(pr); }};
 }
 
@@ -162,7 +168,7 @@ Command add_export(CLI::App& app, ExportArgs& ex) {
 }
 
 Command add_baseline(CLI::App& app, BaselineArgs& bl) {
-  auto* c = app.add_subcommand("baseline", "ECFP4 fingerprints + XGBoost (random forest and boosted trees) on a config's data and split.");
+  auto* c = app.add_subcommand("baseline", "ECFP4 fingerprints (molecules) or a bag of words (text) + XGBoost (random forest and boosted trees) on a config's data and split.");
   c->add_option("config", bl.config_path, "YAML config of a molecular property task (e.g. configs/chemberta-esol.yaml)")->required();
   c->add_option("--set", bl.sets, "Override a key (repeatable)")->take_all();
   c->add_option("--out", bl.out, "Output directory (default: run.out_dir/run.name-baseline)");

@@ -52,14 +52,17 @@ void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool 
 // training data is read, so a run directory is enough wherever it lies.
 int snapshot_molecules(const SnapshotArgs& args) {
   if (!args.ids.empty() || !args.ids_file.empty()) {
-    throw UsageError("snapshot: --model '" + args.model + "' is a molecule model; give SMILES with --smiles or --smiles-file");
+    throw UsageError("snapshot: --model '" + args.model + "' is a transformer; give its inputs with --smiles, --smiles-file, "
+                     "--text or --text-file");
   }
-  const auto smiles = read_smiles(SmilesInput{args.smiles, args.smiles_file});
+  const auto inputs = read_smiles(args.input);
   auto m = models::load_model(args.model);
   std::string text;
-  for (const auto& s : smiles) text += s + "\n";
-  auto task = train::make_model_task(m);
-  const train::ProbeSet probes = task->parse_probes(text, args.smiles_file.empty() ? "--smiles" : args.smiles_file);
+  for (const auto& s : inputs) text += s + "\n";
+  auto task = train::make_model_task(m, args.input.is_text());
+  const std::string origin = !args.input.file.empty() ? args.input.file : !args.input.text_file.empty() ? args.input.text_file
+                             : args.input.is_text() ? "--text" : "--smiles";
+  const train::ProbeSet probes = task->parse_probes(text, origin);
   Config config;
   train::configure_threads(config.run);
   snapshot_hooks(config, args.sites, /*metrics=*/true);  // over the inputs (the task's validation split here)
@@ -72,10 +75,12 @@ int snapshot_molecules(const SnapshotArgs& args) {
 }  // namespace
 
 int snapshot_command(const SnapshotArgs& args) {
-  const int given = !args.ids.empty() + !args.ids_file.empty() + !args.smiles.empty() + !args.smiles_file.empty();
+  const auto& in = args.input;
+  const int given = !args.ids.empty() + !args.ids_file.empty() + !in.smiles.empty() + !in.file.empty() + !in.text.empty() +
+                    !in.text_file.empty();
   if (given != 1) {
-    throw UsageError("snapshot: give the inputs with one of --ids ..., --ids-file FILE (min/max), --smiles ... or "
-                     "--smiles-file FILE (molecule models)");
+    throw UsageError("snapshot: give the inputs with one of --ids ..., --ids-file FILE (min/max), --smiles ..., "
+                     "--smiles-file FILE (molecule models), --text ... or --text-file FILE (text models)");
   }
   if (fs::exists(args.out)) throw UsageError("--out: '" + args.out + "' exists; not overwriting it");
   if (models::is_molecule_model(args.model)) return snapshot_molecules(args);
@@ -85,7 +90,7 @@ int snapshot_command(const SnapshotArgs& args) {
     throw UsageError("--model '" + args.model + "': expected a Hugging Face model directory (config.json), a run "
                      "directory or a checkpoint; no checkpoint at '" + ckpt.string() + "'");
   }
-  if (!args.smiles.empty() || !args.smiles_file.empty()) {
+  if (args.ids.empty() && args.ids_file.empty()) {
     throw UsageError("snapshot: --model '" + args.model + "' is a min/max model; give token ids with --ids or --ids-file");
   }
 

@@ -5,11 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "cli/model_commands.h"
+
 namespace attnscope::cli {
 
 struct SnapshotArgs {
-  std::vector<std::string> smiles;  // molecule runs: SMILES inputs
-  std::string smiles_file;          // ... or a file of them, one per line
+  SmilesInput input;                 // SMILES or text models: the inputs
   std::string model;                 // checkpoint .pt or run directory
   std::vector<std::string> ids;      // one example per entry: "3 128 5 130"
   std::string ids_file;

@@ -28,57 +28,66 @@ std::string csv_field(const std::string& v) {
 
 std::string preview(const std::string& smiles) { return smiles.size() > 60 ? smiles.substr(0, 57) + "..." : smiles; }
 
-// Encodes every SMILES for the model, applying the length policy; warns about unknown pieces.
+// Encodes every input for the model, applying the length policy; warns about unknown pieces.
 std::vector<std::vector<int64_t>> encode_all(const data::Tokenizer& tok, const std::vector<std::string>& smiles,
-                                             int64_t limit, const std::string& too_long) {
+                                             int64_t limit, const std::string& too_long, const std::string& noun) {
   std::vector<std::vector<int64_t>> out;
   int64_t truncated = 0;
   for (size_t i = 0; i < smiles.size(); ++i) {
     auto full = tok.encode(smiles[i], 0);
     if (limit > 0 && static_cast<int64_t>(full.size()) > limit) {
       if (too_long == "error") {
-        throw UsageError("SMILES " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "') has " +
+        throw UsageError(noun + " " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "') has " +
                          std::to_string(full.size()) + " tokens; the model takes at most " + std::to_string(limit) +
                          " (use --too-long truncate to cut it)");
       }
       if (++truncated <= 5) {
-        log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "') has " +
+        log::warn(noun + " " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "') has " +
                   std::to_string(full.size()) + " tokens; truncated to the model's " + std::to_string(limit));
       }
       full = tok.encode(smiles[i], limit);
     }
     const auto unk = std::count(full.begin(), full.end(), tok.unk_id());
     if (unk > 0) {
-      log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "'): " + std::to_string(unk) +
+      log::warn(noun + " " + std::to_string(i + 1) + " ('" + preview(smiles[i]) + "'): " + std::to_string(unk) +
                 " piece(s) outside the vocabulary, encoded as <unk>");
     }
     out.push_back(std::move(full));
   }
-  if (truncated > 5) log::warn(std::to_string(truncated) + " SMILES truncated in all");
+  if (truncated > 5) log::warn(std::to_string(truncated) + " " + noun + " inputs truncated in all");
   return out;
 }
 
 }  // namespace
 
 std::vector<std::string> read_smiles(const SmilesInput& in) {
-  if (in.smiles.empty() == in.file.empty()) throw UsageError("give SMILES with --smiles S ... or --smiles-file FILE (one of them)");
+  const int given = !in.smiles.empty() + !in.file.empty() + !in.text.empty() + !in.text_file.empty();
+  if (given != 1) {
+    throw UsageError("give the inputs with one of --smiles S ..., --smiles-file FILE, --text S ... or --text-file FILE");
+  }
   if (!in.file.empty()) return data::read_smiles_corpus(in.file, "smiles", /*every_row=*/true);
+  if (!in.text_file.empty()) return data::read_text_corpus(in.text_file, "");
+  if (in.is_text()) return in.text;  // as given: spaces are tokens to GPT-2
   std::vector<std::string> out;
   for (const auto& s : in.smiles) out.push_back(trim(s));
   return out;
 }
 
 int tokenize_command(const TokenizeArgs& a) {
-  if (a.max_len < 0 || (a.max_len > 0 && a.max_len < 2)) throw UsageError("--max-len must be >= 2 (<s> and </s> count)");
-  // a Hugging Face model or tokenizer directory, a molecule run or one of its checkpoints
+  // a Hugging Face model or tokenizer directory, a run or one of its checkpoints
   const std::string dir = models::model_files_dir(a.model);
-  if (!fs::exists(RunDir{dir}.vocab())) {
-    throw UsageError("--model '" + a.model + "' has no vocab.json (expected a Hugging Face model or tokenizer directory, "
-                     "a molecule run or one of its checkpoints)");
+  if (!models::has_tokenizer(dir)) {
+    throw UsageError("--model '" + a.model + "' has no tokenizer files (vocab.json, vocab.txt; expected a Hugging Face "
+                     "model or tokenizer directory, a run or one of its checkpoints)");
   }
   const auto tok_ptr = data::load_tokenizer(dir);
   const auto& tok = *tok_ptr;
-  const auto smiles = read_smiles(a.input);
+  const int64_t specials = static_cast<int64_t>(tok.encode("").size());
+  if (a.max_len < 0 || (a.max_len > 0 && a.max_len < std::max<int64_t>(1, specials))) {
+    throw UsageError("--max-len must be >= " + std::to_string(std::max<int64_t>(1, specials)) + " (the special tokens count)");
+  }
+  const auto inputs = read_smiles(a.input);
+  const std::string noun = a.input.noun();
   // the model's positions, when its config.json is there: the limit of --truncate, and the
   // length above which transformers' tokenizer warns
   int64_t positions = 0;
@@ -87,32 +96,29 @@ int tokenize_command(const TokenizeArgs& a) {
     throw UsageError("--truncate: '" + dir + "' has no config.json to read the model's positions from; give --max-len N");
   }
   const int64_t limit = a.max_len > 0 ? a.max_len : a.truncate ? positions : 0;
+  const bool types = tok.kind() == "wordpiece";  // BERT's token_type_ids, as transformers returns them
   int64_t over = 0;
-  for (size_t i = 0; i < smiles.size(); ++i) {
-    const auto& s = smiles[i];
-    std::vector<std::pair<int64_t, int64_t>> spans;
-    const auto pieces = tok.tokenize(s, &spans);
-    const size_t total = pieces.size() + 2;
-    if (limit == 0 && positions > 0 && static_cast<int64_t>(total) > positions && ++over <= 5) {
-      log::warn("SMILES " + std::to_string(i + 1) + " ('" + preview(s) + "') has " + std::to_string(total) +
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& s = inputs[i];
+    const auto full = tok.encode_pair(s, nullptr, 0);
+    const auto e = limit > 0 ? tok.encode_pair(s, nullptr, limit) : full;
+    if (limit == 0 && positions > 0 && static_cast<int64_t>(full.ids.size()) > positions && ++over <= 5) {
+      log::warn(noun + " " + std::to_string(i + 1) + " ('" + preview(s) + "') has " + std::to_string(full.ids.size()) +
                 " tokens, more than the model's " + std::to_string(positions) +
                 " positions: running it through the model would fail (all ids printed; --truncate cuts them)");
     }
-    nlohmann::json tokens = {tok.id_token(tok.bos_id())}, ids = {tok.bos_id()}, sp = {nullptr};
-    const size_t keep = limit > 0 ? std::min<size_t>(pieces.size(), static_cast<size_t>(limit - 2)) : pieces.size();
-    for (size_t k = 0; k < keep; ++k) {
-      tokens.push_back(pieces[k]);
-      ids.push_back(tok.token_id(pieces[k]));
-      sp.push_back({spans[k].first, spans[k].second});
+    nlohmann::json tokens = nlohmann::json::array(), sp = nlohmann::json::array();
+    for (size_t k = 0; k < e.ids.size(); ++k) {
+      tokens.push_back(tok.id_token(e.ids[k]));
+      if (e.spans[k].first < 0) sp.push_back(nullptr);
+      else sp.push_back({e.spans[k].first, e.spans[k].second});
     }
-    tokens.push_back(tok.id_token(tok.eos_id()));
-    ids.push_back(tok.eos_id());
-    sp.push_back(nullptr);
-    nlohmann::json line = {{"smiles", s}, {"tokens", tokens}, {"input_ids", ids}, {"spans", sp}};
-    if (keep < pieces.size()) line["truncated"] = true;
+    nlohmann::json line = {{a.input.is_text() ? "text" : "smiles", s}, {"tokens", tokens}, {"input_ids", e.ids}, {"spans", sp}};
+    if (types) line["token_type_ids"] = e.type_ids;
+    if (e.ids.size() < full.ids.size()) line["truncated"] = true;
     std::cout << line.dump() << "\n";
   }
-  if (over > 5) log::warn(std::to_string(over) + " SMILES in all exceed the model's " + std::to_string(positions) + " positions");
+  if (over > 5) log::warn(std::to_string(over) + " inputs in all exceed the model's " + std::to_string(positions) + " positions");
   return 0;
 }
 
@@ -121,9 +127,10 @@ int predict_command(const PredictArgs& a) {
   if (a.batch < 1) throw UsageError("--batch must be >= 1");
   const auto smiles = read_smiles(a.input);
   auto m = models::load_model(a.model);
-  if (!m.hf.classifier) {
+  if (!m.hf.is_classifier()) {
     throw UsageError("--model '" + a.model + "' is a " + (m.hf.declared.empty() ? m.hf.architecture : m.hf.declared) +
-                     "; predict needs a sequence regression / classification model (RobertaForSequenceClassification)");
+                     "; predict needs a sequence regression / classification model (" +
+                     models::classifier_architecture(m.config().model_type) + ")");
   }
   if (!m.hf.new_heads.empty()) {
     throw UsageError("--model '" + a.model + "' has no trained task head (missing: " + m.hf.new_heads.front() +
@@ -131,7 +138,7 @@ int predict_command(const PredictArgs& a) {
   }
   const auto& c = m.config();
   const auto& tok = m.tok();
-  const auto ids = encode_all(tok, smiles, models::max_tokens(c), a.too_long);
+  const auto ids = encode_all(tok, smiles, models::max_tokens(c), a.too_long, a.input.noun());
   // transformers' TextClassificationPipeline: sigmoid per label (multi-label), softmax over the
   // labels (single-label); regression outputs as they are (a run's in original units)
   const std::string problem = models::effective_problem_type(c);
@@ -139,7 +146,7 @@ int predict_command(const PredictArgs& a) {
   const int64_t K = c.num_labels;
   torch::NoGradGuard no_grad;
   std::ostringstream csv;
-  csv << "smiles";
+  csv << (a.input.is_text() ? "text" : "smiles");
   for (int64_t k = 0; k < K; ++k) csv << "," << csv_field(regression ? c.label(k) : "logit:" + c.label(k));
   if (!regression) {
     for (int64_t k = 0; k < K; ++k) csv << "," << csv_field("prob:" + c.label(k));
@@ -159,7 +166,7 @@ int predict_command(const PredictArgs& a) {
         mask[i - b][t] = 1;
       }
     }
-    const auto out = m.hf.classifier->forward(input, mask).to(torch::kDouble).contiguous();
+    const auto out = m.hf.model->forward(input, mask).to(torch::kDouble).contiguous();
     const auto prob = problem == "multi_label_classification" ? torch::sigmoid(out) : torch::softmax(out, 1);
     for (size_t i = b; i < e; ++i) {
       csv << csv_field(smiles[i]);
@@ -179,7 +186,7 @@ int predict_command(const PredictArgs& a) {
     std::cout << csv.str();
   } else {
     write_file_atomic(a.output, csv.str());
-    log::info("predict: " + std::to_string(smiles.size()) + " SMILES -> " + a.output);
+    log::info("predict: " + std::to_string(smiles.size()) + " " + a.input.noun() + " inputs -> " + a.output);
   }
   return 0;
 }

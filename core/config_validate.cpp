@@ -56,11 +56,32 @@ void check_data(const Config& c, Checker& ch) {
   ch.need(c.data.train_fraction > 0 && c.data.train_fraction < 1, "data.train_fraction", "must be in (0, 1)");
 
   const bool supervised = task && task->supervised;
-  if (task && task->kind == TaskKind::MaskedLM) {
-    ch.need(!c.data.csv.empty(), "data.csv", "is required for task mlm (the SMILES corpus)");
-    ch.need(c.data.targets.empty(), "data.targets", "task mlm has no targets");
+  const bool lm = task && (task->kind == TaskKind::MaskedLM || task->kind == TaskKind::CausalLM);
+  const bool synthetic = !c.data.synthetic.empty();
+  ch.need(!synthetic || (task && task->kind == TaskKind::CausalLM), "data.synthetic", "is for task clm");
+  ch.need(!synthetic || c.data.synthetic == "repeated-random", "data.synthetic", "must be empty or repeated-random");
+  if (synthetic) {
+    ch.need(c.data.synthetic_count >= 10 && c.data.synthetic_count <= 10000000, "data.synthetic_count", "must be in [10, 10000000]");
+    ch.need(c.data.synthetic_span >= 2 && 2 * c.data.synthetic_span <= c.model.max_positions, "data.synthetic_span",
+            "must be >= 2, with 2 * span <= model.max_positions");
+    ch.need(c.data.synthetic_vocab >= 2, "data.synthetic_vocab", "must be >= 2");
+  }
+  if (lm) {
+    ch.need(!c.data.csv.empty() || synthetic, "data.csv", "is required for task " + c.data.task + " (the corpus)");
+    ch.need(c.data.targets.empty(), "data.targets", "task " + c.data.task + " has no targets");
     ch.need(c.data.frac_val > 0 && c.data.frac_val < 0.5, "data.frac_val",
-            "mlm holds out frac_val of the corpus: must be in (0, 0.5)");
+            c.data.task + " holds out frac_val of the corpus: must be in (0, 0.5)");
+  }
+  if (task && task->kind == TaskKind::CausalLM && c.data.synthetic.empty()) {
+    ch.need(c.data.block_size >= 2 && c.data.block_size <= c.model.max_positions, "data.block_size",
+            "must be in [2, model.max_positions]");
+  }
+  ch.need(c.data.text_pair_col.empty() || !c.data.text_col.empty(), "data.text_pair_col", "needs data.text_col");
+  ch.need(c.data.max_rows >= 0, "data.max_rows", "must be >= 0 (0 = every row)");
+  if (!c.data.text_col.empty() && task && task->supervised) {
+    ch.need(c.data.split != "scaffold", "data.split", "scaffold splits molecules; text (data.text_col) takes random or file");
+  }
+  if (task && task->kind == TaskKind::MaskedLM) {
     ch.need(c.data.mlm_probability > 0 && c.data.mlm_probability < 1, "data.mlm_probability",
             "must be in (0, 1)");
     ch.need(one_of(c.data.too_long, {"truncate", "error"}), "data.too_long", "must be truncate or error");
@@ -91,9 +112,12 @@ void check_data(const Config& c, Checker& ch) {
 // model.*
 void check_model(const Config& c, Checker& ch) {
   const TaskTraits* task = find_task(c.data.task);
-  ch.need(one_of(c.model.name, {"minmax_attention", "roberta"}), "model.name",
-          "must be one of: minmax_attention, roberta");
-  if (c.model.name == "roberta") {
+  ch.need(one_of(c.model.name, {"minmax_attention", "roberta", "bert", "gpt2"}), "model.name",
+          "must be one of: minmax_attention, roberta, bert, gpt2");
+  if (task && task->molecules) {
+    ch.need(one_of(c.model.name, task->models), "model.name", "task " + c.data.task + " trains " + join(task->models));
+  }
+  if (c.model.name != "minmax_attention") {
     ch.need(c.model.d_model % std::max<int64_t>(1, c.model.n_heads) == 0, "model.d_model",
             "must be a multiple of model.n_heads");
     ch.need(c.model.d_ff >= 0, "model.d_ff", "must be >= 0 (0 = 4 * d_model)");
@@ -103,11 +127,16 @@ void check_model(const Config& c, Checker& ch) {
     ch.need(c.model.attention_dropout >= 0 && c.model.attention_dropout < 1, "model.attention_dropout",
             "must be in [0, 1)");
     ch.need(c.model.layer_norm_eps > 0, "model.layer_norm_eps", "must be > 0");
-    ch.need(one_of(c.model.tokenizer, {"smiles-regex", "bpe"}), "model.tokenizer",
-            "must be smiles-regex or bpe");
-    ch.need(c.model.tokenizer != "bpe" || !c.model.tokenizer_dir.empty() || !c.model.pretrained.empty(),
+    ch.need(one_of(c.model.tokenizer, {"smiles-regex", "bpe", "wordpiece"}), "model.tokenizer",
+            "must be smiles-regex, bpe or wordpiece");
+    ch.need(c.model.tokenizer == "smiles-regex" || !c.model.tokenizer_dir.empty() || !c.model.pretrained.empty(),
             "model.tokenizer_dir",
-            "bpe needs model.tokenizer_dir or model.pretrained (vocab.json + merges.txt)");
+            c.model.tokenizer + " needs model.tokenizer_dir or model.pretrained (" +
+                (c.model.tokenizer == "wordpiece" ? "vocab.txt)" : "vocab.json + merges.txt)"));
+    const bool text = !c.data.text_col.empty() || (task && task->kind == TaskKind::CausalLM);
+    ch.need(c.model.tokenizer != "smiles-regex" || !text, "model.tokenizer",
+            "smiles-regex splits SMILES into atoms; text (data.text_col, task clm) needs bpe or wordpiece");
+    ch.need(!c.data.augment || !text, "data.augment", "randomises SMILES; text inputs have no equivalent");
     ch.need(c.model.freeze_layers >= 0 && c.model.freeze_layers <= c.model.n_layers, "model.freeze_layers",
             "must be in [0, model.n_layers]");
   }

@@ -12,15 +12,17 @@ const std::vector<TaskTraits>& all_tasks() {
   static const std::vector<TaskTraits> tasks = {
       {TaskKind::MinMax, "minmax", {"train_loss", "train_acc", "val_loss", "val_acc"}, {"minmax_attention"}, "",
        {RunDir::kMechanism}, false, false},
-      {TaskKind::Regression, "regression", {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"}, {"roberta"},
+      {TaskKind::Regression, "regression", {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"}, {"roberta", "bert", "gpt2"},
        "regression", {RunDir::kSplit, RunDir::kVocab, RunDir::kTargets, RunDir::kModelConfig, RunDir::kTestMetrics}, true, true},
       {TaskKind::Classification, "classification", {"train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "val_acc"},
-       {"roberta"}, "multi_label_classification",
+       {"roberta", "bert", "gpt2"}, "multi_label_classification",
        {RunDir::kSplit, RunDir::kVocab, RunDir::kTargets, RunDir::kModelConfig, RunDir::kTestMetrics}, true, true},
-      {TaskKind::Multiclass, "multiclass", {"train_loss", "train_acc", "val_loss", "val_acc", "val_roc_auc"}, {"roberta"},
+      {TaskKind::Multiclass, "multiclass", {"train_loss", "train_acc", "val_loss", "val_acc", "val_roc_auc"}, {"roberta", "bert", "gpt2"},
        "single_label_classification",
        {RunDir::kSplit, RunDir::kVocab, RunDir::kTargets, RunDir::kModelConfig, RunDir::kTestMetrics}, true, true},
-      {TaskKind::MaskedLM, "mlm", {"train_loss", "train_acc", "val_loss", "val_acc", "val_ppl"}, {"roberta"}, "",
+      {TaskKind::MaskedLM, "mlm", {"train_loss", "train_acc", "val_loss", "val_acc", "val_ppl"}, {"roberta", "bert"}, "",
+       {RunDir::kSplit, RunDir::kVocab, RunDir::kTargets, RunDir::kModelConfig}, true, false},
+      {TaskKind::CausalLM, "clm", {"train_loss", "train_acc", "val_loss", "val_acc", "val_ppl"}, {"gpt2"}, "",
        {RunDir::kSplit, RunDir::kVocab, RunDir::kTargets, RunDir::kModelConfig}, true, false},
   };
   return tasks;

@@ -8,16 +8,16 @@
 
 namespace attnscope {
 
-enum class TaskKind { MinMax, Regression, Classification, Multiclass, MaskedLM };
+enum class TaskKind { MinMax, Regression, Classification, Multiclass, MaskedLM, CausalLM };
 
 struct TaskTraits {
   TaskKind kind;
-  std::string name;                  // data.task's value ("minmax", "regression", ..., "mlm")
+  std::string name;                  // data.task's value ("minmax", "regression", ..., "mlm", "clm")
   std::vector<std::string> metrics;  // what metrics.jsonl reports (train.best_metric's choices)
   std::vector<std::string> models;   // model.name values it trains
   std::string problem_type;          // the head's transformers problem_type ("" for none)
   std::vector<std::string> run_files;  // what it writes into the run directory beside the common files
-  bool molecules = false;            // reads a SMILES CSV or corpus
+  bool molecules = false;            // reads a CSV or corpus of sequences (SMILES or text); a transformer task
   bool supervised = false;           // has a labelled head (regression / classification)
 };
 

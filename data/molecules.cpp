@@ -221,8 +221,11 @@ std::string randomized_smiles(const std::string& smiles, std::mt19937_64& rng) {
   return RDKit::MolToSmiles(*mol, params);
 }
 
-MoleculeTable read_molecule_csv(const std::string& path, const std::string& smiles_col,
-                                const std::vector<std::string>& target_cols, bool invalid_is_error) {
+namespace {
+// A CSV of inputs and targets: SMILES (`smiles`: parsed by RDKit, unparsable rows dropped or an
+// error) or text (kept as is, with an optional second text per row).
+MoleculeTable read_input_csv(const std::string& path, const std::string& smiles_col, const std::string& pair_col,
+                             const std::vector<std::string>& target_cols, bool is_smiles, bool invalid_is_error) {
   const auto records = parse_csv(read_file(path), path);
   if (records.empty()) throw UsageError("'" + path + "' is empty (a header line and rows are expected)");
   const auto& header = records[0].fields;
@@ -233,6 +236,8 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
   std::vector<std::string> missing;
   const int64_t smiles_idx = column(smiles_col);
   if (smiles_idx < 0) missing.push_back(smiles_col);
+  const int64_t pair_idx = pair_col.empty() ? -1 : column(pair_col);
+  if (!pair_col.empty() && pair_idx < 0) missing.push_back(pair_col);
   std::vector<int64_t> target_idx;
   for (const auto& t : target_cols) {
     target_idx.push_back(column(t));
@@ -242,7 +247,7 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
     throw UsageError("'" + path + "' line " + std::to_string(records[0].line) + ": no column " + quoted_names(missing) +
                      " (columns: " + quoted_names(header) + ")");
   }
-  int64_t needed = smiles_idx;
+  int64_t needed = std::max(smiles_idx, pair_idx);
   for (int64_t t : target_idx) needed = std::max(needed, t);
 
   MoleculeTable table;
@@ -264,17 +269,21 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
       }
     }
     const auto& smiles = rec.fields[smiles_idx];
-    if (!smiles_parses(smiles)) {
+    if (is_smiles ? !smiles_parses(smiles) : smiles.empty()) {
       ++table.dropped;
       table.dropped_lines.push_back(rec.line);
       bad_smiles.push_back(smiles);
       continue;
     }
     table.smiles.push_back(smiles);
+    if (pair_idx >= 0) table.pairs.push_back(rec.fields[pair_idx]);
     table.line.push_back(rec.line);
     table.targets.insert(table.targets.end(), row.begin(), row.end());
   }
-  if (table.dropped > 0) {
+  if (table.dropped > 0 && !is_smiles) {
+    log::warn("[data] '" + path + "': dropped " + std::to_string(table.dropped) + " rows with an empty '" + smiles_col +
+              "' (lines " + first_lines(table.dropped_lines) + ")");
+  } else if (table.dropped > 0) {
     if (invalid_is_error) {
       std::string shown;
       for (size_t i = 0; i < bad_smiles.size() && i < 5; ++i) {
@@ -292,11 +301,47 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
   }
   if (table.smiles.empty()) {
     throw UsageError("'" + path + "': no rows" +
-                     (table.dropped ? " with a SMILES that RDKit can parse (" + std::to_string(table.dropped) + " dropped)"
+                     (table.dropped ? (is_smiles ? " with a SMILES that RDKit can parse (" : " with a text (") +
+                                          std::to_string(table.dropped) + " dropped)"
                                     : std::string(" below the header")));
   }
   return table;
 }
+}  // namespace
+
+void MoleculeTable::keep_first(int64_t n) {
+  if (n <= 0 || size() <= n) return;
+  const auto rows = static_cast<size_t>(n);
+  smiles.resize(rows);
+  line.resize(rows);
+  if (!pairs.empty()) pairs.resize(rows);
+  targets.resize(rows * target_names.size());
+}
+
+MoleculeTable read_molecule_csv(const std::string& path, const std::string& smiles_col,
+                                const std::vector<std::string>& target_cols, bool invalid_is_error) {
+  return read_input_csv(path, smiles_col, "", target_cols, true, invalid_is_error);
+}
+
+MoleculeTable read_text_csv(const std::string& path, const std::string& text_col, const std::string& pair_col,
+                            const std::vector<std::string>& target_cols) {
+  return read_input_csv(path, text_col, pair_col, target_cols, false, false);
+}
+
+std::vector<std::string> read_text_corpus(const std::string& path, const std::string& text_col) {
+  if (!text_col.empty()) return read_smiles_corpus(path, text_col);  // the CSV column (the reader does not parse SMILES)
+  std::string text = read_file(path);
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text = text.substr(3);  // UTF-8 byte order mark
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+    if (!trim(l).empty()) out.push_back(l);  // kept as written: spaces are tokens to GPT-2
+  }
+  if (out.empty()) throw UsageError("'" + path + "' holds no text (one document per line)");
+  return out;
+}
+
 
 std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col, bool every_row) {
   std::string text = read_file(path);

@@ -14,13 +14,15 @@ namespace attnscope::data {
 
 struct MoleculeTable {
   std::string path;
-  std::vector<std::string> smiles;        // whitespace-trimmed, parsed by RDKit
+  std::vector<std::string> smiles;        // the inputs: SMILES (whitespace-trimmed, parsed by RDKit) or texts
+  std::vector<std::string> pairs;         // text pairs: each row's second text (empty: none)
   std::vector<int64_t> line;              // 1-based line of each row in the file
   std::vector<std::string> target_names;
   std::vector<float> targets;             // [rows x targets] row-major; NaN = missing label
   int64_t dropped = 0;                    // rows whose SMILES RDKit could not parse
   std::vector<int64_t> dropped_lines;     // their lines (all of them)
   int64_t size() const { return static_cast<int64_t>(smiles.size()); }
+  void keep_first(int64_t n);  // only the first n rows (data.max_rows; n <= 0: all)
 };
 
 // Reads `path`. UsageError naming the file (and line) for: a missing SMILES or target column
@@ -34,6 +36,15 @@ struct MoleculeTable {
 // rest as a name).
 MoleculeTable read_molecule_csv(const std::string& path, const std::string& smiles_col,
                                 const std::vector<std::string>& target_cols, bool invalid_is_error = false);
+
+// A CSV of texts (column text_col, optional second text pair_col) and targets, read as
+// read_molecule_csv reads SMILES but without RDKit: a row with an empty text is dropped (one
+// warning); texts are whitespace-trimmed, otherwise kept as they are.
+MoleculeTable read_text_csv(const std::string& path, const std::string& text_col, const std::string& pair_col,
+                            const std::vector<std::string>& target_cols);
+// A text corpus: the CSV column text_col, else one document per line (kept as written, a
+// trailing \r removed; blank lines skipped). UsageError naming the file when it holds no text.
+std::vector<std::string> read_text_corpus(const std::string& path, const std::string& text_col);
 
 // A SMILES file for pretraining: one per line, or a CSV with a `smiles_col` column (taken as CSV
 // when the first line holds a comma or is the column name; the column is matched exactly, else

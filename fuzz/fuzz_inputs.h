@@ -21,7 +21,7 @@ namespace attnscope::fuzz {
 
 inline int fuzz_hf_config(const uint8_t* buf, size_t size) {
   TempFile cfg("config.json");
-  models::RobertaConfig c;
+  models::TransformerConfig c;
   try {
     c = models::read_hf_config(cfg.write(buf, size));
   } catch (const std::exception&) {

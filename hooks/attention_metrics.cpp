@@ -78,10 +78,12 @@ double broadcast_sum(const float* w, int64_t T, int64_t n) {
 }
 
 // Path::kReference: one (example, head) map `w` [T,T] of which the first n rows and keys are real,
-// a row at a time. `sorted` is scratch of n floats.
-void accumulate_map(const float* w, int64_t T, int64_t n, double log_n, float* sorted, double* sums, float& mx,
-                    float& mn) {
-  for (int64_t i = 0; i < n; ++i) {
+// a row at a time (`causal`: row i over its keys 0..i). `sorted` is scratch of n floats.
+void accumulate_map(const float* w, int64_t T, int64_t n_all, double log_n_all, float* sorted, double* sums, float& mx,
+                    float& mn, bool causal = false) {
+  for (int64_t i = 0; i < n_all; ++i) {
+    const int64_t n = causal ? i + 1 : n_all;
+    const double log_n = causal ? std::log(static_cast<double>(n)) : log_n_all;
     const float* r = w + i * T;
     double rmax = 0, ent = 0, sum = 0, sparse = 0, local = 0, dist = 0;
     for (int64_t j = 0; j < n; ++j) {
@@ -109,7 +111,7 @@ void accumulate_map(const float* w, int64_t T, int64_t n, double log_n, float* s
                                gini, r[i], r[0], r[n - 1], local, dist, 0.0, mean};
     for (size_t m = 0; m < kNumRow; ++m) sums[m] += v[m];
   }
-  sums[kBroadcast] += broadcast_sum(w, T, n);
+  sums[kBroadcast] += broadcast_sum(w, T, n_all);
 }
 
 // ---- Path::kFast: the same arithmetic on 4 rows at a time (GCC/Clang vector extensions; AVX2
@@ -476,7 +478,7 @@ void HeadMetrics::add(const torch::Tensor& probs_in, const torch::Tensor& length
           const double log_n = std::log(static_cast<double>(n));
           for (int64_t h = 0; h < H; ++h) {
             accumulate_map(data + (b * H + h) * T * T, T, n, log_n, scratch.data(), ac.sums.data() + h * kNumRow,
-                           ac.mx[h], ac.mn[h]);
+                           ac.mx[h], ac.mn[h], causal_);
           }
           ac.rows += static_cast<double>(n);
         }

@@ -1,5 +1,7 @@
 // Per-head attention metrics: pure functions of attention maps, streamed over batches.
 // Every metric is averaged over the real query rows (padding excluded) of all examples seen.
+// Causal maps (GPT-2) are measured over the keys each row may attend to: row i over keys 0..i
+// (normalised entropy divides by ln(i+1); sparsity, uniformity, median and Gini over those i+1).
 #pragma once
 
 #include <torch/torch.h>
@@ -27,8 +29,9 @@ class HeadMetrics {
   // (glibc's: < 1 ulp); longer ones a row at a time, 4 keys at a time, with the same vector log.
   // kReference: one row at a time with std::log / std::exp. The two agree to ~1e-15 relative (tested: 1e-12), far below the float32
   // the metrics are stored as.
+  // `causal`: row i's keys are 0..i (always the reference path: rows of different lengths).
   enum class Path { kFast, kReference };
-  explicit HeadMetrics(Path path = Path::kFast) : path_(path) {}
+  explicit HeadMetrics(Path path = Path::kFast, bool causal = false) : path_(causal ? Path::kReference : path), causal_(causal) {}
 
   // probs [B,H,T,T] (rows sum to 1 over the first lengths[b] keys), lengths [B] int64.
   void add(const torch::Tensor& probs, const torch::Tensor& lengths);
@@ -37,6 +40,7 @@ class HeadMetrics {
 
  private:
   Path path_;
+  bool causal_;
   std::vector<double> sums_;      // [H, metric] row sums, in kRowMetrics order (attention_metrics.cpp)
   std::vector<double> max_, min_;  // [H]
   double rows_ = 0;

@@ -206,7 +206,7 @@ void AttentionRecorder::add_metrics(std::vector<HeadMetrics>& per_layer, const s
   bool all_heads = static_cast<int64_t>(heads_.size()) == task_.num_heads();
   for (size_t h = 0; h < heads_.size(); ++h) all_heads = all_heads && heads_[h] == static_cast<int64_t>(h);
   const auto heads = all_heads ? torch::Tensor() : torch::tensor(heads_, torch::kLong);
-  per_layer.resize(layers_.size());
+  per_layer.resize(layers_.size(), HeadMetrics(HeadMetrics::Path::kFast, task_.causal()));
   for (size_t l = 0; l < layers_.size(); ++l) {
     per_layer[l].add(all_heads ? probs[l] : probs[l].index_select(1, heads), lengths);
   }
@@ -227,7 +227,7 @@ std::map<std::string, std::vector<float>> AttentionRecorder::metrics_table(const
 }
 
 std::map<std::string, std::vector<float>> AttentionRecorder::validation_metrics(train::Snapshot* snapshot) {
-  std::vector<HeadMetrics> per_layer(layers_.size());
+  std::vector<HeadMetrics> per_layer(layers_.size(), HeadMetrics(HeadMetrics::Path::kFast, task_.causal()));
   const int64_t n = task_.val_size();
   // rows in order of length (a stable sort: min/max keep their order), batches of at most
   // kMetricElements attention weights at their own longest row: little padding for molecules
@@ -410,10 +410,12 @@ std::optional<analysis::ProbeHistory> recorded_history(const std::string& h5) {
   analysis::ProbeHistory h;
   const auto& sites = reader->header().sites;
   const bool probs = std::find(sites.begin(), sites.end(), models::site::kAttnProbs) != sites.end();
-  if (!probs || reader->header().layer_ids.size() != 1) return h;
+  if (!probs) return h;
   const auto& p = reader->probes();
   h.P = p.count;
+  h.L = static_cast<int64_t>(reader->header().layer_ids.size());
   h.T = p.max_len;
+  h.lengths.assign(p.lengths.begin(), p.lengths.end());
   h.H = static_cast<int64_t>(reader->header().head_ids.size());
   h.input_ids = p.input_ids;
   for (const auto& e : reader->epochs()) h.epochs.push_back(e.epoch);

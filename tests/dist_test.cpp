@@ -247,6 +247,28 @@ TEST(Distributed, TwoRanksEqualOneProcessMaskedLm) {
   EXPECT_NEAR(last_metrics(d.path("two"))["val_acc"].get<double>(), last_metrics(d.path("one"))["val_acc"].get<double>(), 1e-9);
 }
 
+// Causal-LM (GPT-2) on generated repeated sequences: next-token losses weighed by predicted tokens,
+// so 2 ranks x 16 = 1 process x 32.
+TEST(Distributed, TwoRanksEqualOneProcessCausalLm) {
+  TempDir d;
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"train", testing::source_path("configs/induction.yaml"), "--out", out, "--set",
+                                    "data.synthetic_count=200", "data.synthetic_span=6",
+                                    "model.tokenizer_dir=" + testing::source_path("data/text/gpt2-1k"), "data.frac_val=0.1",
+                                    "model.d_model=32", "model.d_ff=64", "train.epochs=2", "train.batch_size=32",
+                                    "optim.warmup_steps=2", "hooks.attention.enabled=false", "run.threads=1",
+                                    "train.progress=none", "run.log_level=warn", "dist.timeout_s=60"};
+  };
+  const auto r2 = run(with(args(d.path("two")), launch(2, free_port())));
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  ASSERT_EQ(run(args(d.path("one"))).code, 0);
+  expect_same_weights(d.path("one/checkpoints/last.pt"), d.path("two/checkpoints/last.pt"), 1e-5);
+  const auto m1 = last_metrics(d.path("one")), m2 = last_metrics(d.path("two"));
+  EXPECT_NEAR(m2["val_loss"].get<double>(), m1["val_loss"].get<double>(), 1e-5);
+  EXPECT_NEAR(m2["train_loss"].get<double>(), m1["train_loss"].get<double>(), 1e-5);
+  EXPECT_TRUE(m1.contains("val_icl"));
+}
+
 // 170 examples in batches of 84, 84, 2: 28 + 28 + 28 each, then 1 + 1 + padding for rank 2.
 TEST(Distributed, ThreeRanksWithAFileStore) {
   TempDir d;

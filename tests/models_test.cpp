@@ -200,7 +200,7 @@ torch::Tensor to_tensor(const nlohmann::json& j, torch::ScalarType type = torch:
 }
 
 TEST(Roberta, SubmoduleNamesAreHuggingFaceStateDictNames) {
-  RobertaConfig c;
+  TransformerConfig c;
   c.num_hidden_layers = 1;
   RobertaForSequenceClassification m(c);
   std::vector<std::string> names;
@@ -309,7 +309,7 @@ TEST(Roberta, MlmCheckpointLoadsItsEncoderUnderANewHead) {
   load_hf_state(*m, tensors, dir, &fresh);
   EXPECT_EQ(fresh, (std::vector<std::string>{"classifier.dense.weight", "classifier.dense.bias",
                                              "classifier.out_proj.weight", "classifier.out_proj.bias"}));
-  EXPECT_TRUE(torch::equal(m->roberta->embeddings->word_embeddings->weight,
+  EXPECT_TRUE(torch::equal(m->body->embeddings->word_embeddings->weight,
                            tensors.at("roberta.embeddings.word_embeddings.weight")));
 }
 
@@ -378,11 +378,13 @@ TEST(Registry, FamiliesByModelTypeAndOneLoaderForEveryForm) {
   EXPECT_EQ(&model_family("", "here"), &roberta) << "config.json without model_type: RoBERTa, as transformers";
   EXPECT_EQ(roberta.architecture_for(TaskKind::MaskedLM), kRobertaMaskedLM);
   EXPECT_EQ(roberta.architecture_for(TaskKind::Regression), kRobertaClassifier);
+  EXPECT_EQ(model_family("bert", "here").architecture_for(TaskKind::Multiclass), kBertClassifier);
+  EXPECT_EQ(model_family("gpt2", "here").architecture_for(TaskKind::CausalLM), kGpt2LM);
   try {
-    model_family("bert", "'x/config.json'");
+    model_family("t5", "'x/config.json'");
     ADD_FAILURE() << "expected a UsageError";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("model_type 'bert' is not supported (known: roberta)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model_type 't5' is not supported (known: roberta, bert, gpt2)"), std::string::npos) << e.what();
   }
   // a Hugging Face directory through the registry: the same module as load_hf_model
   const std::string dir = fixtures() + "/roberta-tiny-regression";
@@ -391,7 +393,7 @@ TEST(Registry, FamiliesByModelTypeAndOneLoaderForEveryForm) {
   EXPECT_EQ(m.hf.architecture, kRobertaClassifier);
   ASSERT_NE(m.tokenizer, nullptr);
   const auto direct = load_hf_model(dir);
-  const auto a = m.hf.module().named_parameters(), b = direct.classifier->named_parameters();
+  const auto a = m.hf.module().named_parameters(), b = direct.model->named_parameters();
   ASSERT_EQ(a.size(), b.size());
   for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
   // a fresh model of each architecture
@@ -429,6 +431,156 @@ TEST(StateDict, OneStrictCheckNamesEveryProblem) {
   given = {{"weight", torch::full({2, 3}, 2.0, torch::kDouble)}, {"bias", torch::ones({2})}};
   copy_state(module, given, "h");
   EXPECT_TRUE(torch::equal(lin->weight, torch::full({2, 3}, 2.0))) << "converted to the module's dtype";
+}
+
+}  // namespace
+}  // namespace attnscope::models
+
+// ---- BERT and GPT-2: parity with transformers on the tiny fixtures (tests/fixtures) -------------
+
+namespace attnscope::models {
+namespace {
+
+nlohmann::json expected_of(const std::string& family) {
+  std::ifstream in(attnscope::testing::fixture_path("hf-" + family + "-tiny") + "/" + family + "-tiny-expected.json");
+  return nlohmann::json::parse(in);
+}
+
+// Every layer's attention, the last hidden state and the logits (or the LM slice [:, :4, :20])
+// of `dir` loaded through the one loader, against transformers' within 1e-5. `pad`: the pad id
+// padded positions hold (their outputs are compared too).
+void expect_parity(const std::string& family, const std::string& model_key, const std::string& dir, const std::string& arch) {
+  const auto e = expected_of(family);
+  const auto& r = e["models"][model_key];
+  auto m = load_hf_model(dir);
+  EXPECT_EQ(m.architecture, arch);
+  EXPECT_TRUE(m.new_heads.empty());
+  const auto shape = r["attentions_shape"].get<std::vector<int64_t>>();  // [B,H,T,T]
+  const int64_t B = shape[0], H = shape[1], T = shape[2];
+  const auto ids = to_tensor(e["input_ids"], torch::kLong).view({B, T});
+  const auto mask = to_tensor(e["attention_mask"], torch::kLong).view({B, T});
+  const auto types = e.contains("token_type_ids") ? to_tensor(e["token_type_ids"], torch::kLong).view({B, T}) : torch::Tensor();
+  Taps taps;
+  taps.request(site::kAttnProbs);
+  torch::NoGradGuard ng;
+  const auto out = m.model->forward(ids, mask, &taps, types);
+  const auto hidden = m.model->hidden(ids, mask, nullptr, types);
+  for (int64_t l = 0; l < m.config.num_hidden_layers; ++l) {
+    const auto want = to_tensor(r["attentions"][static_cast<size_t>(l)]).view({B, H, T, T});
+    EXPECT_LT((taps.get(site::kAttnProbs, l) - want).abs().max().item<double>(), 1e-5) << dir << " layer " << l;
+  }
+  const int64_t D = m.config.hidden_size;
+  EXPECT_LT((hidden - to_tensor(r["last_hidden_state"]).view({B, T, D})).abs().max().item<double>(), 1e-5) << dir;
+  const auto logits_shape = r["logits_shape"].get<std::vector<int64_t>>();
+  if (r.contains("logits")) {
+    EXPECT_EQ(out.sizes().vec(), logits_shape);
+    EXPECT_LT((out - to_tensor(r["logits"]).view(out.sizes())).abs().max().item<double>(), 1e-5) << dir;
+  } else {
+    ASSERT_EQ(out.sizes().vec(), logits_shape);
+    const auto sample = out.slice(1, 0, 4).slice(2, 0, 20);
+    EXPECT_LT((sample - to_tensor(r["logits_sample"]).view({B, 4, 20})).abs().max().item<double>(), 1e-5) << dir;
+  }
+}
+
+std::string bert_dir(const std::string& m) { return attnscope::testing::fixture_path("hf-bert-tiny") + "/bert-tiny-" + m; }
+std::string gpt2_dir(const std::string& m) { return attnscope::testing::fixture_path("hf-gpt2-tiny") + "/gpt2-tiny-" + m; }
+
+TEST(Bert, ClassifierMatchesTransformersOnTextsAndPairs) {
+  expect_parity("bert", "classification", bert_dir("classification"), kBertClassifier);
+}
+TEST(Bert, MaskedLMMatchesTransformersWithTiedDecoder) { expect_parity("bert", "mlm", bert_dir("mlm"), kBertMaskedLM); }
+TEST(Gpt2, LMHeadModelMatchesTransformersWithCausalMask) { expect_parity("gpt2", "lm", gpt2_dir("lm"), kGpt2LM); }
+TEST(Gpt2, ClassifierScoresTheLastRealToken) {
+  expect_parity("gpt2", "classification", gpt2_dir("classification"), kGpt2Classifier);
+}
+
+// pytorch_model.bin (with GPT-2's causal-mask buffers and the tied lm_head.weight; BERT's
+// position_ids) loads to the same tensors as model.safetensors.
+TEST(Bert, PytorchModelBinEqualsSafetensorsForBothFamilies) {
+  for (const auto& dir : {bert_dir("classification"), gpt2_dir("lm")}) {
+    const auto bin = read_torch_state_dict(dir + "/pytorch_model.bin");
+    const auto st = read_safetensors(dir + "/model.safetensors");
+    const auto config = read_hf_config(dir + "/config.json");
+    auto a = build_transformer(config, config.model_type == "gpt2" ? kGpt2LM : kBertClassifier);
+    auto b = build_transformer(config, config.model_type == "gpt2" ? kGpt2LM : kBertClassifier);
+    load_hf_state(*a, bin, dir + "/pytorch_model.bin");
+    load_hf_state(*b, st, dir + "/model.safetensors");
+    const auto pa = a->named_parameters(), pb = b->named_parameters();
+    for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << dir << " " << p.key();
+  }
+}
+
+TEST(Gpt2, CausalMapsAreLowerTriangles) {
+  auto m = load_hf_model(gpt2_dir("lm"));
+  const auto ids = torch::tensor({{39, 695, 78, 11, 995}}, torch::kLong);
+  Taps taps;
+  taps.request(site::kAttnProbs);
+  torch::NoGradGuard ng;
+  m.model->hidden(ids, torch::ones_like(ids), &taps);
+  const auto p = taps.get(site::kAttnProbs, 0);
+  EXPECT_EQ(p.triu(1).abs().max().item<float>(), 0.0f);
+  EXPECT_LT((p.sum(-1) - 1).abs().max().item<float>(), 1e-6);
+  EXPECT_NEAR(p[0][0][0][0].item<float>(), 1.0f, 1e-7);  // the first token sees itself only
+}
+
+// Names are transformers' state-dict names, so a file maps one to one.
+TEST(Bert, SubmoduleNamesAreTransformersNames) {
+  const auto check = [](const std::string& dir, const std::string& arch) {
+    const auto st = read_safetensors(dir + "/model.safetensors");
+    auto m = build_transformer(read_hf_config(dir + "/config.json"), arch);
+    for (const auto& p : m->named_parameters()) {
+      if (!m->is_optional_tensor(p.key())) EXPECT_TRUE(st.count(p.key())) << arch << " " << p.key();
+    }
+  };
+  check(bert_dir("classification"), kBertClassifier);
+  check(bert_dir("mlm"), kBertMaskedLM);
+  check(gpt2_dir("lm"), kGpt2LM);
+  check(gpt2_dir("classification"), kGpt2Classifier);
+}
+
+TEST(Registry, UnknownModelTypeListsTheSupportedOnes) {
+  attnscope::testing::TempDir d;
+  std::filesystem::create_directories(d.path("m"));
+  write_file_atomic(d.path("m/config.json"), R"({"model_type": "t5", "d_model": 8})");
+  try {
+    load_model(d.path("m"));
+    FAIL() << "t5 loaded";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("t5"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("roberta, bert, gpt2"), std::string::npos) << msg;
+  }
+}
+
+// A BERT MLM checkpoint fine-tuned for classification: the body loads, the pooler and classifier
+// are new heads (as transformers warns).
+TEST(Bert, MlmCheckpointLoadsItsBodyUnderAClassifier) {
+  const auto dir = bert_dir("mlm");
+  auto c = read_hf_config(dir + "/config.json");
+  c.num_labels = 2;
+  auto m = build_transformer(c, kBertClassifier);
+  std::vector<std::string> fresh;
+  load_hf_state(*m, read_safetensors(dir + "/model.safetensors"), dir, &fresh);
+  EXPECT_EQ(fresh, (std::vector<std::string>{"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight",
+                                             "classifier.bias"}));
+}
+
+// Export writes what the loader (and transformers) read back: same tensors, same outputs.
+TEST(Export, BertAndGpt2RoundTrip) {
+  attnscope::testing::TempDir d;
+  for (const auto& dir : {bert_dir("classification"), gpt2_dir("lm")}) {
+    auto m = load_hf_model(dir);
+    const std::string out = d.path(m.config.model_type);
+    export_hf_model(m.module(), m.config, m.architecture, dir, out);
+    auto back = load_hf_model(out);
+    EXPECT_EQ(back.architecture, m.architecture);
+    EXPECT_EQ(back.config.model_type, m.config.model_type);
+    const auto pa = m.model->named_parameters(), pb = back.model->named_parameters();
+    for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << out << " " << p.key();
+    EXPECT_TRUE(data::load_tokenizer(out)->vocab_size() > 0);
+    const auto tc = read_json_file(out + "/tokenizer_config.json");
+    EXPECT_EQ(tc["tokenizer_class"], m.config.model_type == "gpt2" ? "GPT2Tokenizer" : "BertTokenizer");
+  }
 }
 
 }  // namespace

@@ -482,7 +482,7 @@ TEST(MaskedLm, PretrainsThenFineTunesFromTheRun) {
   ASSERT_EQ(testing::run_cli({"export", "--model", pre, "--hf", d.path("hf")}), 0);
   const auto hf = models::load_hf_model(d.path("hf"));
   EXPECT_EQ(hf.architecture, "RobertaForMaskedLM");
-  EXPECT_TRUE(torch::equal(hf.mlm->named_parameters()["lm_head.dense.weight"], lm->named_parameters()["lm_head.dense.weight"]));
+  EXPECT_TRUE(torch::equal(hf.model->named_parameters()["lm_head.dense.weight"], lm->named_parameters()["lm_head.dense.weight"]));
   // pretrain refuses a config of another task
   EXPECT_EQ(testing::run_cli({"pretrain", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("x")}), 2);
   EXPECT_FALSE(std::filesystem::exists(d.path("x/config.yaml")));

@@ -1,6 +1,7 @@
 // ECFP4 + XGBoost baselines (train/baseline.h).
 #include "train/baseline.h"
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <xgboost/c_api.h>
 
@@ -53,6 +54,32 @@ std::vector<float> fingerprints(const data::MoleculeTable& t, const std::vector<
   for (int64_t r : rows) {
     const auto bits = data::morgan_bits(t.smiles[static_cast<size_t>(r)], kRadius, kBits);
     x.insert(x.end(), bits.begin(), bits.end());
+  }
+  return x;
+}
+
+// Bag of words for text: lower-cased runs of letters and digits (UTF-8 bytes >= 0x80 count as
+// letters), each hashed (FNV-1a, the same on every platform) into one of kBits bins; a row holds
+// log(1 + count) per bin (sublinear term frequency), the classic token-count baseline.
+std::vector<float> word_counts(const data::MoleculeTable& t, const std::vector<int64_t>& rows) {
+  std::vector<float> x(rows.size() * kBits, 0.f);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    float* row = x.data() + i * kBits;
+    const std::string& text = t.smiles[static_cast<size_t>(rows[i])];
+    uint64_t h = 0;
+    bool in_word = false;
+    for (size_t k = 0; k <= text.size(); ++k) {
+      const unsigned char c = k < text.size() ? static_cast<unsigned char>(text[k]) : ' ';
+      const bool word = std::isalnum(c) || c >= 0x80;
+      if (word) {
+        if (!in_word) h = 1469598103934665603ull;
+        h = (h ^ static_cast<unsigned char>(std::tolower(c))) * 1099511628211ull;
+      } else if (in_word) {
+        row[h % kBits] += 1.f;
+      }
+      in_word = word;
+    }
+    for (unsigned b = 0; b < kBits; ++b) row[b] = std::log1p(row[b]);
   }
   return x;
 }
@@ -209,12 +236,18 @@ BaselineResult run_baseline(const Config& config) {
   const auto& dc = config.data;
   const TaskTraits* task = find_task(dc.task);
   if (!task || !task->supervised) {
-    throw UsageError("baseline: data.task is '" + dc.task + "'; the fingerprint baseline is for molecular property tasks "
+    throw UsageError("baseline: data.task is '" + dc.task + "'; the baseline is for property tasks "
                      "(regression, classification, multiclass)");
   }
   data::set_max_smiles_length(dc.max_smiles_length);
   BaselineData d(config);
-  d.table = data::read_molecule_csv(dc.csv, dc.smiles_col, dc.targets, dc.invalid_smiles == "error");
+  const bool text = !dc.text_col.empty();
+  d.table = text ? data::read_text_csv(dc.csv, dc.text_col, dc.text_pair_col, dc.targets)
+                 : data::read_molecule_csv(dc.csv, dc.smiles_col, dc.targets, dc.invalid_smiles == "error");
+  d.table.keep_first(dc.max_rows);
+  if (text && !dc.text_pair_col.empty()) {  // a pair's two texts as one bag of words
+    for (size_t r = 0; r < d.table.smiles.size(); ++r) d.table.smiles[r] += "\n" + d.table.pairs[r];
+  }
   d.split = data::config_split(dc, d.table, static_cast<uint64_t>(config.run.seed));
   BaselineResult res;
   res.task = dc.task;
@@ -226,9 +259,12 @@ BaselineResult run_baseline(const Config& config) {
   res.dropped = d.table.dropped;
   res.split_rows = d.split;
   d.K = static_cast<int64_t>(dc.targets.size());
-  d.X_train = fingerprints(d.table, d.split.train);
-  d.X_val = fingerprints(d.table, d.split.val);
-  d.X_test = fingerprints(d.table, d.split.test);
+  const auto features = text ? word_counts : fingerprints;
+  res.features = text ? "bag of words: lower-cased alphanumeric words hashed (FNV-1a) into 2048 bins, log(1 + count)"
+                      : "ECFP4: RDKit Morgan fingerprint, radius 2, 2048 bits";
+  d.X_train = features(d.table, d.split.train);
+  d.X_val = features(d.table, d.split.val);
+  d.X_test = features(d.table, d.split.test);
   d.regression = task->kind == TaskKind::Regression;
   d.multiclass = task->kind == TaskKind::Multiclass;
   if (d.multiclass) {
@@ -259,7 +295,7 @@ std::string baseline_json(const BaselineResult& r) {
   j["csv"] = r.csv;
   j["split"] = r.split;
   j["sizes"] = {{"train", r.train}, {"val", r.val}, {"test", r.test}, {"dropped_smiles", r.dropped}};
-  j["features"] = "ECFP4: RDKit Morgan fingerprint, radius 2, 2048 bits";
+  j["features"] = r.features;
   for (const auto& m : r.models) {
     nlohmann::ordered_json mj;
     mj["model"] = m.description;

@@ -1,5 +1,6 @@
-// The fingerprint baseline of a molecular config, measured on exactly the run's data: ECFP4
-// (RDKit Morgan fingerprints, radius 2, 2048 bits) with XGBoost, as a random forest (XGBoost's
+// The baseline of a property config, measured on exactly the run's data: ECFP4 (RDKit Morgan
+// fingerprints, radius 2, 2048 bits) for molecules, a hashed bag of words for text
+// (data.text_col), with XGBoost, as a random forest (XGBoost's
 // random-forest mode, the reference model of ChemBERTa-3's tables) and as boosted trees. Same CSV,
 // same split (scaffold / random with the run's seed / file), same metrics as the fine-tuning run;
 // one model per target, missing labels left out.
@@ -24,6 +25,7 @@ struct BaselineModel {
 
 struct BaselineResult {
   std::string task, split, csv;
+  std::string features;  // what the trees see (ECFP4, or text's bag of words)
   int64_t train = 0, val = 0, test = 0, dropped = 0;
   data::Split split_rows;  // the split used (what OUT/split.json holds)
   std::vector<BaselineModel> models;

@@ -11,7 +11,7 @@ MaskedLMTask::MaskedLMTask(const Config& config) : MoleculeTask(config, TaskKind
   mask_spec_ = mask_spec_of(*d_.tok, config.data.mlm_probability);
   mask_spec_.vocab_size = d_.rc.vocab_size;
   torch::manual_seed(static_cast<uint64_t>(config.run.seed));
-  lm_ = models::RobertaForMaskedLM(d_.rc);
+  lm_ = models::build_transformer(d_.rc, models::lm_architecture(d_.rc.model_type));
   init_weights();
 }
 
@@ -34,8 +34,8 @@ std::tuple<torch::Tensor, int64_t, int64_t> MaskedLMTask::mlm_loss(const Molecul
   const int64_t count = chosen.sum().item<int64_t>();
   if (count == 0) return {torch::zeros({}), 0, 0};
   // the LM head runs on the predicted positions only (the loss is the same as over all positions)
-  const auto h = lm_->roberta->forward(input, b.mask).index({chosen});
-  const auto logits = lm_->lm_head->forward(h, lm_->roberta->embeddings->word_embeddings->weight);
+  const auto h = lm_->hidden(input, b.mask, nullptr, b.type_ids).index({chosen});
+  const auto logits = lm_->lm_logits(h);
   const auto y = labels.index({chosen});
   const auto loss = torch::nn::functional::cross_entropy(logits, y);
   const int64_t correct = logits.argmax(1).eq(y).sum().item<int64_t>();

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "analysis/analysis.h"
 #include "core/core.h"
 #include "train/molecule_tasks.h"
 
@@ -10,17 +11,36 @@ namespace attnscope::train {
 namespace fs = std::filesystem;
 
 MoleculeData::MoleculeData(const Config& cfg, const TaskTraits& kind)
-    : config(cfg), task(kind), augment_rng(static_cast<uint64_t>(cfg.run.seed) * 7919 + 17) {
+    : config(cfg),
+      task(kind),
+      text(!cfg.data.text_col.empty() || kind.kind == TaskKind::CausalLM),
+      augment_rng(static_cast<uint64_t>(cfg.run.seed) * 7919 + 17) {
   const auto& d = config.data;
   data::set_max_smiles_length(d.max_smiles_length);
-  if (task.kind == TaskKind::MaskedLM) {
+  if (task.kind == TaskKind::CausalLM) {
+    read_model_dimensions();
+    choose_tokenizer();
+    pack_corpus();
+    return;
+  }
+  if (text && task.kind == TaskKind::MaskedLM) {
+    for (auto& t : data::read_text_corpus(d.csv, d.text_col)) table.smiles.push_back(std::move(t));
+    table.path = d.csv;
+    table.line.assign(table.smiles.size(), 0);
+  } else if (text) {
+    table = data::read_text_csv(d.csv, d.text_col, d.text_pair_col, d.targets);
+  } else if (task.kind == TaskKind::MaskedLM) {
     table = data::read_pretraining_corpus(d, &excluded);
+  } else {
+    table = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
+  }
+  table.keep_first(d.max_rows);
+  if (task.kind == TaskKind::MaskedLM) {
     // held out: frac_val of the corpus (seeded); no test split (downstream tasks test)
     split = data::random_split(table.size(), 1.0 - d.frac_val, d.frac_val, static_cast<uint64_t>(config.run.seed));
     split.train.insert(split.train.end(), split.test.begin(), split.test.end());
     split.test.clear();
   } else {
-    table = data::read_molecule_csv(d.csv, d.smiles_col, d.targets, d.invalid_smiles == "error");
     split = data::config_split(d, table, static_cast<uint64_t>(config.run.seed));
   }
   read_model_dimensions();
@@ -40,6 +60,7 @@ void MoleculeData::read_model_dimensions() {
     rc = models::read_hf_config(pre.model_config());
     return;
   }
+  rc = models::default_config(mc.name);
   rc.num_hidden_layers = mc.n_layers;
   rc.hidden_size = mc.d_model;
   rc.num_attention_heads = mc.n_heads;
@@ -47,6 +68,7 @@ void MoleculeData::read_model_dimensions() {
   rc.max_position_embeddings = mc.max_positions;
   rc.hidden_dropout_prob = mc.dropout;
   rc.attention_probs_dropout_prob = mc.attention_dropout;
+  rc.embedding_dropout = mc.dropout;
   rc.layer_norm_eps = mc.layer_norm_eps;
 }
 
@@ -68,10 +90,13 @@ void MoleculeData::choose_tokenizer() {
                        mc.pretrained + "'s; the model's embeddings are indexed by its own vocabulary (leave tokenizer_dir empty)");
     }
   }
-  if (mc.tokenizer == "bpe") {
-    auto bpe = std::make_shared<data::BpeTokenizer>(data::BpeTokenizer::from_dir(tok_dir));
-    bpe->set_dir(tok_dir);
-    tok = bpe;
+  if (mc.tokenizer != "smiles-regex") {  // the files of a BPE or WordPiece tokenizer
+    tok = data::load_tokenizer(tok_dir);
+    const bool wordpiece = tok->kind() == "wordpiece";
+    if (wordpiece != (mc.tokenizer == "wordpiece")) {
+      throw UsageError("model.tokenizer: '" + mc.tokenizer + "' but '" + tok_dir + "' holds a " + tok->kind() +
+                       " tokenizer" + (wordpiece ? " (vocab.txt): use wordpiece" : ": use bpe"));
+    }
   } else if (!tok_dir.empty() && fs::exists(RunDir{tok_dir}.vocab())) {
     auto regex = std::make_shared<data::SmilesTokenizer>(data::SmilesTokenizer::load(RunDir{tok_dir}.vocab()));
     regex->set_dir(tok_dir);
@@ -81,9 +106,13 @@ void MoleculeData::choose_tokenizer() {
     for (int64_t r : split.train) corpus.push_back(table.smiles[r]);
     tok = std::make_shared<data::SmilesTokenizer>(data::SmilesTokenizer::build(corpus));
   }
+  if (mc.pretrained.empty()) {  // the special ids the model's config names
+    rc.pad_token_id = tok->pad_id();
+    if (rc.causal()) rc.bos_token_id = rc.eos_token_id = tok->eos_id();
+  }
   if (mc.pretrained.empty()) {
     rc.vocab_size = tok->vocab_size();
-  } else if (tok->vocab_size() != rc.vocab_size && !(tok->kind() == "bpe" && tok->vocab_size() < rc.vocab_size)) {
+  } else if (tok->vocab_size() != rc.vocab_size && !(tok->kind() != "smiles-regex" && tok->vocab_size() < rc.vocab_size)) {
     throw UsageError("model.pretrained '" + mc.pretrained + "' has a vocabulary of " + std::to_string(rc.vocab_size) +
                      " tokens but the tokenizer has " + std::to_string(tok->vocab_size()) +
                      ": use the model's own vocab.json (and merges.txt for bpe)");
@@ -93,27 +122,115 @@ void MoleculeData::choose_tokenizer() {
 void MoleculeData::encode_rows() {
   const auto& d = config.data;
   const int64_t limit = models::max_tokens(rc);
+  const bool pairs = !table.pairs.empty();
+  const std::string what = text ? "text" : "SMILES";
   for (int64_t r = 0; r < table.size(); ++r) {
-    auto full = tok->encode(table.smiles[r], 0);
-    if (static_cast<int64_t>(full.size()) > limit) {
+    const std::string* pair = pairs ? &table.pairs[r] : nullptr;
+    auto full = tok->encode_pair(table.smiles[r], pair, 0);
+    if (static_cast<int64_t>(full.ids.size()) > limit) {
       if (d.too_long == "error") {
-        throw UsageError("'" + d.csv + "' line " + std::to_string(table.line[r]) + ": SMILES has " +
-                         std::to_string(full.size()) + " tokens, the model takes " + std::to_string(limit) +
+        throw UsageError("'" + d.csv + "' line " + std::to_string(table.line[r]) + ": " + what + " has " +
+                         std::to_string(full.ids.size()) + " tokens, the model takes " + std::to_string(limit) +
                          " (data.too_long: truncate to cut it)");
       }
       ++truncated;
-      full = tok->encode(table.smiles[r], limit);
+      full = tok->encode_pair(table.smiles[r], pair, limit);
     }
-    ids.push_back(std::move(full));
+    ids.push_back(std::move(full.ids));
+    if (pairs) type_ids.push_back(std::move(full.type_ids));
   }
   if (truncated > 0) {
-    log::warn("[data] " + std::to_string(truncated) + " SMILES longer than the model's " + std::to_string(limit) +
+    log::warn("[data] " + std::to_string(truncated) + " " + what + " inputs longer than the model's " + std::to_string(limit) +
               " tokens were truncated");
   }
 }
 
+namespace {
+// The text of a clm row as a reader sees its tokens (valid UTF-8 even where a block or a random
+// sequence cuts a character's bytes apart, which decode() would pass on).
+std::string readable(const data::Tokenizer& tok, const std::vector<int64_t>& ids) {
+  std::string out;
+  for (int64_t id : ids) out += tok.display(tok.id_token(id));
+  return out;
+}
+}  // namespace
+
+void MoleculeData::generate_sequences() {
+  const auto& d = config.data;
+  if (d.synthetic_vocab > tok->vocab_size()) {
+    throw UsageError("data.synthetic_vocab " + std::to_string(d.synthetic_vocab) + " exceeds the tokenizer's " +
+                     std::to_string(tok->vocab_size()) + " tokens");
+  }
+  // Each sequence's span is drawn from [span/2, span]: with one fixed span a head could find the
+  // repeated token by its distance alone (a positional shortcut in one layer); varied spans leave
+  // only the two-layer circuit (a previous-token head, then an induction head). Held out:
+  // frac_val of the count, from other seeds (the probes come from them).
+  const auto seed = static_cast<uint64_t>(config.run.seed);
+  const int64_t val = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(d.synthetic_count) * d.frac_val));
+  const int64_t lo = std::max<int64_t>(2, d.synthetic_span / 2), range = d.synthetic_span - lo + 1;
+  auto make = [&](int64_t count, uint64_t stream) {
+    std::vector<std::vector<int64_t>> out;
+    for (int64_t i = 0; i < count; ++i) {
+      const uint64_t s = (seed * 1000003u + stream) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i);
+      const int64_t span = lo + static_cast<int64_t>((s >> 17) % static_cast<uint64_t>(range));
+      out.push_back(analysis::repeated_random_sequences(1, span, 0, d.synthetic_vocab, s)[0]);
+    }
+    return out;
+  };
+  const auto train_seqs = make(d.synthetic_count - val, 1), val_seqs = make(val, 2);
+  table.path = "repeated-random";
+  split.method = "random";
+  for (const auto* part : {&train_seqs, &val_seqs}) {
+    for (const auto& seq : *part) {
+      (part == &train_seqs ? split.train : split.val).push_back(static_cast<int64_t>(ids.size()));
+      ids.push_back(seq);
+      table.smiles.push_back(readable(*tok, seq));
+      table.line.push_back(0);
+    }
+  }
+}
+
+void MoleculeData::pack_corpus() {
+  const auto& d = config.data;
+  if (!d.synthetic.empty()) return generate_sequences();
+  auto docs = data::read_text_corpus(d.csv, d.text_col);
+  if (d.max_rows > 0 && static_cast<int64_t>(docs.size()) > d.max_rows) docs.resize(static_cast<size_t>(d.max_rows));
+  table.path = d.csv;
+  // held out: frac_val of the documents (seeded), packed apart from the training documents
+  const auto by_doc = data::random_split(static_cast<int64_t>(docs.size()), 1.0 - d.frac_val, d.frac_val,
+                                         static_cast<uint64_t>(config.run.seed));
+  const int64_t block = std::min(d.block_size, models::max_tokens(rc));
+  auto pack = [&](std::vector<int64_t> doc_rows, std::vector<int64_t>& rows) {
+    std::sort(doc_rows.begin(), doc_rows.end());  // corpus order within a part
+    std::vector<int64_t> stream;
+    for (int64_t r : doc_rows) {
+      const auto e = tok->encode_pair(docs[static_cast<size_t>(r)], nullptr, 0);
+      stream.insert(stream.end(), e.ids.begin(), e.ids.end());
+      stream.push_back(tok->eos_id());  // <|endoftext|> after every document, as GPT-2 was trained
+    }
+    for (size_t at = 0; at + 1 < stream.size(); at += static_cast<size_t>(block)) {
+      const size_t end = std::min(stream.size(), at + static_cast<size_t>(block));
+      if (end - at < 2) break;  // nothing to predict
+      rows.push_back(static_cast<int64_t>(ids.size()));
+      ids.emplace_back(stream.begin() + static_cast<std::ptrdiff_t>(at), stream.begin() + static_cast<std::ptrdiff_t>(end));
+      table.smiles.push_back(readable(*tok, ids.back()));
+      table.line.push_back(0);
+    }
+  };
+  auto train_docs = by_doc.train;
+  train_docs.insert(train_docs.end(), by_doc.test.begin(), by_doc.test.end());
+  split.method = "random";
+  pack(train_docs, split.train);
+  pack(by_doc.val, split.val);
+  if (split.train.empty() || split.val.empty()) {
+    throw UsageError("'" + d.csv + "': too little text for a training and a held-out block of data.block_size " +
+                     std::to_string(block) + " tokens (" + std::to_string(docs.size()) + " documents)");
+  }
+}
+
 std::string MoleculeData::tokenizer_description() const {
-  if (tok->kind() == "bpe") return "byte-level BPE from " + tok->dir();
+  if (tok->kind() == "bpe" || tok->kind() == "gpt2-bpe") return "byte-level BPE from " + tok->dir();
+  if (tok->kind() == "wordpiece") return "WordPiece from " + tok->dir();
   return tok->dir().empty() ? std::string("atom-level SMILES tokens of the training split")
                             : "atom-level SMILES tokens of " + tok->dir() + "/vocab.json";
 }
@@ -169,6 +286,14 @@ MoleculeData::Batch MoleculeData::make_batch(const std::vector<int64_t>& rows, b
   for (int64_t i = 0; i < B; ++i) {
     for (size_t t = 0; t < enc[i].size(); ++t) id[i][t] = enc[i][t], mask[i][t] = 1;
     for (int64_t k = 0; k < K; ++k) tgt[i][k] = table.targets[rows[i] * K + k];
+  }
+  if (!type_ids.empty()) {  // sentence pairs (augmentation is for SMILES only)
+    b.type_ids = torch::zeros_like(b.ids);
+    auto ty = b.type_ids.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < B; ++i) {
+      const auto& t = type_ids[static_cast<size_t>(rows[i])];
+      for (size_t j = 0; j < t.size(); ++j) ty[i][j] = t[j];
+    }
   }
   return b;
 }

@@ -24,10 +24,10 @@ MoleculeTask::~MoleculeTask() = default;
 void MoleculeTask::init_weights() {
   const auto& mc = config_.model;
   if (!mc.pretrained.empty()) load_pretrained();
-  if (mc.freeze_layers > 0) {
-    for (auto& p : encoder()->embeddings->parameters()) p.requires_grad_(false);
-    for (int64_t l = 0; l < mc.freeze_layers; ++l) {
-      for (auto& p : encoder()->encoder->layer[l]->parameters()) p.requires_grad_(false);
+  if (mc.freeze_layers > 0) {  // the embeddings, then the first layers
+    const auto blocks = transformer().blocks();
+    for (int64_t b = 0; b <= mc.freeze_layers && b < static_cast<int64_t>(blocks.size()); ++b) {
+      for (auto& p : blocks[static_cast<size_t>(b)]->parameters()) p.requires_grad_(false);
     }
   }
 }
@@ -39,10 +39,14 @@ void MoleculeTask::init_weights() {
 void MoleculeTask::load_pretrained() {
   auto src = models::load_model(config_.model.pretrained, "model.pretrained");
   std::map<std::string, torch::Tensor> tensors;
-  const std::string prefix = src.hf.architecture == models::kRobertaEncoder ? "roberta." : "";
+  if (src.config().model_type != d_.rc.model_type) {
+    throw UsageError("model.pretrained '" + config_.model.pretrained + "' is a " + src.config().model_type +
+                     " model; model.name is " + config_.model.name);
+  }
+  const std::string prefix = src.hf.model->head() == models::Head::None ? src.hf.model->body_prefix() : "";
   for (const auto& p : src.hf.module().named_parameters()) tensors[prefix + p.key()] = p.value().detach();
   // the random generator is untouched by loading: heads the checkpoint lacks keep the seeded init
-  models::load_hf_state(module(), tensors, src.origin, &new_heads_, config_.model.reinit_heads);
+  models::load_hf_state(transformer(), tensors, src.origin, &new_heads_, config_.model.reinit_heads);
   if (config_.model.reinit_heads && !new_heads_.empty()) {
     log::info("[model] task head initialised (not in, or of another size in, " + src.origin + "): " + join(new_heads_));
   }
@@ -53,7 +57,7 @@ std::string MoleculeTask::describe() const {
   for (const auto& p : const_cast<MoleculeTask*>(this)->module().parameters()) params += p.numel();
   const auto& rc = d_.rc;
   std::ostringstream s;
-  s << "roberta " << rc.num_hidden_layers << " layers x " << rc.hidden_size << " hidden, " << rc.num_attention_heads
+  s << rc.model_type << " " << rc.num_hidden_layers << " layers x " << rc.hidden_size << " hidden, " << rc.num_attention_heads
     << " heads, " << params << " parameters, vocab " << rc.vocab_size << " (" << d_.tokenizer_description() << "); ";
   describe_task(s);
   if (!config_.model.pretrained.empty()) {
@@ -66,7 +70,7 @@ std::string MoleculeTask::describe() const {
 }
 
 std::string MoleculeTask::model_json() const {
-  return roberta_model_json(d_.rc, config_.data.task, config_.data.targets, d_.tok->kind());
+  return transformer_model_json(d_.rc, config_.data.task, config_.data.targets, d_.tok->kind(), d_.text);
 }
 
 std::vector<torch::Tensor> MoleculeTask::epoch_batches(const torch::Tensor& order, int64_t batch_size) const {
@@ -90,8 +94,7 @@ torch::Tensor MoleculeTask::val_lengths(const torch::Tensor& idx) const {
 void MoleculeTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps) {
   torch::NoGradGuard no_grad;
   module().eval();
-  auto* cls = classifier();
-  forward_molecules(cls, cls ? nullptr : &encoder(), inputs, d_.tok->pad_id(), taps);
+  forward_inputs(transformer(), *d_.tok, inputs, taps);
 }
 
 ProbeSet MoleculeTask::default_probes(int64_t count) const {
@@ -107,17 +110,21 @@ ProbeSet MoleculeTask::default_probes(int64_t count) const {
     if (len[v] <= cap) pool.push_back(static_cast<int64_t>(v));
   }
   const int64_t n = static_cast<int64_t>(pool.size()), P = std::min(count, n);
-  std::vector<std::string> smiles;
+  std::vector<std::string> texts;
+  std::vector<std::vector<int64_t>> ids;
   std::vector<int64_t> source;
   for (int64_t i = 0; i < P; ++i) {
     const int64_t v = pool[P == 1 ? 0 : static_cast<size_t>(std::llround(static_cast<double>(i) * (n - 1) / (P - 1)))];
-    smiles.push_back(d_.table.smiles[d_.split.val[v]]);
+    const int64_t row = d_.split.val[v];
+    texts.push_back(d_.table.smiles[row] + (d_.table.pairs.empty() ? "" : "\n" + d_.table.pairs[row]));
+    ids.push_back(d_.ids[row]);
     source.push_back(v);
   }
-  return molecule_probes(*d_.tok, models::max_tokens(d_.rc), smiles, source);
+  return probes_from_ids(*d_.tok, ids, texts, source);
 }
 
 ProbeSet MoleculeTask::parse_probes(const std::string& text, const std::string& origin) const {
+  if (d_.text) return parse_text_probes(*d_.tok, models::max_tokens(d_.rc), text, origin);
   return parse_smiles_probes(*d_.tok, models::max_tokens(d_.rc), text, origin);
 }
 
@@ -126,7 +133,7 @@ void MoleculeTask::write_run_files(const std::string& run_dir) {
   data::write_split_file(run.split(), d_.split, config_.data.csv);
   d_.tok->save(run_dir);
   // the model as Hugging Face describes it, so predict / export read the run like a model directory
-  const auto& family = models::model_family("roberta", "model.name");
+  const auto& family = models::model_family(d_.rc.model_type, "model.name");
   write_file_atomic(run.model_config(), models::hf_config_json(d_.rc, family.architecture_for(d_.task.kind)));
   nlohmann::json stats = {{"task", config_.data.task}, {"targets", config_.data.targets}};
   target_stats(stats);
@@ -144,11 +151,10 @@ void copy_module(const torch::nn::Module& from, torch::nn::Module& to) {
   to.eval();
 }
 // A module of the same shape as the task's: its random initialisation must not move the run's generator.
-template <typename M>
-M fresh_module(const models::RobertaConfig& rc) {
+models::Transformer fresh_module(models::TransformerImpl& like) {
   auto gen = at::detail::getDefaultCPUGenerator();
   const auto state = gen.get_state();
-  M m(rc);
+  auto m = models::build_transformer(like.config(), like.architecture());
   gen.set_state(state);
   return m;
 }
@@ -157,18 +163,10 @@ M fresh_module(const models::RobertaConfig& rc) {
 // The task's forwards on a copy of the encoder (and the head of a supervised task).
 class MoleculeTask::Frozen : public Snapshot {
  public:
-  explicit Frozen(MoleculeTask& t) : t_(t) {
-    if (auto* cls = t.classifier()) {
-      model_ = fresh_module<models::RobertaForSequenceClassification>(t.d_.rc);
-      copy_module(**cls, *model_);
-    } else {
-      encoder_ = fresh_module<models::RobertaModel>(t.d_.rc);
-      copy_module(*t.encoder(), *encoder_);
-    }
-  }
+  explicit Frozen(MoleculeTask& t) : t_(t), model_(fresh_module(t.transformer())) { copy_module(t.transformer(), *model_); }
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
     torch::NoGradGuard no_grad;
-    forward_molecules(encoder_ ? nullptr : &model_, encoder_ ? &encoder_ : nullptr, inputs, t_.d_.tok->pad_id(), taps);
+    forward_inputs(*model_, *t_.d_.tok, inputs, taps);
   }
   std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) override {
     models::Taps taps;
@@ -178,12 +176,11 @@ class MoleculeTask::Frozen : public Snapshot {
     for (int64_t l : layers) out.push_back(taps.get(models::site::kAttnProbs, l));
     return out;
   }
-  torch::Tensor head_importance() override { return model_ ? t_.head_importance_of(model_) : torch::Tensor(); }
+  torch::Tensor head_importance() override { return t_.head_importance_of(*model_); }
 
  private:
   const MoleculeTask& t_;  // (its data and batching only, which training does not change)
-  models::RobertaModel encoder_{nullptr};
-  models::RobertaForSequenceClassification model_{nullptr};
+  models::Transformer model_;
 };
 
 std::shared_ptr<Snapshot> MoleculeTask::snapshot() const {

@@ -26,6 +26,7 @@ struct MoleculeData {
 
   struct Batch {
     torch::Tensor ids, mask, target;  // [b,T], [b,T], [b,K] (NaN = missing)
+    torch::Tensor type_ids;           // [b,T] token types of sentence pairs (undefined: all 0)
   };
   // `augment`: each SMILES drawn anew as a random equivalent SMILES (data.augment)
   Batch make_batch(const std::vector<int64_t>& rows, bool augment) const;
@@ -45,19 +46,23 @@ struct MoleculeData {
 
   const Config& config;
   const TaskTraits& task;
-  data::MoleculeTable table;
+  bool text;  // text inputs (data.text_col, or a causal-LM corpus) rather than SMILES
+  data::MoleculeTable table;  // clm: one row per packed block (its text decoded)
   data::Split split;
   std::shared_ptr<const data::Tokenizer> tok;
-  std::vector<std::vector<int64_t>> ids;  // encoded canonical input SMILES per row
+  std::vector<std::vector<int64_t>> ids;  // encoded input per row (SMILES, text, text pair, clm block)
+  std::vector<std::vector<int64_t>> type_ids;  // sentence pairs: token types per row (else empty)
   int64_t truncated = 0;
   int64_t excluded = 0;  // mlm: corpus molecules removed by data.exclude
-  models::RobertaConfig rc;
+  models::TransformerConfig rc;
   mutable std::mt19937_64 augment_rng;
 
  private:
   void read_model_dimensions();
   void choose_tokenizer();
   void encode_rows();
+  void pack_corpus();  // clm: documents -> <|endoftext|>-separated token stream -> blocks
+  void generate_sequences();  // clm with data.synthetic: repeated random spans (varied lengths), one per row
 };
 
 // What every molecule task shares: the data, the encoder and its forwards, probes, run files.
@@ -83,15 +88,15 @@ class MoleculeTask : public Task {
   ProbeSet default_probes(int64_t count) const override;
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
   int64_t pooled_dim() const override { return d_.rc.hidden_size; }
+  bool causal() const override { return d_.rc.causal(); }
   void write_run_files(const std::string& run_dir) override;
 
  protected:
   MoleculeTask(const Config& config, TaskKind kind);
-  // The supervised head (null for masked-LM) and the encoder.
-  virtual models::RobertaForSequenceClassification* classifier() = 0;
-  virtual models::RobertaModel& encoder() = 0;
+  // The model (a classifier over the targets, or a language model) and its architecture.
+  virtual models::TransformerImpl& transformer() = 0;
   // Head importance of `model`'s heads over the validation split ({} where undefined).
-  virtual torch::Tensor head_importance_of(models::RobertaForSequenceClassification& model) const { return {}; }
+  virtual torch::Tensor head_importance_of(models::TransformerImpl& model) const { return {}; }
   // The task's words in describe() and its entries in targets.json.
   virtual void describe_task(std::ostream& s) const = 0;
   virtual void target_stats(nlohmann::json& stats) const {}
@@ -109,7 +114,7 @@ class MoleculeTask : public Task {
   void load_pretrained();
 };
 
-// The three supervised kinds: a RobertaForSequenceClassification over the targets.
+// The three supervised kinds: a sequence classifier (its family's) over the targets.
 class SupervisedTask : public MoleculeTask {
  public:
   torch::nn::Module& module() override { return *model_; }
@@ -125,9 +130,8 @@ class SupervisedTask : public MoleculeTask {
 
  protected:
   SupervisedTask(const Config& config, TaskKind kind);
-  models::RobertaForSequenceClassification* classifier() override { return &model_; }
-  models::RobertaModel& encoder() override { return model_->roberta; }
-  torch::Tensor head_importance_of(models::RobertaForSequenceClassification& model) const override;
+  models::TransformerImpl& transformer() override { return *model_; }
+  torch::Tensor head_importance_of(models::TransformerImpl& model) const override;
   void describe_task(std::ostream& s) const override;
   // Labels (config.json's id2label, num_labels, problem_type), then the module, seeded.
   void build_model(int64_t num_labels);
@@ -139,7 +143,7 @@ class SupervisedTask : public MoleculeTask {
   virtual int64_t batch_correct(const torch::Tensor& out, const torch::Tensor& target) const { return -1; }
   virtual std::string label_name(int64_t k) const { return config_.data.targets[static_cast<size_t>(k)]; }
 
-  models::RobertaForSequenceClassification model_{nullptr};
+  models::Transformer model_;
 
  private:
   torch::Tensor predict(const std::vector<int64_t>& rows);  // [n,K] raw outputs (eval mode), in row order
@@ -203,8 +207,7 @@ class MaskedLMTask : public MoleculeTask {
   void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) override;
 
  protected:
-  models::RobertaForSequenceClassification* classifier() override { return nullptr; }
-  models::RobertaModel& encoder() override { return lm_->roberta; }
+  models::TransformerImpl& transformer() override { return *lm_; }
   void describe_task(std::ostream& s) const override;
 
  private:
@@ -212,8 +215,39 @@ class MaskedLMTask : public MoleculeTask {
   std::tuple<torch::Tensor, int64_t, int64_t> mlm_loss(const MoleculeData::Batch& b, const std::vector<int64_t>& rows,
                                                        uint64_t epoch);
   std::vector<uint64_t> seeds_of(const std::vector<int64_t>& rows, uint64_t epoch) const;
-  models::RobertaForMaskedLM lm_{nullptr};
+  models::Transformer lm_;
   MaskSpec mask_spec_;
+};
+
+// Causal-LM (GPT-2): next-token loss over the corpus packed into blocks of data.block_size
+// tokens (documents joined with <|endoftext|>; the held-out documents packed apart). val_loss is
+// the mean loss per predicted token, val_ppl its exponential, val_acc the share of next tokens
+// predicted exactly (argmax).
+class CausalLMTask : public MoleculeTask {
+ public:
+  explicit CausalLMTask(const Config& config);
+
+  torch::nn::Module& module() override { return *lm_; }
+  StepStats train_step(const torch::Tensor& idx) override;
+  double loss_weight(const torch::Tensor& idx) const override;  // the predicted tokens of the rows
+  // With data.synthetic also val_icl: the in-context-learning score over the held-out sequences.
+  Metrics evaluate() override;
+  // Synthetic repeated sequences: the induction mechanism over training from the recorded
+  // attention (every layer) and metrics.jsonl, into mechanism.json.
+  void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) override;
+  bool finish_reads_attention() const override { return !config_.data.synthetic.empty(); }
+
+ protected:
+  models::TransformerImpl& transformer() override { return *lm_; }
+  void describe_task(std::ostream& s) const override;
+
+ private:
+  // (mean loss over predicted tokens, their count, correct predictions) of a batch
+  std::tuple<torch::Tensor, int64_t, int64_t> clm_loss(const MoleculeData::Batch& b);
+  // Olsson et al.'s score on the held-out repeated sequences: mean loss over the second span's
+  // predictions minus the first's (negative: the repetition is predicted from context).
+  double in_context_score();
+  models::Transformer lm_;
 };
 
 }  // namespace attnscope::train

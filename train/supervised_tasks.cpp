@@ -21,7 +21,7 @@ void SupervisedTask::build_model(int64_t num_labels) {
   for (int64_t k = 0; k < num_labels; ++k) rc.id2label.push_back(label_name(k));
   rc.problem_type = d_.task.problem_type;
   torch::manual_seed(static_cast<uint64_t>(config_.run.seed));
-  model_ = models::RobertaForSequenceClassification(rc);
+  model_ = models::build_transformer(rc, models::classifier_architecture(rc.model_type));
   init_weights();
 }
 
@@ -37,7 +37,7 @@ StepStats SupervisedTask::train_step(const torch::Tensor& idx) {
   const auto rows = d_.rows_of(d_.split.train, idx);
   const auto b = d_.make_batch(rows, config_.data.augment);
   StepStats s;
-  const auto out = model_->forward(b.ids, b.mask);
+  const auto out = model_->forward(b.ids, b.mask, nullptr, b.type_ids);
   const auto known = ~b.target.isnan();
   const int64_t correct = batch_correct(out, b.target);
   if (correct >= 0) s.correct = correct;
@@ -67,7 +67,7 @@ bool SupervisedTask::attention_with_next_evaluate(const std::vector<int64_t>& la
   return true;
 }
 
-torch::Tensor SupervisedTask::head_importance_of(models::RobertaForSequenceClassification& model) const {
+torch::Tensor SupervisedTask::head_importance_of(models::TransformerImpl& model) const {
   const int64_t L = d_.rc.num_hidden_layers, H = d_.rc.num_attention_heads;
   auto raw = torch::zeros({L, H}, torch::kDouble);
   int64_t n = 0;
@@ -81,7 +81,7 @@ torch::Tensor SupervisedTask::head_importance_of(models::RobertaForSequenceClass
       gates.push_back(torch::ones({B, H}, torch::requires_grad()));  // per example: one backward, every dLoss_x/dxi
       taps.set_head_gate(l, gates.back());
     }
-    const auto out = model->forward(b.ids, b.mask, &taps);
+    const auto out = model.forward(b.ids, b.mask, &taps, b.type_ids);
     const auto known = (~b.target.isnan()).to(out.dtype());
     const auto loss = (per_target_loss(out, b.target) * known).sum();
     n += B;
@@ -97,7 +97,7 @@ torch::Tensor SupervisedTask::head_importance_of(models::RobertaForSequenceClass
 torch::Tensor SupervisedTask::head_importance() {
   const bool was_training = model_->is_training();
   model_->eval();
-  auto hi = head_importance_of(model_);
+  auto hi = head_importance_of(*model_);
   model_->train(was_training);
   return hi;
 }
@@ -111,7 +111,7 @@ torch::Tensor SupervisedTask::predict(const std::vector<int64_t>& rows) {
     const auto b = d_.make_batch(part, false);
     models::Taps taps;
     if (sink_) taps.request(models::site::kAttnProbs, sink_layers_);
-    const auto y = model_->forward(b.ids, b.mask, sink_ ? &taps : nullptr);
+    const auto y = model_->forward(b.ids, b.mask, sink_ ? &taps : nullptr, b.type_ids);
     if (!out.defined()) out = torch::empty({static_cast<int64_t>(rows.size()), y.size(1)}, y.options());
     out.index_copy_(0, torch::tensor(at, torch::kLong), y);
     if (sink_) {

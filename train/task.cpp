@@ -45,6 +45,7 @@ const TaskFactory& task_factory(TaskKind kind) {
       {TaskKind::Classification, factory<ClassificationTask>()},
       {TaskKind::Multiclass, factory<MulticlassTask>()},
       {TaskKind::MaskedLM, factory<MaskedLMTask>()},
+      {TaskKind::CausalLM, factory<CausalLMTask>()},
   };
   return registry.at(kind);
 }

@@ -120,6 +120,8 @@ class Inspectable {
   ProbeSet probes_from_file(const std::string& path) const;
   // Width of the pooled tap (the readout vector the recorder stores per probe); 0 = none.
   virtual int64_t pooled_dim() const { return 0; }
+  // Whether attention is causal (GPT-2): row i attends to keys 0..i only; metrics use those.
+  virtual bool causal() const { return false; }
   // Task-specific arrays of the final model for the attention file (/task/<name>): their shapes
   // are declared when the file is created, the values computed when training ends.
   virtual std::map<std::string, std::vector<int64_t>> final_array_shapes() const { return {}; }
@@ -134,8 +136,8 @@ class RunArtifacts {
   // written once the run directory exists.
   virtual void write_run_files(const std::string& run_dir) {}
   // End-of-run analysis printed to the log and written into the run directory. `recorded`: the
-  // run's recorded attention of layer 0 over the probes (when the task asked for it with
-  // finish_reads_attention() and the recorder stored attn.probs of one layer), else null.
+  // run's recorded attention of its recorded layers over the probes (when the task asked for it
+  // with finish_reads_attention() and the recorder stored attn.probs), else null.
   virtual void finish(const std::string& run_dir, const analysis::ProbeHistory* recorded) {}
   // Whether finish() reads the run's recorded attention (the recorder completes its file first).
   virtual bool finish_reads_attention() const { return false; }

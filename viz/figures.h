@@ -28,6 +28,9 @@ void focus_regions(const Run& run, const Output& out, int64_t e);
 void attention_river(const Run& run, const Output& out, int64_t e, int64_t p);
 void minmax_grid(const Run& run, const Output& out, const std::string& site);
 void minmax_mechanism(const Run& run, const Output& out);
+// A clm run on repeated random sequences: induction and previous-token scores per head over
+// training, with the loss and the in-context score (from mechanism.json).
+void induction_mechanism(const Run& run, const Output& out);
 void projection(const Run& run, const Output& out, const std::vector<int64_t>& es);
 // A SMILES probe drawn by RDKit with each atom coloured by the attention it receives from <s>, one
 // panel per epoch (PNG only; skipped when the tokens do not map onto the atoms).

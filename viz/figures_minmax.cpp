@@ -113,3 +113,75 @@ void minmax_mechanism(const Run& run, const Output& out) {
 }
 
 }  // namespace attnscope::viz
+
+namespace attnscope::viz {
+
+// The induction mechanism over training (mechanism.json of a clm run on repeated random
+// sequences): every head's induction and previous-token score per recorded step, and the
+// validation loss with the in-context-learning score.
+void induction_mechanism(const Run& run, const Output& out) {
+  const auto& m = run.mechanism;
+  if (!m.is_object() || !m.contains("over_training") || !m["over_training"].is_array() || m["over_training"].empty()) return;
+  const auto& over = m["over_training"];
+  const auto& first = over[0]["induction"];
+  const int64_t L = static_cast<int64_t>(first.size()), H = L ? static_cast<int64_t>(first[0].size()) : 0;
+  auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); };
+  auto per_head = [&](const char* key) {
+    std::vector<Series> s;
+    for (int64_t l = 0; l < L; ++l) {
+      for (int64_t h = 0; h < H; ++h) {
+        Series x;
+        x.name = "head " + std::to_string(l) + "." + std::to_string(h);
+        x.color = static_cast<int>(l * H + h);
+        x.dashed = l > 0;
+        for (const auto& row : over) {
+          x.x.push_back(num(row["step"]));
+          x.y.push_back(num(row[key][l][h]));
+        }
+        s.push_back(std::move(x));
+      }
+    }
+    return s;
+  };
+  const int w = 3 * 620 + 220, hgt = 460 + 200;
+  emit(out, "induction_heads", w, hgt, [&](Canvas& c) {
+    const std::string formed = m["formed_at_step"].is_number()
+                                   ? "induction head " + std::to_string(m["induction_head"]["layer"].get<int64_t>()) + "." +
+                                         std::to_string(m["induction_head"]["head"].get<int64_t>()) + " formed at step " +
+                                         std::to_string(m["formed_at_step"].get<int64_t>())
+                                   : std::string("no induction head formed");
+    c.title(run.label() + " · induction heads over training", formed + " (threshold " + std::to_string(num(m["threshold"])).substr(0, 4) +
+                                                                  "; repeated random sequences, the held-out probes)");
+    const auto boxes = grid({90.0 / w, 1.0 - 230.0 / w, 90.0 / hgt, 1.0 - 130.0 / hgt}, 1, 3, 150.0 / w, 0);
+    LineStyle st;
+    st.xtitle = "step";
+    st.fixed_y = true;
+    st.ymin = 0;
+    st.ymax = 1.02;
+    st.title = "induction score (to the token after the earlier occurrence)";
+    st.ytitle = "attention";
+    st.legend = false;
+    c.lines(boxes[0], per_head("induction"), st);
+    st.title = "previous-token score (to position i-1)";
+    st.legend = true;
+    c.lines(boxes[1], per_head("previous_token"), st);
+    std::vector<Series> curves(2);
+    curves[0].name = "validation loss";
+    curves[1].name = "in-context score (late - early loss)";
+    curves[1].color = 1;
+    curves[1].dashed = true;
+    for (const auto& row : over) {
+      for (int k = 0; k < 2; ++k) {
+        curves[k].x.push_back(num(row["step"]));
+        curves[k].y.push_back(num(row[k == 0 ? "val_loss" : "val_icl"]));
+      }
+    }
+    LineStyle ls;
+    ls.title = "loss and in-context learning";
+    ls.xtitle = "step";
+    ls.ytitle = "nats per token";
+    c.lines(boxes[2], curves, ls);
+  });
+}
+
+}  // namespace attnscope::viz

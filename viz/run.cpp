@@ -82,7 +82,7 @@ void resolve_task(Run& r) {
   if (!r.header().task.empty()) {
     r.traits = &task_named(r.header().task, "'" + r.h5 + "': attribute 'task'");
     r.task = r.traits->name;
-    r.molecules = r.traits->molecules;
+    r.molecules = r.traits->molecules && r.model.value("inputs", std::string("smiles")) == "smiles";
     return;
   }
   const std::string model = r.model.value("name", std::string("model"));

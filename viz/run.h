@@ -23,7 +23,7 @@ struct Run {
   // model (minmax_attention: "minmax"), else the model's name ("roberta").
   std::string task;
   const TaskTraits* traits = nullptr;  // task's traits; nullptr when `task` is a model's name
-  bool molecules = false;              // SMILES probes: the task reads molecules (every task of the model does)
+  bool molecules = false;              // SMILES probes: the task reads molecules (model "inputs": smiles; every task of the model does)
   std::unique_ptr<store::Reader> file;
   std::vector<store::EpochInfo> epochs;               // recorded epochs
   std::vector<std::map<std::string, double>> curves;  // metrics.jsonl rows (numbers only)

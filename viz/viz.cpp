@@ -160,6 +160,7 @@ void draw_figures(const Run& run, const Output& out, const Plan& p) {
     minmax_grid(run, out, kScores);
     if (probs) minmax_mechanism(run, out);
   }
+  if (run.is(TaskKind::CausalLM)) induction_mechanism(run, out);
   projection(run, out, p.projection_epochs);
   if (run.molecules && probs) {  // SMILES probes
     for (int64_t pr : p.probes) {

@@ -1,0 +1,74 @@
+// Training-step speed of a GPT-2-small-shaped decoder (12 layers, n_embd 768, 12 heads, n_inner
+// 3072, GPT-2's 50,257-token vocabulary, tied LM head) by causal-LM: forward + backward + AdamW on
+// blocks of random token ids (every position predicts the next). Prints tokens/s and the achieved
+// GFLOP/s of the matrix products (forward and backward, the LM head included) against the
+// machine's sgemm GFLOP/s measured in the same run with the same threads.
+//   gpt2_step_bench [--steps N] [--batch B] [--block T] [--threads K] [--layers L --hidden D --heads H]
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+#include "bench/bench_util.h"
+#include "models/models.h"
+#include "train/train.h"
+
+using namespace attnscope;
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPT-2-small training step speed"};
+  int64_t steps = 6, batch = 4, block = 128, threads = 2, layers = 12, hidden = 768, heads = 12, vocab = 50257;
+  app.add_option("--steps", steps, "Timed steps (after 2 warm-up steps)");
+  app.add_option("--batch", batch);
+  app.add_option("--block", block, "Tokens per sequence");
+  app.add_option("--threads", threads, "LibTorch intra-op (OpenMP) threads");
+  app.add_option("--layers", layers);
+  app.add_option("--hidden", hidden);
+  app.add_option("--heads", heads);
+  app.add_option("--vocab", vocab);
+  CLI11_PARSE(app, argc, argv);
+  RunConfig rc;
+  rc.threads = threads;
+  train::configure_threads(rc);
+  torch::manual_seed(0);
+
+  auto c = models::default_config("gpt2");
+  c.num_hidden_layers = layers;
+  c.hidden_size = hidden;
+  c.num_attention_heads = heads;
+  c.intermediate_size = 4 * hidden;
+  c.vocab_size = vocab;
+  c.max_position_embeddings = std::max<int64_t>(1024, block);
+  auto model = models::build_transformer(c, models::kGpt2LM);
+  model->train();
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
+  double seconds = 0;
+  for (int64_t s = 0; s < steps + 2; ++s) {
+    const auto ids = torch::randint(0, vocab, {batch, block});
+    const auto mask = torch::ones_like(ids);
+    const auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    const auto h = model->hidden(ids, mask).slice(1, 0, -1);
+    const auto logits = model->lm_logits(h.reshape({-1, hidden}));
+    const auto loss = torch::nn::functional::cross_entropy(logits, ids.slice(1, 1).reshape({-1}));
+    loss.backward();
+    opt.step();
+    if (s >= 2) seconds += bench::seconds_since(t0);
+  }
+  // matrix products per token: each layer QKV + output 8D^2, MLP 16D^2, scores + mixing 4TD; the
+  // LM head 2DV; backward twice the forward
+  const double D = static_cast<double>(hidden), T = static_cast<double>(block), V = static_cast<double>(vocab);
+  const double flops = 3.0 * steps * batch * T * (layers * (8 * D * D + 16 * D * D + 4 * T * D) + 2 * D * V);
+  const double peak = bench::sgemm_gflops(1024);
+  const double achieved = flops / seconds / 1e9;
+  std::printf("GPT-2 %lldx%lld (heads %lld, vocab %lld), batch %lld x %lld tokens, %lld threads\n",
+              static_cast<long long>(layers), static_cast<long long>(hidden), static_cast<long long>(heads),
+              static_cast<long long>(vocab), static_cast<long long>(batch), static_cast<long long>(block),
+              static_cast<long long>(threads));
+  std::printf("  %lld steps in %.2f s: %.0f tokens/s, %.2f s/step\n", static_cast<long long>(steps), seconds,
+              static_cast<double>(steps * batch * block) / seconds, seconds / static_cast<double>(steps));
+  std::printf("  achieved %.1f GFLOP/s (forward+backward matrix products) = %.0f%% of sgemm %.1f GFLOP/s (1024^2, same threads)\n",
+              achieved, 100 * achieved / peak, peak);
+  return 0;
+}

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/core.h"
+#include "train/lm_loss.h"
 #include "train/molecule_tasks.h"
 
 namespace attnscope::train {
@@ -40,14 +41,13 @@ std::tuple<torch::Tensor, int64_t, int64_t> CausalLMTask::clm_loss(const Molecul
   return {loss, count, correct};
 }
 
+void CausalLMTask::begin_epoch(int64_t epoch) {
+  MoleculeTask::begin_epoch(epoch);
+  if (!config_.data.synthetic.empty()) d_.refresh_sequences(epoch);
+}
+
 StepStats CausalLMTask::train_step(const torch::Tensor& idx) {
-  auto [loss, count, correct] = clm_loss(d_.make_batch(d_.rows_of(d_.split.train, idx), false));
-  if (count > 0) loss.backward();
-  StepStats s;
-  s.loss_sum = loss.item<double>() * static_cast<double>(count);
-  s.count = count;
-  s.correct = correct;
-  return s;
+  return lm_step(clm_loss(d_.make_batch(d_.rows_of(d_.split.train, idx), false)));
 }
 
 double CausalLMTask::loss_weight(const torch::Tensor& idx) const {
@@ -60,18 +60,9 @@ Metrics CausalLMTask::evaluate() {
   torch::NoGradGuard no_grad;
   lm_->eval();
   const auto& rows = d_.split.val;
-  double loss_sum = 0;
-  int64_t count = 0, correct = 0;
-  for (const auto& at : d_.eval_batches(rows)) {
-    const auto [loss, n, c] = clm_loss(d_.make_batch(MoleculeData::pick(rows, at), false));
-    loss_sum += loss.item<double>() * static_cast<double>(n);
-    count += n;
-    correct += c;
-  }
-  const double loss = count ? loss_sum / static_cast<double>(count) : std::nan("");
-  Metrics m = {{"val_loss", loss},
-               {"val_acc", count ? static_cast<double>(correct) / static_cast<double>(count) : std::nan("")},
-               {"val_ppl", std::exp(loss)}};
+  LmTotals totals;
+  for (const auto& at : d_.eval_batches(rows)) totals.add(clm_loss(d_.make_batch(MoleculeData::pick(rows, at), false)));
+  Metrics m = totals.metrics();
   if (!config_.data.synthetic.empty()) m["val_icl"] = in_context_score();
   return m;
 }

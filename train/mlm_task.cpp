@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/core.h"
+#include "train/lm_loss.h"
 #include "train/molecule_tasks.h"
 
 namespace attnscope::train {
@@ -45,13 +46,7 @@ std::tuple<torch::Tensor, int64_t, int64_t> MaskedLMTask::mlm_loss(const Molecul
 StepStats MaskedLMTask::train_step(const torch::Tensor& idx) {
   const auto rows = d_.rows_of(d_.split.train, idx);
   const auto b = d_.make_batch(rows, config_.data.augment);
-  auto [loss, count, correct] = mlm_loss(b, rows, static_cast<uint64_t>(epoch_));
-  if (count > 0) loss.backward();
-  StepStats s;
-  s.loss_sum = loss.item<double>() * static_cast<double>(count);
-  s.count = count;
-  s.correct = correct;
-  return s;
+  return lm_step(mlm_loss(b, rows, static_cast<uint64_t>(epoch_)));
 }
 
 double MaskedLMTask::loss_weight(const torch::Tensor& idx) const {
@@ -65,19 +60,12 @@ Metrics MaskedLMTask::evaluate() {
   torch::NoGradGuard no_grad;
   lm_->eval();
   const auto& rows = d_.split.val;
-  double loss_sum = 0;
-  int64_t count = 0, correct = 0;
+  LmTotals totals;
   for (const auto& at : d_.eval_batches(rows)) {
     const auto part = MoleculeData::pick(rows, at);
-    const auto [loss, n, c] = mlm_loss(d_.make_batch(part, false), part, kValidationMasks);
-    loss_sum += loss.item<double>() * static_cast<double>(n);
-    count += n;
-    correct += c;
+    totals.add(mlm_loss(d_.make_batch(part, false), part, kValidationMasks));
   }
-  const double loss = count ? loss_sum / static_cast<double>(count) : std::nan("");
-  return {{"val_loss", loss},
-          {"val_acc", count ? static_cast<double>(correct) / static_cast<double>(count) : std::nan("")},
-          {"val_ppl", std::exp(loss)}};
+  return totals.metrics();
 }
 
 std::map<std::string, int64_t> MaskedLMTask::data_counts() const {

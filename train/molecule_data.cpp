@@ -190,6 +190,20 @@ void MoleculeData::generate_sequences() {
   }
 }
 
+void MoleculeData::refresh_sequences(int64_t epoch) {
+  // new tokens for every training sequence (same span, so batches keep their lengths): a finite
+  // set seen every epoch is learnt as a bigram table, which copies on the training sequences and
+  // fails on new ones; fresh ones leave only in-context copying
+  const auto& d = config.data;
+  const auto seed = static_cast<uint64_t>(config.run.seed);
+  for (int64_t r : split.train) {
+    const uint64_t s = ((seed * 1000003u + 17) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch)) * 0xBF58476D1CE4E5B9ull +
+                       static_cast<uint64_t>(r);
+    auto& row = ids[static_cast<size_t>(r)];
+    row = analysis::repeated_random_sequences(1, static_cast<int64_t>(row.size()) / 2, 0, d.synthetic_vocab, s)[0];
+  }
+}
+
 void MoleculeData::pack_corpus() {
   const auto& d = config.data;
   if (!d.synthetic.empty()) return generate_sequences();

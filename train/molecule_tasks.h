@@ -43,6 +43,9 @@ struct MoleculeData {
   torch::Tensor targets_of(const std::vector<int64_t>& rows) const;        // [n,K] (NaN = missing)
   torch::Tensor train_targets() const;                                     // [train,K]
   std::string tokenizer_description() const;
+  // data.synthetic: fresh random tokens for the training sequences of `epoch` (deterministic in
+  // the seed, the epoch and the row: every rank and a resumed run draw the same).
+  void refresh_sequences(int64_t epoch);
 
   const Config& config;
   const TaskTraits& task;
@@ -230,6 +233,7 @@ class CausalLMTask : public MoleculeTask {
   torch::nn::Module& module() override { return *lm_; }
   StepStats train_step(const torch::Tensor& idx) override;
   double loss_weight(const torch::Tensor& idx) const override;  // the predicted tokens of the rows
+  void begin_epoch(int64_t epoch) override;  // data.synthetic: the epoch's fresh training sequences
   // With data.synthetic also val_icl: the in-context-learning score over the held-out sequences.
   Metrics evaluate() override;
   // Synthetic repeated sequences: the induction mechanism over training from the recorded

@@ -94,15 +94,20 @@ Command add_config(CLI::App& app, Args& a) {
           }};
 }
 
+// --smiles / --smiles-file / --text / --text-file: the inputs of snapshot, tokenize and predict.
+void add_input_options(CLI::App* c, SmilesInput& in) {
+  c->add_option("--smiles", in.smiles, "Molecule models: SMILES strings")->take_all();
+  c->add_option("--smiles-file", in.file, "Molecule models: one SMILES per line, or a CSV with a smiles column");
+  c->add_option("--text", in.text, "Text models: text strings")->take_all();
+  c->add_option("--text-file", in.text_file, "Text models: one input per line");
+}
+
 Command add_snapshot(CLI::App& app, SnapshotArgs& snap) {
   auto* c = app.add_subcommand("snapshot", "Record a frozen model's attention on given inputs into an attention file (bertviz's use case, from the command line).");
   c->add_option("--model", snap.model, "Hugging Face model directory, run directory (its best.pt, else last.pt) or checkpoint (.pt)")->required();
   c->add_option("--ids", snap.ids, "Inputs as token ids, one example per value: --ids \"3 128 5 130\" \"9 129 2 130\"")->take_all();
   c->add_option("--ids-file", snap.ids_file, "Inputs from a file, one example of token ids per line");
-  c->add_option("--smiles", snap.input.smiles, "Molecule models: SMILES inputs")->take_all();
-  c->add_option("--smiles-file", snap.input.file, "Molecule models: a file of SMILES, one per line (or a CSV with a smiles column)");
-  c->add_option("--text", snap.input.text, "Text models: text inputs")->take_all();
-  c->add_option("--text-file", snap.input.text_file, "Text models: a file of texts, one input per line");
+  add_input_options(c, snap.input);
   c->add_option("--sites", snap.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
   c->add_option("--out", snap.out, "Attention file to write (.h5; must not exist)")->required();
   return {c, [&snap] { return snapshot_command(snap); }};
@@ -138,10 +143,7 @@ Command add_render(CLI::App& app, viz::RenderOptions& ren) {
 Command add_tokenize(CLI::App& app, TokenizeArgs& tk) {
   auto* c = app.add_subcommand("tokenize", "Print each input's tokens, ids (BERT: and token types) and byte spans (one JSON object per line).");
   c->add_option("--model", tk.model, "Hugging Face model or tokenizer directory (vocab.json + merges.txt, vocab.txt), run or checkpoint")->required();
-  c->add_option("--smiles", tk.input.smiles, "SMILES strings")->take_all();
-  c->add_option("--smiles-file", tk.input.file, "One SMILES per line, or a CSV with a smiles column");
-  c->add_option("--text", tk.input.text, "Text strings")->take_all();
-  c->add_option("--text-file", tk.input.text_file, "One text per line");
+  add_input_options(c, tk.input);
   c->add_option("--max-len", tk.max_len, "Cut to N tokens incl. the special tokens (default: every id, as transformers; a warning names inputs longer than the model's positions)");
   c->add_flag("--truncate", tk.truncate, "Cut to the model's positions (config.json), as transformers' truncation=True");
   return {c, [&tk] { return tokenize_command(tk); }};
@@ -150,10 +152,7 @@ Command add_tokenize(CLI::App& app, TokenizeArgs& tk) {
 Command add_predict(CLI::App& app, PredictArgs& pr) {
   auto* c = app.add_subcommand("predict", "Run a regression / classification model on SMILES or text; CSV of outputs under the label names (classification: logits and probabilities)");
   c->add_option("--model", pr.model, "Hugging Face model directory, run directory or checkpoint (.pt)")->required();
-  c->add_option("--smiles", pr.input.smiles, "SMILES strings")->take_all();
-  c->add_option("--smiles-file", pr.input.file, "One SMILES per line, or a CSV with a smiles column");
-  c->add_option("--text", pr.input.text, "Text strings")->take_all();
-  c->add_option("--text-file", pr.input.text_file, "One text per line");
+  add_input_options(c, pr.input);
   c->add_option("--output", pr.output, "CSV file to write (default: stdout)");
   c->add_option("--too-long", pr.too_long, "Inputs longer than the model's positions: truncate (warn) or error");
   c->add_option("--batch", pr.batch, "Inputs per forward pass (default 32)");

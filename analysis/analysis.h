@@ -141,4 +141,14 @@ std::vector<std::vector<double>> pca(const std::vector<float>& x, int64_t n, int
 // At most n indices of [0, count) spread evenly, first and last included.
 std::vector<int64_t> spread(int64_t count, int64_t n);
 
+// ---- comparing runs
+
+// The assignment of n rows to n columns of minimal total cost (the Hungarian algorithm, O(n^3)):
+// result[i] = the column of row i. `cost` is [n,n] row-major; NaN costs are treated as +inf-like
+// (a large finite cost).
+std::vector<int64_t> min_cost_assignment(const std::vector<double>& cost, int64_t n);
+
+// Jensen-Shannon divergence in bits ([0,1]) between two distributions over n entries (0 log 0 = 0).
+double js_bits(const float* a, const float* b, int64_t n);
+
 }  // namespace attnscope::analysis

@@ -10,6 +10,7 @@
 #include "cli/inspect_commands.h"
 #include "cli/model_commands.h"
 #include "cli/split_command.h"
+#include "cli/track_command.h"
 #include "cli/train_command.h"
 #include "core/core.h"
 #include "viz/viz.h"
@@ -46,6 +47,8 @@ struct Args {
   ExportArgs export_;
   BaselineArgs baseline;
   SplitArgs split;
+  TrackArgs track;
+  viz::CompareOptions compare;
 };
 
 // A subcommand and what runs when it was parsed.
@@ -111,6 +114,36 @@ Command add_snapshot(CLI::App& app, SnapshotArgs& snap) {
   c->add_option("--sites", snap.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
   c->add_option("--out", snap.out, "Attention file to write (.h5; must not exist)")->required();
   return {c, [&snap] { return snapshot_command(snap); }};
+}
+
+Command add_track(CLI::App& app, TrackArgs& tr) {
+  auto* c = app.add_subcommand("track", "Record attention across a series of checkpoints trained anywhere (a Hugging Face Trainer output directory, Hugging Face directories, attnscope checkpoints or a run's kept ones) into one attention file.");
+  c->add_option("checkpoints", tr.checkpoints, "A Trainer output directory (checkpoint-N/ by N), an attnscope run directory (checkpoints/epoch-N.pt), or models in order")->required();
+  add_input_options(c, tr.input);
+  c->add_option("--data", tr.data, "Per-head metrics over a CSV (smiles or text column) or a config's validation split; the probes too when no inputs are given");
+  c->add_option("--column", tr.column, "--data CSV: the input column (default smiles, else text)");
+  c->add_option("--probes", tr.probes, "Probes taken from --data when no inputs are given (default 32)");
+  c->add_option("--sites", tr.sites, "Sites to store (default attn.probs attn.scores)")->take_all();
+  c->add_option("--out", tr.out, "Output folder (attention.h5, metrics.jsonl, track.json) or a .h5 file")->required();
+  c->add_flag("--resume", tr.resume, "Continue a killed track: the checkpoints already recorded are not redone");
+  c->add_flag("--force", tr.force, "Replace an existing output");
+  return {c, [&tr] { return track_command(tr); }};
+}
+
+Command add_compare(CLI::App& app, viz::CompareOptions& co) {
+  auto* c = app.add_subcommand("compare", "Compare runs head by head: JS divergence between their maps on the same probes, heads matched (Hungarian), metric differences; figures and an offline report.");
+  c->add_option("runs", co.inputs, "Two or more run directories or attention .h5 files (each compared with the first)")->required();
+  c->add_option("--epoch", co.epoch, "A recorded epoch every run holds, or last (default: each run's last)");
+  c->add_option("--out", co.out, "Output folder (default ./compare): compare.json, compare.html, figures/compare_*.png");
+  c->add_option("--probe", co.probe, "Probe of the side-by-side head maps (default 0)");
+  c->add_option("--format", co.formats, "Any of png, svg, html (default png,html)")->delimiter(',');
+  c->add_option("--web-dir", co.web_dir, "Report template and npm libraries (default: the source tree's viz/web)");
+  return {c, [&co] {
+            const auto r = viz::compare(co);
+            std::cout << r.summary;
+            for (const auto& f : r.rendered.files) std::cout << f << "\n";
+            return 0;
+          }};
 }
 
 Command add_metrics(CLI::App& app, MetricsArgs& met) {
@@ -226,7 +259,8 @@ int run(const std::vector<std::string>& args) {
       add_train(app, a, args, false), add_train(app, a, args, true), add_config(app, a),
       add_snapshot(app, a.snapshot),  add_metrics(app, a.metrics),   add_render(app, a.render),
       add_tokenize(app, a.tokenize),  add_predict(app, a.predict),   add_export(app, a.export_),
-      add_baseline(app, a.baseline),  add_split(app, a.split)};
+      add_baseline(app, a.baseline),  add_split(app, a.split),       add_track(app, a.track),
+      add_compare(app, a.compare)};
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
   try {

@@ -35,18 +35,6 @@ void record_snapshot(const Config& config, train::Task& task, const train::Probe
   }
 }
 
-// The recorder's settings for a snapshot: every layer and head, the sites asked for; per-head
-// metrics over the task's validation split when `metrics`.
-void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool metrics) {
-  config.hooks.attention.enabled = true;
-  config.hooks.attention.metrics = metrics;
-  if (!sites.empty()) config.hooks.attention.sites = sites;
-  for (const auto& s : config.hooks.attention.sites) {
-    if (s != "attn.probs" && s != "attn.scores") throw UsageError("--sites: unknown site '" + s + "' (attn.probs, attn.scores)");
-  }
-  config.hooks.attention.layers.clear();
-  config.hooks.attention.heads.clear();
-}
 
 // A molecule model (Hugging Face directory, molecule run or checkpoint): nothing of the run's
 // training data is read, so a run directory is enough wherever it lies.
@@ -73,6 +61,19 @@ int snapshot_molecules(const SnapshotArgs& args) {
 }
 
 }  // namespace
+
+// The recorder's settings for a snapshot: every layer and head, the sites asked for; per-head
+// metrics over the task's validation split when `metrics`.
+void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool metrics) {
+  config.hooks.attention.enabled = true;
+  config.hooks.attention.metrics = metrics;
+  if (!sites.empty()) config.hooks.attention.sites = sites;
+  for (const auto& s : config.hooks.attention.sites) {
+    if (s != "attn.probs" && s != "attn.scores") throw UsageError("--sites: unknown site '" + s + "' (attn.probs, attn.scores)");
+  }
+  config.hooks.attention.layers.clear();
+  config.hooks.attention.heads.clear();
+}
 
 int snapshot_command(const SnapshotArgs& args) {
   const auto& in = args.input;

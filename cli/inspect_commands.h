@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/model_commands.h"
+#include "core/core.h"
 
 namespace attnscope::cli {
 
@@ -18,6 +19,11 @@ struct SnapshotArgs {
   std::string out;
 };
 int snapshot_command(const SnapshotArgs& args);
+
+// The recorder's settings for a snapshot (and track): every layer and head, the sites asked for
+// (attn.probs, attn.scores; UsageError for others); per-head metrics over the task's validation
+// split when `metrics`.
+void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool metrics);
 
 struct MetricsArgs {
   std::string path;  // run directory or .h5

@@ -16,6 +16,7 @@ class Checkpointer : public train::Observer {
 
  private:
   std::string dir_;
+  bool kept_logged_ = false;
 };
 
 }  // namespace attnscope::hooks

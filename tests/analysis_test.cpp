@@ -332,5 +332,50 @@ TEST(Spread, FirstAndLastIncluded) {
   EXPECT_EQ(spread(0, 4), std::vector<int64_t>{});
 }
 
+// The Hungarian assignment equals the brute-force optimum on random matrices (every permutation
+// of up to 7 columns), finds the swap of two heads, and keeps the identity of a zero diagonal.
+TEST(MinCostAssignment, EqualsBruteForceOptimum) {
+  uint64_t state = 12345;
+  auto uniform = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(state >> 11) / 9007199254740992.0;
+  };
+  for (int64_t n = 1; n <= 7; ++n) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<double> cost(n * n);
+      for (auto& c : cost) c = trial % 3 == 0 ? std::floor(uniform() * 4) : uniform();  // ties too
+      const auto got = min_cost_assignment(cost, n);
+      std::vector<int64_t> perm(n);
+      for (int64_t i = 0; i < n; ++i) perm[i] = i;
+      double best = 1e300;
+      do {
+        double c = 0;
+        for (int64_t i = 0; i < n; ++i) c += cost[i * n + perm[i]];
+        best = std::min(best, c);
+      } while (std::next_permutation(perm.begin(), perm.end()));
+      std::vector<int64_t> sorted(got);
+      std::sort(sorted.begin(), sorted.end());
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(sorted[i], i) << "a permutation";
+      double c = 0;
+      for (int64_t i = 0; i < n; ++i) c += cost[i * n + got[i]];
+      EXPECT_NEAR(c, best, 1e-9) << "n " << n << " trial " << trial;
+    }
+  }
+  EXPECT_EQ(min_cost_assignment({0.9, 0.1, 0.2, 0.8}, 2), (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(min_cost_assignment({0, 0.5, 0.5, 0.5, 0, 0.5, 0.5, 0.5, 0}, 3), (std::vector<int64_t>{0, 1, 2}));
+  const double nan = std::nan("");
+  EXPECT_EQ(min_cost_assignment({nan, 0.3, 0.2, nan}, 2), (std::vector<int64_t>{1, 0}));
+  EXPECT_THROW(min_cost_assignment({1, 2, 3}, 2), std::invalid_argument);
+}
+
+TEST(JsBits, ZeroForEqualOneForDisjointSymmetric) {
+  const float a[3] = {0.5f, 0.5f, 0}, b[3] = {0, 0, 1}, c[3] = {0.25f, 0.25f, 0.5f};
+  EXPECT_DOUBLE_EQ(js_bits(a, a, 3), 0);
+  EXPECT_NEAR(js_bits(a, b, 3), 1.0, 1e-12);
+  EXPECT_NEAR(js_bits(a, c, 3), js_bits(c, a, 3), 1e-12);
+  EXPECT_GT(js_bits(a, c, 3), 0);
+  EXPECT_LT(js_bits(a, c, 3), 1);
+}
+
 }  // namespace
 }  // namespace attnscope::analysis

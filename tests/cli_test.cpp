@@ -1137,6 +1137,16 @@ TEST(Induction, MechanismFileAndFigureFromARun) {
   }
   EXPECT_TRUE(mech.contains("mechanism_shown"));
   EXPECT_TRUE(nlohmann::json::parse(testing::read_lines(d.path("run/metrics.jsonl")).back()).contains("val_icl"));
+  {
+    // the held-out sequences (the probes come from them) have spans drawn from [span/2, span]: with
+    // one span per split a fixed-distance shortcut fits the training set and fails on the rest
+    store::Reader r(d.path("run/attention.h5"));
+    const auto& lengths = r.probes().lengths;
+    ASSERT_EQ(lengths.size(), 8u);
+    std::set<int32_t> distinct(lengths.begin(), lengths.end());
+    EXPECT_GE(distinct.size(), 2u) << "every probe has the same length";
+    for (int32_t n : lengths) EXPECT_TRUE(n % 2 == 0 && n >= 6 && n <= 12) << n;
+  }
   ASSERT_EQ(run_cli({"render", d.path("run")}), 0);
   EXPECT_TRUE(fs::exists(d.path("run/figures/induction_heads.png")));
 }

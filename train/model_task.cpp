@@ -1,6 +1,8 @@
 // Molecule probes and forwards, and a task over a loaded model (train/model_task.h).
 #include "train/model_task.h"
 
+#include <numeric>
+
 #include <nlohmann/json.hpp>
 
 #include <sstream>
@@ -119,7 +121,13 @@ namespace {
 
 class ModelTask : public Task {
  public:
-  ModelTask(models::LoadedModel& m, bool text_input) : m_(m), text_input_(text_input) {}
+  ModelTask(models::LoadedModel& m, bool text_input, const std::vector<std::string>& validation)
+      : m_(m), text_input_(text_input) {
+    if (validation.empty()) return;
+    std::vector<int64_t> source(validation.size());
+    std::iota(source.begin(), source.end(), 0);
+    val_ = molecule_probes(m_.tok(), models::max_tokens(m_.config()), validation, source);
+  }
   torch::nn::Module& module() override { return m_.hf.module(); }
   std::string describe() const override { return m_.hf.architecture + " from " + m_.origin; }
   int64_t train_size() const override { return 0; }
@@ -145,14 +153,15 @@ class ModelTask : public Task {
     }
     return "";
   }
-  // the "validation split" of a snapshot: its inputs (per-head metrics over them)
-  int64_t val_size() const override { return inputs_.inputs.defined() ? inputs_.inputs.size(0) : 0; }
+  // the "validation split" of a snapshot: the given validation inputs, else its inputs (per-head
+  // metrics over them)
+  int64_t val_size() const override { return val().inputs.defined() ? val().inputs.size(0) : 0; }
   torch::Tensor val_inputs(const torch::Tensor& idx) const override {
-    const auto rows = inputs_.inputs.index_select(0, idx);
-    const int64_t T = std::max<int64_t>(1, inputs_.lengths.index_select(0, idx).max().item<int64_t>());
+    const auto rows = val().inputs.index_select(0, idx);
+    const int64_t T = std::max<int64_t>(1, val().lengths.index_select(0, idx).max().item<int64_t>());
     return rows.slice(1, 0, T).contiguous();
   }
-  torch::Tensor val_lengths(const torch::Tensor& idx) const override { return inputs_.lengths.index_select(0, idx); }
+  torch::Tensor val_lengths(const torch::Tensor& idx) const override { return val().lengths.index_select(0, idx); }
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
     torch::NoGradGuard no_grad;
     module().eval();
@@ -172,15 +181,17 @@ class ModelTask : public Task {
  private:
   // a model without a classifier: its family's language-model task
   std::string lm_task() const { return traits(m_.config().causal() ? TaskKind::CausalLM : TaskKind::MaskedLM).name; }
+  const ProbeSet& val() const { return val_.inputs.defined() ? val_ : inputs_; }
   models::LoadedModel& m_;
   bool text_input_;
   mutable ProbeSet inputs_;  // the last parsed inputs
+  ProbeSet val_;             // the validation inputs, when given
 };
 
 }  // namespace
 
-std::unique_ptr<Task> make_model_task(models::LoadedModel& model, bool text_input) {
-  return std::make_unique<ModelTask>(model, text_input);
+std::unique_ptr<Task> make_model_task(models::LoadedModel& model, bool text_input, const std::vector<std::string>& validation) {
+  return std::make_unique<ModelTask>(model, text_input, validation);
 }
 
 }  // namespace attnscope::train

@@ -49,6 +49,9 @@ std::string transformer_model_json(const models::TransformerConfig& c, const std
 // snapshot a frozen model's attention on given inputs. The inputs last parsed (parse_probes) are
 // its validation split, so per-head metrics are computed over them.
 // `text_input`: parse_probes reads text lines (else SMILES, each checked by RDKit).
-std::unique_ptr<Task> make_model_task(models::LoadedModel& model, bool text_input = false);
+// `validation`: inputs the per-head metrics are computed over instead (e.g. a data set's
+// validation split; encoded with the model's special tokens, cut to its positions).
+std::unique_ptr<Task> make_model_task(models::LoadedModel& model, bool text_input = false,
+                                      const std::vector<std::string>& validation = {});
 
 }  // namespace attnscope::train

@@ -5,6 +5,7 @@
 
 #include "analysis/analysis.h"
 #include "core/core.h"
+#include "train/masking.h"
 #include "train/molecule_tasks.h"
 
 namespace attnscope::train {
@@ -171,8 +172,10 @@ void MoleculeData::generate_sequences() {
   auto make = [&](int64_t count, uint64_t stream) {
     std::vector<std::vector<int64_t>> out;
     for (int64_t i = 0; i < count; ++i) {
-      const uint64_t s = (seed * 1000003u + stream) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i);
-      const int64_t span = lo + static_cast<int64_t>((s >> 17) % static_cast<uint64_t>(range));
+      // a finalised (well-mixed) seed per row: consecutive raw seeds would give every row of a
+      // split the same span (their high bits agree) and shifted copies of one random stream
+      const uint64_t s = mask_seed(seed, stream, static_cast<uint64_t>(i));
+      const int64_t span = lo + static_cast<int64_t>((s >> 33) % static_cast<uint64_t>(range));
       out.push_back(analysis::repeated_random_sequences(1, span, 0, d.synthetic_vocab, s)[0]);
     }
     return out;
@@ -197,8 +200,7 @@ void MoleculeData::refresh_sequences(int64_t epoch) {
   const auto& d = config.data;
   const auto seed = static_cast<uint64_t>(config.run.seed);
   for (int64_t r : split.train) {
-    const uint64_t s = ((seed * 1000003u + 17) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch)) * 0xBF58476D1CE4E5B9ull +
-                       static_cast<uint64_t>(r);
+    const uint64_t s = mask_seed(seed, 1000 + static_cast<uint64_t>(epoch), static_cast<uint64_t>(r));
     auto& row = ids[static_cast<size_t>(r)];
     row = analysis::repeated_random_sequences(1, static_cast<int64_t>(row.size()) / 2, 0, d.synthetic_vocab, s)[0];
   }

@@ -8,7 +8,9 @@ namespace attnscope::viz {
 
 std::string epoch_label(const Run& run, int64_t e) {
   std::string s = "epoch " + std::to_string(run.epochs[e].epoch);
-  if (run.model.is_object() && run.model.contains("source") && run.model["source"].is_string()) {
+  if (run.model.is_object() && run.model.contains("source") && run.epochs.size() > 1) {
+    s = "checkpoint " + std::to_string(run.epochs[e].epoch) + " (step " + std::to_string(run.epochs[e].step) + ")";  // attnscope track
+  } else if (run.model.is_object() && run.model.contains("source") && run.model["source"].is_string()) {
     // a frozen model's snapshot (attnscope snapshot): its epoch is the checkpoint's, if any
     s += " (snapshot of " + std::filesystem::path(run.model["source"].get<std::string>()).filename().string() + ")";
   } else if (run.epochs[e].epoch == 0) {

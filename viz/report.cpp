@@ -446,9 +446,9 @@ void check_web_dir(const std::string& web_dir) {
   }
 }
 
-std::string assemble_report(const std::string& data_json, const std::string& web_dir) {
+std::string assemble_report(const std::string& data_json, const std::string& web_dir, const char* page_file, const char* app) {
   auto read = [&](const char* file) { return read_text((fs::path(web_dir) / file).string(), kWebHint); };
-  std::string page = read(WebDir::kPage);
+  std::string page = read(page_file);
   replace(page, "<!--ATTNSCOPE:style-->", "<style>\n" + read(WebDir::kStyle) + "\n</style>");
   const std::string plotly = read(WebDir::kPlotly);
   const std::string umap = read(WebDir::kUmap);
@@ -456,7 +456,7 @@ std::string assemble_report(const std::string& data_json, const std::string& web
           "<script>\n" + code_script_safe(plotly) + "\n</script>\n<script>\n" + code_script_safe(umap) + "\n</script>");
   replace(page, "<!--ATTNSCOPE:data-->",
           "<script id=\"attnscope-data\" type=\"application/json\">" + json_script_safe(data_json) + "</script>");
-  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + code_script_safe(read(WebDir::kApp)) + "\n</script>");
+  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + code_script_safe(read(app)) + "\n</script>");
   return page;
 }
 

@@ -27,10 +27,14 @@ struct WebDir {
   static constexpr const char* kApp = "report.js";
   static constexpr const char* kPlotly = "node_modules/plotly.js-dist-min/plotly.min.js";
   static constexpr const char* kUmap = "node_modules/umap-js/lib/umap-js.min.js";
+  static constexpr const char* kComparePage = "compare.html";  // attnscope compare's page and app
+  static constexpr const char* kCompareApp = "compare.js";
 };
 // UsageError naming the first of these that `web_dir` lacks (before anything is written).
 void check_web_dir(const std::string& web_dir);
 
-std::string assemble_report(const std::string& data_json, const std::string& web_dir);
+// The page `page` of web_dir with the style, plotly.js (and umap-js), `app` and the data inlined.
+std::string assemble_report(const std::string& data_json, const std::string& web_dir, const char* page = WebDir::kPage,
+                            const char* app = WebDir::kApp);
 
 }  // namespace attnscope::viz

@@ -29,6 +29,26 @@ struct Rendered {
 // else in the output folder is touched.
 Rendered render(const RenderOptions& options);
 
+struct CompareOptions {
+  std::vector<std::string> inputs;  // run directories or attention .h5 files; each compared with the first
+  std::string epoch = "last";       // a recorded epoch number every run holds, or "last" (each run's own)
+  std::string out;                  // output folder (default ./compare): compare.json, compare.html, figures/
+  int64_t probe = 0;                // the probe of the side-by-side head maps
+  std::vector<std::string> formats = {"png", "html"};
+  std::string web_dir;
+};
+
+struct Compared {
+  Rendered rendered;
+  std::string summary;  // per pair and layer: the matching, mean JS same-index and matched
+};
+
+// Per head: the Jensen-Shannon divergence between the runs' maps on the probes both hold (same
+// inputs required: UsageError naming the first differing probe), heads matched per layer by
+// minimum total JS (Hungarian), metric differences (same index and matched); figures, compare.json
+// and an offline report (compare.html).
+Compared compare(const CompareOptions& options);
+
 // Where report.html/js/css and node_modules are looked for: $ATTNSCOPE_WEB_DIR, else the
 // source tree's viz/web.
 std::string default_web_dir();

@@ -1,0 +1,152 @@
+// attnscope track (checkpoint series trained anywhere) and attnscope compare (runs side by side).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "models/models.h"
+#include "store/store.h"
+#include "test_util.h"
+
+namespace attnscope {
+namespace {
+namespace fs = std::filesystem;
+using testing::run_cli;
+using testing::TempDir;
+
+std::string tiny(const std::string& which) { return testing::fixture_path("hf-roberta-tiny/roberta-tiny-" + which); }
+
+// A Hugging Face Trainer output folder: checkpoint-10, -20, -30 of the tiny regression model (the
+// fixture, then two deterministic perturbations of every weight, as training would leave them),
+// each with its trainer_state.json; the tokenizer files at the top, as Trainer saves them.
+std::string trainer_folder(const TempDir& d) {
+  const std::string root = d.path("trainer");
+  const auto weights = models::read_safetensors(tiny("regression") + "/model.safetensors");
+  nlohmann::json log = nlohmann::json::array();
+  for (int k = 1; k <= 3; ++k) {
+    const int step = 10 * k;
+    log.push_back({{"epoch", 0.5 * k}, {"loss", 2.0 / k}, {"learning_rate", 1e-4}, {"step", step}});
+    log.push_back({{"epoch", 0.5 * k}, {"eval_loss", 2.5 / k}, {"step", step}});
+    const std::string dir = root + "/checkpoint-" + std::to_string(step);
+    fs::create_directories(dir);
+    fs::copy_file(tiny("regression") + "/config.json", dir + "/config.json");
+    std::map<std::string, torch::Tensor> w;
+    torch::manual_seed(k);
+    for (const auto& [name, t] : weights) w[name] = k == 1 ? t : t + 0.3 * (k - 1) * torch::randn_like(t) * t.std();
+    models::write_safetensors(dir + "/model.safetensors", w, {{"format", "pt"}});
+    testing::write_text(dir + "/trainer_state.json", nlohmann::json{{"global_step", step}, {"epoch", 0.5 * k}, {"log_history", log}}.dump());
+  }
+  for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(tiny("regression") + "/" + f, root + "/" + f);
+  return root;
+}
+
+std::string smiles_file(const TempDir& d) {
+  testing::write_text(d.path("in.txt"), "CCO\nc1ccccc1O\nCC(=O)Nc1ccc(O)cc1\nCCN(CC)CC\n");
+  return d.path("in.txt");
+}
+
+// The acceptance test: track over a Trainer folder records three steps equal to three separate
+// snapshots (maps and per-head metrics), with the trainer's steps, epochs and losses; render works.
+TEST(Track, TrainerFolderEqualsSeparateSnapshotsAndRenders) {
+  TempDir d;
+  const std::string root = trainer_folder(d);
+  ASSERT_EQ(run_cli({"track", root, "--smiles-file", smiles_file(d), "--out", d.path("t")}), 0);
+  store::Reader tr(d.path("t/attention.h5"));
+  const auto epochs = tr.epochs();
+  ASSERT_EQ(epochs.size(), 3u);
+  const auto metric_epochs = tr.metric_epochs();
+  ASSERT_EQ(metric_epochs.size(), 3u);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(epochs[k].epoch, k);
+    EXPECT_EQ(epochs[k].step, 10 * (k + 1));
+    const std::string ck = root + "/checkpoint-" + std::to_string(10 * (k + 1));
+    // snapshot needs the tokenizer beside the weights: a copy of the checkpoint with it
+    const std::string one = d.path("one" + std::to_string(k));
+    fs::copy(ck, one);
+    for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(root + "/" + f, one + "/" + f);
+    const std::string h5 = d.path("s" + std::to_string(k) + ".h5");
+    ASSERT_EQ(run_cli({"snapshot", "--model", one, "--smiles-file", smiles_file(d), "--out", h5}), 0);
+    store::Reader s(h5);
+    for (const char* site : {"attn.probs", "attn.scores"}) EXPECT_EQ(tr.map(site, k), s.map(site, 0)) << site << " step " << k;
+    for (const auto& m : tr.header().metrics) {
+      const auto all = tr.metric(m), one_m = s.metric(m);
+      ASSERT_EQ(all.size(), 3 * one_m.size());
+      for (size_t i = 0; i < one_m.size(); ++i) {
+        if (std::isnan(one_m[i])) EXPECT_TRUE(std::isnan(all[k * one_m.size() + i]));
+        else EXPECT_FLOAT_EQ(all[k * one_m.size() + i], one_m[i]) << m;
+      }
+    }
+  }
+  EXPECT_NE(tr.map("attn.probs", 0), tr.map("attn.probs", 2)) << "the checkpoints differ";
+  const auto state = nlohmann::json::parse(testing::read_file_text(d.path("t/track.json")));
+  ASSERT_EQ(state["checkpoints"].size(), 3u);
+  EXPECT_EQ(state["checkpoints"][2]["checkpoint"], "checkpoint-30");
+  EXPECT_DOUBLE_EQ(state["checkpoints"][2]["train_epoch"].get<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(state["checkpoints"][1]["loss"].get<double>(), 1.0);
+  const auto curves = testing::read_lines(d.path("t/metrics.jsonl"));
+  ASSERT_EQ(curves.size(), 3u);
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(curves[2])["val_loss"].get<double>(), 2.5 / 3);
+  ASSERT_EQ(run_cli({"render", d.path("t")}), 0);
+  EXPECT_TRUE(fs::exists(d.path("t/report.html")));
+  EXPECT_TRUE(fs::exists(d.path("t/figures/specialisation_timeline.png")));
+  ASSERT_EQ(run_cli({"metrics", d.path("t"), "--epoch", "1"}), 0);
+  // the output is not overwritten without --force
+  EXPECT_EQ(run_cli({"track", root, "--smiles-file", smiles_file(d), "--out", d.path("t")}), 2);
+}
+
+// A killed track resumes without redoing recorded checkpoints: two, then all three with --resume,
+// equals all three at once; --data puts the per-head metrics over a data set.
+TEST(Track, ResumeAndMetricsOverData) {
+  TempDir d;
+  const std::string root = trainer_folder(d);
+  const std::string c10 = root + "/checkpoint-10", c20 = root + "/checkpoint-20", c30 = root + "/checkpoint-30";
+  for (const auto& c : {c10, c20, c30}) {
+    for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(root + "/" + f, c + "/" + f);
+  }
+  testing::write_text(d.path("data.csv"), "smiles,y\nCCO,1\nCCCC,2\nc1ccccc1,3\nCC(C)O,4\nCCOC(=O)C,5\nOCCO,6\n");
+  const std::vector<std::string> common = {"--data", d.path("data.csv"), "--probes", "3"};
+  auto track = [&](std::vector<std::string> args, const std::string& out, bool resume) {
+    args.insert(args.begin(), "track");
+    args.insert(args.end(), common.begin(), common.end());
+    args.insert(args.end(), {"--out", out});
+    if (resume) args.push_back("--resume");
+    return run_cli(args);
+  };
+  ASSERT_EQ(track({c10, c20}, d.path("a"), false), 0);
+  ASSERT_EQ(track({c10, c20, c30}, d.path("a"), true), 0);
+  ASSERT_EQ(track({c10, c20, c30}, d.path("b"), false), 0);
+  store::Reader a(d.path("a/attention.h5")), b(d.path("b/attention.h5"));
+  ASSERT_EQ(a.epochs().size(), 3u);
+  EXPECT_EQ(a.probes().count, 3);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(a.map("attn.probs", k), b.map("attn.probs", k)) << k;
+  EXPECT_EQ(a.metric("entropy_norm"), b.metric("entropy_norm"));
+  EXPECT_EQ(a.analysis("js_prev", 2), b.analysis("js_prev", 2)) << "the change from the previous checkpoint, across the resume";
+  // metrics over the 6 rows of data.csv differ from metrics over the 3 probes alone
+  ASSERT_EQ(run_cli({"track", c10, c20, "--smiles", "CCO", "CCCC", "c1ccccc1", "--out", d.path("c")}), 0);
+  EXPECT_EQ(store::Reader(d.path("c/attention.h5")).map("attn.probs", 0), a.map("attn.probs", 0));
+  EXPECT_NE(store::Reader(d.path("c/attention.h5")).metric("entropy_norm")[0], a.metric("entropy_norm")[0]);
+}
+
+// Bad input: a checkpoint of another architecture is refused naming the differing keys; an empty
+// folder, a run without kept checkpoints and no inputs are usage errors (exit 2).
+TEST(Track, RefusesMixedSeriesAndBadInput) {
+  TempDir d;
+  const std::string root = trainer_folder(d);
+  const std::string c10 = root + "/checkpoint-10";
+  for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(root + "/" + f, c10 + "/" + f);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(run_cli({"track", c10, testing::fixture_path("hf-bert-tiny/bert-tiny-classification"), "--smiles", "CCO", "--out",
+                     d.path("x")}), 2);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("differs from the first checkpoint"), std::string::npos) << err;
+  EXPECT_NE(err.find("name"), std::string::npos) << err;
+  fs::create_directories(d.path("empty"));
+  EXPECT_EQ(run_cli({"track", d.path("empty"), "--smiles", "CCO", "--out", d.path("y")}), 2);
+  EXPECT_EQ(run_cli({"track", root, "--out", d.path("z")}), 2) << "no inputs";
+  EXPECT_EQ(run_cli({"track", root, "--smiles", "CCO", "--sites", "attn.q", "--out", d.path("w")}), 2);
+}
+
+}  // namespace
+}  // namespace attnscope

@@ -238,11 +238,10 @@ int track_command(const TrackArgs& a) {
   std::set<std::string> done_paths;
   for (const auto& d : done) done_paths.insert(d.value("path", ""));
   if (!done.empty()) log::info("track: resuming after " + std::to_string(done.size()) + " recorded checkpoints");
-  if (to_dir) fs::create_directories(dir);
-
   Config config;
   train::configure_threads(config.run);
-  snapshot_hooks(config, a.sites, /*metrics=*/true);
+  snapshot_hooks(config, a.sites, /*metrics=*/true);  // (bad --sites: refused before anything is written)
+  if (to_dir) fs::create_directories(dir);
   std::unique_ptr<Reference> first;
   int64_t last_epoch = done.empty() ? -1 : done.back().value("epoch", -1);
   int64_t last_train_epoch = done.empty() ? -1 : static_cast<int64_t>(done.back().value("train_epoch", -1.0));

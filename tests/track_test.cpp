@@ -146,6 +146,68 @@ TEST(Track, RefusesMixedSeriesAndBadInput) {
   EXPECT_EQ(run_cli({"track", d.path("empty"), "--smiles", "CCO", "--out", d.path("y")}), 2);
   EXPECT_EQ(run_cli({"track", root, "--out", d.path("z")}), 2) << "no inputs";
   EXPECT_EQ(run_cli({"track", root, "--smiles", "CCO", "--sites", "attn.q", "--out", d.path("w")}), 2);
+  EXPECT_FALSE(fs::exists(d.path("w"))) << "nothing written";
+}
+
+// compare: a snapshot compared with itself gives zero JS, zero differences and the identity
+// matching; with a copy of the model whose layer-0 heads 0 and 1 are swapped (their query, key and
+// value rows and output columns permuted: the same function), the matching finds the swap with
+// zero divergence; different probes are refused naming the probe.
+TEST(Compare, IdentityAndSwappedHeads) {
+  TempDir d;
+  const std::string model = tiny("regression");
+  auto w = models::read_safetensors(model + "/model.safetensors");
+  const auto cfg = nlohmann::json::parse(testing::read_file_text(model + "/config.json"));
+  const int64_t dh = cfg["hidden_size"].get<int64_t>() / cfg["num_attention_heads"].get<int64_t>();
+  auto swap_rows = [&](torch::Tensor t, int64_t dim) {
+    auto out = t.clone();
+    out.narrow(dim, 0, dh).copy_(t.narrow(dim, dh, dh));
+    out.narrow(dim, dh, dh).copy_(t.narrow(dim, 0, dh));
+    return out;
+  };
+  const std::string pre = "roberta.encoder.layer.0.attention.";
+  for (const char* m : {"query", "key", "value"}) {
+    for (const char* kind : {"weight", "bias"}) {
+      const std::string name = pre + "self." + m + "." + kind;
+      ASSERT_TRUE(w.count(name)) << name;
+      w[name] = swap_rows(w[name], 0);
+    }
+  }
+  w[pre + "output.dense.weight"] = swap_rows(w[pre + "output.dense.weight"], 1);
+  fs::create_directories(d.path("swapped"));
+  for (const char* f : {"config.json", "vocab.json", "merges.txt"}) fs::copy_file(model + "/" + f, d.path("swapped/") + f);
+  models::write_safetensors(d.path("swapped/model.safetensors"), w, {{"format", "pt"}});
+  ASSERT_EQ(run_cli({"snapshot", "--model", model, "--smiles-file", smiles_file(d), "--out", d.path("a.h5")}), 0);
+  ASSERT_EQ(run_cli({"snapshot", "--model", d.path("swapped"), "--smiles-file", smiles_file(d), "--out", d.path("b.h5")}), 0);
+  ASSERT_EQ(run_cli({"compare", d.path("a.h5"), d.path("a.h5"), "--out", d.path("self")}), 0);
+  const auto self = nlohmann::json::parse(testing::read_file_text(d.path("self/compare.json")));
+  const auto& pair = self["pairs"][0];
+  for (size_t l = 0; l < pair["matching"].size(); ++l) {
+    for (size_t h = 0; h < pair["matching"][l].size(); ++h) EXPECT_EQ(pair["matching"][l][h], h);
+    const auto& js = pair["js"][l];
+    const size_t H = pair["matching"][l].size();
+    for (size_t h = 0; h < H; ++h) EXPECT_NEAR(js[h * H + h].get<double>(), 0, 1e-6);
+  }
+  for (const auto& [m, v] : pair["metric_diff"].items()) {
+    for (const auto& x : v) EXPECT_TRUE(x.is_null() || x.get<double>() == 0) << m;
+  }
+  EXPECT_TRUE(fs::exists(d.path("self/compare.html")));
+  EXPECT_TRUE(fs::exists(d.path("self/figures/compare_matching.png")));
+  ASSERT_EQ(run_cli({"compare", d.path("a.h5"), d.path("b.h5"), "--out", d.path("swap"), "--format", "png"}), 0);
+  const auto swap = nlohmann::json::parse(testing::read_file_text(d.path("swap/compare.json")));
+  const auto& m0 = swap["pairs"][0]["matching"][0];
+  EXPECT_EQ(m0[0], 1);
+  EXPECT_EQ(m0[1], 0);
+  for (size_t h = 2; h < m0.size(); ++h) EXPECT_EQ(m0[h], h);
+  const size_t H = m0.size();
+  EXPECT_NEAR(swap["pairs"][0]["js"][0][0 * H + 1].get<double>(), 0, 1e-5) << "head 0 of a is head 1 of b";
+  EXPECT_GT(swap["pairs"][0]["js"][0][0].get<double>(), 1e-3) << "head 0 of a is not head 0 of b";
+  // other inputs: refused naming the probe
+  ASSERT_EQ(run_cli({"snapshot", "--model", model, "--smiles", "CCCC", "--out", d.path("c.h5")}), 0);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(run_cli({"compare", d.path("a.h5"), d.path("c.h5"), "--out", d.path("bad")}), 2);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("probe"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -36,7 +36,7 @@
   fill($('sel-layer'), D.layers.map((l, i) => [i, 'layer ' + l]));
   fill($('sel-head'), D.heads.map((h, i) => [i, 'head ' + h]));
   fill($('sel-probe'), D.probes.map((p, i) => [i, i + ': ' + (p.text.length > 60 ? p.text.slice(0, 57) + '...' : p.text)]));
-  const metrics = Object.keys(D.pairs[0].metric_diff_matched || {});
+  const metrics = Object.keys(D.pairs[0].metric_diff_matched || {}).sort((a, b) => (b === 'entropy_norm') - (a === 'entropy_norm'));
   fill($('sel-metric'), metrics.map((m) => [m, m]));
   const curveKeys = [];
   runs.forEach((r) => r.curves.forEach((row) => Object.keys(row).forEach((k) => {
@@ -81,7 +81,7 @@
     for (let i = 0; i < n; i++) z.push(m.slice(i * n, i * n + n));
     Plotly.react(div, [{ type: 'heatmap', z, x: toks, y: toks, zmin: 0, zmax: 1, colorscale: 'Viridis',
       hovertemplate: 'query %{y}<br>key %{x}<br>%{z:.3f}<extra></extra>' }],
-    layout(title, { yaxis: { autorange: 'reversed', title: 'query' }, xaxis: { title: 'key' }, margin: { l: 110, r: 20, t: 40, b: 110 } }), cfg);
+    layout(title, { yaxis: { autorange: 'reversed', title: 'query', type: 'category' }, xaxis: { title: 'key', type: 'category' }, margin: { l: 110, r: 20, t: 40, b: 110 } }), cfg);
     return true;
   }
 

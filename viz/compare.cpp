@@ -250,7 +250,7 @@ void metric_diff_figure(const std::vector<Side>& sides, const Pair& r, const Out
             "layer x head of " + run_name(a) + "; each compared with its matched head of " + run_name(b) +
                 " (whole validation split, epoch " + std::to_string(a.epochs[sides[0].e].epoch) + " vs " +
                 std::to_string(b.epochs[sides[r.b].e].epoch) + ")");
-    const auto boxes = grid({110.0 / w, 1.0 - 60.0 / w, 80.0 / hgt, 1.0 - 140.0 / hgt}, rows, cols, 170.0 / w, 120.0 / hgt);
+    const auto boxes = grid({110.0 / w, 1.0 - 120.0 / w, 80.0 / hgt, 1.0 - 140.0 / hgt}, rows, cols, 200.0 / w, 120.0 / hgt);
     for (size_t k = 0; k < shown.size(); ++k) {
       const auto& d = r.diff_matched.at(shown[k]);
       double vabs = 1e-6;

@@ -210,5 +210,32 @@ TEST(Compare, IdentityAndSwappedHeads) {
   EXPECT_NE(err.find("probe"), std::string::npos) << err;
 }
 
+// An attnscope run directory: its kept checkpoints (train.keep_every) then last.pt, each at its
+// own epoch; a run without kept checkpoints is refused (exit 2).
+TEST(Track, RunDirectoryKeptCheckpoints) {
+  TempDir d;
+  std::ifstream in(testing::source_path("data/esol/delaney-processed.csv"));
+  std::string csv, line;
+  for (int i = 0; i < 121 && std::getline(in, line); ++i) csv += line + "\n";
+  testing::write_text(d.path("esol.csv"), csv);
+  std::vector<std::string> args = {"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", d.path("run"), "--set",
+                                   "data.csv=" + d.path("esol.csv"), "model.n_layers=1", "model.d_model=32", "model.n_heads=4",
+                                   "model.d_ff=64", "train.epochs=3", "train.keep_every=2", "hooks.attention.enabled=false",
+                                   "run.threads=1", "train.progress=none", "run.log_level=warn", "data.split=random"};
+  ASSERT_EQ(run_cli(args), 0);
+  ASSERT_TRUE(fs::exists(d.path("run/checkpoints/epoch-000002.pt")));
+  ASSERT_EQ(run_cli({"track", d.path("run"), "--data", d.path("esol.csv"), "--probes", "4", "--out", d.path("t")}), 0);
+  store::Reader r(d.path("t/attention.h5"));
+  const auto epochs = r.epochs();
+  ASSERT_EQ(epochs.size(), 2u) << "epoch-000002.pt and last.pt (epoch 3)";
+  EXPECT_EQ(epochs[0].epoch, 2);
+  EXPECT_EQ(epochs[1].epoch, 3);
+  EXPECT_EQ(r.probes().count, 4);
+  args[3] = d.path("run2");
+  args[args.size() - 6] = "train.keep_every=0";
+  ASSERT_EQ(run_cli(args), 0);
+  EXPECT_EQ(run_cli({"track", d.path("run2"), "--smiles", "CCO", "--out", d.path("t2")}), 2);
+}
+
 }  // namespace
 }  // namespace attnscope

@@ -286,12 +286,11 @@ int track_command(const TrackArgs& a) {
     if (to_dir) {
       std::string lines;
       for (const auto& d : done) {
-        json r = {{"epoch", d["epoch"]}};
-        for (const char* key : {"step", "train_epoch"}) {
-          if (d.contains(key)) r[key] = d[key];
-        }
-        if (d.contains("loss")) r["train_loss"] = d["loss"];
-        if (d.contains("eval_loss")) r["val_loss"] = d["eval_loss"];
+        json r = d;  // entry_json's keys, the losses under the names of a run's metrics.jsonl
+        r.erase("checkpoint");
+        r.erase("path");
+        if (r.contains("loss")) r["train_loss"] = r["loss"], r.erase("loss");
+        if (r.contains("eval_loss")) r["val_loss"] = r["eval_loss"], r.erase("eval_loss");
         lines += r.dump() + "\n";
       }
       write_file_atomic(curves.string(), lines);

@@ -341,21 +341,23 @@ void timelines_figure(const std::vector<Side>& sides, const std::vector<Pair>& p
     for (size_t s = 1; s < sides.size(); ++s) names += ", " + run_name(sides[s].run) + " (dashed)";
     c.title("specialisation timelines overlaid", names + "; colour = head of " + run_name(a) + " and the heads matched to it");
     const auto boxes = grid({90.0 / w, 1.0 - 200.0 / w, 80.0 / hgt, 1.0 - 130.0 / hgt}, rows, cols, 80.0 / w, 100.0 / hgt);
+    std::vector<std::vector<int64_t>> me;  // per run: its metric epochs (read once)
+    for (const auto& s : sides) me.push_back(s.run.file->metric_epochs());
     for (int r = 0; r < rows; ++r) {
+      std::vector<std::vector<float>> values;  // per run: this metric, [M,L,H] (read once per metric)
+      for (const auto& s : sides) values.push_back(s.run.file->metric(shown[r]));
       for (int64_t l = 0; l < std::min<int64_t>(L, cols); ++l) {
         std::vector<Series> series;
         for (size_t s = 0; s < sides.size(); ++s) {
-          const auto& run = sides[s].run;
-          const auto me = run.file->metric_epochs();
-          const auto v = run.file->metric(shown[r]);
+          const auto& v = values[s];
           for (int64_t h = 0; h < H; ++h) {
             const int64_t hb = s == 0 ? h : pairs[s - 1].matching[l][h];
             Series se;
             se.name = s == 0 ? head_tag(a, l, h) : "";
             se.color = static_cast<int>(h % 10);
             se.dashed = s > 0;
-            for (size_t k = 0; k < me.size(); ++k) {
-              se.x.push_back(static_cast<double>(me[k]));
+            for (size_t k = 0; k < me[s].size(); ++k) {
+              se.x.push_back(static_cast<double>(me[s][k]));
               se.y.push_back(v[(k * L + l) * H + hb]);
             }
             series.push_back(std::move(se));
@@ -445,7 +447,7 @@ json maps_section(const std::vector<Side>& sides, int64_t budget) {
   return out;
 }
 
-json compare_json(const std::vector<Side>& sides, const std::vector<Pair>& pairs, bool with_maps) {
+json compare_json(const std::vector<Side>& sides, const std::vector<Pair>& pairs) {
   const auto& a = sides[0].run;
   json d;
   d["schema"] = "attnscope-compare/1";
@@ -498,7 +500,6 @@ json compare_json(const std::vector<Side>& sides, const std::vector<Pair>& pairs
     ps.push_back(std::move(j));
   }
   d["pairs"] = std::move(ps);
-  if (with_maps) d["maps"] = maps_section(sides, 4'000'000);
   return d;
 }
 
@@ -555,10 +556,12 @@ Compared compare(const CompareOptions& o) {
     curves_figure(sides, out);
   }
   const std::string json_path = (fs::path(out_dir) / "compare.json").string();
-  write_file_atomic(json_path, compare_json(sides, pairs, false).dump(1) + "\n");
+  json data = compare_json(sides, pairs);
+  write_file_atomic(json_path, data.dump(1) + "\n");
   result.rendered.files.push_back(json_path);
   if (html) {
-    const std::string page = assemble_report(compare_json(sides, pairs, true).dump(), web_dir, WebDir::kComparePage, WebDir::kCompareApp);
+    data["maps"] = maps_section(sides, 4'000'000);  // the report's side-by-side maps (not in compare.json)
+    const std::string page = assemble_report(data.dump(), web_dir, WebDir::kComparePage, WebDir::kCompareApp);
     const std::string path = (fs::path(out_dir) / "compare.html").string();
     write_file_atomic(path, page);
     result.rendered.files.push_back(path);

@@ -335,12 +335,12 @@ void timelines_figure(const std::vector<Side>& sides, const std::vector<Pair>& p
   if (shown.empty()) return;
   const int64_t L = a.L, H = a.H;
   const int rows = static_cast<int>(shown.size()), cols = static_cast<int>(std::min<int64_t>(L, 4));
-  const int w = cols * 560 + 260, hgt = rows * 380 + 190;
+  const int w = cols * 560 + 360, hgt = rows * 380 + 250;
   emit(out, "compare_timelines", w, hgt, [&](Canvas& c) {
     std::string names = run_name(a) + " (solid)";
     for (size_t s = 1; s < sides.size(); ++s) names += ", " + run_name(sides[s].run) + " (dashed)";
     c.title("specialisation timelines overlaid", names + "; colour = head of " + run_name(a) + " and the heads matched to it");
-    const auto boxes = grid({90.0 / w, 1.0 - 200.0 / w, 80.0 / hgt, 1.0 - 130.0 / hgt}, rows, cols, 80.0 / w, 100.0 / hgt);
+    const auto boxes = grid({90.0 / w, 1.0 - 300.0 / w, 80.0 / hgt, 1.0 - 190.0 / hgt}, rows, cols, 80.0 / w, 100.0 / hgt);
     std::vector<std::vector<int64_t>> me;  // per run: its metric epochs (read once)
     for (const auto& s : sides) me.push_back(s.run.file->metric_epochs());
     for (int r = 0; r < rows; ++r) {
@@ -353,7 +353,7 @@ void timelines_figure(const std::vector<Side>& sides, const std::vector<Pair>& p
           for (int64_t h = 0; h < H; ++h) {
             const int64_t hb = s == 0 ? h : pairs[s - 1].matching[l][h];
             Series se;
-            se.name = s == 0 ? head_tag(a, l, h) : "";
+            se.name = s == 0 ? head_tag(a, l, h) : run_name(sides[s].run).substr(0, 12) + " " + head_tag(sides[s].run, l, hb);
             se.color = static_cast<int>(h % 10);
             se.dashed = s > 0;
             for (size_t k = 0; k < me[s].size(); ++k) {

@@ -13,6 +13,7 @@
 #include "cli/track_command.h"
 #include "cli/train_command.h"
 #include "core/core.h"
+#include "serve/serve.h"
 #include "viz/viz.h"
 
 namespace attnscope::cli {
@@ -49,6 +50,7 @@ struct Args {
   SplitArgs split;
   TrackArgs track;
   viz::CompareOptions compare;
+  serve::ServeOptions serve;
 };
 
 // A subcommand and what runs when it was parsed.
@@ -144,6 +146,19 @@ Command add_compare(CLI::App& app, viz::CompareOptions& co) {
             for (const auto& f : r.rendered.files) std::cout << f << "\n";
             return 0;
           }};
+}
+
+Command add_serve(CLI::App& app, serve::ServeOptions& so) {
+  auto* c = app.add_subcommand("serve", "Explore a model's attention live in the browser: type an input, see every layer and head (page at /, JSON API at /api/*; docs/serve.md).");
+  c->add_option("model", so.model, "A Hugging Face directory, a run directory (its checkpoints and recorded report on offer) or a checkpoint")->required();
+  c->add_option("--host", so.host, "Address to listen on (default 127.0.0.1: this machine only)");
+  c->add_option("--port", so.port, "Port (default 8080; 0: any free one)");
+  c->add_option("--threads", so.threads, "Inference workers (default: the machine's cores)");
+  c->add_option("--queue", so.queue, "Requests that may wait for a worker before the server answers 503 (default 64)");
+  c->add_option("--input", so.input, "What the input box takes: auto (default), smiles or text");
+  c->add_option("--max-input-chars", so.limits.max_input_chars, "Longest input accepted, in characters (default 4000)");
+  c->add_option("--web-dir", so.web_dir, "Page template and npm libraries (default: the source tree's viz/web)");
+  return {c, [&so] { return serve::serve_command(so); }};
 }
 
 Command add_metrics(CLI::App& app, MetricsArgs& met) {
@@ -260,7 +275,7 @@ int run(const std::vector<std::string>& args) {
       add_snapshot(app, a.snapshot),  add_metrics(app, a.metrics),   add_render(app, a.render),
       add_tokenize(app, a.tokenize),  add_predict(app, a.predict),   add_export(app, a.export_),
       add_baseline(app, a.baseline),  add_split(app, a.split),       add_track(app, a.track),
-      add_compare(app, a.compare)};
+      add_compare(app, a.compare),    add_serve(app, a.serve)};
   std::vector<std::string> argv_rest(args.begin() + (args.empty() ? 0 : 1), args.end());
   std::reverse(argv_rest.begin(), argv_rest.end());  // CLI11 parses a reversed vector
   try {

@@ -22,6 +22,8 @@ std::vector<std::string> split(const std::string& s, char sep = ',');
 // that reports several problems at once.
 std::string problem_list(const std::string& headline, const std::vector<std::string>& problems);
 
+// Standard base64 (RFC 4648, with padding) of the bytes of `in`.
+std::string base64(const std::string& in);
 // Whether this CPU runs AVX2 and FMA (checked once).
 bool cpu_has_avx2_fma();
 

@@ -2,6 +2,7 @@
 // attention it receives from the first token <s> for one head, one panel per recorded epoch.
 // Tokens map to atoms through their character spans in the SMILES (core/smiles.h).
 #include <GraphMol/MolDraw2D/MolDraw2DCairo.h>
+#include <GraphMol/MolDraw2D/MolDraw2DSVG.h>
 #include <GraphMol/SmilesParse/SmilesParse.h>
 #include <cairo.h>
 
@@ -168,6 +169,33 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
     write_png(surface, path);
     out.written->push_back(path);
   }
+}
+
+std::string molecule_svg(const std::string& smiles, const std::vector<std::string>& tokens, const std::vector<double>& weight,
+                         const std::string& legend, int width, int height) {
+  std::unique_ptr<RDKit::RWMol> mol;
+  try {
+    mol.reset(RDKit::SmilesToMol(smiles));
+  } catch (...) {
+  }
+  if (!mol) return {};
+  const auto w = atom_weights(smiles, tokens, weight);
+  if (w.size() != mol->getNumAtoms()) return {};  // the tokens do not spell the molecule
+  const double top = std::max(1e-9, w.empty() ? 0.0 : *std::max_element(w.begin(), w.end()));
+  std::vector<int> atoms;
+  std::map<int, RDKit::DrawColour> colours;
+  std::map<int, double> radii;
+  for (size_t a = 0; a < w.size(); ++a) {
+    const Rgb c = viridis(w[a] / top);
+    atoms.push_back(static_cast<int>(a));
+    colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
+    radii[static_cast<int>(a)] = 0.45;
+  }
+  RDKit::MolDraw2DSVG drawer(width, height);
+  drawer.drawOptions().legendFontSize = 16;
+  drawer.drawMolecule(*mol, legend, &atoms, &colours, &radii);
+  drawer.finishDrawing();
+  return drawer.getDrawingText();
 }
 
 }  // namespace attnscope::viz

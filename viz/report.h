@@ -29,6 +29,8 @@ struct WebDir {
   static constexpr const char* kUmap = "node_modules/umap-js/lib/umap-js.min.js";
   static constexpr const char* kComparePage = "compare.html";  // attnscope compare's page and app
   static constexpr const char* kCompareApp = "compare.js";
+  static constexpr const char* kServePage = "serve.html";  // attnscope serve's page and app
+  static constexpr const char* kServeApp = "serve.js";
 };
 // UsageError naming the first of these that `web_dir` lacks (before anything is written).
 void check_web_dir(const std::string& web_dir);

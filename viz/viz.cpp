@@ -183,6 +183,22 @@ std::string write_report(const Run& run, const Selection& s, const fs::path& out
 
 }  // namespace
 
+std::string report_html(const std::string& run_dir, const std::string& web_dir) {
+  const std::string web = web_dir.empty() ? default_web_dir() : web_dir;
+  check_web_dir(web);
+  const Run run = open_run(run_dir);
+  return assemble_report(report_data(run, {}, {}, kReportMapBudget).json, web);
+}
+
+std::string serve_page(const std::string& web_dir) {
+  const std::string web = web_dir.empty() ? default_web_dir() : web_dir;
+  check_web_dir(web);
+  for (const char* f : {WebDir::kServePage, WebDir::kServeApp}) {
+    if (!fs::exists(fs::path(web) / f)) throw UsageError("serve needs '" + (fs::path(web) / f).string() + "' (viz/web of the source tree, or ATTNSCOPE_WEB_DIR)");
+  }
+  return assemble_report("{}", web, WebDir::kServePage, WebDir::kServeApp);
+}
+
 std::string default_web_dir() {
   if (const char* env = std::getenv("ATTNSCOPE_WEB_DIR"); env != nullptr && *env) return env;
   return ATTNSCOPE_WEB_DIR;

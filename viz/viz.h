@@ -49,6 +49,19 @@ struct Compared {
 // and an offline report (compare.html).
 Compared compare(const CompareOptions& options);
 
+// A molecule drawn by RDKit (SVG, width x height), each atom coloured (viridis, 0 to the largest)
+// by the weights of the tokens over it (a token over k atoms gives each 1/k); "" when the SMILES
+// does not parse or the tokens do not spell it.
+std::string molecule_svg(const std::string& smiles, const std::vector<std::string>& tokens, const std::vector<double>& weight,
+                         const std::string& legend, int width = 420, int height = 340);
+
+// The offline report of a run (what `render --format html` writes), as a string.
+std::string report_html(const std::string& run_dir, const std::string& web_dir = "");
+
+// The page of `attnscope serve` (web_dir's serve.html with its style, plotly.js and serve.js
+// inlined; UsageError naming what web_dir lacks).
+std::string serve_page(const std::string& web_dir = "");
+
 // Where report.html/js/css and node_modules are looked for: $ATTNSCOPE_WEB_DIR, else the
 // source tree's viz/web.
 std::string default_web_dir();

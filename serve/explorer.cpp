@@ -1,0 +1,458 @@
+// The JSON API behind `attnscope serve` (serve/serve.h): one forward pass with the attention taps
+// per request, and what the page shows computed from it.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <regex>
+
+#include <torch/torch.h>
+
+#include "core/core.h"
+#include "data/data.h"
+#include "hooks/hooks.h"
+#include "models/models.h"
+#include "serve/serve.h"
+#include "viz/viz.h"
+
+namespace attnscope::serve {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+using Model = std::shared_ptr<const models::LoadedModel>;
+
+std::shared_ptr<models::LoadedModel> load_for_inference(const std::string& path) {
+  auto m = std::make_shared<models::LoadedModel>(models::load_model(path));
+  m->hf.model->eval();
+  for (auto& p : m->hf.model->parameters()) p.set_requires_grad(false);
+  return m;
+}
+
+// "epoch-000010.pt" -> 10; -1 for best.pt, last.pt and other names.
+int64_t epoch_of_name(const std::string& name) {
+  static const std::regex re("epoch-0*([0-9]+)\\.pt");
+  std::smatch m;
+  return std::regex_match(name, m, re) ? std::stoll(m[1]) : -1;
+}
+
+const json& field(const json& request, const char* key) {
+  static const json null;
+  return request.is_object() && request.contains(key) ? request.at(key) : null;
+}
+
+std::string string_field(const json& request, const char* key, bool required) {
+  const json& v = field(request, key);
+  if (v.is_null()) {
+    if (required) throw RequestError(400, std::string("the request has no \"") + key + "\" (a string)");
+    return {};
+  }
+  if (!v.is_string()) throw RequestError(400, std::string("\"") + key + "\" must be a string");
+  return v.get<std::string>();
+}
+
+int64_t int_field(const json& request, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
+  const json& v = field(request, key);
+  if (v.is_null()) return fallback;
+  if (!v.is_number_integer()) throw RequestError(400, std::string("\"") + key + "\" must be an integer");
+  const auto x = v.get<int64_t>();
+  if (x < lo || x > hi) {
+    throw RequestError(400, std::string("\"") + key + "\" is " + std::to_string(x) + "; expected " + std::to_string(lo) + ".." +
+                                std::to_string(hi));
+  }
+  return x;
+}
+
+std::string preview(const std::string& s) { return s.size() > 40 ? s.substr(0, 37) + "..." : s; }
+
+// One input through the model: its encoding and the attention of every layer.
+struct Pass {
+  data::Encoding enc;
+  torch::Tensor maps;    // [L,H,T,T] float32
+  torch::Tensor output;  // the model's output for the one input ([K], [T,V] or [T,D])
+};
+
+}  // namespace
+
+struct Explorer::Impl {
+  std::string path, run_dir, input_kind;
+  bool pair = false;
+  Limits limits;
+  Model base;                      // the model MODEL names (a run: its best checkpoint, else last)
+  std::string base_name;           // its checkpoint file name ("" for a Hugging Face directory)
+  std::vector<std::string> names;  // checkpoints on offer, by file name
+  mutable std::mutex mu;
+  mutable std::list<std::pair<std::string, Model>> loaded;  // most recently used first
+
+  Model model(const json& request) const {
+    const std::string name = string_field(request, "checkpoint", false);
+    if (name.empty() || name == base_name) return base;
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      throw RequestError(400, "no checkpoint '" + preview(name) + "'" +
+                                  (names.empty() ? std::string(": the model is not a run directory")
+                                                 : "; this run offers " + join(names)));
+    }
+    std::lock_guard<std::mutex> lock(mu);  // one load at a time; requests for loaded ones wait briefly
+    for (auto it = loaded.begin(); it != loaded.end(); ++it) {
+      if (it->first == name) {
+        loaded.splice(loaded.begin(), loaded, it);
+        return it->second;
+      }
+    }
+    Model m = load_for_inference((fs::path(run_dir) / "checkpoints" / name).string());  // name is one of `names`
+    loaded.emplace_front(name, m);
+    while (static_cast<int64_t>(loaded.size()) > limits.max_checkpoints_loaded) loaded.pop_back();
+    return m;
+  }
+
+  // The input of a request, checked: a string, not empty, within the limits, a SMILES RDKit parses.
+  std::pair<std::string, std::string> inputs(const json& request, const char* key = "input") const {
+    std::string text = string_field(request, key, true), second = string_field(request, "pair", false);
+    if (key != std::string("input")) second.clear();
+    if (trim(text).empty()) throw RequestError(400, "the input is empty: type a " + noun());
+    const auto chars = static_cast<int64_t>(text.size() + second.size());
+    if (chars > limits.max_input_chars) {
+      throw RequestError(400, "the input has " + std::to_string(chars) + " characters; the limit is " +
+                                  std::to_string(limits.max_input_chars));
+    }
+    if (!second.empty() && !pair) throw RequestError(400, "this model takes one text, not a pair");
+    if (input_kind == "smiles") {
+      text = trim(text);
+      // a masked-LM's mask token stands for an atom the model is to fill in: RDKit checks the rest
+      std::string checked = text;
+      const auto& tok = base->tok();
+      if (tok.mask_id() >= 0) {
+        const std::string mask = tok.id_token(tok.mask_id());
+        for (size_t at = checked.find(mask); at != std::string::npos; at = checked.find(mask, at + 1)) {
+          checked.replace(at, mask.size(), "*");
+        }
+      }
+      if (data::canonical_smiles(checked).empty()) {
+        throw RequestError(400, "'" + preview(text) + "' is not a valid SMILES (RDKit cannot parse it)");
+      }
+    }
+    return {text, second};
+  }
+
+  std::string noun() const { return input_kind == "smiles" ? "SMILES" : "text"; }
+
+  Pass forward(const models::LoadedModel& m, const std::string& text, const std::string& second) const {
+    Pass p;
+    const auto& tok = m.tok();
+    p.enc = tok.encode_pair(text, second.empty() ? nullptr : &second, 0);
+    const auto T = static_cast<int64_t>(p.enc.ids.size());
+    const int64_t most = models::max_tokens(m.config());
+    if (T > most) {
+      throw RequestError(400, "the input is " + std::to_string(T) + " tokens long; this model reads at most " +
+                                  std::to_string(most));
+    }
+    if (T == 0) throw RequestError(400, "the input has no tokens");
+    const auto ids = torch::tensor(p.enc.ids, torch::kLong).view({1, T});
+    const auto types = torch::tensor(p.enc.type_ids, torch::kLong).view({1, T});
+    const auto mask = torch::ones({1, T}, torch::kLong);
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs);
+    torch::NoGradGuard no_grad;
+    p.output = m.hf.model->forward(ids, mask, &taps, types)[0];
+    std::vector<torch::Tensor> layers;
+    for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
+      layers.push_back(taps.get(models::site::kAttnProbs, l)[0].to(torch::kFloat));
+    }
+    p.maps = torch::stack(layers).contiguous();
+    return p;
+  }
+
+  json prediction(const models::LoadedModel& m, const torch::Tensor& out) const {
+    const auto& c = m.config();
+    if (!m.hf.is_classifier()) return nullptr;
+    const std::string problem = models::effective_problem_type(c);
+    const auto o = out.to(torch::kDouble).contiguous();
+    json outputs = json::array();
+    if (problem == "regression") {
+      for (int64_t k = 0; k < c.num_labels; ++k) {
+        double v = o[k].item<double>();
+        if (!m.mean.empty()) v = v * m.stdev[static_cast<size_t>(k)] + m.mean[static_cast<size_t>(k)];
+        outputs.push_back({{"label", c.label(k)}, {"value", v}});
+      }
+      return {{"problem", problem}, {"outputs", outputs}, {"untrained_head", !m.hf.new_heads.empty()}};
+    }
+    const auto prob = problem == "multi_label_classification" ? torch::sigmoid(o) : torch::softmax(o, 0);
+    for (int64_t k = 0; k < c.num_labels; ++k) {
+      outputs.push_back({{"label", c.label(k)}, {"logit", o[k].item<double>()}, {"probability", prob[k].item<double>()}});
+    }
+    json j = {{"problem", problem}, {"outputs", outputs}, {"untrained_head", !m.hf.new_heads.empty()}};
+    if (problem == "single_label_classification") j["label"] = c.label(o.argmax().item<int64_t>());
+    return j;
+  }
+
+  // The top `k` tokens (display form) and probabilities of logits [V].
+  static json top_tokens(const data::Tokenizer& tok, const torch::Tensor& logits, int64_t k) {
+    const auto prob = torch::softmax(logits.to(torch::kDouble), 0);
+    const auto top = prob.topk(std::min<int64_t>(k, prob.size(0)));
+    json out = json::array();
+    for (int64_t i = 0; i < std::get<1>(top).size(0); ++i) {
+      const int64_t id = std::get<1>(top)[i].item<int64_t>();
+      out.push_back({{"id", id}, {"token", tok.display(tok.id_token(id))}, {"probability", std::get<0>(top)[i].item<double>()}});
+    }
+    return out;
+  }
+};
+
+Explorer::Explorer(const std::string& model, const std::string& input, Limits limits) : impl_(std::make_unique<Impl>()) {
+  auto& d = *impl_;
+  d.path = model;
+  d.limits = limits;
+  if (input != "auto" && input != "smiles" && input != "text") throw UsageError("--input must be auto, smiles or text");
+  if (!models::is_molecule_model(model)) {
+    throw UsageError("serve: '" + model + "' is a min/max run; serve takes a Hugging Face directory, a RoBERTa / BERT / "
+                     "GPT-2 run directory or one of its checkpoints");
+  }
+  auto m = load_for_inference(model);
+  (void)m->tok();  // UsageError now when the directory has no tokenizer
+  d.base = m;
+  d.run_dir = m->run_dir;
+  const auto& c = m->config();
+  if (!d.run_dir.empty()) {
+    d.base_name = fs::path(m->origin).filename().string();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(d.run_dir) / "checkpoints", ec)) {
+      if (e.path().extension() == ".pt") d.names.push_back(e.path().filename().string());
+    }
+    std::sort(d.names.begin(), d.names.end(), [](const std::string& a, const std::string& b) {
+      const int64_t ea = epoch_of_name(a), eb = epoch_of_name(b);
+      return ea != eb ? (ea < 0) < (eb < 0) || (ea >= 0 && eb >= 0 && ea < eb) : a < b;
+    });
+  }
+  // What a person types: the run's data says; otherwise the family (a RoBERTa whose BPE has no
+  // English word pieces is a ChemBERTa).
+  std::string kind = input;
+  bool pair = false;
+  if (kind == "auto") {
+    if (!d.run_dir.empty()) {
+      const Config rc = models::checkpoint_config(m->origin);
+      kind = !rc.data.text_col.empty() || c.model_type != "roberta" || rc.data.task == "clm" ? "text" : "smiles";
+      pair = !rc.data.text_pair_col.empty();
+    } else if (c.model_type != "roberta") {
+      kind = "text";
+    } else {
+      const auto& tok = m->tok();
+      kind = tok.kind() == "smiles-regex" || tok.token_id("\xC4\xA0the") == tok.unk_id() ? "smiles" : "text";
+    }
+  }
+  d.input_kind = kind;
+  d.pair = kind == "text" && (pair || c.model_type == "bert");
+}
+
+Explorer::~Explorer() = default;
+
+const std::string& Explorer::run_dir() const { return impl_->run_dir; }
+
+json Explorer::info() const {
+  const auto& d = *impl_;
+  const auto& m = *d.base;
+  const auto& c = m.config();
+  const auto& tok = m.tok();
+  json labels = json::array();
+  if (m.hf.is_classifier()) {
+    for (int64_t k = 0; k < c.num_labels; ++k) labels.push_back(c.label(k));
+  }
+  json checkpoints = json::array();
+  for (const auto& n : d.names) {
+    const int64_t e = n == d.base_name ? m.epoch : epoch_of_name(n);
+    checkpoints.push_back({{"name", n}, {"epoch", e >= 0 ? json(e) : json(nullptr)}, {"default", n == d.base_name}});
+  }
+  const std::string head = m.hf.is_classifier() ? "classifier"
+                           : !m.hf.is_lm()      ? "none"
+                           : c.causal()         ? "causal_lm"
+                                                : "masked_lm";
+  return {{"model", d.path},
+          {"origin", m.origin},
+          {"family", c.model_type},
+          {"architecture", m.hf.architecture},
+          {"layers", c.num_hidden_layers},
+          {"heads", c.num_attention_heads},
+          {"hidden", c.hidden_size},
+          {"causal", c.causal()},
+          {"head", head},
+          {"problem", m.hf.is_classifier() ? json(models::effective_problem_type(c)) : json(nullptr)},
+          {"labels", labels},
+          {"input", d.input_kind},
+          {"pair", d.pair},
+          {"tokenizer", tok.kind()},
+          {"mask_token", tok.mask_id() >= 0 ? json(tok.id_token(tok.mask_id())) : json(nullptr)},
+          {"max_tokens", models::max_tokens(c)},
+          {"epoch", m.run_dir.empty() ? json(nullptr) : json(m.epoch)},
+          {"checkpoints", checkpoints},
+          {"report", !d.run_dir.empty() && fs::exists(fs::path(d.run_dir) / "attention.h5")},
+          {"metric_names", hooks::head_metric_names()},
+          {"limits", {{"max_input_chars", d.limits.max_input_chars}, {"max_batch", d.limits.max_batch}}}};
+}
+
+json Explorer::attention(const json& request) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& d = *impl_;
+  const auto [text, second] = d.inputs(request);
+  const std::string encoding = field(request, "encoding").is_null() ? "u8" : string_field(request, "encoding", true);
+  if (encoding != "u8" && encoding != "float") throw RequestError(400, "\"encoding\" must be \"u8\" or \"float\"");
+  const Model mp = d.model(request);
+  const auto& m = *mp;
+  const auto& tok = m.tok();
+  const Pass p = d.forward(m, text, second);
+  const int64_t L = p.maps.size(0), H = p.maps.size(1), T = p.maps.size(2);
+  const bool causal = m.config().causal();
+
+  json tokens = json::array(), raw = json::array(), spans = json::array(), special = json::array();
+  const auto specials = tok.special_ids();
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t id = p.enc.ids[static_cast<size_t>(i)];
+    raw.push_back(tok.id_token(id));
+    tokens.push_back(tok.display(tok.id_token(id)));
+    const auto& s = p.enc.spans[static_cast<size_t>(i)];
+    spans.push_back(s.first < 0 ? json(nullptr) : json({s.first, s.second}));
+    special.push_back(std::find(specials.begin(), specials.end(), id) != specials.end() && s.first < 0);
+  }
+
+  // per-head metrics and pattern classes, layer by layer
+  const auto lengths = torch::full({1}, T, torch::kLong);
+  const auto& names = hooks::head_metric_names();
+  json metrics = json::array(), pattern = json::array();
+  for (int64_t l = 0; l < L; ++l) {
+    hooks::HeadMetrics hm(hooks::HeadMetrics::Path::kFast, causal);
+    hm.add(p.maps[l].unsqueeze(0), lengths);
+    const auto r = hm.result();
+    json rows = json::array(), classes = json::array();
+    for (int64_t h = 0; h < H; ++h) {
+      json row = json::array();
+      for (const auto& n : names) {
+        const double v = r.at(n)[h].item<double>();
+        row.push_back(std::isfinite(v) ? json(v) : json(nullptr));
+      }
+      rows.push_back(row);
+      classes.push_back(hooks::pattern_name(static_cast<hooks::Pattern>(static_cast<int>(r.at("pattern")[h].item<double>()))));
+    }
+    metrics.push_back(rows);
+    pattern.push_back(classes);
+  }
+  const auto all = p.maps.unsqueeze(0);  // [1,L,H,T,T]
+  const auto plain = hooks::token_importance(all, lengths)[0].to(torch::kDouble).contiguous();
+  const auto rollout = hooks::token_importance_rollout(all, lengths)[0].to(torch::kDouble).contiguous();
+  auto vec = [](const torch::Tensor& t) {
+    return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  };
+
+  json maps;
+  if (encoding == "u8") {
+    const auto q = (p.maps * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+    maps = base64(std::string(reinterpret_cast<const char*>(q.data_ptr<uint8_t>()), static_cast<size_t>(q.numel())));
+  } else {
+    const auto v = p.maps.to(torch::kDouble).contiguous();
+    maps = json(std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel()));
+  }
+
+  json masks = json::array(), next = nullptr;
+  if (m.hf.is_lm() && !causal && tok.mask_id() >= 0) {
+    for (int64_t i = 0; i < T; ++i) {
+      if (p.enc.ids[static_cast<size_t>(i)] == tok.mask_id()) {
+        masks.push_back({{"position", i}, {"top", Impl::top_tokens(tok, p.output[i], 5)}});
+      }
+    }
+  }
+  if (m.hf.is_lm() && causal) next = Impl::top_tokens(tok, p.output[T - 1], 5);
+
+  json out = {{"input", text},
+              {"checkpoint", m.run_dir.empty() ? json(nullptr) : json(fs::path(m.origin).filename().string())},
+              {"epoch", m.run_dir.empty() ? json(nullptr) : json(m.epoch)},
+              {"tokens", tokens},
+              {"vocab_tokens", raw},
+              {"ids", p.enc.ids},
+              {"spans", spans},
+              {"special", special},
+              {"layers", L},
+              {"heads", H},
+              {"length", T},
+              {"causal", causal},
+              {"encoding", encoding},
+              {"maps", maps},
+              {"metric_names", names},
+              {"metrics", metrics},
+              {"patterns", pattern},
+              {"importance", {{"attention", vec(plain)}, {"rollout", vec(rollout)}}},
+              {"prediction", d.prediction(m, p.output)},
+              {"masks", masks},
+              {"next_token", next},
+              {"molecule", d.input_kind == "smiles"}};
+  if (!second.empty()) {
+    out["pair"] = second;
+    out["type_ids"] = p.enc.type_ids;
+  }
+  out["milliseconds"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+json Explorer::predict(const json& request) const {
+  const auto& d = *impl_;
+  std::vector<json> items;
+  if (field(request, "inputs").is_array()) {
+    const auto& a = field(request, "inputs");
+    if (static_cast<int64_t>(a.size()) > d.limits.max_batch || a.empty()) {
+      throw RequestError(400, "\"inputs\" holds " + std::to_string(a.size()) + " entries; give 1.." +
+                                  std::to_string(d.limits.max_batch));
+    }
+    for (const auto& x : a) items.push_back({{"input", x}});
+  } else {
+    items.push_back(request);
+  }
+  const Model mp = d.model(request);
+  const auto& m = *mp;
+  if (!m.hf.is_classifier() && !m.hf.is_lm()) {
+    throw RequestError(400, "this model (" + m.hf.architecture + ") has no task head: nothing to predict");
+  }
+  json results = json::array();
+  for (const auto& item : items) {
+    const auto [text, second] = d.inputs(item);
+    const Pass p = d.forward(m, text, second);
+    json r = {{"input", text}};
+    if (m.hf.is_classifier()) {
+      r["prediction"] = d.prediction(m, p.output);
+    } else if (m.config().causal()) {
+      r["next_token"] = Impl::top_tokens(m.tok(), p.output[p.output.size(0) - 1], 5);
+    } else {
+      json masks = json::array();
+      for (size_t i = 0; i < p.enc.ids.size(); ++i) {
+        if (p.enc.ids[i] == m.tok().mask_id()) {
+          masks.push_back({{"position", i}, {"top", Impl::top_tokens(m.tok(), p.output[static_cast<int64_t>(i)], 5)}});
+        }
+      }
+      r["masks"] = masks;
+    }
+    results.push_back(r);
+  }
+  return {{"checkpoint", m.run_dir.empty() ? json(nullptr) : json(fs::path(m.origin).filename().string())},
+          {"results", results}};
+}
+
+std::string Explorer::molecule_svg(const json& request) const {
+  const auto& d = *impl_;
+  if (d.input_kind != "smiles") throw RequestError(400, "this model reads text, not molecules");
+  const auto [text, second] = d.inputs(request);
+  const Model mp = d.model(request);
+  const auto& m = *mp;
+  const Pass p = d.forward(m, text, second);
+  const int64_t L = p.maps.size(0), H = p.maps.size(1), T = p.maps.size(2);
+  const int64_t l = int_field(request, "layer", 0, 0, L - 1), h = int_field(request, "head", 0, 0, H - 1);
+  const int64_t q = int_field(request, "query", 0, 0, T - 1);
+  const auto row = p.maps[l][h][q].to(torch::kDouble).contiguous();
+  std::vector<double> weight(row.data_ptr<double>(), row.data_ptr<double>() + T);
+  std::vector<std::string> tokens;
+  for (int64_t id : p.enc.ids) tokens.push_back(m.tok().id_token(id));
+  const std::string svg = viz::molecule_svg(text, tokens, weight,
+                                            "layer " + std::to_string(l) + " head " + std::to_string(h) + ", from token " +
+                                                std::to_string(q) + " '" + m.tok().display(tokens[static_cast<size_t>(q)]) + "'");
+  if (svg.empty()) throw RequestError(422, "the tokens of '" + preview(text) + "' do not map onto its atoms (e.g. <unk>)");
+  return svg;
+}
+
+}  // namespace attnscope::serve

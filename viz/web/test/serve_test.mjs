@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// Browser test of `attnscope serve` (headless Chromium through playwright-core).
+//
+//   node serve_test.mjs ATTNSCOPE_EXE MODEL OUTDIR
+//
+// Starts `attnscope serve MODEL --port 0`, opens its page, types an input and checks that the
+// head map and the metrics table fill, that choosing another head changes the head map, that an
+// invalid input gets a message next to the box (and the page still works after it), and, for a
+// masked-LM model, that a masked input shows five tokens at the mask. Fails on any console error
+// or page error and on any request that leaves the server's origin (data: and blob: are local).
+// Writes OUTDIR/serve.png. Exit 0 = pass, 1 = fail, 77 = skipped (no Chromium or playwright-core).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+const [exe, model, outArg] = process.argv.slice(2);
+if (!exe || !model || !outArg) {
+  console.error('usage: node serve_test.mjs ATTNSCOPE_EXE MODEL OUTDIR');
+  process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.log(`serve_test: SKIP: ${CHROMIUM} does not exist`);
+  process.exit(77);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (err) {
+  console.log(`serve_test: SKIP: playwright-core is not installed: ${err.message.split('\n')[0]}`);
+  process.exit(77);
+}
+const outDir = path.resolve(outArg);
+fs.mkdirSync(outDir, { recursive: true });
+
+const t0 = Date.now();
+const log = (msg) => console.log(`serve_test: [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+const problems = [];
+const errors = [];
+const outside = [];
+let context;
+let userDir;
+let server;
+const watchdog = setTimeout(() => finish('timed out after 90 s'), 90000);
+
+async function finish(failure) {
+  clearTimeout(watchdog);
+  try { if (context) await context.close(); } catch { /* already gone */ }
+  try { if (userDir) fs.rmSync(userDir, { recursive: true, force: true }); } catch { /* ignore */ }
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    const code = await new Promise((r) => { server.on('exit', (c, s) => r(c ?? s)); setTimeout(() => r('still running'), 5000); });
+    if (code !== 0) problems.push(`the server did not stop cleanly on SIGTERM (exit ${code})`);
+  }
+  const all = [...(failure ? [failure] : []), ...problems,
+    ...errors.map((e) => `console/page error: ${e}`), ...outside.map((u) => `request outside the server: ${u}`)];
+  if (all.length) {
+    console.error(`serve_test: FAIL:\n  - ${all.join('\n  - ')}`);
+    process.exit(1);
+  }
+  log('PASS');
+  process.exit(0);
+}
+function check(cond, msg) { if (!cond) problems.push(msg); return !!cond; }
+
+try {
+  // --- the server, on a free port (it prints "open http://127.0.0.1:PORT/")
+  server = spawn(exe, ['serve', model, '--port', '0', '--threads', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let said = '';
+  server.stderr.on('data', (d) => { said += d; });
+  const origin = await new Promise((resolve, reject) => {
+    server.stdout.on('data', (d) => {
+      said += d;
+      const m = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(said);
+      if (m) resolve(m[1]);
+    });
+    server.on('exit', (c) => reject(new Error(`the server exited (${c}): ${said}`)));
+    setTimeout(() => reject(new Error(`the server did not start within 30 s: ${said}`)), 30000);
+  });
+  log(`server at ${origin}`);
+
+  userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'attnscope-serve-test-'));
+  context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1400, height: 900 },
+  });
+  const local = (u) => u.startsWith(`${origin}/`) || /^(data|blob):/i.test(u);
+  await context.route((u) => !local(u.href), (route) => { outside.push(route.request().url()); return route.abort(); });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 400/.test(m.text())) errors.push(m.text()); });
+  page.on('pageerror', (err) => errors.push(String(err && err.stack ? err.stack.split('\n').slice(0, 3).join(' | ') : err)));
+
+  await page.goto(`${origin}/`, { waitUntil: 'load', timeout: 60000 });
+  log('page loaded');
+  await page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 20000 });
+  check(await page.locator('#fatal').isHidden(), 'the page shows a fatal error');
+  const info = await page.evaluate(() => fetch('/api/info').then((r) => r.json()));
+  log(`model: ${info.architecture}, ${info.input} input, head ${info.head}`);
+
+  // --- an input: the head map and the metrics table fill
+  const example = info.input === 'smiles' ? 'CC(=O)Oc1ccccc1C(=O)O' : 'the cat sat on the mat';
+  await page.locator('#input').fill(example);
+  await page.locator('#submit').click();
+  await page.waitForFunction(() => document.body.dataset.renders === '1', null, { timeout: 20000 });
+  const zOf = () => page.evaluate(() => JSON.stringify(document.getElementById('plot-head').data?.[0]?.z ?? null));
+  const z0 = await zOf();
+  check(z0 !== 'null' && JSON.parse(z0).length > 3, 'the head map has no data after the first input');
+  const rows = await page.locator('#metrics tbody tr').count();
+  check(rows === info.layers * info.heads, `the metrics table has ${rows} rows; expected ${info.layers * info.heads}`);
+  const cells = await page.locator('#metrics tbody tr').first().locator('td').allTextContents();
+  check(cells.slice(3).some((c) => /^\d/.test(c)), `the metrics table shows no numbers: ${cells.join(' | ')}`);
+  check(await page.locator('#grid canvas').count() === info.layers * info.heads, 'the head grid does not show every head');
+  log(`first input: ${JSON.parse(z0).length} tokens, ${rows} metric rows`);
+
+  // --- another head (click in the grid): the head map changes
+  await page.locator('#grid figure').last().click();
+  await page.waitForFunction((b) => JSON.stringify(document.getElementById('plot-head').data?.[0]?.z ?? null) !== b, z0, { timeout: 5000 })
+    .catch(() => check(false, 'choosing the last head in the grid did not change the head map'));
+  // --- another input: the map and the metrics update
+  const m0 = await page.locator('#metrics tbody').innerText();
+  await page.locator('#input').fill(info.input === 'smiles' ? 'c1ccccc1O' : 'a dog ran home');
+  await page.locator('#submit').click();
+  await page.waitForFunction(() => document.body.dataset.renders === '2', null, { timeout: 20000 });
+  check(await page.locator('#metrics tbody').innerText() !== m0, 'the metrics table did not change with a new input');
+  check(await page.locator('#recent button').count() >= 2, 'the recent inputs list does not hold both inputs');
+
+  // --- an invalid input: a message next to the box, nothing else breaks
+  await page.locator('#input').fill(info.input === 'smiles' ? 'C1CC((' : '   ');
+  await page.locator('#submit').click();
+  await page.waitForFunction(() => document.getElementById('input-error').textContent.length > 0, null, { timeout: 10000 })
+    .catch(() => check(false, 'an invalid input got no message next to the box'));
+  log(`invalid input: "${await page.locator('#input-error').textContent()}"`);
+
+  // --- a masked input: five tokens at the mask
+  if (info.head === 'masked_lm') {
+    const masked = info.input === 'smiles' ? `CC(=O)O${info.mask_token}1ccccc1C(=O)O` : `the cat sat on the ${info.mask_token}`;
+    await page.locator('#input').fill(masked);
+    await page.locator('#submit').click();
+    await page.waitForFunction(() => document.body.dataset.renders === '3', null, { timeout: 20000 });
+    const top = await page.locator('#masks tbody tr').count();
+    check(top === 5, `the masked input shows ${top} predictions at the mask; expected 5`);
+    check((await page.locator('#input-error').textContent()) === '', 'the error message stayed after a valid input');
+    log(`masked input: ${top} tokens at ${info.mask_token}: ${(await page.locator('#masks tbody tr').allTextContents()).map((t) => t.trim()).join(' | ')}`);
+    await page.locator('#input').fill(example);
+    await page.locator('#submit').click();
+    await page.waitForFunction(() => document.body.dataset.renders === '4', null, { timeout: 20000 });
+  }
+  if (info.input === 'smiles') {
+    await page.waitForFunction(() => document.querySelector('#mol-img img'), null, { timeout: 10000 })
+      .catch(() => check(false, 'the molecule drawing did not appear'));
+  }
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 300))));
+  await page.screenshot({ path: path.join(outDir, 'serve.png'), fullPage: true });
+  log(`screenshot: ${path.join(outDir, 'serve.png')}`);
+  await finish();
+} catch (err) {
+  await finish(`${err.message}`);
+}

@@ -22,6 +22,7 @@ demo: build
 	@echo "results: $(RUN)/ (config.yaml, train.log, metrics.jsonl, mechanism.json, checkpoints/, attention.h5, figures/)"
 	@echo "per-head attention metrics: ./$(BUILD)/cli/attnscope metrics $(RUN)"
 	@echo "report (open in a browser, works offline): $(abspath $(RUN))/report.html"
+	@echo "explore it live (type '3 max 5', see both heads): ./$(BUILD)/cli/attnscope serve $(RUN)   then open http://127.0.0.1:8080/"
 
 # ChemBERTa end to end on the small CPU preset: masked-LM pretraining on the shipped 5k ZINC corpus
 # (ESOL's molecules excluded), ESOL fine-tuning from it, both with attention recorded, then the
@@ -35,6 +36,7 @@ demo-chemberta: build
 	./$(BUILD)/cli/attnscope render $(CHEM_RUN)
 	@echo "pretraining run: $(CHEM_PRE)/  fine-tuning run: $(CHEM_RUN)/ (test_metrics.json, figures/)"
 	@echo "report (open in a browser, works offline): $(abspath $(CHEM_RUN))/report.html"
+	@echo "explore it live (type a SMILES, pick a checkpoint): ./$(BUILD)/cli/attnscope serve $(CHEM_RUN)   then open http://127.0.0.1:8080/"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900

@@ -15,6 +15,7 @@
 #include "hooks/hooks.h"
 #include "models/models.h"
 #include "serve/serve.h"
+#include "train/train.h"
 #include "viz/viz.h"
 
 namespace attnscope::serve {
@@ -79,6 +80,11 @@ struct Pass {
 
 struct Explorer::Impl {
   std::string path, run_dir, input_kind;
+  // a min/max run (input "a max b"): its task holds the network; the transformer fields stay empty
+  std::unique_ptr<train::Task> minmax_task;
+  models::MinMaxNetImpl* minmax = nullptr;
+  data::MinMaxVocab minmax_vocab;
+  int64_t minmax_epoch = 0;
   bool pair = false;
   Limits limits;
   Model base;                      // the model MODEL names (a run: its best checkpoint, else last)
@@ -137,7 +143,31 @@ struct Explorer::Impl {
     return {text, second};
   }
 
-  std::string noun() const { return input_kind == "smiles" ? "SMILES" : "text"; }
+  std::string noun() const {
+    return input_kind == "smiles" ? "SMILES" : input_kind == "minmax" ? "min/max input ('3 max 5')" : "text";
+  }
+
+  // "a max b" / "a min b =" (words or token ids) -> the four ids [a, op, b, =].
+  std::vector<int64_t> minmax_ids(const std::string& text) const {
+    std::vector<int64_t> ids;
+    for (const auto& word : split(trim(text), ' ')) {
+      if (word.empty()) continue;
+      int64_t id = -1;
+      for (int64_t k = 0; k < minmax_vocab.size(); ++k) {
+        if (minmax_vocab.token_text(k) == word) id = k;
+      }
+      if (id < 0) {
+        throw RequestError(400, "'" + preview(word) + "' is not a token of this min/max model (0.." +
+                                    std::to_string(minmax_vocab.numbers - 1) + ", max, min, =)");
+      }
+      ids.push_back(id);
+    }
+    if (ids.size() == 3) ids.push_back(minmax_vocab.eq_token());
+    const bool ok = ids.size() == 4 && ids[0] < minmax_vocab.numbers && ids[2] < minmax_vocab.numbers &&
+                    (ids[1] == minmax_vocab.max_token() || ids[1] == minmax_vocab.min_token()) && ids[3] == minmax_vocab.eq_token();
+    if (!ok) throw RequestError(400, "expected 'a max b' or 'a min b' (numbers 0.." + std::to_string(minmax_vocab.numbers - 1) + ")");
+    return ids;
+  }
 
   Pass forward(const models::LoadedModel& m, const std::string& text, const std::string& second) const {
     Pass p;
@@ -206,9 +236,23 @@ Explorer::Explorer(const std::string& model, const std::string& input, Limits li
   d.path = model;
   d.limits = limits;
   if (input != "auto" && input != "smiles" && input != "text") throw UsageError("--input must be auto, smiles or text");
-  if (!models::is_molecule_model(model)) {
-    throw UsageError("serve: '" + model + "' is a min/max run; serve takes a Hugging Face directory, a RoBERTa / BERT / "
-                     "GPT-2 run directory or one of its checkpoints");
+  if (!models::is_molecule_model(model)) {  // a min/max run or checkpoint: its config and weights
+    fs::path ckpt = model;
+    if (fs::is_directory(ckpt)) ckpt = models::run_checkpoint(ckpt.string());
+    if (!fs::exists(ckpt)) {
+      throw UsageError("serve: '" + model + "' is neither a Hugging Face directory (config.json), a run directory nor a checkpoint");
+    }
+    const Config config = models::checkpoint_config(ckpt.string());
+    d.minmax_task = train::make_task(config);
+    const auto ck = models::load_checkpoint(ckpt.string(), d.minmax_task->module(), nullptr, false);
+    d.minmax = dynamic_cast<models::MinMaxNetImpl*>(&d.minmax_task->module());
+    if (d.minmax == nullptr) throw UsageError("serve: '" + model + "' holds no model serve knows");
+    d.minmax->eval();
+    d.minmax_vocab.numbers = config.data.minmax_numbers;
+    d.minmax_epoch = ck.state.epoch;
+    d.input_kind = "minmax";
+    d.run_dir = fs::is_directory(model) ? model : ckpt.parent_path().parent_path().string();
+    return;
   }
   auto m = load_for_inference(model);
   (void)m->tok();  // UsageError now when the directory has no tokenizer
@@ -252,6 +296,16 @@ const std::string& Explorer::run_dir() const { return impl_->run_dir; }
 
 json Explorer::info() const {
   const auto& d = *impl_;
+  if (d.minmax != nullptr) {
+    const auto& o = d.minmax->options();
+    return {{"model", d.path}, {"origin", d.path}, {"family", "minmax"}, {"architecture", "MinMaxNet"},
+            {"layers", 1}, {"heads", o.n_heads}, {"hidden", o.d_model}, {"causal", false}, {"head", "minmax"},
+            {"problem", "the answer token"}, {"labels", json::array()}, {"input", "minmax"}, {"pair", false},
+            {"tokenizer", "minmax"}, {"mask_token", nullptr}, {"max_tokens", data::kMinMaxSeqLen},
+            {"epoch", d.minmax_epoch}, {"checkpoints", json::array()},
+            {"report", fs::exists(fs::path(d.run_dir) / "attention.h5")}, {"metric_names", hooks::head_metric_names()},
+            {"limits", {{"max_input_chars", d.limits.max_input_chars}, {"max_batch", d.limits.max_batch}}}};
+  }
   const auto& m = *d.base;
   const auto& c = m.config();
   const auto& tok = m.tok();
@@ -297,23 +351,71 @@ json Explorer::attention(const json& request) const {
   const auto [text, second] = d.inputs(request);
   const std::string encoding = field(request, "encoding").is_null() ? "u8" : string_field(request, "encoding", true);
   if (encoding != "u8" && encoding != "float") throw RequestError(400, "\"encoding\" must be \"u8\" or \"float\"");
-  const Model mp = d.model(request);
-  const auto& m = *mp;
-  const auto& tok = m.tok();
-  const Pass p = d.forward(m, text, second);
-  const int64_t L = p.maps.size(0), H = p.maps.size(1), T = p.maps.size(2);
-  const bool causal = m.config().causal();
-
-  json tokens = json::array(), raw = json::array(), spans = json::array(), special = json::array();
-  const auto specials = tok.special_ids();
-  for (int64_t i = 0; i < T; ++i) {
-    const int64_t id = p.enc.ids[static_cast<size_t>(i)];
-    raw.push_back(tok.id_token(id));
-    tokens.push_back(tok.display(tok.id_token(id)));
-    const auto& s = p.enc.spans[static_cast<size_t>(i)];
-    spans.push_back(s.first < 0 ? json(nullptr) : json({s.first, s.second}));
-    special.push_back(std::find(specials.begin(), specials.end(), id) != specials.end() && s.first < 0);
+  json tokens = json::array(), raw = json::array(), spans = json::array(), special = json::array(), ids, type_ids;
+  json masks = json::array(), next = nullptr, prediction = nullptr, checkpoint = nullptr, epoch = nullptr;
+  torch::Tensor maps_t;
+  bool causal = false;
+  if (d.minmax != nullptr) {
+    const auto v = d.minmax_ids(text);
+    models::Taps taps;
+    taps.request(models::site::kAttnProbs);
+    torch::NoGradGuard no_grad;
+    const auto logits = d.minmax->forward(torch::tensor(v).view({1, -1}), &taps)[0];
+    maps_t = taps.get(models::site::kAttnProbs, 0)[0].unsqueeze(0).to(torch::kFloat).contiguous();  // [1,H,4,4]
+    for (int64_t id : v) {
+      tokens.push_back(d.minmax_vocab.token_text(id));
+      raw.push_back(d.minmax_vocab.token_text(id));
+      spans.push_back(nullptr);
+      special.push_back(false);
+    }
+    ids = v;
+    const int64_t expected = v[1] == d.minmax_vocab.max_token() ? std::max(v[0], v[2]) : std::min(v[0], v[2]);
+    json top = json::array();
+    const auto prob = torch::softmax(logits.to(torch::kDouble), 0);
+    const auto best = prob.topk(5);
+    for (int64_t k = 0; k < 5; ++k) {
+      const int64_t id = std::get<1>(best)[k].item<int64_t>();
+      top.push_back({{"id", id}, {"token", d.minmax_vocab.token_text(id)}, {"probability", std::get<0>(best)[k].item<double>()}});
+    }
+    const int64_t answer = std::get<1>(best)[0].item<int64_t>();
+    prediction = {{"problem", "minmax"}, {"label", d.minmax_vocab.token_text(answer)},
+                  {"expected", d.minmax_vocab.token_text(expected)}, {"correct", answer == expected},
+                  {"outputs", json::array()}, {"top", top}, {"untrained_head", false}};
+    epoch = d.minmax_epoch;
+  } else {
+    const Model mp = d.model(request);
+    const auto& m = *mp;
+    const auto& tok = m.tok();
+    const Pass p = d.forward(m, text, second);
+    maps_t = p.maps;
+    causal = m.config().causal();
+    const auto specials = tok.special_ids();
+    for (size_t i = 0; i < p.enc.ids.size(); ++i) {
+      const int64_t id = p.enc.ids[i];
+      raw.push_back(tok.id_token(id));
+      tokens.push_back(tok.display(tok.id_token(id)));
+      const auto& sp = p.enc.spans[i];
+      spans.push_back(sp.first < 0 ? json(nullptr) : json({sp.first, sp.second}));
+      special.push_back(std::find(specials.begin(), specials.end(), id) != specials.end() && sp.first < 0);
+    }
+    ids = p.enc.ids;
+    type_ids = p.enc.type_ids;
+    prediction = d.prediction(m, p.output);
+    const int64_t T = static_cast<int64_t>(p.enc.ids.size());
+    if (m.hf.is_lm() && !causal && tok.mask_id() >= 0) {
+      for (int64_t i = 0; i < T; ++i) {
+        if (p.enc.ids[static_cast<size_t>(i)] == tok.mask_id()) {
+          masks.push_back({{"position", i}, {"top", Impl::top_tokens(tok, p.output[i], 5)}});
+        }
+      }
+    }
+    if (m.hf.is_lm() && causal) next = Impl::top_tokens(tok, p.output[T - 1], 5);
+    if (!m.run_dir.empty()) {
+      checkpoint = fs::path(m.origin).filename().string();
+      epoch = m.epoch;
+    }
   }
+  const int64_t L = maps_t.size(0), H = maps_t.size(1), T = maps_t.size(2);
 
   // per-head metrics and pattern classes, layer by layer
   const auto lengths = torch::full({1}, T, torch::kLong);
@@ -321,7 +423,7 @@ json Explorer::attention(const json& request) const {
   json metrics = json::array(), pattern = json::array();
   for (int64_t l = 0; l < L; ++l) {
     hooks::HeadMetrics hm(hooks::HeadMetrics::Path::kFast, causal);
-    hm.add(p.maps[l].unsqueeze(0), lengths);
+    hm.add(maps_t[l].unsqueeze(0), lengths);
     const auto r = hm.result();
     json rows = json::array(), classes = json::array();
     for (int64_t h = 0; h < H; ++h) {
@@ -336,7 +438,7 @@ json Explorer::attention(const json& request) const {
     metrics.push_back(rows);
     pattern.push_back(classes);
   }
-  const auto all = p.maps.unsqueeze(0);  // [1,L,H,T,T]
+  const auto all = maps_t.unsqueeze(0);  // [1,L,H,T,T]
   const auto plain = hooks::token_importance(all, lengths)[0].to(torch::kDouble).contiguous();
   const auto rollout = hooks::token_importance_rollout(all, lengths)[0].to(torch::kDouble).contiguous();
   auto vec = [](const torch::Tensor& t) {
@@ -345,29 +447,19 @@ json Explorer::attention(const json& request) const {
 
   json maps;
   if (encoding == "u8") {
-    const auto q = (p.maps * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+    const auto q = (maps_t * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
     maps = base64(std::string(reinterpret_cast<const char*>(q.data_ptr<uint8_t>()), static_cast<size_t>(q.numel())));
   } else {
-    const auto v = p.maps.to(torch::kDouble).contiguous();
+    const auto v = maps_t.to(torch::kDouble).contiguous();
     maps = json(std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel()));
   }
 
-  json masks = json::array(), next = nullptr;
-  if (m.hf.is_lm() && !causal && tok.mask_id() >= 0) {
-    for (int64_t i = 0; i < T; ++i) {
-      if (p.enc.ids[static_cast<size_t>(i)] == tok.mask_id()) {
-        masks.push_back({{"position", i}, {"top", Impl::top_tokens(tok, p.output[i], 5)}});
-      }
-    }
-  }
-  if (m.hf.is_lm() && causal) next = Impl::top_tokens(tok, p.output[T - 1], 5);
-
   json out = {{"input", text},
-              {"checkpoint", m.run_dir.empty() ? json(nullptr) : json(fs::path(m.origin).filename().string())},
-              {"epoch", m.run_dir.empty() ? json(nullptr) : json(m.epoch)},
+              {"checkpoint", checkpoint},
+              {"epoch", epoch},
               {"tokens", tokens},
               {"vocab_tokens", raw},
-              {"ids", p.enc.ids},
+              {"ids", ids},
               {"spans", spans},
               {"special", special},
               {"layers", L},
@@ -380,13 +472,13 @@ json Explorer::attention(const json& request) const {
               {"metrics", metrics},
               {"patterns", pattern},
               {"importance", {{"attention", vec(plain)}, {"rollout", vec(rollout)}}},
-              {"prediction", d.prediction(m, p.output)},
+              {"prediction", prediction},
               {"masks", masks},
               {"next_token", next},
               {"molecule", d.input_kind == "smiles"}};
   if (!second.empty()) {
     out["pair"] = second;
-    out["type_ids"] = p.enc.type_ids;
+    out["type_ids"] = type_ids;
   }
   out["milliseconds"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return out;
@@ -404,6 +496,11 @@ json Explorer::predict(const json& request) const {
     for (const auto& x : a) items.push_back({{"input", x}});
   } else {
     items.push_back(request);
+  }
+  if (d.minmax != nullptr) {
+    json results = json::array();
+    for (const auto& item : items) results.push_back({{"input", item.at("input")}, {"prediction", attention(item)["prediction"]}});
+    return {{"checkpoint", nullptr}, {"results", results}};
   }
   const Model mp = d.model(request);
   const auto& m = *mp;

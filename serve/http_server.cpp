@@ -239,6 +239,8 @@ struct Server::Impl : public httplib::Server {
   std::mutex idle_mu;
   std::map<int, Parked> idle;
 
+  void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+
   // httplib calls this on a connection thread for every accepted socket.
   bool process_and_close_socket(socket_t sock) override {
     serve_connection(sock, 0);
@@ -498,6 +500,9 @@ const Explorer& Server::explorer() const { return *impl_->explorer; }
 int Server::bind() {
   auto& d = *impl_;
   d.port = d.o.port == 0 ? d.bind_to_any_port(d.o.host) : (d.bind_to_port(d.o.host, d.o.port) ? d.o.port : -1);
+  // httplib listens with a backlog of 5: a burst of clients beyond it gets resets; a second
+  // listen() on the bound socket raises the backlog (Linux)
+  if (d.port >= 0) d.raise_backlog();
   if (d.port < 0) {
     throw UsageError("serve: cannot listen on " + d.o.host + ":" + std::to_string(d.o.port) +
                      " (in use, or not an address of this machine); choose another with --port / --host");

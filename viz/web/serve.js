@@ -169,7 +169,9 @@
     let html = '';
     if (p) {
       if (p.untrained_head) html += '<p class="note">This model\'s task head is not trained (initialised at load): its outputs mean nothing.</p>';
-      if (p.problem === 'regression') {
+      if (p.problem === 'minmax') {
+        html += `<p>answer: <b>${esc(p.label)}</b> (expected ${esc(p.expected)}: ${p.correct ? 'right' : 'wrong'})</p>${topTable('answer tokens', p.top)}`;
+      } else if (p.problem === 'regression') {
         html += `<table class="data"><tbody>${p.outputs.map((o) => `<tr><td class="l">${esc(o.label)}</td><td>${fmt(o.value, 4)}</td></tr>`).join('')}</tbody></table>`;
       } else {
         if (p.label !== undefined) html += `<p>predicted: <b>${esc(p.label)}</b></p>`;
@@ -273,9 +275,9 @@
     $('title').textContent = `${info.architecture}`;
     $('subtitle').textContent = `${info.family} · ${info.layers} layers × ${info.heads} heads · ${info.input} input · ${info.model}` +
       (info.epoch !== null ? ` · epoch ${info.epoch}` : '');
-    const example = info.input === 'smiles' ? `e.g. CC(=O)Oc1ccccc1C(=O)O${info.head === 'masked_lm' ? ` or CC(=O)O${info.mask_token}1ccccc1C(=O)O` : ''}`
+    const example = info.input === 'minmax' ? 'e.g. 3 max 5 or 17 min 4' : info.input === 'smiles' ? `e.g. CC(=O)Oc1ccccc1C(=O)O${info.head === 'masked_lm' ? ` or CC(=O)O${info.mask_token}1ccccc1C(=O)O` : ''}`
       : `e.g. The cat sat on the mat.${info.head === 'masked_lm' ? ` or The cat sat on the ${info.mask_token}.` : ''}`;
-    $('input').placeholder = `${info.input === 'smiles' ? 'SMILES' : 'text'} (${example})`;
+    $('input').placeholder = `${info.input === 'smiles' ? 'SMILES' : info.input === 'minmax' ? 'a max b / a min b' : 'text'} (${example})`;
     $('input').maxLength = info.limits.max_input_chars;
     $('pair').hidden = !info.pair;
     if (info.checkpoints.length) {

@@ -4,6 +4,7 @@
 // GFLOP/s of the matrix products (forward and backward, the LM head included) against the
 // machine's sgemm GFLOP/s measured in the same run with the same threads.
 //   gpt2_step_bench [--steps N] [--batch B] [--block T] [--threads K] [--layers L --hidden D --heads H]
+#include <malloc.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,8 @@
 using namespace attnscope;
 
 int main(int argc, char** argv) {
+  mallopt(M_MMAP_MAX, 0);  // as the attnscope executable (cli/main.cpp): large tensors reused from the heap
+  mallopt(M_TRIM_THRESHOLD, -1);
   CLI::App app{"GPT-2-small training step speed"};
   int64_t steps = 6, batch = 4, block = 128, threads = 2, layers = 12, hidden = 768, heads = 12, vocab = 50257;
   app.add_option("--steps", steps, "Timed steps (after 2 warm-up steps)");

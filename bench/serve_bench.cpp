@@ -3,8 +3,10 @@
 // shapes: the small ChemBERTa preset (configs/chemberta-esol.yaml: 4 layers x 256, 8 heads) and
 // ChemBERTa zinc-base-v1's dimensions (6 layers x 768, 12 heads), both with ChemBERTa's real BPE
 // tokenizer and a regression head (random weights: latency does not depend on their values).
-// Prints p50 / p90 / p99 latency, throughput and errors; the reference measured in the same run is
-// one Explorer::attention call without HTTP on an idle server (what a request costs by itself).
+// Prints p50 / p90 / p99 latency, throughput and errors, for 1,000 distinct inputs (random SMILES of
+// the molecule: every request a forward pass) and for one input repeated (after the first, answers
+// come from the server's response cache); the reference measured in the same run is one
+// Explorer::attention call without HTTP on an idle server (what a forward pass costs by itself).
 //
 //   serve_bench [--requests 1000] [--clients 16] [--threads 0] [--shape small|zinc|both]
 #include <httplib.h>
@@ -15,8 +17,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <random>
+#include <set>
 #include <thread>
 
+#include "data/data.h"
 #include "models/models.h"
 #include "serve/serve.h"
 
@@ -70,6 +76,18 @@ void run_shape(const char* name, const std::string& model, int requests, int cli
     const int64_t n = a["length"];
     if (std::abs(n - 40) < best) best = std::abs(n - 40), input = s, tokens = n;
   }
+  // distinct inputs: random SMILES of the same molecule (RDKit), so that no answer comes from the cache
+  std::mt19937_64 rng(7);
+  std::set<std::string> seen;
+  std::vector<std::string> distinct;
+  double distinct_tokens = 0;
+  for (int tries = 0; static_cast<int>(distinct.size()) < requests && tries < 100 * requests; ++tries) {
+    const auto r = data::randomized_smiles(input, rng);
+    if (!seen.insert(r).second) continue;
+    distinct.push_back(nlohmann::json{{"input", r}}.dump());
+    if (distinct.size() <= 50) distinct_tokens += server.explorer().attention({{"input", r}})["length"].get<double>();
+  }
+  distinct_tokens /= static_cast<double>(std::min<size_t>(50, distinct.size()));
   const std::string body = nlohmann::json{{"input", input}}.dump();
 
   // reference: the request's work alone (no HTTP, no concurrency)
@@ -80,37 +98,41 @@ void run_shape(const char* name, const std::string& model, int requests, int cli
     direct.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
 
-  std::atomic<int> next{0}, errors{0};
-  std::vector<std::vector<double>> lat(static_cast<size_t>(clients));
-  const auto t0 = Clock::now();
-  std::vector<std::thread> pool;
-  for (int c = 0; c < clients; ++c) {
-    pool.emplace_back([&, c] {
-      httplib::Client cli("127.0.0.1", port);
-      cli.set_keep_alive(true);
-      cli.set_read_timeout(60, 0);
-      while (next++ < requests) {
-        const auto s = Clock::now();
-        const auto res = cli.Post("/api/attention", body, "application/json");
-        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - s).count();
-        if (!res || res->status != 200) ++errors;
-        lat[static_cast<size_t>(c)].push_back(ms);
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<double> all;
-  for (const auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-  std::printf("%-6s %s: %d requests, %d clients, %d workers, %lld-token SMILES %s\n", name, model.c_str(), requests, clients,
-              threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()), static_cast<long long>(tokens),
-              input.c_str());
-  std::printf("       latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f | %.0f requests/s | errors %d\n", pct(all, 50),
-              pct(all, 90), pct(all, 99), pct(all, 100), static_cast<double>(all.size()) / wall, errors.load());
-  std::printf("       reference (one Explorer::attention call, no HTTP, idle server): p50 %.1f ms; %d clients on %u cores "
-              "queue ~%.1f calls each\n",
-              pct(direct, 50), clients, std::thread::hardware_concurrency(),
-              static_cast<double>(clients) / std::max(1u, std::thread::hardware_concurrency()));
+  std::printf("%-6s %s: %d requests, %d clients, %d workers; molecule %s (%lld tokens)\n", name, model.c_str(), requests,
+              clients, threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()), input.c_str(),
+              static_cast<long long>(tokens));
+  std::printf("       reference (one Explorer::attention call, no HTTP, idle server): p50 %.1f ms\n", pct(direct, 50));
+  const auto load = [&](const char* what, const std::function<const std::string&(int)>& body_of) {
+    std::atomic<int> next{0}, errors{0};
+    std::vector<std::vector<double>> lat(static_cast<size_t>(clients));
+    const auto t0 = Clock::now();
+    std::vector<std::thread> pool;
+    for (int c = 0; c < clients; ++c) {
+      pool.emplace_back([&, c] {
+        httplib::Client cli("127.0.0.1", port);
+        cli.set_keep_alive(true);
+        cli.set_tcp_nodelay(true);  // as browsers do
+        cli.set_read_timeout(60, 0);
+        for (int i; (i = next++) < requests;) {
+          const auto s = Clock::now();
+          const auto res = cli.Post("/api/attention", body_of(i), "application/json");
+          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - s).count();
+          if (!res || res->status != 200) ++errors;
+          lat[static_cast<size_t>(c)].push_back(ms);
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::vector<double> all;
+    for (const auto& l : lat) all.insert(all.end(), l.begin(), l.end());
+    std::printf("       %-44s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms | %5.0f requests/s | errors %d\n", what,
+                pct(all, 50), pct(all, 90), pct(all, 99), pct(all, 100), static_cast<double>(all.size()) / wall, errors.load());
+  };
+  char label[120];
+  std::snprintf(label, sizeof label, "distinct inputs (random SMILES, %.0f tokens):", distinct_tokens);
+  load(label, [&](int i) -> const std::string& { return distinct[static_cast<size_t>(i) % distinct.size()]; });
+  load("one input repeated (answers cached after the 1st):", [&](int) -> const std::string& { return body; });
   server.stop();
   t.join();
 }

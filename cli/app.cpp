@@ -155,6 +155,7 @@ Command add_serve(CLI::App& app, serve::ServeOptions& so) {
   c->add_option("--port", so.port, "Port (default 8080; 0: any free one)");
   c->add_option("--threads", so.threads, "Inference workers (default: the machine's cores)");
   c->add_option("--queue", so.queue, "Requests that may wait for a worker before the server answers 503 (default 64)");
+  c->add_option("--cache-mb", so.cache_mb, "Recent answers kept in memory, by request (default 64 MB; 0: none)");
   c->add_option("--input", so.input, "What the input box takes: auto (default), smiles or text");
   c->add_option("--max-input-chars", so.limits.max_input_chars, "Longest input accepted, in characters (default 4000)");
   c->add_option("--web-dir", so.web_dir, "Page template and npm libraries (default: the source tree's viz/web)");

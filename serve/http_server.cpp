@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
@@ -19,6 +21,8 @@
 #include <cstring>
 #include <condition_variable>
 #include <deque>
+#include <list>
+#include <unordered_map>
 #include <future>
 #include <iostream>
 #include <map>
@@ -164,8 +168,14 @@ class ConnectionQueue : public httplib::TaskQueue {
 // when the queue is full; a job whose caller stopped waiting is skipped.
 class WorkerPool {
  public:
-  WorkerPool(int workers, size_t capacity) : capacity_(capacity) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  // intra_op: each worker's LibTorch threads (OpenMP's count is per thread: set on each worker)
+  WorkerPool(int workers, size_t capacity, int intra_op) : capacity_(capacity) {
+    for (int i = 0; i < workers; ++i) {
+      threads_.emplace_back([this, intra_op] {
+        at::set_num_threads(intra_op);
+        work();
+      });
+    }
   }
   ~WorkerPool() {
     {
@@ -215,6 +225,48 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
+// Recent answers by (path, request body), least recently used out beyond `budget` bytes. The
+// models are read-only while the server runs, so an answer never goes stale; a person flipping
+// between heads or inputs, or a script repeating a request, gets it without a forward pass.
+class ResponseCache {
+ public:
+  explicit ResponseCache(size_t budget) : budget_(budget) {}
+  struct Entry {
+    int status;
+    std::string body, type;
+  };
+  bool get(const std::string& key, Entry& out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = index_.find(key);
+    if (it == index_.end()) return false;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    out = it->second->second;
+    ++hits_;
+    return true;
+  }
+  void put(const std::string& key, Entry e) {
+    const size_t size = key.size() + e.body.size();
+    if (size > budget_ / 4) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (index_.count(key)) return;
+    lru_.emplace_front(key, std::move(e));
+    index_[key] = lru_.begin();
+    bytes_ += size;
+    while (bytes_ > budget_ && !lru_.empty()) {
+      bytes_ -= lru_.back().first.size() + lru_.back().second.body.size();
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+ private:
+  size_t budget_, bytes_ = 0;
+  int64_t hits_ = 0;
+  std::mutex mu_;
+  std::list<std::pair<std::string, Entry>> lru_;
+  std::unordered_map<std::string, std::list<std::pair<std::string, Entry>>::iterator> index_;
+};
+
 }  // namespace
 
 struct Server::Impl : public httplib::Server {
@@ -222,6 +274,7 @@ struct Server::Impl : public httplib::Server {
   std::unique_ptr<Explorer> explorer;
   std::string page;
   std::unique_ptr<WorkerPool> workers;
+  std::unique_ptr<ResponseCache> cache;
   ConnectionQueue* connections = nullptr;  // owned by httplib
   std::mutex report_mu;
   std::string report;  // built on the first GET /report
@@ -253,6 +306,10 @@ struct Server::Impl : public httplib::Server {
     if (t_rejecting) {
       send_raw(fd, 503, "Service Unavailable", "the server is busy (too many connections); retry shortly", "Retry-After: 1\r\n");
       return;
+    }
+    if (served == 0) {  // a response's head and body go out as written, not held for an ACK (Nagle)
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     FdStream strm(fd, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_, write_timeout_usec_);
     for (;;) {
@@ -411,7 +468,19 @@ struct Server::Impl : public httplib::Server {
           res.set_content(json{{"error", e.what()}, {"status", e.status()}}.dump() + "\n", "application/json");
           return;
         }
+        const std::string key = req.path + '\n' + req.body;
+        ResponseCache::Entry hit;
+        if (cache->get(key, hit)) {
+          res.status = hit.status;
+          res.set_header("X-Attnscope-Cache", "hit");
+          res.set_content(hit.body, hit.type.c_str());
+          return;
+        }
         on_worker(res, [&answer, request](httplib::Response& r) { answer(request, r); });
+        if (res.status == -1) res.status = 200;
+        if (res.status == 200 || (res.status >= 400 && res.status < 500)) {  // answers and refusals; never 503 or 500
+          cache->put(key, {res.status, res.body, res.get_header_value("Content-Type")});
+        }
       });
     };
     post("/api/attention", [this](const json& q, httplib::Response& r) {
@@ -461,10 +530,11 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int workers = d.o.threads > 0 ? d.o.threads : cores;
-  at::set_num_threads(std::max(1, cores / workers));  // workers x intra-op threads = the cores
+  const int intra_op = std::max(1, cores / workers);  // workers x intra-op threads = the cores
   d.explorer = std::make_unique<Explorer>(d.o.model, d.o.input, d.o.limits);
   d.page = viz::serve_page(d.o.web_dir);
-  d.workers = std::make_unique<WorkerPool>(workers, static_cast<size_t>(d.o.queue));
+  d.workers = std::make_unique<WorkerPool>(workers, static_cast<size_t>(d.o.queue), intra_op);
+  d.cache = std::make_unique<ResponseCache>(static_cast<size_t>(std::max<int64_t>(0, d.o.cache_mb)) << 20);
   const int conn_threads = d.o.connection_threads;
   d.new_task_queue = [&d, conn_threads] {
     auto* q = new ConnectionQueue(conn_threads, static_cast<size_t>(conn_threads) * 8);

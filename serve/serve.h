@@ -73,6 +73,7 @@ struct ServeOptions {
   int64_t max_body_bytes = 1 << 20;  // larger request bodies get 413
   double header_timeout_s = 5;    // a connection that sends no request within this gets 408
   double request_timeout_s = 30;  // a request waiting longer than this for a worker gets 503
+  int64_t cache_mb = 64;          // recent answers kept by (path, body); 0 = none
   std::string web_dir;            // serve.html + node_modules; empty = viz::default_web_dir()
   Limits limits;
 };

@@ -73,5 +73,30 @@ int main(int argc, char** argv) {
               static_cast<double>(steps * batch * block) / seconds, seconds / static_cast<double>(steps));
   std::printf("  achieved %.1f GFLOP/s (forward+backward matrix products) = %.0f%% of sgemm %.1f GFLOP/s (1024^2, same threads)\n",
               achieved, 100 * achieved / peak, peak);
+
+  // The same step's weight products alone, each shape timed by itself (forward X W, backward dY W^T
+  // and X^T dY): how fast the matrix products run, apart from the rest of the step.
+  const int64_t N = batch * (block - 1);
+  struct Shape { int64_t in, out, count; };
+  const std::vector<Shape> shapes = {{hidden, 3 * hidden, layers}, {hidden, hidden, layers}, {hidden, 4 * hidden, layers},
+                                     {4 * hidden, hidden, layers}, {hidden, vocab, 1}};
+  double gemm_s = 0, gemm_flops = 0;
+  for (const auto& sh : shapes) {
+    const auto x = torch::randn({N, sh.in}), w = torch::randn({sh.in, sh.out}), dy = torch::randn({N, sh.out});
+    (void)torch::mm(x, w);  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < 2; ++r) {
+      (void)torch::mm(x, w);
+      (void)torch::mm(dy, w.t());
+      (void)torch::mm(x.t(), dy);
+    }
+    gemm_s += bench::seconds_since(t0) / 2 * static_cast<double>(sh.count);
+    gemm_flops += 3.0 * 2.0 * static_cast<double>(N * sh.in * sh.out * sh.count);
+  }
+  const double step_s = seconds / static_cast<double>(steps);
+  std::printf("  the step's weight products alone: %.2f s at %.1f GFLOP/s = %.0f%% of sgemm; the rest of the step "
+              "(attention, softmax, LayerNorm, GELU, cross-entropy, AdamW, allocation): %.2f s (%.0f%%)\n",
+              gemm_s, gemm_flops / gemm_s / 1e9, 100 * gemm_flops / gemm_s / 1e9 / peak, step_s - gemm_s,
+              100 * (step_s - gemm_s) / step_s);
   return 0;
 }

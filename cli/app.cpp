@@ -199,12 +199,13 @@ Command add_tokenize(CLI::App& app, TokenizeArgs& tk) {
 }
 
 Command add_predict(CLI::App& app, PredictArgs& pr) {
-  auto* c = app.add_subcommand("predict", "Run a regression / classification model on SMILES or text; CSV of outputs under the label names (classification: logits and probabilities)");
+  auto* c = app.add_subcommand("predict", "Run a regression / classification model on SMILES or text (CSV of outputs under the label names; classification: logits and probabilities), or a masked-LM on inputs with <mask> / [MASK] (JSON lines: the top-k tokens per mask, as transformers' fill-mask).");
   c->add_option("--model", pr.model, "Hugging Face model directory, run directory or checkpoint (.pt)")->required();
   add_input_options(c, pr.input);
   c->add_option("--output", pr.output, "CSV file to write (default: stdout)");
   c->add_option("--too-long", pr.too_long, "Inputs longer than the model's positions: truncate (warn) or error");
   c->add_option("--batch", pr.batch, "Inputs per forward pass (default 32)");
+  c->add_option("--top-k", pr.top_k, "A masked-LM: tokens per mask (default 5)");
   return {c, [&pr] { return predict_command(pr); }};
 }
 

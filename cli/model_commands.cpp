@@ -122,11 +122,62 @@ int tokenize_command(const TokenizeArgs& a) {
   return 0;
 }
 
+namespace {
+
+// A masked-LM's predictions at each mask token, as transformers' fill-mask pipeline: softmax over
+// the vocabulary at the mask, the top k with their probabilities, and the input with the best
+// token in place (for the first mask). One JSON object per input.
+int fill_mask(const models::LoadedModel& m, const std::vector<std::string>& inputs, const PredictArgs& a) {
+  if (a.top_k < 1) throw UsageError("--top-k must be >= 1");
+  const auto& tok = m.tok();
+  const std::string mask = tok.id_token(tok.mask_id());
+  const auto ids = encode_all(tok, inputs, models::max_tokens(m.config()), a.too_long, a.input.noun());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (std::find(ids[i].begin(), ids[i].end(), tok.mask_id()) == ids[i].end()) {
+      throw UsageError(a.input.noun() + " " + std::to_string(i + 1) + " ('" + preview(inputs[i]) + "') has no " + mask +
+                       ": " + m.hf.architecture + " predicts the tokens at " + mask);
+    }
+  }
+  torch::NoGradGuard no_grad;
+  std::ostringstream out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto T = static_cast<int64_t>(ids[i].size());
+    const auto input = torch::tensor(ids[i]).view({1, T});
+    const auto logits = m.hf.model->forward(input, torch::ones_like(input))[0];
+    nlohmann::json masks = nlohmann::json::array();
+    for (int64_t t = 0; t < T; ++t) {
+      if (ids[i][static_cast<size_t>(t)] != tok.mask_id()) continue;
+      const auto prob = torch::softmax(logits[t].to(torch::kDouble), 0);
+      const auto top = prob.topk(std::min<int64_t>(a.top_k, prob.size(0)));
+      nlohmann::json rows = nlohmann::json::array();
+      for (int64_t k = 0; k < std::get<1>(top).size(0); ++k) {
+        const int64_t id = std::get<1>(top)[k].item<int64_t>();
+        auto filled = ids[i];
+        filled[static_cast<size_t>(t)] = id;
+        rows.push_back({{"token", id}, {"token_str", tok.display(tok.id_token(id))}, {"score", std::get<0>(top)[k].item<double>()},
+                        {"sequence", tok.decode(filled)}});
+      }
+      masks.push_back({{"position", t}, {"top", rows}});
+    }
+    out << nlohmann::json{{a.input.is_text() ? "text" : "smiles", inputs[i]}, {"masks", masks}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  }
+  if (a.output.empty()) {
+    std::cout << out.str();
+  } else {
+    write_file_atomic(a.output, out.str());
+    log::info("predict: " + std::to_string(inputs.size()) + " masked inputs -> " + a.output);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int predict_command(const PredictArgs& a) {
   if (a.too_long != "truncate" && a.too_long != "error") throw UsageError("--too-long must be truncate or error");
   if (a.batch < 1) throw UsageError("--batch must be >= 1");
   const auto smiles = read_smiles(a.input);
   auto m = models::load_model(a.model);
+  if (m.hf.is_lm() && !m.config().causal()) return fill_mask(m, smiles, a);
   if (!m.hf.is_classifier()) {
     throw UsageError("--model '" + a.model + "' is a " + (m.hf.declared.empty() ? m.hf.architecture : m.hf.declared) +
                      "; predict needs a sequence regression / classification model (" +

@@ -28,7 +28,8 @@ int tokenize_command(const TokenizeArgs& args);
 struct PredictArgs {
   std::string model;
   SmilesInput input;
-  std::string output;            // CSV path; empty = stdout
+  std::string output;            // CSV path (a masked-LM: JSON lines); empty = stdout
+  int64_t top_k = 5;             // a masked-LM: tokens per mask
   std::string too_long = "truncate";  // truncate (and warn) | error
   int64_t batch = 32;
 };

@@ -60,9 +60,9 @@ void visit_fields(C& c, V& v) {
   v("data.exclude", c.data.exclude, "mlm: CSV or SMILES files whose molecules (canonical SMILES, column 'smiles') are removed from the corpus, e.g. the fine-tuning sets, so no test molecule is pretrained on.", kNone);
   v("data.mlm_probability", c.data.mlm_probability, "mlm: share of the real tokens predicted: 80 % replaced by <mask>, 10 % by a random token, 10 % kept (RoBERTa); new masks every epoch.", kNone);
 
-  v("data.synthetic", c.data.synthetic, "clm without a corpus: repeated-random trains on generated sequences, each a random span of distinct tokens (data.synthetic_span/2 to data.synthetic_span of them) followed by its repetition (the induction-head experiment, Olsson et al. 2022); the mechanism is computed from the recorded attention into mechanism.json.", kNone);
+  v("data.synthetic", c.data.synthetic, "clm without a corpus: repeated-random trains on generated sequences, each a random prefix (0 to data.synthetic_span tokens), a random span of distinct tokens (2 to data.synthetic_span of them) and its repetition (the induction-head experiment, Olsson et al. 2022); the mechanism is computed from the recorded attention into mechanism.json.", kNone);
   v("data.synthetic_count", c.data.synthetic_count, "synthetic: number of sequences; data.frac_val of them (drawn apart) are held out and the probes.", kNone);
-  v("data.synthetic_span", c.data.synthetic_span, "synthetic: the longest random span; each sequence's is drawn from [span/2, span] (so that no head finds the repeat by its distance alone), sequences are twice as long.", kNone);
+  v("data.synthetic_span", c.data.synthetic_span, "synthetic: the longest random span and prefix; each sequence's span is drawn from [2, span] and its prefix from [0, span] (so that no head finds the repeat by position or distance alone, and only a previous-token head serves every sequence).", kNone);
   v("data.synthetic_vocab", c.data.synthetic_vocab, "synthetic: spans draw token ids 0..N-1 of the tokenizer's vocabulary.", kNone);
   v("data.block_size", c.data.block_size, "clm: tokens per training block (the corpus's documents are joined, separated by <|endoftext|>, and cut into blocks); at most the model's positions.", kNone);
 

@@ -62,8 +62,8 @@ void check_data(const Config& c, Checker& ch) {
   ch.need(!synthetic || c.data.synthetic == "repeated-random", "data.synthetic", "must be empty or repeated-random");
   if (synthetic) {
     ch.need(c.data.synthetic_count >= 10 && c.data.synthetic_count <= 10000000, "data.synthetic_count", "must be in [10, 10000000]");
-    ch.need(c.data.synthetic_span >= 2 && 2 * c.data.synthetic_span <= c.model.max_positions, "data.synthetic_span",
-            "must be >= 2, with 2 * span <= model.max_positions");
+    ch.need(c.data.synthetic_span >= 2 && 3 * c.data.synthetic_span <= c.model.max_positions, "data.synthetic_span",
+            "must be >= 2, with 3 * span <= model.max_positions (a prefix and two copies of the span)");
     ch.need(c.data.synthetic_vocab >= 2, "data.synthetic_vocab", "must be >= 2");
   }
   if (lm) {

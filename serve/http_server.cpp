@@ -42,8 +42,12 @@ namespace {
 
 thread_local bool t_rejecting = false;  // set on the thread that answers connections beyond the queue
 
+// JSON text of an answer or an error; bytes of a split UTF-8 character (a byte-level BPE token may
+// hold half of an emoji; a message quotes a cut input) become U+FFFD rather than an exception.
+std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
+
 void send_raw(int sock, int status, const char* reason, const std::string& message, const char* extra = "") {
-  const std::string body = json{{"error", message}, {"status", status}}.dump() + "\n";
+  const std::string body = to_text(json{{"error", message}, {"status", status}});
   const std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: application/json\r\n" +
                            extra + "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   const std::string all = head + body;
@@ -400,19 +404,19 @@ struct Server::Impl : public httplib::Server {
         fn(*result);
       } catch (const RequestError& e) {
         result->status = e.status();
-        result->set_content(json{{"error", e.what()}, {"status", e.status()}}.dump() + "\n", "application/json");
+        result->set_content(to_text(json{{"error", e.what()}, {"status", e.status()}}), "application/json");
       } catch (const UsageError& e) {
         result->status = 400;
-        result->set_content(json{{"error", e.what()}, {"status", 400}}.dump() + "\n", "application/json");
+        result->set_content(to_text(json{{"error", e.what()}, {"status", 400}}), "application/json");
       } catch (const std::exception& e) {
         result->status = 500;
-        result->set_content(json{{"error", without_trace(e.what())}, {"status", 500}}.dump() + "\n", "application/json");
+        result->set_content(to_text(json{{"error", without_trace(e.what())}, {"status", 500}}), "application/json");
       }
     });
     auto busy = [&](const std::string& why) {
       res.status = 503;
       res.set_header("Retry-After", "1");
-      res.set_content(json{{"error", why}, {"status", 503}}.dump() + "\n", "application/json");
+      res.set_content(to_text(json{{"error", why}, {"status", 503}}), "application/json");
     };
     if (!job) return busy("the server is busy (" + std::to_string(o.queue) + " requests waiting); retry shortly");
     auto done = job->done.get_future();
@@ -446,8 +450,8 @@ struct Server::Impl : public httplib::Server {
     Get("/report", [this, csp](const httplib::Request&, httplib::Response& res) {
       if (explorer->run_dir().empty() || !explorer->info().at("report").get<bool>()) {
         res.status = 404;
-        res.set_content(json{{"error", "this model has no recorded report (serve a run directory with attention.h5)"},
-                             {"status", 404}}.dump() + "\n", "application/json");
+        res.set_content(to_text(json{{"error", "this model has no recorded report (serve a run directory with attention.h5)"},
+                             {"status", 404}}), "application/json");
         return;
       }
       std::lock_guard<std::mutex> lock(report_mu);
@@ -456,7 +460,7 @@ struct Server::Impl : public httplib::Server {
       res.set_content(report, "text/html; charset=utf-8");
     });
     Get("/api/info", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(explorer->info().dump() + "\n", "application/json");
+      res.set_content(to_text(explorer->info()), "application/json");
     });
     auto post = [this](const char* path, std::function<void(const json&, httplib::Response&)> answer) {
       Post(path, [this, answer](const httplib::Request& req, httplib::Response& res) {
@@ -465,7 +469,7 @@ struct Server::Impl : public httplib::Server {
           request = body_json(req);
         } catch (const RequestError& e) {
           res.status = e.status();
-          res.set_content(json{{"error", e.what()}, {"status", e.status()}}.dump() + "\n", "application/json");
+          res.set_content(to_text(json{{"error", e.what()}, {"status", e.status()}}), "application/json");
           return;
         }
         const std::string key = req.path + '\n' + req.body;
@@ -484,10 +488,10 @@ struct Server::Impl : public httplib::Server {
       });
     };
     post("/api/attention", [this](const json& q, httplib::Response& r) {
-      r.set_content(explorer->attention(q).dump() + "\n", "application/json");
+      r.set_content(to_text(explorer->attention(q)), "application/json");
     });
     post("/api/predict", [this](const json& q, httplib::Response& r) {
-      r.set_content(explorer->predict(q).dump() + "\n", "application/json");
+      r.set_content(to_text(explorer->predict(q)), "application/json");
     });
     post("/api/molecule", [this](const json& q, httplib::Response& r) {
       r.set_content(explorer->molecule_svg(q), "image/svg+xml");
@@ -504,7 +508,7 @@ struct Server::Impl : public httplib::Server {
         case 414: why = "the request URI is too long"; break;
         default: why = "HTTP " + std::to_string(res.status);
       }
-      res.set_content(json{{"error", why}, {"status", res.status}}.dump() + "\n", "application/json");
+      res.set_content(to_text(json{{"error", why}, {"status", res.status}}), "application/json");
     });
     set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       std::string why = "internal error";
@@ -515,7 +519,7 @@ struct Server::Impl : public httplib::Server {
       } catch (...) {
       }
       res.status = 500;
-      res.set_content(json{{"error", why}, {"status", 500}}.dump() + "\n", "application/json");
+      res.set_content(to_text(json{{"error", why}, {"status", 500}}), "application/json");
     });
   }
 };

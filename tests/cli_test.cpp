@@ -310,6 +310,45 @@ TEST(Tokenize, PrintsTokensIdsAndSpans) {
   EXPECT_EQ(joined, "c1ccccc1Cl");
 }
 
+// A masked-LM's top-k at each mask, as transformers' fill-mask pipeline (softmax over the
+// vocabulary at the mask; the model's logits match transformers within 1e-5: Roberta.*, Bert.*).
+TEST(Predict, FillMaskTopKPerMask) {
+  const std::string model = testing::fixture_path("hf-roberta-tiny/roberta-tiny-mlm");
+  int code = 0;
+  const auto out = stdout_of({"predict", "--model", model, "--smiles", "CC(=O)O<mask>1ccccc1", "--top-k", "3"}, &code);
+  ASSERT_EQ(code, 0);
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["masks"].size(), 1u);
+  const int64_t pos = j["masks"][0]["position"];
+  auto m = models::load_model(model);
+  m.hf.model->eval();
+  const auto ids = m.tok().encode("CC(=O)O<mask>1ccccc1");
+  ASSERT_EQ(ids[static_cast<size_t>(pos)], m.tok().mask_id());
+  torch::NoGradGuard ng;
+  const auto input = torch::tensor(ids).view({1, -1});
+  const auto prob = torch::softmax(m.hf.model->forward(input, torch::ones_like(input))[0][pos].to(torch::kDouble), 0);
+  const auto top = prob.topk(3);
+  ASSERT_EQ(j["masks"][0]["top"].size(), 3u);
+  for (int64_t k = 0; k < 3; ++k) {
+    const auto& row = j["masks"][0]["top"][k];
+    EXPECT_EQ(row["token"].get<int64_t>(), std::get<1>(top)[k].item<int64_t>());
+    EXPECT_NEAR(row["score"].get<double>(), std::get<0>(top)[k].item<double>(), 1e-12);
+    EXPECT_EQ(row["sequence"].get<std::string>().find("<mask>"), std::string::npos);
+  }
+  // BERT, text, two masks: one entry per mask, scores descending
+  const auto bert = stdout_of({"predict", "--model", testing::fixture_path("hf-bert-tiny/bert-tiny-mlm"), "--text",
+                               "the cat [MASK] on the [MASK]"}, &code);
+  ASSERT_EQ(code, 0);
+  const auto b = nlohmann::json::parse(bert);
+  ASSERT_EQ(b["masks"].size(), 2u);
+  for (const auto& mk : b["masks"]) {
+    ASSERT_EQ(mk["top"].size(), 5u);
+    for (size_t k = 1; k < 5; ++k) EXPECT_GE(mk["top"][k - 1]["score"].get<double>(), mk["top"][k]["score"].get<double>());
+  }
+  // no mask: exit 2, naming the input
+  EXPECT_EQ(run_cli({"predict", "--model", model, "--smiles", "CCO"}), 2);
+}
+
 TEST(Predict, BadInputIsExit2) {
   TempDir d;
   EXPECT_EQ(run_cli({"predict", "--model", d.path("nope"), "--smiles", "CCO"}), 2);
@@ -1138,14 +1177,26 @@ TEST(Induction, MechanismFileAndFigureFromARun) {
   EXPECT_TRUE(mech.contains("mechanism_shown"));
   EXPECT_TRUE(nlohmann::json::parse(testing::read_lines(d.path("run/metrics.jsonl")).back()).contains("val_icl"));
   {
-    // the held-out sequences (the probes come from them) have spans drawn from [span/2, span]: with
-    // one span per split a fixed-distance shortcut fits the training set and fails on the rest
+    // the held-out sequences (the probes come from them) are a prefix of 0..span tokens, a span of
+    // 2..span tokens and the span again: lengths vary (one length per split lets a fixed-distance
+    // shortcut fit), and each is P + 2S with the repeat where the mechanism looks for it
     store::Reader r(d.path("run/attention.h5"));
     const auto& lengths = r.probes().lengths;
     ASSERT_EQ(lengths.size(), 8u);
     std::set<int32_t> distinct(lengths.begin(), lengths.end());
     EXPECT_GE(distinct.size(), 2u) << "every probe has the same length";
-    for (int32_t n : lengths) EXPECT_TRUE(n % 2 == 0 && n >= 6 && n <= 12) << n;
+    for (int32_t n : lengths) EXPECT_TRUE(n >= 4 && n <= 18) << n;
+    const auto& ids = r.probes().input_ids;
+    const int64_t T = r.probes().max_len;
+    for (size_t p = 0; p < lengths.size(); ++p) {
+      // the last S tokens repeat the S before them, for some S >= 2
+      const int64_t n = lengths[p];
+      bool repeats = false;
+      for (int64_t S = 2; 2 * S <= n && !repeats; ++S) {
+        repeats = std::equal(ids.begin() + p * T + n - S, ids.begin() + p * T + n, ids.begin() + p * T + n - 2 * S);
+      }
+      EXPECT_TRUE(repeats) << "probe " << p << " does not end with a repeated span";
+    }
   }
   ASSERT_EQ(run_cli({"render", d.path("run")}), 0);
   EXPECT_TRUE(fs::exists(d.path("run/figures/induction_heads.png")));

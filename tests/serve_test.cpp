@@ -196,6 +196,8 @@ TEST(Serve, TextFamiliesPredictionsAndNextTokens) {
     EXPECT_EQ(joined, "Hello world, hello");  // byte-level BPE shown readably (Ġ as a space)
     const auto metrics = a["metrics"];
     EXPECT_EQ(metrics.size(), 2u);
+    // an emoji is split into byte-level tokens that are not whole UTF-8 characters: U+FFFD, not a 500
+    post(r, "/api/attention", {{"input", "I \xF0\x9F\x98\x80 it"}}, 200);
   }
 }
 
@@ -357,6 +359,40 @@ TEST(Serve, MinMaxRunAnswersWithTheMechanismsMaps) {
   ASSERT_TRUE(report);
   EXPECT_EQ(report->status, 200);
   EXPECT_NE(report->body.find("<html"), std::string::npos);
+}
+
+// A ChemBERTa run directory: its kept checkpoints on offer, each answering with its own weights.
+TEST(Serve, RunDirectoryOffersItsCheckpoints) {
+  const std::string dir = ::testing::TempDir() + "/serve_run";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ifstream in(testing::source_path("data/esol/delaney-processed.csv"));
+  std::string csv, line;
+  for (int i = 0; i < 121 && std::getline(in, line); ++i) csv += line + "\n";
+  testing::write_text(dir + "/esol.csv", csv);
+  ASSERT_EQ(testing::run_cli({"train", testing::source_path("configs/chemberta-esol.yaml"), "--out", dir + "/run", "--set",
+                              "data.csv=" + dir + "/esol.csv", "model.n_layers=1", "model.d_model=32", "model.n_heads=4",
+                              "model.d_ff=64", "train.epochs=3", "train.keep_every=1", "run.threads=1",
+                              "train.progress=none", "run.log_level=warn", "data.split=random"}),
+            0);
+  Running r(options(dir + "/run"));
+  auto c = r.client();
+  const auto info = json::parse(c.Get("/api/info")->body);
+  EXPECT_EQ(info["input"], "smiles");
+  EXPECT_TRUE(info["report"].get<bool>());
+  std::vector<std::string> names;
+  for (const auto& k : info["checkpoints"]) names.push_back(k["name"]);
+  ASSERT_GE(names.size(), 4u) << "epoch-000001..3.pt, best.pt, last.pt";
+  EXPECT_EQ(names[0], "epoch-000001.pt");
+  const json first = post(r, "/api/attention", {{"input", "CCO"}, {"checkpoint", "epoch-000001.pt"}, {"encoding", "float"}}, 200);
+  const json last = post(r, "/api/attention", {{"input", "CCO"}, {"checkpoint", "last.pt"}, {"encoding", "float"}}, 200);
+  EXPECT_EQ(first["epoch"], 1);
+  EXPECT_EQ(last["epoch"], 3);
+  EXPECT_NE(first["maps"], last["maps"]) << "two checkpoints, the same attention";
+  EXPECT_EQ(last["prediction"]["problem"], "regression");
+  const auto report = c.Get("/report");
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->status, 200);
 }
 
 TEST(Serve, BadModelIsAUsageError) {

@@ -68,9 +68,9 @@ Metrics CausalLMTask::evaluate() {
 }
 
 double CausalLMTask::in_context_score() {
-  // per held-out sequence of span R (length 2R; position t predicts token t+1): early = the
-  // predictions inside the first, random span (t < R-1); late = of the repetition's tokens 1..R-1
-  // (R <= t < 2R-1), predictable from context alone
+  // per held-out sequence of prefix P and span R (length P + 2R; position t predicts token t+1):
+  // early = the predictions of random tokens (t < P+R-1); late = of the repetition's tokens
+  // 1..R-1 (P+R <= t < P+2R-1), predictable from context alone
   const auto& rows = d_.split.val;
   double early = 0, late = 0;
   int64_t n_early = 0, n_late = 0;
@@ -84,9 +84,9 @@ double CausalLMTask::in_context_score() {
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone)).view(y.sizes()).to(torch::kDouble).contiguous();
     const auto acc = ce.accessor<double, 2>();
     for (size_t i = 0; i < part.size(); ++i) {
-      const int64_t R = d_.length(part[i]) / 2;
-      for (int64_t t = 0; t + 1 < R; ++t) early += acc[static_cast<int64_t>(i)][t], ++n_early;
-      for (int64_t t = R; t < 2 * R - 1; ++t) late += acc[static_cast<int64_t>(i)][t], ++n_late;
+      const int64_t P = d_.synthetic_prefix[static_cast<size_t>(part[i])], R = (d_.length(part[i]) - P) / 2;
+      for (int64_t t = 0; t + 1 < P + R; ++t) early += acc[static_cast<int64_t>(i)][t], ++n_early;
+      for (int64_t t = P + R; t < P + 2 * R - 1; ++t) late += acc[static_cast<int64_t>(i)][t], ++n_late;
     }
   }
   return n_early && n_late ? late / static_cast<double>(n_late) - early / static_cast<double>(n_early) : std::nan("");

@@ -154,6 +154,14 @@ std::string readable(const data::Tokenizer& tok, const std::vector<int64_t>& ids
   for (int64_t id : ids) out += tok.display(tok.id_token(id));
   return out;
 }
+
+// `prefix` random tokens, `span` random tokens, the span again; all prefix + span tokens distinct.
+std::vector<int64_t> prefixed_repeat(int64_t prefix, int64_t span, int64_t vocab, uint64_t seed) {
+  auto seq = analysis::repeated_random_sequences(1, prefix + span, 0, vocab, seed)[0];
+  seq.resize(static_cast<size_t>(prefix + span));
+  seq.insert(seq.end(), seq.begin() + prefix, seq.end());
+  return seq;
+}
 }  // namespace
 
 void MoleculeData::generate_sequences() {
@@ -162,47 +170,47 @@ void MoleculeData::generate_sequences() {
     throw UsageError("data.synthetic_vocab " + std::to_string(d.synthetic_vocab) + " exceeds the tokenizer's " +
                      std::to_string(tok->vocab_size()) + " tokens");
   }
-  // Each sequence's span is drawn from [span/2, span]: with one fixed span a head could find the
-  // repeated token by its distance alone (a positional shortcut in one layer); varied spans leave
-  // only the two-layer circuit (a previous-token head, then an induction head). Held out:
-  // frac_val of the count, from other seeds (the probes come from them).
+  // Each sequence is a random prefix of P tokens, a random span of S distinct tokens and the span
+  // again (P + 2S tokens), S from [2, span] and P from [0, span]. Measured on plainer data: with
+  // one fixed S a head finds the repeat by its distance; with S of at least d tokens a "d tokens
+  // back" head serves the circuit as well as a previous-token head (spans of 8..16 grew heads 7
+  // and 8 tokens back); and with the first copy always at position 0 a head at position i/2
+  // does (sequences of exactly two copies). Short spans and a random prefix leave the circuit of
+  // Olsson et al.: a previous-token head, then an induction head attending to the token after the
+  // earlier occurrence. Held out: frac_val of the count, from other seeds (the probes come from them).
   const auto seed = static_cast<uint64_t>(config.run.seed);
   const int64_t val = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(d.synthetic_count) * d.frac_val));
-  const int64_t lo = std::max<int64_t>(2, d.synthetic_span / 2), range = d.synthetic_span - lo + 1;
   auto make = [&](int64_t count, uint64_t stream) {
-    std::vector<std::vector<int64_t>> out;
     for (int64_t i = 0; i < count; ++i) {
       // a finalised (well-mixed) seed per row: consecutive raw seeds would give every row of a
       // split the same span (their high bits agree) and shifted copies of one random stream
       const uint64_t s = mask_seed(seed, stream, static_cast<uint64_t>(i));
-      const int64_t span = lo + static_cast<int64_t>((s >> 33) % static_cast<uint64_t>(range));
-      out.push_back(analysis::repeated_random_sequences(1, span, 0, d.synthetic_vocab, s)[0]);
-    }
-    return out;
-  };
-  const auto train_seqs = make(d.synthetic_count - val, 1), val_seqs = make(val, 2);
-  table.path = "repeated-random";
-  split.method = "random";
-  for (const auto* part : {&train_seqs, &val_seqs}) {
-    for (const auto& seq : *part) {
-      (part == &train_seqs ? split.train : split.val).push_back(static_cast<int64_t>(ids.size()));
-      ids.push_back(seq);
-      table.smiles.push_back(readable(*tok, seq));
+      const int64_t span = 2 + static_cast<int64_t>((s >> 33) % static_cast<uint64_t>(d.synthetic_span - 1));
+      const int64_t prefix = static_cast<int64_t>((s >> 13) % static_cast<uint64_t>(d.synthetic_span + 1));
+      (stream == 1 ? split.train : split.val).push_back(static_cast<int64_t>(ids.size()));
+      ids.push_back(prefixed_repeat(prefix, span, d.synthetic_vocab, s));
+      synthetic_prefix.push_back(prefix);
+      table.smiles.push_back(readable(*tok, ids.back()));
       table.line.push_back(0);
     }
-  }
+  };
+  table.path = "repeated-random";
+  split.method = "random";
+  make(d.synthetic_count - val, 1);
+  make(val, 2);
 }
 
 void MoleculeData::refresh_sequences(int64_t epoch) {
-  // new tokens for every training sequence (same span, so batches keep their lengths): a finite
-  // set seen every epoch is learnt as a bigram table, which copies on the training sequences and
-  // fails on new ones; fresh ones leave only in-context copying
+  // new tokens for every training sequence (same prefix and span, so batches keep their
+  // lengths): a finite set seen every epoch is learnt as a bigram table, which copies on the
+  // training sequences and fails on new ones; fresh ones leave only in-context copying
   const auto& d = config.data;
   const auto seed = static_cast<uint64_t>(config.run.seed);
   for (int64_t r : split.train) {
     const uint64_t s = mask_seed(seed, 1000 + static_cast<uint64_t>(epoch), static_cast<uint64_t>(r));
     auto& row = ids[static_cast<size_t>(r)];
-    row = analysis::repeated_random_sequences(1, static_cast<int64_t>(row.size()) / 2, 0, d.synthetic_vocab, s)[0];
+    const int64_t prefix = synthetic_prefix[static_cast<size_t>(r)];
+    row = prefixed_repeat(prefix, (static_cast<int64_t>(row.size()) - prefix) / 2, d.synthetic_vocab, s);
   }
 }
 

@@ -54,6 +54,7 @@ struct MoleculeData {
   data::Split split;
   std::shared_ptr<const data::Tokenizer> tok;
   std::vector<std::vector<int64_t>> ids;  // encoded input per row (SMILES, text, text pair, clm block)
+  std::vector<int64_t> synthetic_prefix;  // data.synthetic: per row, the random tokens before the span
   std::vector<std::vector<int64_t>> type_ids;  // sentence pairs: token types per row (else empty)
   int64_t truncated = 0;
   int64_t excluded = 0;  // mlm: corpus molecules removed by data.exclude

@@ -28,8 +28,8 @@ void SupervisedTask::build_model(int64_t num_labels) {
 void SupervisedTask::describe_task(std::ostream& s) const {
   s << config_.data.task << " of " << config_.data.targets.size() << " target(s)";
   if (d_.task.kind == TaskKind::Multiclass) s << " (" << d_.rc.num_labels << " classes)";
-  s << " on " << d_.table.size() << " molecules of " << config_.data.csv << " (" << d_.table.dropped
-    << " unparsable dropped, " << d_.truncated << " truncated); " << d_.split.method << " split " << d_.split.train.size()
+  s << " on " << d_.table.size() << (d_.text ? " texts of " : " molecules of ") << config_.data.csv << " ("
+    << d_.table.dropped << (d_.text ? "" : " unparsable") << " dropped, " << d_.truncated << " truncated); " << d_.split.method << " split " << d_.split.train.size()
     << "/" << d_.split.val.size() << "/" << d_.split.test.size();
 }
 
@@ -155,7 +155,7 @@ void SupervisedTask::finish(const std::string& run_dir, const analysis::ProbeHis
   const auto m = metrics_of(d_.split.test, "test_");
   nlohmann::json j = {{"checkpoint", which}, {"split", d_.split.method}, {"test_size", d_.split.test.size()}};
   std::ostringstream line;
-  line << "[test] " << which << " checkpoint on the " << d_.split.test.size() << " test molecules:";
+  line << "[test] " << which << " checkpoint on the " << d_.split.test.size() << (d_.text ? " test texts:" : " test molecules:");
   for (const auto& [k, v] : m) {
     j[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
     // the averaged metrics (per-target ones, e.g. test_roc_auc_NR_AR, are in the file only)

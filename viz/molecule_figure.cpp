@@ -85,21 +85,28 @@ bool epoch_atom_weights(const Run& run, const RDKit::ROMol& mol, const std::vect
   return true;
 }
 
-// The molecule drawn by RDKit (its own PNG) with atoms coloured by weight / top, pasted at (x, y).
-void paste_molecule(cairo_t* cr, const RDKit::ROMol& mol, const std::vector<double>& weight, double top,
-                    const std::string& legend, double x, double y) {
+// Every atom highlighted in viridis(weight / top), for RDKit's drawMolecule.
+struct AtomHighlights {
   std::vector<int> atoms;
   std::map<int, RDKit::DrawColour> colours;
   std::map<int, double> radii;
-  for (size_t a = 0; a < weight.size(); ++a) {
-    const Rgb c = viridis(weight[a] / top);
-    atoms.push_back(static_cast<int>(a));
-    colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
-    radii[static_cast<int>(a)] = 0.45;
+  AtomHighlights(const std::vector<double>& weight, double top) {
+    for (size_t a = 0; a < weight.size(); ++a) {
+      const Rgb c = viridis(weight[a] / top);
+      atoms.push_back(static_cast<int>(a));
+      colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
+      radii[static_cast<int>(a)] = 0.45;
+    }
   }
+};
+
+// The molecule drawn by RDKit (its own PNG) with atoms coloured by weight / top, pasted at (x, y).
+void paste_molecule(cairo_t* cr, const RDKit::ROMol& mol, const std::vector<double>& weight, double top,
+                    const std::string& legend, double x, double y) {
+  const AtomHighlights hl(weight, top);
   RDKit::MolDraw2DCairo drawer(kPanelW, kPanelH);
   drawer.drawOptions().legendFontSize = 18;
-  drawer.drawMolecule(mol, legend, &atoms, &colours, &radii);
+  drawer.drawMolecule(mol, legend, &hl.atoms, &hl.colours, &hl.radii);
   drawer.finishDrawing();
   PngReader png{drawer.getDrawingText(), 0};
   cairo_surface_t* panel = cairo_image_surface_create_from_png_stream(&PngReader::read, &png);
@@ -182,18 +189,10 @@ std::string molecule_svg(const std::string& smiles, const std::vector<std::strin
   const auto w = atom_weights(smiles, tokens, weight);
   if (w.size() != mol->getNumAtoms()) return {};  // the tokens do not spell the molecule
   const double top = std::max(1e-9, w.empty() ? 0.0 : *std::max_element(w.begin(), w.end()));
-  std::vector<int> atoms;
-  std::map<int, RDKit::DrawColour> colours;
-  std::map<int, double> radii;
-  for (size_t a = 0; a < w.size(); ++a) {
-    const Rgb c = viridis(w[a] / top);
-    atoms.push_back(static_cast<int>(a));
-    colours[static_cast<int>(a)] = RDKit::DrawColour(c.r / 255.0, c.g / 255.0, c.b / 255.0);
-    radii[static_cast<int>(a)] = 0.45;
-  }
+  const AtomHighlights hl(w, top);
   RDKit::MolDraw2DSVG drawer(width, height);
   drawer.drawOptions().legendFontSize = 16;
-  drawer.drawMolecule(*mol, legend, &atoms, &colours, &radii);
+  drawer.drawMolecule(*mol, legend, &hl.atoms, &hl.colours, &hl.radii);
   drawer.finishDrawing();
   return drawer.getDrawingText();
 }

@@ -225,6 +225,7 @@
     sel.layer = Math.min(sel.layer, result.layers - 1);
     sel.head = Math.min(sel.head, result.heads - 1);
     sel.query = Math.min(sel.query, result.length - 1);
+    if (info.input === 'minmax' && +document.body.dataset.renders === 0) sel.query = result.length - 1;  // "=" reads the answer
     drawGrid();
     drawSelection();
     drawImportance();

@@ -101,13 +101,13 @@ try {
   log(`model: ${info.architecture}, ${info.input} input, head ${info.head}`);
 
   // --- an input: the head map and the metrics table fill
-  const example = info.input === 'smiles' ? 'CC(=O)Oc1ccccc1C(=O)O' : 'the cat sat on the mat';
+  const example = { smiles: 'CC(=O)Oc1ccccc1C(=O)O', minmax: '3 max 5' }[info.input] || 'the cat sat on the mat';
   await page.locator('#input').fill(example);
   await page.locator('#submit').click();
   await page.waitForFunction(() => document.body.dataset.renders === '1', null, { timeout: 20000 });
   const zOf = () => page.evaluate(() => JSON.stringify(document.getElementById('plot-head').data?.[0]?.z ?? null));
   const z0 = await zOf();
-  check(z0 !== 'null' && JSON.parse(z0).length > 3, 'the head map has no data after the first input');
+  check(z0 !== 'null' && JSON.parse(z0).length >= 4, 'the head map has no data after the first input');
   const rows = await page.locator('#metrics tbody tr').count();
   check(rows === info.layers * info.heads, `the metrics table has ${rows} rows; expected ${info.layers * info.heads}`);
   const cells = await page.locator('#metrics tbody tr').first().locator('td').allTextContents();
@@ -121,14 +121,14 @@ try {
     .catch(() => check(false, 'choosing the last head in the grid did not change the head map'));
   // --- another input: the map and the metrics update
   const m0 = await page.locator('#metrics tbody').innerText();
-  await page.locator('#input').fill(info.input === 'smiles' ? 'c1ccccc1O' : 'a dog ran home');
+  await page.locator('#input').fill({ smiles: 'c1ccccc1O', minmax: '7 min 2' }[info.input] || 'a dog ran home');
   await page.locator('#submit').click();
   await page.waitForFunction(() => document.body.dataset.renders === '2', null, { timeout: 20000 });
   check(await page.locator('#metrics tbody').innerText() !== m0, 'the metrics table did not change with a new input');
   check(await page.locator('#recent button').count() >= 2, 'the recent inputs list does not hold both inputs');
 
   // --- an invalid input: a message next to the box, nothing else breaks
-  await page.locator('#input').fill(info.input === 'smiles' ? 'C1CC((' : '   ');
+  await page.locator('#input').fill({ smiles: 'C1CC((', minmax: '3 plus 5' }[info.input] || '   ');
   await page.locator('#submit').click();
   await page.waitForFunction(() => document.getElementById('input-error').textContent.length > 0, null, { timeout: 10000 })
     .catch(() => check(false, 'an invalid input got no message next to the box'));

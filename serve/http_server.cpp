@@ -532,6 +532,11 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
     throw UsageError("serve: --threads >= 0, --queue >= 1, connection threads >= 1, body limit >= 1024 bytes and "
                      "positive timeouts expected");
   }
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < std::min<rlim_t>(nofile.rlim_max, 65536)) {
+    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);  // idle connections are cheap; file descriptors should be too
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int workers = d.o.threads > 0 ? d.o.threads : cores;
   const int intra_op = std::max(1, cores / workers);  // workers x intra-op threads = the cores
@@ -616,11 +621,6 @@ int serve_command(const ServeOptions& options) {
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
-  rlimit nofile{};
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);  // idle connections are cheap; file descriptors should be too
-    ::setrlimit(RLIMIT_NOFILE, &nofile);
-  }
   Server server(options);
   const int port = server.bind();
   const auto info = server.explorer().info();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <numeric>
 
 #include "core/core.h"
 #include "store/store.h"
@@ -153,7 +154,7 @@ TEST(Render, DrawsTheDefaultFigureSetOfAMinMaxRun) {
   EXPECT_EQ(run_cli({"render", recorded_run(), "--out", out.path(), "--format", "png"}), 0);
   const auto figs = out.path() + "/figures/";
   for (const char* f : {"head_grid_p1_e30.png", "head_map_probs_L0_H0_p1_e30.png", "head_map_scores_L0_H1_p1_e30.png",
-                        "evolution_L0_H0_p1.png", "specialisation_timeline.png", "pattern_classes.png",
+                        "evolution_L0_H0_p1.png", "specialisation_timeline.png", "pattern_classes.png", "head_redundancy.png",
                         "training_curves.png", "positions_e30.png", "focus_regions_e30.png",
                         "attention_river_p1_e30.png", "minmax_grid_probs.png", "minmax_grid_scores.png",
                         "minmax_mechanism.png", "projection_pca.png"}) {
@@ -164,6 +165,38 @@ TEST(Render, DrawsTheDefaultFigureSetOfAMinMaxRun) {
     if (e.path().extension() == ".part") parts.push_back(e.path().string());
   }
   EXPECT_TRUE(parts.empty());
+}
+
+// Average linkage (UPGMA) on distances with a known structure: two tight groups far apart.
+TEST(HeadRedundancy, AverageLinkageFindsTheGroupsInOrder) {
+  // items 0, 2, 4 close together (0.1 apart), 1 and 3 close (0.05), the groups 0.9 apart
+  const int64_t n = 5;
+  std::vector<double> d(n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      if (i != j) d[static_cast<size_t>(i * n + j)] = (i % 2 == j % 2) ? (i % 2 ? 0.05 : 0.1) : 0.9;
+    }
+  }
+  const auto m = viz::average_linkage(d, n);
+  ASSERT_EQ(m.size(), 4u);
+  for (size_t k = 1; k < m.size(); ++k) EXPECT_GE(m[k].height, m[k - 1].height) << "heights never decrease";
+  EXPECT_DOUBLE_EQ(m[0].height, 0.05);  // 1 and 3 first
+  EXPECT_EQ(std::min(m[0].a, m[0].b), 1);
+  EXPECT_EQ(std::max(m[0].a, m[0].b), 3);
+  EXPECT_NEAR(m.back().height, 0.9, 1e-12);  // the groups: every cross pair at 0.9
+  EXPECT_EQ(m.back().size, 5);
+  EXPECT_EQ(viz::clusters_at(m, n, 0.0), 5);
+  EXPECT_EQ(viz::clusters_at(m, n, 0.2), 2);
+  EXPECT_EQ(viz::clusters_at(m, n, 1.0), 1);
+  // the leaf order keeps each group contiguous
+  const auto order = viz::dendrogram_order(m, n);
+  ASSERT_EQ(order.size(), 5u);
+  std::vector<int64_t> parity;
+  for (int64_t i : order) parity.push_back(i % 2);
+  const auto changes = std::inner_product(parity.begin() + 1, parity.end(), parity.begin(), 0, std::plus<>(),
+                                          [](int64_t a, int64_t b) { return a != b ? 1 : 0; });
+  EXPECT_EQ(changes, 1) << "groups interleaved in the dendrogram's order";
+  EXPECT_THROW(viz::average_linkage({0.0, 1.0}, 2), std::invalid_argument);
 }
 
 TEST(Render, SelectionsAndSvg) {

@@ -41,6 +41,23 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
 std::vector<double> atom_weights(const std::string& smiles, const std::vector<std::string>& tokens,
                                  const std::vector<double>& weight);
 
+// Head redundancy: the JS distance between every pair of heads (/analysis/head_js) at the last
+// recorded epoch, ordered by average-linkage clustering with its dendrogram, and the number of
+// distinct clusters at a few distance thresholds over training (figures/head_redundancy.png).
+void head_redundancy(const Run& run, const Output& out);
+// Average-linkage (UPGMA) clustering of n items from their distances d [n,n]: n-1 merges in order,
+// as scipy's linkage (leaves 0..n-1, merge k makes cluster n+k; heights never decrease).
+struct Merge {
+  int64_t a, b;
+  double height;
+  int64_t size;
+};
+std::vector<Merge> average_linkage(const std::vector<double>& d, int64_t n);
+// The leaves left to right as the dendrogram draws them.
+std::vector<int64_t> dendrogram_order(const std::vector<Merge>& merges, int64_t n);
+// Clusters left when every merge at or below `threshold` is made.
+int64_t clusters_at(const std::vector<Merge>& merges, int64_t n, double threshold);
+
 // Helpers shared with the report.
 // The pattern classes of the per-head metric "pattern", by code.
 const std::vector<std::string>& pattern_class_names();

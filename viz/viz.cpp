@@ -147,6 +147,7 @@ void draw_figures(const Run& run, const Output& out, const Plan& p) {
   draw_maps(run, out, p);
   specialisation_timeline(run, out);
   pattern_classes(run, out);
+  head_redundancy(run, out);
   training_curves(run, out);
   if (probs) {
     for (int64_t e : p.at) {

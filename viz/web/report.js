@@ -79,18 +79,67 @@
     head_importance: 'Michel et al. (2019): mean |dLoss/dgate| of the head, L2-normalised per layer',
   };
 
+  // What a click on a metric shows: its formula (row i of a head's map over its n keys a_i1..a_in;
+  // per-row values are averaged over the real query rows of every probe or validation example),
+  // how to read it, and where it comes from.
+  const ROW = 'per query row i over its n keys (a causal model: row i over keys 0..i), averaged over rows';
+  const METRIC_DOCS = {
+    confidence_max: { f: 'max over rows of max_j a_ij', read: 'Near 1: some query puts almost all its weight on one key. A single sharp row is enough to raise it.', ref: 'Attention Atlas (“confidence”)' },
+    confidence_avg: { f: `mean_i max_j a_ij (${ROW})`, read: 'How peaked the typical row is: 1/n for uniform rows, 1 for one-hot rows.', ref: 'Attention Atlas (“confidence”); Voita et al. 2019 use the same quantity to find confident heads' },
+    focus: { f: `H_i = −Σ_j a_ij ln a_ij (nats, ${ROW})`, read: 'Row entropy: 0 = one key, ln n = uniform. Depends on length; entropy_norm removes that.', ref: 'Clark et al. 2019, “What does BERT look at?” (attention entropy)' },
+    entropy_norm: { f: `H_i / ln n (${ROW}; rows of one key count 0)`, read: '0 = every row on one key, 1 = uniform. Comparable across lengths. The “uniform” class is entropy_norm ≥ 0.9.', ref: 'Clark et al. 2019; normalisation as in the attention-fundamentals document' },
+    effective_tokens: { f: `exp(H_i) (${ROW})`, read: 'The number of keys a row behaves as if it spread evenly over: 1 = one key, n = all.', ref: 'perplexity of the attention distribution (Clark et al. 2019)' },
+    sparsity: { f: `|{j : a_ij < 0.01}| / n (${ROW})`, read: 'Share of keys a row ignores. High values with low entropy: a sparse, focused head.', ref: 'Attention Atlas (“sparsity”)' },
+    distribution: { f: `median_j a_ij (${ROW})`, read: 'The median weight of a row: near 1/n for spread rows, near 0 for focused ones.', ref: 'Attention Atlas (“distribution”)' },
+    uniformity: { f: `sqrt(Σ_j (a_ij − 1/n)² / n) (${ROW})`, read: 'Standard deviation of a row’s weights: 0 = uniform; larger = uneven.', ref: 'Attention Atlas (“uniformity”)' },
+    gini: { f: `Σ_k (2k − n − 1) a_i(k) / (n Σ_j a_ij), a_i(k) sorted ascending (${ROW})`, read: '0 = uniform, (n−1)/n = one key: inequality of the weights, insensitive to their scale.', ref: 'Hurley & Rickard 2009, “Comparing measures of sparsity”' },
+    diagonal_mean: { f: `a_ii (${ROW})`, read: 'Attention of a token to itself. The “diagonal” class is ≥ 0.5.', ref: 'Kovaleva et al. 2019, “Revealing the dark secrets of BERT” (diagonal pattern)' },
+    first_token_mass: { f: `a_i0 (${ROW})`, read: 'Attention to the first token (<s>, [CLS]). High values are often a no-op “sink” rather than meaning. The “bos” class is ≥ 0.5.', ref: 'Clark et al. 2019 ([CLS]/[SEP] attention); Kovaleva et al. 2019 (vertical pattern)' },
+    last_token_mass: { f: `a_i,n−1 (${ROW})`, read: 'Attention to the last real token (</s>, [SEP], or “=” in min/max).', ref: 'Clark et al. 2019 ([SEP] attention)' },
+    local_mass: { f: `Σ_{|i−j| ≤ 2} a_ij (${ROW})`, read: 'Attention within two positions of the query. The “local” class is ≥ 0.8.', ref: 'Voita et al. 2019 (positional heads); Kovaleva et al. 2019 (block pattern)' },
+    mean_distance: { f: `Σ_j a_ij |i − j| (${ROW})`, read: 'How far a head looks, in tokens: 0 = itself, near n/3 = spread over the sequence.', ref: 'Vig & Belinkov 2019, “Analyzing the structure of attention in a transformer LM” (attention distance)' },
+    broadcast_mass: { f: 'the key k ≠ 0 with the largest column mean; mean_i a_ik', read: 'All rows attending to the same (non-first) key: a vertical stripe. The “broadcast” class is ≥ 0.5.', ref: 'Kovaleva et al. 2019 (vertical pattern)' },
+    weight_mean: { f: 'mean of all real weights', read: 'The average weight, 1/n for any map: a check more than a metric.', ref: '—' },
+    weight_max: { f: 'max of all weights', read: 'The largest weight anywhere in the head’s maps.', ref: '—' },
+    weight_min: { f: 'min of all weights', read: 'The smallest weight: 0 when some key is fully ignored.', ref: '—' },
+    js_prev: { f: 'mean over real rows of JS(a_i^(e) ‖ a_i^(e−1)), bits', read: 'How much the head still changes between recorded epochs: 0 = settled, 1 = disjoint rows.', ref: 'Jensen–Shannon divergence (Lin 1991)' },
+    js_final: { f: 'mean over real rows of JS(a_i^(e) ‖ a_i^(final)), bits', read: 'How far the head is from where it ends: reaches 0 at the last epoch; when it first stays near 0 the head has formed.', ref: 'Lin 1991' },
+    head_importance: { f: 'mean |∂L / ∂g_h| at gate g_h = 1, L2-normalised per layer', read: 'How much the loss depends on the head: near 0 = prunable.', ref: 'Michel et al. 2019, “Are sixteen heads really better than one?”' },
+  };
+
+  function showDoc(name) {
+    const d = METRIC_DOCS[name];
+    if (!d) return;
+    let panel = document.getElementById('metric-doc');
+    if (!panel) {
+      panel = document.createElement('aside');
+      panel.id = 'metric-doc';
+      panel.className = 'metric-doc';
+      panel.setAttribute('role', 'dialog');
+      document.body.appendChild(panel);
+      panel.addEventListener('click', (ev) => { if (ev.target.closest('.close')) panel.hidden = true; });
+      document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') panel.hidden = true; });
+    }
+    panel.innerHTML = `<button type="button" class="close" aria-label="close">×</button><h3>${esc(name.replace(/_/g, ' '))}</h3>` +
+      `<p class="formula"><code>${esc(d.f)}</code></p><p><b>How to read it.</b> ${esc(d.read)}</p><p class="ref"><b>Reference.</b> ${esc(d.ref)}</p>`;
+    panel.dataset.metric = name;
+    panel.hidden = false;
+  }
+
+  // The browser's colour scheme (report.css follows it too), read once: plots are drawn in it.
+  const DARK = typeof matchMedia === 'function' && matchMedia('(prefers-color-scheme: dark)').matches;
   const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ['lasso2d', 'select2d'] };
   function baseLayout(title, extra) {
     return Object.assign({
       title: { text: title, font: { size: 14 }, x: 0.01, xanchor: 'left', yref: 'container', y: 1, yanchor: 'top', pad: { t: 14 } },
-      font: { family: FONT, size: 12, color: '#1d232b' },
-      paper_bgcolor: '#ffffff',
-      plot_bgcolor: '#ffffff',
+      font: { family: FONT, size: 12, color: DARK ? '#d7dde4' : '#1d232b' },
+      paper_bgcolor: DARK ? '#1b2129' : '#ffffff',
+      plot_bgcolor: DARK ? '#1b2129' : '#ffffff',
       margin: { l: 60, r: 24, t: 60, b: 50 },
       hoverlabel: { font: { family: FONT } },
     }, extra || {});
   }
-  const axis = (extra) => Object.assign({ gridcolor: '#eef1f4', zeroline: false, linecolor: '#c9d0d8', automargin: true }, extra || {});
+  const axis = (extra) => Object.assign({ gridcolor: DARK ? '#2c343e' : '#eef1f4', zeroline: false, linecolor: DARK ? '#46505c' : '#c9d0d8', automargin: true }, extra || {});
   function vline(x, xref = 'x', yref = 'y domain', lineColor = '#d8443b', dash = 'dot') {
     return { type: 'line', xref, yref, x0: x, x1: x, y0: 0, y1: 1, line: { color: lineColor, width: 1.5, dash }, layer: 'above' };
   }
@@ -629,6 +678,10 @@
     if (!metricOpts.some((o) => o.value === S.metric) && metricOpts.length) S.metric = metricOpts[0].value;
     sel.value = S.metric;
     sel.addEventListener('change', () => { S.metric = sel.value; changed('metric'); });
+    $('metric-desc').addEventListener('click', (ev) => {
+      const info = ev.target.closest('[data-doc]');
+      if (info) showDoc(info.dataset.doc);
+    });
     const legend = patternClasses.map((c) => `<span><span class="sw" style="background:${patternColor(c)}"></span>${esc(c)}</span>`).join('');
     $('pattern-legend').innerHTML = `${legend}<span><span class="sw" style="background:#d5dae0"></span>no value</span>`;
     $('pattern-map').addEventListener('click', (ev) => {
@@ -638,7 +691,7 @@
   }
   function timelineView() {
     const opt = metricOpts.find((o) => o.value === S.metric);
-    $('metric-desc').textContent = opt ? METRIC_DESC[opt.value] || '' : '';
+    $('metric-desc').innerHTML = opt ? `${esc(METRIC_DESC[opt.value] || '')}${METRIC_DOCS[opt.value] ? ` <span class="info" data-doc="${opt.value}" role="button" tabindex="0">ⓘ formula</span>` : ''}` : '';
     if (!opt) {
       noteIn('plot-timeline', 'No per-head metrics were recorded for this run.');
       return null;
@@ -743,6 +796,8 @@
   function setupTable() {
     tableCols = tableColumns();
     $('metric-table').addEventListener('click', (ev) => {
+      const info = ev.target.closest('[data-doc]');
+      if (info) { showDoc(info.dataset.doc); return; }
       const th = ev.target.closest('th[data-key]');
       if (th) {
         const k = th.dataset.key;
@@ -773,7 +828,7 @@
       const v = rows.map((r) => r.v[k]).filter((x) => x !== null);
       return v.length ? [Math.min(...v), Math.max(...v)] : null;
     });
-    const head = tableCols.map((c) => `<th data-key="${c.key}" class="${c.cls || ''}"${c.desc ? ` title="${esc(c.desc)}"` : ''}>${esc(c.label)}${S.sortKey === c.key ? `<span class="arrow">${S.sortDir > 0 ? '▲' : '▼'}</span>` : ''}</th>`).join('');
+    const head = tableCols.map((c) => `<th data-key="${c.key}" class="${c.cls || ''}"${c.desc ? ` title="${esc(c.desc)}"` : ''}>${esc(c.label)}${METRIC_DOCS[c.key] ? `<span class="info" data-doc="${c.key}" role="button" tabindex="0" aria-label="explain ${esc(c.label)}">ⓘ</span>` : ''}${S.sortKey === c.key ? `<span class="arrow">${S.sortDir > 0 ? '▲' : '▼'}</span>` : ''}</th>`).join('');
     const body = rows.map((r) => `<tr data-l="${r.l}" data-h="${r.h}"${r.l === S.l && r.h === S.h ? ' class="sel"' : ''}>${tableCols.map((c, k) => {
       const v = r.v[k];
       if (c.text) return `<td class="l">${v ? `<span class="pill" style="background:${patternColor(v)}">${esc(v)}</span>` : '<span class="na">–</span>'}</td>`;

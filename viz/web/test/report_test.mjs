@@ -208,9 +208,35 @@ try {
   const rows = await page.locator('#metric-table tbody tr').count();
   check(rows > 0, 'the metric table has no rows');
 
+  // --- a metric explained: its formula, how to read it, a reference
+  const info = page.locator('#metric-table [data-doc="entropy_norm"]');
+  if (check(await info.count() === 1, 'the metric table has no explanation button for entropy_norm')) {
+    await info.click();
+    const doc = page.locator('#metric-doc');
+    check(await doc.isVisible(), 'clicking ⓘ next to entropy_norm shows no explanation');
+    const text = await doc.innerText();
+    check(/ln n/.test(text) && /How to read it/.test(text) && /Reference/.test(text), `the explanation lacks a formula, a reading or a reference: ${text.slice(0, 160)}`);
+    await doc.locator('.close').click();
+    check(await doc.isHidden(), 'the explanation does not close');
+  }
+
   // --- screenshots
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(outDir, 'report.png'), fullPage: true });
+
+  // --- the dark theme follows the browser's preference, plots included
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.reload({ waitUntil: 'load' });
+  await page.waitForFunction(() => window.attnscope && window.attnscope.ready, null, { timeout: 20000 });
+  await page.evaluate(() => window.attnscope.ready);
+  await page.waitForFunction(() => document.getElementById('plot-headmap').layout, null, { timeout: 10000 });
+  const dark = await page.evaluate(() => ({
+    bg: getComputedStyle(document.body).backgroundColor,
+    paper: document.getElementById('plot-headmap').layout.paper_bgcolor,
+  }));
+  check(dark.bg === 'rgb(18, 23, 29)' && dark.paper === '#1b2129', `dark theme not applied: body ${dark.bg}, plot ${dark.paper}`);
+  await page.screenshot({ path: path.join(outDir, 'report_dark.png'), fullPage: false });
+  log('metric explanation and dark theme checked');
   if (sections) {
     await page.addStyleTag({ content: '.controls { position: static !important; }' });
     for (const id of await page.evaluate(() => [...document.querySelectorAll('section:not([hidden])')].map((s) => s.id))) {

@@ -260,6 +260,35 @@ json analysis_section(const Run& run, const std::vector<int64_t>& epochs, const 
     }
     an[name] = rows;
   }
+  {  // JS distance between every pair of heads [L*H, L*H] per epoch, 3 decimals; epochs beyond a
+     // budget of 400k numbers are thinned (null), the last always kept
+    const int64_t n = L * H;
+    const size_t E = epochs.size();
+    const size_t stride = std::max<size_t>(1, static_cast<size_t>(n * n) * E / 400000 + 1);
+    json rows = json::array();
+    bool any = false;
+    for (size_t k = 0; k < E; ++k) {
+      if (k % stride != 0 && k + 1 != E) {
+        rows.push_back(nullptr);
+        continue;
+      }
+      std::vector<float> v;
+      try {
+        v = run.file->analysis("head_js", epochs[k]);
+      } catch (const std::exception&) {
+        v.clear();
+      }
+      if (static_cast<int64_t>(v.size()) != n * n) {
+        rows.push_back(nullptr);
+        continue;
+      }
+      json flat = json::array();
+      for (float x : v) flat.push_back(std::isfinite(x) ? json(std::round(x * 1000.0) / 1000.0) : json(nullptr));
+      rows.push_back(flat);
+      any = true;
+    }
+    if (any) an["head_js"] = rows;
+  }
   for (const char* name : {"token_importance", "token_importance_rollout"}) {
     json rows = json::array();
     for (int64_t e : epochs) {

@@ -1177,6 +1177,103 @@
   }
 
   // ------------------------------------------------------------------------------- wiring
+  // ------------------------------------------------------------------------------- head redundancy
+  // Average linkage (UPGMA) on a distance matrix d [n*n]: merges {a, b, height} in order, leaves
+  // 0..n-1 and merge k as cluster n+k (as viz/figures_redundancy.cpp and scipy).
+  function averageLinkage(d, n) {
+    const members = [];
+    let alive = [];
+    for (let i = 0; i < n; ++i) { members.push([i]); alive.push(i); }
+    const dist = (a, b) => {
+      let s = 0;
+      for (const i of members[a]) for (const j of members[b]) s += d[i * n + j] ?? 0;
+      return s / (members[a].length * members[b].length);
+    };
+    const merges = [];
+    while (alive.length > 1) {
+      let best = Infinity, bi = 0, bj = 1;
+      for (let i = 0; i < alive.length; ++i) for (let j = i + 1; j < alive.length; ++j) {
+        const x = dist(alive[i], alive[j]);
+        if (x < best) { best = x; bi = i; bj = j; }
+      }
+      const a = alive[bi], b = alive[bj];
+      members.push(members[a].concat(members[b]));
+      merges.push({ a, b, height: best });
+      alive.splice(bj, 1);
+      alive[bi] = n + merges.length - 1;
+    }
+    return merges;
+  }
+  function leafOrder(merges, n) {
+    if (n === 1) return [0];
+    const out = [];
+    const walk = (id) => { if (id < n) out.push(id); else { walk(merges[id - n].a); walk(merges[id - n].b); } };
+    walk(n + merges.length - 1);
+    return out;
+  }
+  const RED_THRESHOLDS = [0.2, 0.35, 0.5];
+  let redOrder = [];
+  const hasRedundancy = () => Array.isArray(analysis.head_js) && analysis.head_js.some((r) => Array.isArray(r));
+  function redundancyEpoch() {  // the chosen epoch if embedded, else the nearest earlier one
+    for (let e = S.e; e >= 0; --e) if (Array.isArray(analysis.head_js[e])) return e;
+    return analysis.head_js.findIndex((r) => Array.isArray(r));
+  }
+  function redundancyView() {
+    const n = L * H, e = redundancyEpoch(), d = analysis.head_js[e];
+    const merges = averageLinkage(d, n), order = leafOrder(merges, n);
+    redOrder = order;
+    const labels = order.map((k) => hl(Math.floor(k / H), k % H));
+    const z = order.map((i) => order.map((j) => d[i * n + j]));
+    // dendrogram as line shapes in the top 22% of the plot (x in column units)
+    const pos = new Array(2 * n - 1).fill(0), height = new Array(2 * n - 1).fill(0);
+    order.forEach((k, i) => { pos[k] = i; });
+    const hmax = Math.max(1e-6, ...merges.map((m) => m.height));
+    const shapes = [];
+    const yOf = (h) => 0.78 + 0.22 * (h / hmax);
+    const line = (x0, y0, x1, y1) => shapes.push({ type: 'line', xref: 'x', yref: 'paper', x0, y0, x1, y1, line: { color: DARK ? '#9aa6b2' : '#4a5562', width: 1 } });
+    merges.forEach((m, k) => {
+      const xa = pos[m.a], xb = pos[m.b], ya = height[m.a], yb = height[m.b];
+      line(xa, yOf(ya), xa, yOf(m.height));
+      line(xb, yOf(yb), xb, yOf(m.height));
+      line(xa, yOf(m.height), xb, yOf(m.height));
+      pos[n + k] = (xa + xb) / 2;
+      height[n + k] = m.height;
+    });
+    const sel = order.indexOf(S.l * H + S.h);
+    if (sel >= 0) shapes.push({ type: 'rect', xref: 'x', yref: 'y', x0: sel - 0.5, x1: sel + 0.5, y0: -0.5, y1: n - 0.5, line: { color: '#d8443b', width: 1.5 } });
+    $('redundancy-title').textContent = `Head redundancy · ${epochName(e)}`;
+    Plotly.react($('plot-redundancy'), [{
+      type: 'heatmap', z, x: labels.map((_, i) => i), y: labels.map((_, i) => i), text: z.map((r, i) => r.map((v, j) => `${labels[i]} ↔ ${labels[j]}: ${v === null ? '–' : v.toFixed(3)}`)),
+      hoverinfo: 'text', colorscale: VIRIDIS, zmin: 0, colorbar: { title: { text: 'JS distance' }, thickness: 12, len: 0.75, y: 0.39 },
+    }], baseLayout('', {
+      margin: { l: 70, r: 20, t: 20, b: 70 }, shapes,
+      xaxis: axis({ tickvals: labels.map((_, i) => i), ticktext: labels, tickfont: { size: 9 }, domain: [0, 1] }),
+      yaxis: axis({ tickvals: labels.map((_, i) => i), ticktext: labels, tickfont: { size: 9 }, autorange: 'reversed', domain: [0, 0.76] }),
+    }), PLOT_CONFIG);
+    const el = $('plot-redundancy');
+    if (!el.dataset.clicks && typeof el.on === 'function') {  // a cell selects its row's head
+      el.dataset.clicks = '1';
+      el.on('plotly_click', (ev) => {
+        const k = redOrder[ev?.points?.[0]?.y];
+        if (k !== undefined) setHead(Math.floor(k / H), k % H);
+      });
+    }
+    // clusters over training
+    const xs = [], ys = RED_THRESHOLDS.map(() => []);
+    analysis.head_js.forEach((row, k) => {
+      if (!Array.isArray(row)) return;
+      const ms = averageLinkage(row, n);
+      xs.push(epochs[k]);
+      RED_THRESHOLDS.forEach((t, i) => ys[i].push(n - ms.filter((m) => m.height <= t).length));
+    });
+    Plotly.react($('plot-clusters'), RED_THRESHOLDS.map((t, i) => ({
+      type: 'scatter', mode: xs.length < 40 ? 'lines+markers' : 'lines', name: `closer than ${t} merged`, x: xs, y: ys[i],
+    })), baseLayout(`Distinct head clusters over training (of ${n} heads)`, {
+      shapes: [vline(epochs[e])], xaxis: axis({ title: { text: 'epoch' } }), yaxis: axis({ title: { text: 'clusters' }, rangemode: 'tozero' }),
+      legend: { orientation: 'h', y: -0.2 },
+    }), PLOT_CONFIG);
+    return null;
+  }
   function registerViews() {
     view('curves', 'sec-summary', ['e'], curvesView);
     if (hasMaps) registerMapViews();
@@ -1190,6 +1287,7 @@
     view('patterns', 'sec-timeline', ['e', 'l', 'h'], patternMapView);
     view('pattern-time', 'sec-timeline', ['e'], patternTimeView);
     view('table', 'sec-table', ['e', 'l', 'h', 'sort'], tableView);
+    if (hasRedundancy()) view('redundancy', 'sec-redundancy', ['e', 'l', 'h'], redundancyView);
     if (hasMaps) {
       // WebGL views: drawn when first scrolled to (or on print / flush), not on load
       view('focus', 'sec-focus', ['e'], focusView, true);
@@ -1250,7 +1348,8 @@
     if (hasMinmax) setupMinmax();
     $('loading').hidden = true;
     const shown = ['sec-summary', ...(hasMaps ? ['sec-headmap'] : []), ...(hasMinmax ? ['sec-minmax'] : []),
-      ...(hasMaps ? ['sec-grid'] : []), 'sec-timeline', 'sec-table', ...(hasMaps ? ['sec-focus', 'sec-3d'] : []), 'sec-embed'];
+      ...(hasMaps ? ['sec-grid'] : []), 'sec-timeline', 'sec-table', ...(hasRedundancy() ? ['sec-redundancy'] : []),
+      ...(hasMaps ? ['sec-focus', 'sec-3d'] : []), 'sec-embed'];
     for (const id of shown) $(id).hidden = false;
     $('toc').innerHTML = shown.map((id) => `<a href="#${id}">${$(id).dataset.title}</a>`).join('');
     registerViews();

@@ -208,6 +208,17 @@ try {
   const rows = await page.locator('#metric-table tbody tr').count();
   check(rows > 0, 'the metric table has no rows');
 
+  // --- head redundancy: the heads' JS distances, ordered by clustering, and clusters over training
+  if (await page.locator('#sec-redundancy').isVisible()) {
+    await page.locator('#sec-redundancy').scrollIntoViewIfNeeded();
+    await page.evaluate(() => window.attnscope.flush());
+    const red = await page.evaluate(() => ({
+      z: document.getElementById('plot-redundancy').data?.[0]?.z?.length ?? 0,
+      lines: document.getElementById('plot-clusters').data?.length ?? 0,
+    }));
+    check(red.z >= 2 && red.lines === 3, `the head redundancy view is empty (${JSON.stringify(red)})`);
+  }
+
   // --- a metric explained: its formula, how to read it, a reference
   const info = page.locator('#metric-table [data-doc="entropy_norm"]');
   if (check(await info.count() === 1, 'the metric table has no explanation button for entropy_norm')) {

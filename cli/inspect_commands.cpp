@@ -13,6 +13,7 @@
 #include "hooks/hooks.h"
 #include "store/store.h"
 #include "train/train.h"
+#include "viz/viz.h"
 #include "cli/model_commands.h"
 
 namespace fs = std::filesystem;
@@ -110,7 +111,82 @@ int snapshot_command(const SnapshotArgs& args) {
   return 0;
 }
 
+namespace {
+
+// The six canonical patterns (one per class) as maps of n tokens, their metrics and the class the
+// thresholds give each: a reader's calibration of hooks::classify.
+int synthetic_metrics(const MetricsArgs& args) {
+  const int64_t n = args.length;
+  if (n < 6 || n > 512) throw UsageError("--length must be in [6, 512]");
+  const std::vector<std::string> names = {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"};
+  const int64_t K = static_cast<int64_t>(names.size()), k_broadcast = n / 2;
+  auto maps = torch::zeros({1, K, n, n}, torch::kFloat);
+  auto a = maps.accessor<float, 4>();
+  for (int64_t i = 0; i < n; ++i) {
+    auto row = [&](int64_t k, std::vector<std::pair<int64_t, float>> peaks) {  // peaks, the rest spread evenly
+      float rest = 1.f;
+      std::vector<bool> taken(static_cast<size_t>(n), false);
+      for (auto [j, w] : peaks) rest -= w, taken[static_cast<size_t>(j)] = true;
+      const int64_t free = n - static_cast<int64_t>(peaks.size());
+      for (int64_t j = 0; j < n; ++j) a[0][k][i][j] = taken[static_cast<size_t>(j)] ? 0.f : rest / static_cast<float>(free);
+      for (auto [j, w] : peaks) a[0][k][i][j] += w;
+    };
+    row(0, {{i, 0.9f}});                                  // diagonal: each token on itself
+    row(1, {{0, 0.9f}});                                  // bos: every token on the first
+    row(2, {{k_broadcast, 0.9f}});                        // broadcast: every token on one later key
+    row(3, {});                                           // uniform
+    std::vector<std::pair<int64_t, float>> band;          // local: the token and its neighbours
+    for (int64_t j = std::max<int64_t>(0, i - 1); j <= std::min(n - 1, i + 1); ++j) band.push_back({j, 0.3f});
+    row(4, band);
+    row(5, {{0, 0.35f}, {(i + n / 3) % n == 0 ? 1 : (i + n / 3) % n, 0.3f}});  // mixed: part first token, part a far key
+  }
+  hooks::HeadMetrics hm(hooks::HeadMetrics::Path::kReference);
+  hm.add(maps, torch::full({1}, n, torch::kLong));
+  const auto r = hm.result();
+  const std::vector<std::string> shown = {"diagonal_mean", "first_token_mass", "broadcast_mass", "entropy_norm", "local_mass",
+                                          "confidence_avg", "gini"};
+  std::ostringstream out;
+  out << "the six canonical patterns on " << n << " tokens, their metrics and the class the thresholds give (README: "
+         "attention metrics; diagonal_mean >= 0.5, first_token_mass >= 0.5, broadcast_mass >= 0.5, entropy_norm >= 0.9, "
+         "local_mass >= 0.8, in that order)\n";
+  out << std::left << std::setw(11) << "pattern" << std::setw(11) << "class";
+  for (const auto& m : shown) out << std::setw(17) << m;
+  out << "\n";
+  std::vector<std::string> titles;
+  int wrong = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const std::string cls = hooks::pattern_name(static_cast<hooks::Pattern>(static_cast<int>(r.at("pattern")[k].item<double>())));
+    wrong += cls != names[static_cast<size_t>(k)];
+    out << std::setw(11) << names[static_cast<size_t>(k)] << std::setw(11) << cls;
+    std::ostringstream t;
+    t << names[static_cast<size_t>(k)] << " -> " << cls;
+    for (const auto& m : shown) {
+      const double v = r.at(m)[k].item<double>();
+      out << std::setw(17) << std::fixed << std::setprecision(3) << v;
+    }
+    t << std::fixed << std::setprecision(2) << " (entropy " << r.at("entropy_norm")[k].item<double>() << ", local "
+      << r.at("local_mass")[k].item<double>() << ")";
+    titles.push_back(t.str());
+    out << "\n";
+  }
+  std::cout << out.str();
+  if (!args.out.empty()) {
+    const auto flat = maps.contiguous();
+    const std::string png = viz::synthetic_patterns_figure(args.out, n, std::vector<float>(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel()), titles);
+    std::cout << png << "\n";
+  }
+  if (wrong > 0) {
+    std::cout << wrong << " pattern(s) got another class: the first threshold met wins (a local head with half its "
+                 "weight on itself is a diagonal head)\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
 int metrics_command(const MetricsArgs& args) {
+  if (args.synthetic) return synthetic_metrics(args);
+  if (args.path.empty()) throw UsageError("metrics: give a run directory or an attention .h5 (or --synthetic)");
   const std::string path = fs::is_directory(args.path) ? (fs::path(args.path) / "attention.h5").string() : args.path;
   store::Reader r(path);
   const auto& h = r.header();

@@ -27,6 +27,9 @@ void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool 
 
 struct MetricsArgs {
   std::string path;  // run directory or .h5
+  bool synthetic = false;  // the six canonical patterns instead of a file
+  int64_t length = 12;     // --synthetic: tokens per map
+  std::string out;         // --synthetic: also draw them into OUT/synthetic_patterns.png
   int64_t epoch = -1;  // -1: the last epoch with metrics
   bool csv = false;
 };

@@ -349,6 +349,26 @@ TEST(Predict, FillMaskTopKPerMask) {
   EXPECT_EQ(run_cli({"predict", "--model", model, "--smiles", "CCO"}), 2);
 }
 
+// The calibration view of the pattern classes: each canonical synthetic map gets its own class.
+TEST(Metrics, SyntheticPatternsGetTheirOwnClass) {
+  TempDir d;
+  int code = 0;
+  const auto out = stdout_of({"metrics", "--synthetic", "--out", d.path("syn")}, &code);
+  ASSERT_EQ(code, 0);
+  for (const char* p : {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"}) {
+    const std::string pattern = p;
+    const auto at = out.find("\n" + pattern + " ");
+    ASSERT_NE(at, std::string::npos) << pattern << " missing:\n" << out;
+    std::istringstream row(out.substr(at + 1));
+    std::string name, cls;
+    row >> name >> cls;
+    EXPECT_EQ(cls, pattern) << out;
+  }
+  EXPECT_TRUE(fs::exists(d.path("syn/synthetic_patterns.png")));
+  EXPECT_EQ(run_cli({"metrics", "--synthetic", "--length", "3"}), 2);
+  EXPECT_EQ(run_cli({"metrics"}), 2);
+}
+
 TEST(Predict, BadInputIsExit2) {
   TempDir d;
   EXPECT_EQ(run_cli({"predict", "--model", d.path("nope"), "--smiles", "CCO"}), 2);

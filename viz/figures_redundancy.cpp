@@ -4,6 +4,7 @@
 #include <plplot/plstream.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -165,6 +166,34 @@ void head_redundancy(const Run& run, const Output& out) {
     ls.ymax = static_cast<double>(n) + 0.5;
     c.lines({0.67, 0.84, 0.11, 0.86}, series, ls);
   });
+}
+
+std::string synthetic_patterns_figure(const std::string& dir, int64_t n, const std::vector<float>& maps,
+                                      const std::vector<std::string>& titles) {
+  const int64_t K = static_cast<int64_t>(titles.size());
+  if (static_cast<int64_t>(maps.size()) != K * n * n) throw std::invalid_argument("synthetic_patterns_figure: maps is not [K,n,n]");
+  std::filesystem::create_directories(dir);
+  std::vector<std::string> written;
+  const Output out{dir, {"png"}, &written};
+  const int64_t cols = 3, rows = (K + cols - 1) / cols;
+  const int w = 1500, hgt = static_cast<int>(rows * 470 + 170);
+  emit(out, "synthetic_patterns", w, hgt, [&](Canvas& c) {
+    c.title("the canonical attention patterns and what the metrics make of them",
+            "synthetic maps of " + std::to_string(n) + " tokens (query down, key across); above each: the class the "
+            "thresholds assign and the metrics that decide it (README: attention metrics)");
+    const auto boxes = grid({70.0 / w, 1.0 - 150.0 / w, 60.0 / hgt, 1.0 - 150.0 / hgt}, static_cast<int>(rows),
+                            static_cast<int>(cols), 90.0 / w, 110.0 / hgt);
+    for (int64_t k = 0; k < K; ++k) {
+      HeatmapStyle st;
+      st.title = titles[static_cast<size_t>(k)];
+      st.xlabels = std::vector<std::string>(static_cast<size_t>(n), "");
+      st.ylabels = st.xlabels;
+      c.heatmap(boxes[static_cast<size_t>(k)], std::vector<float>(maps.begin() + k * n * n, maps.begin() + (k + 1) * n * n),
+                static_cast<int>(n), static_cast<int>(n), st);
+    }
+    c.colorbar({1.0 - 110.0 / w, 1.0 - 90.0 / w, 60.0 / hgt, 1.0 - 150.0 / hgt}, Colormap::kViridis, 0, 1, "attention");
+  });
+  return written.front();
 }
 
 }  // namespace attnscope::viz

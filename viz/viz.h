@@ -62,6 +62,11 @@ std::string report_html(const std::string& run_dir, const std::string& web_dir =
 // inlined; UsageError naming what web_dir lacks).
 std::string serve_page(const std::string& web_dir = "");
 
+// `attnscope metrics --synthetic`: K synthetic maps [K,n,n] with their titles drawn side by side
+// into DIR/synthetic_patterns.png; returns the path.
+std::string synthetic_patterns_figure(const std::string& dir, int64_t n, const std::vector<float>& maps,
+                                      const std::vector<std::string>& titles);
+
 // Where report.html/js/css and node_modules are looked for: $ATTNSCOPE_WEB_DIR, else the
 // source tree's viz/web.
 std::string default_web_dir();

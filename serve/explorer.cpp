@@ -115,9 +115,8 @@ struct Explorer::Impl {
   }
 
   // The input of a request, checked: a string, not empty, within the limits, a SMILES RDKit parses.
-  std::pair<std::string, std::string> inputs(const json& request, const char* key = "input") const {
-    std::string text = string_field(request, key, true), second = string_field(request, "pair", false);
-    if (key != std::string("input")) second.clear();
+  std::pair<std::string, std::string> inputs(const json& request) const {
+    std::string text = string_field(request, "input", true), second = string_field(request, "pair", false);
     if (trim(text).empty()) throw RequestError(400, "the input is empty: type a " + noun());
     const auto chars = static_cast<int64_t>(text.size() + second.size());
     if (chars > limits.max_input_chars) {
@@ -219,6 +218,22 @@ struct Explorer::Impl {
   }
 
   // The top `k` tokens (display form) and probabilities of logits [V].
+  // A masked-LM's top 5 at every mask token of `ids` from its logits [T,V] (empty without masks).
+  static json mask_tops(const data::Tokenizer& tok, const std::vector<int64_t>& ids, const torch::Tensor& logits) {
+    json masks = json::array();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (tok.mask_id() >= 0 && ids[i] == tok.mask_id()) {
+        masks.push_back({{"position", i}, {"top", top_tokens(tok, logits[static_cast<int64_t>(i)], 5)}});
+      }
+    }
+    return masks;
+  }
+
+  // The run's checkpoint file the answer came from (null for a Hugging Face directory).
+  static json checkpoint_name(const models::LoadedModel& m) {
+    return m.run_dir.empty() ? json(nullptr) : json(fs::path(m.origin).filename().string());
+  }
+
   static json top_tokens(const data::Tokenizer& tok, const torch::Tensor& logits, int64_t k) {
     const auto prob = torch::softmax(logits.to(torch::kDouble), 0);
     const auto top = prob.topk(std::min<int64_t>(k, prob.size(0)));
@@ -401,19 +416,10 @@ json Explorer::attention(const json& request) const {
     ids = p.enc.ids;
     type_ids = p.enc.type_ids;
     prediction = d.prediction(m, p.output);
-    const int64_t T = static_cast<int64_t>(p.enc.ids.size());
-    if (m.hf.is_lm() && !causal && tok.mask_id() >= 0) {
-      for (int64_t i = 0; i < T; ++i) {
-        if (p.enc.ids[static_cast<size_t>(i)] == tok.mask_id()) {
-          masks.push_back({{"position", i}, {"top", Impl::top_tokens(tok, p.output[i], 5)}});
-        }
-      }
-    }
-    if (m.hf.is_lm() && causal) next = Impl::top_tokens(tok, p.output[T - 1], 5);
-    if (!m.run_dir.empty()) {
-      checkpoint = fs::path(m.origin).filename().string();
-      epoch = m.epoch;
-    }
+    if (m.hf.is_lm() && !causal) masks = Impl::mask_tops(tok, p.enc.ids, p.output);
+    if (m.hf.is_lm() && causal) next = Impl::top_tokens(tok, p.output[p.output.size(0) - 1], 5);
+    checkpoint = Impl::checkpoint_name(m);
+    if (!m.run_dir.empty()) epoch = m.epoch;
   }
   const int64_t L = maps_t.size(0), H = maps_t.size(1), T = maps_t.size(2);
 
@@ -517,17 +523,11 @@ json Explorer::predict(const json& request) const {
     } else if (m.config().causal()) {
       r["next_token"] = Impl::top_tokens(m.tok(), p.output[p.output.size(0) - 1], 5);
     } else {
-      json masks = json::array();
-      for (size_t i = 0; i < p.enc.ids.size(); ++i) {
-        if (p.enc.ids[i] == m.tok().mask_id()) {
-          masks.push_back({{"position", i}, {"top", Impl::top_tokens(m.tok(), p.output[static_cast<int64_t>(i)], 5)}});
-        }
-      }
-      r["masks"] = masks;
+      r["masks"] = Impl::mask_tops(m.tok(), p.enc.ids, p.output);
     }
     results.push_back(r);
   }
-  return {{"checkpoint", m.run_dir.empty() ? json(nullptr) : json(fs::path(m.origin).filename().string())},
+  return {{"checkpoint", Impl::checkpoint_name(m)},
           {"results", results}};
 }
 

@@ -73,6 +73,8 @@ void visit_fields(C& c, V& v) {
   v("model.d_head", c.model.d_head, "minmax_attention: width of each head's query, key and value (roberta: d_model / n_heads).", kNone);
   v("model.d_ff", c.model.d_ff, "roberta, bert, gpt2: intermediate (feed-forward) width; 0 = 4 * d_model.", kNone);
   v("model.max_positions", c.model.max_positions, "roberta, bert, gpt2: position embeddings (RoBERTa: tokens + 2, as it offsets positions by pad_id + 1; BERT and GPT-2: tokens).", kNone);
+  v("model.attn_only", c.model.attn_only, "gpt2: attention-only blocks: the MLP is skipped and its weights stay zero (Olsson et al.'s toy models; an export computes the same model in transformers).", kNone);
+  v("model.position_embedding", c.model.position_embedding, "gpt2: absolute (learned position embeddings, GPT-2's) or rotary (RoFormer rotations of queries and keys; wpe unused; such a model cannot be exported to GPT-2).", kNone);
   v("model.dropout", c.model.dropout, "roberta, bert, gpt2: hidden dropout.", kNone);
   v("model.attention_dropout", c.model.attention_dropout, "roberta, bert, gpt2: attention-probability dropout.", kNone);
   v("model.layer_norm_eps", c.model.layer_norm_eps, "roberta, bert, gpt2: LayerNorm epsilon.", kNone);

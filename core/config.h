@@ -61,6 +61,8 @@ struct ModelConfig {
   // roberta
   int64_t d_ff = 0;                       // intermediate (feed-forward) width; 0 = 4 * d_model
   int64_t max_positions = 514;            // position embeddings (RoBERTa: tokens + pad_id + 1)
+  bool attn_only = false;                 // gpt2: attention-only blocks (no MLP), as Olsson et al.'s toy models
+  std::string position_embedding = "absolute";  // gpt2: absolute (learned wpe) | rotary (RoFormer)
   double dropout = 0.1;                   // hidden dropout
   double attention_dropout = 0.1;         // attention-probability dropout
   double layer_norm_eps = 1e-5;

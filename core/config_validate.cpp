@@ -127,6 +127,13 @@ void check_model(const Config& c, Checker& ch) {
     ch.need(c.model.attention_dropout >= 0 && c.model.attention_dropout < 1, "model.attention_dropout",
             "must be in [0, 1)");
     ch.need(c.model.layer_norm_eps > 0, "model.layer_norm_eps", "must be > 0");
+    ch.need(one_of(c.model.position_embedding, {"absolute", "rotary"}), "model.position_embedding",
+            "must be absolute or rotary");
+    ch.need(c.model.name == "gpt2" || (!c.model.attn_only && c.model.position_embedding == "absolute"),
+            c.model.attn_only ? "model.attn_only" : "model.position_embedding",
+            "attention-only blocks and rotary positions are GPT-2 variants (model.name: gpt2)");
+    ch.need(c.model.position_embedding == "absolute" || (c.model.d_model / std::max<int64_t>(1, c.model.n_heads)) % 2 == 0,
+            "model.position_embedding", "rotary needs an even head width (d_model / n_heads)");
     ch.need(one_of(c.model.tokenizer, {"smiles-regex", "bpe", "wordpiece"}), "model.tokenizer",
             "must be smiles-regex, bpe or wordpiece");
     ch.need(c.model.tokenizer == "smiles-regex" || !c.model.tokenizer_dir.empty() || !c.model.pretrained.empty(),

@@ -206,6 +206,15 @@ TransformerConfig read_hf_config(const std::string& path) {
     bool scaled = true;
     get_bool("scale_attn_weights", scaled);
     if (!scaled) problems.push_back("scale_attn_weights: only true (scores divided by sqrt(head size)) is supported");
+    get_bool("attnscope_attn_only", c.attn_only);
+    if (j.contains("attnscope_position_embedding")) {
+      const auto& pe = j["attnscope_position_embedding"];
+      if (pe != "absolute" && pe != "rotary") {
+        problems.push_back("attnscope_position_embedding: expected \"absolute\" or \"rotary\", got " + pe.dump().substr(0, 40));
+      } else {
+        c.position_embedding = pe.get<std::string>();
+      }
+    }
   }
   read_labels(j, c, problems);
   if (c.num_labels > (1 << 20)) problems.push_back("id2label / num_labels: " + std::to_string(c.num_labels) + " labels (at most 1048576)");

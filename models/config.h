@@ -30,6 +30,13 @@ struct TransformerConfig {
   double classifier_dropout = -1;       // BERT / RoBERTa's classifier_dropout (< 0: null, hidden_dropout_prob)
   std::string hidden_act = "gelu";      // gelu (erf), gelu_new (tanh approximation), relu; GPT-2: activation_function
   bool scale_attn_by_inverse_layer_idx = false;  // GPT-2
+  // attnscope's GPT-2 variants for mechanism experiments (config.json keys attnscope_attn_only,
+  // attnscope_position_embedding). Attention-only blocks skip the MLP, whose weights stay zero
+  // (so that transformers computes the same model from an export); rotary positions (RoFormer,
+  // as GPT-NeoX applies them to the whole head) replace wpe, which stays zero, and cannot be
+  // exported to GPT-2.
+  bool attn_only = false;
+  std::string position_embedding = "absolute";  // absolute | rotary
   int64_t num_labels = 1;
   // As transformers' PretrainedConfig: the label names by id (empty = LABEL_0, LABEL_1, ...),
   // label2id as the file gave it (empty = the inverse of id2label), and problem_type: "",

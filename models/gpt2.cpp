@@ -27,8 +27,24 @@ std::vector<int64_t> Conv1DImpl::out_shape(const torch::Tensor& x) const {
   return shape;
 }
 
+namespace {
+// RoFormer's rotation of q or k [B,H,T,d] by position, GPT-NeoX's layout (the first and second
+// halves of a head are the pairs' two coordinates): x cos(t w_i) + rotate_half(x) sin(t w_i),
+// w_i = 10000^(-2i/d).
+torch::Tensor rotary(const torch::Tensor& x) {
+  const int64_t T = x.size(2), d = x.size(3), half = d / 2;
+  const auto opts = x.options();
+  const auto inv_freq = torch::pow(10000.0, -torch::arange(0, half, opts) * (2.0 / static_cast<double>(d)));
+  const auto angles = torch::outer(torch::arange(T, opts), inv_freq);  // [T, d/2]
+  const auto cos = torch::cat({angles.cos(), angles.cos()}, -1), sin = torch::cat({angles.sin(), angles.sin()}, -1);
+  const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, d - half);
+  return x * cos + torch::cat({-x2, x1}, -1) * sin;
+}
+}  // namespace
+
 GPT2AttentionImpl::GPT2AttentionImpl(const TransformerConfig& c, int64_t layer)
-    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads), layer(layer) {
+    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads), layer(layer),
+      rotary_positions(c.position_embedding == "rotary") {
   c_attn = register_module("c_attn", Conv1D(c.hidden_size, 3 * c.hidden_size));
   c_proj = register_module("c_proj", Conv1D(c.hidden_size, c.hidden_size));
   attn_dropout = register_module("attn_dropout", nn::Dropout(c.attention_probs_dropout_prob));
@@ -40,7 +56,12 @@ torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, const torch::Te
   const int64_t B = x.size(0), T = x.size(1), D = heads * head_dim;
   const auto qkv = c_attn(x).split(D, 2);
   auto split = [&](const torch::Tensor& t) { return t.reshape({B, T, heads, head_dim}).transpose(1, 2); };  // [B,H,T,d]
-  const auto q = split(qkv[0]), k = split(qkv[1]), v = split(qkv[2]);
+  auto q = split(qkv[0]), k = split(qkv[1]);
+  const auto v = split(qkv[2]);
+  if (rotary_positions) {
+    q = rotary(q);
+    k = rotary(k);
+  }
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / scale;  // [B,H,T,T]
   // keys after the query get the dtype's lowest value, as transformers' causal mask does
   const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool)).tril();
@@ -60,7 +81,7 @@ GPT2MLPImpl::GPT2MLPImpl(const TransformerConfig& c) : act(c.hidden_act) {
 
 torch::Tensor GPT2MLPImpl::forward(const torch::Tensor& x) { return dropout(c_proj(activation(act, c_fc(x)))); }
 
-GPT2BlockImpl::GPT2BlockImpl(const TransformerConfig& c, int64_t layer) {
+GPT2BlockImpl::GPT2BlockImpl(const TransformerConfig& c, int64_t layer) : attn_only(c.attn_only) {
   ln_1 = register_module("ln_1", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
   attn = register_module("attn", GPT2Attention(c, layer));
   ln_2 = register_module("ln_2", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
@@ -69,7 +90,7 @@ GPT2BlockImpl::GPT2BlockImpl(const TransformerConfig& c, int64_t layer) {
 
 torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, Taps* taps) {
   const auto h = x + attn(ln_1(x), mask, taps);
-  return h + mlp(ln_2(h));
+  return attn_only ? h : h + mlp(ln_2(h));
 }
 
 GPT2ModelImpl::GPT2ModelImpl(const TransformerConfig& c) : TransformerImpl(c) {
@@ -93,7 +114,9 @@ torch::Tensor GPT2ModelImpl::hidden(const torch::Tensor& input_ids, const torch:
     throw UsageError("GPT-2 input of " + std::to_string(T) + " tokens; the model has " +
                      std::to_string(config_.max_position_embeddings) + " positions (n_positions)");
   }
-  auto x = drop(wte(input_ids) + wpe(torch::arange(T, input_ids.options())).unsqueeze(0));
+  auto x = config_.position_embedding == "rotary"
+               ? drop(wte(input_ids))  // positions enter as rotations of q and k
+               : drop(wte(input_ids) + wpe(torch::arange(T, input_ids.options())).unsqueeze(0));
   tap(taps, site::kEmbedOut, 0, x);
   const auto mask = (1.0 - attention_mask.to(x.scalar_type())).view({x.size(0), 1, 1, T}) *
                     std::numeric_limits<float>::lowest();
@@ -145,12 +168,17 @@ torch::Tensor GPT2ForSequenceClassificationImpl::forward(const torch::Tensor& in
   return score(last);
 }
 
-void init_gpt2(torch::nn::Module& module, double range, int64_t layers) {
+void init_gpt2(torch::nn::Module& module, double range, int64_t layers, bool attn_only, bool rotary) {
   torch::NoGradGuard no_grad;
   for (const auto& item : module.named_parameters()) {
     const std::string& name = item.key();
     auto p = item.value();
-    if (ends_with(name, "ln_1.weight") || ends_with(name, "ln_2.weight") || ends_with(name, "ln_f.weight")) {
+    // what the variant never uses stays zero and out of training: the MLP of attention-only
+    // blocks (an export then computes the same model in transformers), wpe under rotary positions
+    if ((attn_only && name.find(".mlp.") != std::string::npos) || (rotary && ends_with(name, "wpe.weight"))) {
+      p.zero_();
+      p.set_requires_grad(false);
+    } else if (ends_with(name, "ln_1.weight") || ends_with(name, "ln_2.weight") || ends_with(name, "ln_f.weight")) {
       p.fill_(1);
     } else if (ends_with(name, ".bias")) {
       p.zero_();

@@ -36,6 +36,7 @@ class GPT2AttentionImpl : public torch::nn::Module {
   Conv1D c_attn{nullptr}, c_proj{nullptr};
   torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
   int64_t heads, head_dim, layer;
+  bool rotary_positions;
   double scale;
 };
 TORCH_MODULE(GPT2Attention);
@@ -57,6 +58,7 @@ class GPT2BlockImpl : public torch::nn::Module {
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   GPT2Attention attn{nullptr};
   GPT2MLP mlp{nullptr};
+  bool attn_only;  // the MLP is skipped (its weights stay zero)
 };
 TORCH_MODULE(GPT2Block);
 
@@ -118,6 +120,6 @@ TORCH_MODULE(GPT2ForSequenceClassification);
 
 // transformers' GPT-2 initialisation: weights N(0, range) (c_proj N(0, range / sqrt(2 n_layer))),
 // biases 0, LayerNorm 1 and 0.
-void init_gpt2(torch::nn::Module& module, double range, int64_t layers);
+void init_gpt2(torch::nn::Module& module, double range, int64_t layers, bool attn_only = false, bool rotary = false);
 
 }  // namespace attnscope::models

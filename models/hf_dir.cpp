@@ -148,6 +148,9 @@ std::string hf_config_json(const TransformerConfig& c, const std::string& archit
            {"eos_token_id", nullable_id(c.eos_token_id)},
            {"use_cache", true}};
     if (c.pad_token_id >= 0) cfg["pad_token_id"] = c.pad_token_id;
+    // attnscope's variants (models/config.h); transformers ignores these keys
+    if (c.attn_only) cfg["attnscope_attn_only"] = true;
+    if (c.position_embedding != "absolute") cfg["attnscope_position_embedding"] = c.position_embedding;
   } else {
     cfg = {{"architectures", {architecture}},
            {"model_type", c.model_type},
@@ -230,6 +233,10 @@ void export_tokenizer(const TransformerConfig& c, const fs::path& from, const fs
 
 void export_hf_model(torch::nn::Module& model, const TransformerConfig& c, const std::string& architecture,
                      const std::string& tokenizer_dir, const std::string& out_dir) {
+  if (c.position_embedding != "absolute") {
+    throw UsageError("export: the model uses " + c.position_embedding + " position embeddings, which transformers' " +
+                     c.model_type + " does not compute (only absolute ones); nothing written");
+  }
   fs::create_directories(out_dir);
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& p : model.named_parameters()) tensors[p.key()] = p.value().detach().contiguous();

@@ -60,7 +60,7 @@ Transformer build_transformer(const TransformerConfig& c, const std::string& arc
   // RoBERTa keeps LibTorch's initialisation (attnscope's ChemBERTa runs were made with it); the
   // newer families start as transformers initialises them
   if (c.model_type == "bert") init_like_transformers(*m, kRange);
-  if (c.model_type == "gpt2") init_gpt2(*m, kRange, c.num_hidden_layers);
+  if (c.model_type == "gpt2") init_gpt2(*m, kRange, c.num_hidden_layers, c.attn_only, c.position_embedding == "rotary");
   return m;
 }
 

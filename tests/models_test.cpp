@@ -583,5 +583,78 @@ TEST(Export, BertAndGpt2RoundTrip) {
   }
 }
 
+// Attention-only blocks: the MLP is skipped and its weights are zero, so the export (whose
+// config.json transformers reads as a plain GPT-2) computes the same logits without the flag.
+TEST(Gpt2, AttentionOnlyExportsAsAPlainGpt2WithTheSameOutputs) {
+  attnscope::testing::TempDir d;
+  auto c = read_hf_config(gpt2_dir("lm") + "/config.json");
+  c.attn_only = true;
+  c.intermediate_size = 1;
+  torch::manual_seed(3);
+  auto m = build_transformer(c, kGpt2LM);
+  m->eval();
+  for (const auto& p : m->named_parameters()) {
+    if (p.key().find(".mlp.") == std::string::npos) continue;
+    EXPECT_TRUE(p.value().eq(0).all().item<bool>()) << p.key();
+    EXPECT_FALSE(p.value().requires_grad()) << p.key();
+  }
+  const std::string out = d.path("attn-only");
+  export_hf_model(*m, c, kGpt2LM, gpt2_dir("lm"), out);
+  EXPECT_TRUE(read_hf_config(out + "/config.json").attn_only);
+  // as transformers sees it: the same file without attnscope's key
+  auto cfg = read_json_file(out + "/config.json");
+  cfg.erase("attnscope_attn_only");
+  write_file_atomic(out + "/config.json", cfg.dump());
+  auto plain = load_hf_model(out);
+  EXPECT_FALSE(plain.config.attn_only);
+  const auto ids = torch::tensor({{5, 9, 2, 7, 7, 1}}, torch::kLong);
+  const auto mask = torch::ones_like(ids);
+  torch::NoGradGuard ng;
+  const auto a = m->forward(ids, mask), b = plain.model->forward(ids, mask);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_GT(a.abs().max().item<double>(), 0);
+}
+
+// Rotary positions make layer 0's scores a function of the relative position only: the same
+// tokens one position later score the same; wpe is unused (zero, frozen), and export refuses.
+TEST(Gpt2, RotaryScoresDependOnRelativePositionOnly) {
+  auto c = read_hf_config(gpt2_dir("lm") + "/config.json");
+  c.position_embedding = "rotary";
+  torch::manual_seed(4);
+  auto m = build_transformer(c, kGpt2LM);
+  m->eval();  // no dropout
+  const auto tokens = torch::tensor({{5, 9, 2, 7, 3}}, torch::kLong);
+  const auto shifted = torch::tensor({{11, 5, 9, 2, 7, 3}}, torch::kLong);
+  const auto lower = torch::ones({5, 5}, torch::kBool).tril();
+  torch::NoGradGuard ng;
+  // layer 0's scores of the five tokens, alone and one position later
+  const auto shift_gap = [&](Transformer& model) {
+    Taps ta, tb;
+    ta.request(site::kAttnScores);
+    tb.request(site::kAttnScores);
+    model->forward(tokens, torch::ones_like(tokens), &ta);
+    model->forward(shifted, torch::ones_like(shifted), &tb);
+    const auto gap = ta.get(site::kAttnScores, 0) - tb.get(site::kAttnScores, 0).slice(2, 1).slice(3, 1);
+    return gap.index({0}).masked_select(lower.expand_as(gap.index({0}))).abs().max().item<double>();
+  };
+  EXPECT_LT(shift_gap(m), 1e-5);
+  // absolute positions do differ: the same check on the plain model fails
+  auto plain_c = c;
+  plain_c.position_embedding = "absolute";
+  torch::manual_seed(4);
+  auto plain = build_transformer(plain_c, kGpt2LM);
+  plain->eval();
+  EXPECT_GT(shift_gap(plain), 1e-4);
+  for (const auto& p : m->named_parameters()) {
+    if (p.key().find("wpe.") == std::string::npos) continue;
+    EXPECT_TRUE(p.value().eq(0).all().item<bool>());
+    EXPECT_FALSE(p.value().requires_grad());
+  }
+  attnscope::testing::TempDir d;
+  EXPECT_THROW(export_hf_model(*m, c, kGpt2LM, gpt2_dir("lm"), d.path("rotary")), UsageError);
+  EXPECT_FALSE(std::filesystem::exists(d.path("rotary") + "/model.safetensors"));
+  EXPECT_EQ(nlohmann::json::parse(hf_config_json(c, kGpt2LM))["attnscope_position_embedding"], "rotary");
+}
+
 }  // namespace
 }  // namespace attnscope::models

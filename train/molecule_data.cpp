@@ -71,6 +71,9 @@ void MoleculeData::read_model_dimensions() {
   rc.attention_probs_dropout_prob = mc.attention_dropout;
   rc.embedding_dropout = mc.dropout;
   rc.layer_norm_eps = mc.layer_norm_eps;
+  rc.attn_only = mc.attn_only;
+  if (mc.attn_only) rc.intermediate_size = 1;  // never run; its zero weights keep GPT-2's state-dict names
+  rc.position_embedding = mc.position_embedding;
 }
 
 // tokenizer: a pretrained model's own (vocab.json, + merges.txt for BPE), else built / named

@@ -167,7 +167,7 @@ Command add_metrics(CLI::App& app, MetricsArgs& met) {
   c->add_option("path", met.path, "Run directory or attention .h5");
   c->add_option("--epoch", met.epoch, "Epoch (default: the last with metrics)");
   c->add_flag("--csv", met.csv, "All metrics, as CSV");
-  c->add_flag("--synthetic", met.synthetic, "The six canonical patterns (diagonal, bos, broadcast, uniform, local, mixed) as synthetic maps, their metrics and the class the thresholds give: to calibrate the thresholds");
+  c->add_flag("--synthetic", met.synthetic, "The seven canonical patterns (diagonal, bos, broadcast, uniform, local, mixed, block) as synthetic maps, their metrics and the class the thresholds give: to calibrate the thresholds");
   c->add_option("--length", met.length, "--synthetic: tokens per map (default 12)");
   c->add_option("--out", met.out, "--synthetic: also draw the maps into OUT/synthetic_patterns.png");
   return {c, [&met] { return metrics_command(met); }};

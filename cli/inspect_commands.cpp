@@ -113,12 +113,12 @@ int snapshot_command(const SnapshotArgs& args) {
 
 namespace {
 
-// The six canonical patterns (one per class) as maps of n tokens, their metrics and the class the
+// The canonical patterns (one per class) as maps of n tokens, their metrics and the class the
 // thresholds give each: a reader's calibration of hooks::classify.
 int synthetic_metrics(const MetricsArgs& args) {
   const int64_t n = args.length;
   if (n < 6 || n > 512) throw UsageError("--length must be in [6, 512]");
-  const std::vector<std::string> names = {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"};
+  const std::vector<std::string>& names = hooks::pattern_names();
   const int64_t K = static_cast<int64_t>(names.size()), k_broadcast = n / 2;
   auto maps = torch::zeros({1, K, n, n}, torch::kFloat);
   auto a = maps.accessor<float, 4>();
@@ -139,16 +139,20 @@ int synthetic_metrics(const MetricsArgs& args) {
     for (int64_t j = std::max<int64_t>(0, i - 1); j <= std::min(n - 1, i + 1); ++j) band.push_back({j, 0.3f});
     row(4, band);
     row(5, {{0, 0.35f}, {(i + n / 3) % n == 0 ? 1 : (i + n / 3) % n, 0.3f}});  // mixed: part first token, part a far key
+    std::vector<std::pair<int64_t, float>> segment;       // block: each half attends within itself
+    const int64_t half = n / 2, s0 = i < half ? 0 : half, s1 = i < half ? half : n;
+    for (int64_t j = s0; j < s1; ++j) segment.push_back({j, 0.95f / static_cast<float>(s1 - s0)});
+    row(6, segment);
   }
   hooks::HeadMetrics hm(hooks::HeadMetrics::Path::kReference);
   hm.add(maps, torch::full({1}, n, torch::kLong));
   const auto r = hm.result();
   const std::vector<std::string> shown = {"diagonal_mean", "first_token_mass", "broadcast_mass", "entropy_norm", "local_mass",
-                                          "confidence_avg", "gini"};
+                                          "block_score", "effective_tokens", "confidence_avg", "gini"};
   std::ostringstream out;
-  out << "the six canonical patterns on " << n << " tokens, their metrics and the class the thresholds give (README: "
+  out << "the " << K << " canonical patterns on " << n << " tokens, their metrics and the class the thresholds give (README: "
          "attention metrics; diagonal_mean >= 0.5, first_token_mass >= 0.5, broadcast_mass >= 0.5, entropy_norm >= 0.9, "
-         "local_mass >= 0.8, in that order)\n";
+         "local_mass >= 0.8, block_score >= 0.3 with effective_tokens >= 2, in that order)\n";
   out << std::left << std::setw(11) << "pattern" << std::setw(11) << "class";
   for (const auto& m : shown) out << std::setw(17) << m;
   out << "\n";
@@ -165,7 +169,7 @@ int synthetic_metrics(const MetricsArgs& args) {
       out << std::setw(17) << std::fixed << std::setprecision(3) << v;
     }
     t << std::fixed << std::setprecision(2) << " (entropy " << r.at("entropy_norm")[k].item<double>() << ", local "
-      << r.at("local_mass")[k].item<double>() << ")";
+      << r.at("local_mass")[k].item<double>() << ", block " << r.at("block_score")[k].item<double>() << ")";
     titles.push_back(t.str());
     out << "\n";
   }
@@ -224,7 +228,7 @@ int metrics_command(const MetricsArgs& args) {
   const bool patterns = values.count("pattern") > 0;
   auto pattern_of = [&](size_t k) -> std::string {
     const float v = values["pattern"][k];
-    if (!(v >= 0 && v <= static_cast<float>(hooks::Pattern::kMixed)) || v != std::floor(v)) return "?";
+    if (!(v >= 0 && v <= static_cast<float>(hooks::Pattern::kBlock)) || v != std::floor(v)) return "?";
     return hooks::pattern_name(static_cast<hooks::Pattern>(static_cast<int>(v)));
   };
   out << (args.csv ? "epoch,layer,head" : "layer head");

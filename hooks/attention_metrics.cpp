@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace attnscope::hooks {
 
@@ -20,8 +21,18 @@ const char* pattern_name(Pattern p) {
     case Pattern::kUniform: return "uniform";
     case Pattern::kLocal: return "local";
     case Pattern::kMixed: return "mixed";
+    case Pattern::kBlock: return "block";
   }
   return "?";
+}
+
+const std::vector<std::string>& pattern_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (int c = 0; c <= static_cast<int>(Pattern::kBlock); ++c) v.emplace_back(pattern_name(static_cast<Pattern>(c)));
+    return v;
+  }();
+  return names;
 }
 
 const std::vector<std::string>& head_metric_names() {
@@ -29,17 +40,19 @@ const std::vector<std::string>& head_metric_names() {
       "confidence_max", "confidence_avg", "focus",          "sparsity",        "distribution",
       "uniformity",     "entropy_norm",   "effective_tokens", "gini",          "diagonal_mean",
       "first_token_mass", "last_token_mass", "local_mass",  "mean_distance",   "broadcast_mass",
-      "weight_mean",    "weight_max",     "weight_min",     "pattern"};
+      "weight_mean",    "weight_max",     "weight_min",     "diagonal_std",    "matrix_std",
+      "matrix_gini",    "matrix_median",  "block_score",     "max_entropy",     "pattern"};
   return names;
 }
 
 Pattern classify(double diagonal_mean, double first_token_mass, double broadcast_mass,
-                 double normalised_entropy, double local_mass) {
+                 double normalised_entropy, double local_mass, double block_score, double effective_tokens) {
   if (diagonal_mean >= 0.5) return Pattern::kDiagonal;
   if (first_token_mass >= 0.5) return Pattern::kBos;
   if (broadcast_mass >= 0.5) return Pattern::kBroadcast;
   if (normalised_entropy >= 0.9) return Pattern::kUniform;
   if (local_mass >= 0.8) return Pattern::kLocal;
+  if (block_score >= 0.3 && effective_tokens >= 2.0) return Pattern::kBlock;
   return Pattern::kMixed;
 }
 
@@ -112,6 +125,75 @@ void accumulate_map(const float* w, int64_t T, int64_t n_all, double log_n_all, 
     for (size_t m = 0; m < kNumRow; ++m) sums[m] += v[m];
   }
   sums[kBroadcast] += broadcast_sum(w, T, n_all);
+}
+
+// ---- Map-level metrics: each (example, head) map as one matrix, the same code on both paths.
+// Weighted by the map's rows when averaged, as the per-row metrics are.
+const std::vector<std::string> kMapMetrics = {"diagonal_std", "matrix_std", "matrix_gini", "matrix_median",
+                                              "block_score", "max_entropy"};
+constexpr size_t kNumMap = 6;
+
+// How much more attention stays inside contiguous segments than chance: Newman's modularity of
+// the best split of the n positions into contiguous segments of at least two tokens, the map read
+// as a weighted directed graph (row sums 1): Q = (1/n) sum_c [W_cc - |c| in_c / n], W_cc the
+// attention of c's rows to c's keys, in_c the attention c's keys receive from all rows. 0 for
+// uniform attention and for the trivial split; 1 - 1/m for m equal segments each attending within
+// itself (Kovaleva et al. 2019's "block" pattern: e.g. each sentence of a pair to itself).
+// Dynamic programming over segment ends with 2-D prefix sums: O(n^2).
+double block_score(const float* w, int64_t T, int64_t n, std::vector<double>& prefix) {
+  if (n < 2) return 0.0;
+  const int64_t m = n + 1;
+  prefix.assign(static_cast<size_t>(m * m), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    double row = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      row += w[i * T + j];
+      prefix[(i + 1) * m + j + 1] = prefix[i * m + j + 1] + row;
+    }
+  }
+  const double dn = static_cast<double>(n);
+  auto score = [&](int64_t s, int64_t e) {  // the segment s..e
+    const double within = prefix[(e + 1) * m + e + 1] - prefix[s * m + e + 1] - prefix[(e + 1) * m + s] + prefix[s * m + s];
+    const double received = prefix[n * m + e + 1] - prefix[n * m + s];
+    return within - static_cast<double>(e - s + 1) * received / dn;
+  };
+  std::vector<double> best(static_cast<size_t>(n), -std::numeric_limits<double>::infinity());  // positions 0..e split
+  for (int64_t e = 1; e < n; ++e) {
+    best[e] = score(0, e);
+    for (int64_t s = 2; s <= e - 1; ++s) best[e] = std::max(best[e], best[s - 1] + score(s, e));
+  }
+  return best[n - 1] / dn;
+}
+
+// `w`'s map-level metrics (n real tokens; `causal`: row i's keys are 0..i) into sums [kNumMap],
+// each times n. `entries` and `prefix` are scratch.
+void accumulate_map_level(const float* w, int64_t T, int64_t n, bool causal, std::vector<float>& entries,
+                          std::vector<double>& prefix, double* sums) {
+  if (n <= 0) return;
+  const double dn = static_cast<double>(n);
+  double dmean = 0, dvar = 0;
+  for (int64_t i = 0; i < n; ++i) dmean += w[i * T + i];
+  dmean /= dn;
+  for (int64_t i = 0; i < n; ++i) dvar += (w[i * T + i] - dmean) * (w[i * T + i] - dmean);
+  entries.clear();
+  for (int64_t i = 0; i < n; ++i) entries.insert(entries.end(), w + i * T, w + i * T + (causal ? i + 1 : n));
+  const double k = static_cast<double>(entries.size());
+  double sum = 0;
+  for (float x : entries) sum += x;
+  const double mean = sum / k;
+  double var = 0;
+  for (float x : entries) var += (x - mean) * (x - mean);
+  std::sort(entries.begin(), entries.end());
+  double gini = 0;
+  const auto K = static_cast<int64_t>(entries.size());
+  for (int64_t r = 0; r < K; ++r) gini += static_cast<double>(2 * (r + 1) - K - 1) * entries[static_cast<size_t>(r)];
+  gini = sum > 0 ? gini / (k * sum) : 0;
+  const double median = 0.5 * (static_cast<double>(entries[static_cast<size_t>((K - 1) / 2)]) + entries[static_cast<size_t>(K / 2)]);
+  // the entropy of uniform attention over each row's keys, summed over rows: ln n each, or ln(i+1)
+  const double max_entropy = causal ? std::lgamma(dn + 1.0) : dn * std::log(dn);
+  const double v[kNumMap] = {std::sqrt(dvar / dn) * dn, std::sqrt(var / k) * dn, gini * dn, median * dn,
+                             block_score(w, T, n, prefix) * dn, max_entropy};
+  for (size_t j = 0; j < kNumMap; ++j) sums[j] += v[j];
 }
 
 // ---- Path::kFast: the same arithmetic on 4 rows at a time (GCC/Clang vector extensions; AVX2
@@ -450,6 +532,7 @@ __attribute__((target("avx2,fma"))) void accumulate_examples_avx2(const float* d
 
 struct Acc {
   std::vector<double> sums;  // [H * kNumRow]
+  std::vector<double> map_sums;  // [H * kNumMap]
   std::vector<float> mx, mn;  // [H]
   double rows = 0;
 };
@@ -465,13 +548,21 @@ void HeadMetrics::add(const torch::Tensor& probs_in, const torch::Tensor& length
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B));
   std::vector<Acc> acc(chunks);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    std::vector<float> scratch(T);
+    std::vector<float> scratch(T), entries;
+    std::vector<double> prefix;
     for (int64_t c = c0; c < c1; ++c) {
       Acc& ac = acc[c];
       ac.sums.assign(H * kNumRow, 0.0);
+      ac.map_sums.assign(H * kNumMap, 0.0);
+      const int64_t e0 = B * c / chunks, e1 = B * (c + 1) / chunks;
+      for (int64_t b = e0; b < e1; ++b) {  // the map-level metrics, the same on both paths
+        const int64_t n = std::min(T, std::max<int64_t>(0, lp[b]));
+        for (int64_t h = 0; h < H; ++h) {
+          accumulate_map_level(data + (b * H + h) * T * T, T, n, causal_, entries, prefix, ac.map_sums.data() + h * kNumMap);
+        }
+      }
       ac.mx.assign(H, -1.f);
       ac.mn.assign(H, 2.f);
-      const int64_t e0 = B * c / chunks, e1 = B * (c + 1) / chunks;
       if (path_ == Path::kReference) {
         for (int64_t b = e0; b < e1; ++b) {
           const int64_t n = std::min(T, std::max<int64_t>(0, lp[b]));
@@ -510,12 +601,14 @@ void HeadMetrics::add(const torch::Tensor& probs_in, const torch::Tensor& length
   });
   if (sums_.empty()) {
     sums_.assign(H * kNumRow, 0.0);
+    map_sums_.assign(H * kNumMap, 0.0);
     max_.assign(H, -1.0);
     min_.assign(H, 2.0);
   }
   for (const Acc& ac : acc) {  // fixed order: deterministic for a given thread count
     for (int64_t h = 0; h < H; ++h) {
       for (size_t m = 0; m < kNumRow; ++m) sums_[h * kNumRow + m] += ac.sums[h * kNumRow + m];
+      for (size_t m = 0; m < kNumMap; ++m) map_sums_[h * kNumMap + m] += ac.map_sums[h * kNumMap + m];
       max_[h] = std::max<double>(max_[h], ac.mx[h]);
       min_[h] = std::min<double>(min_[h], ac.mn[h]);
     }
@@ -532,6 +625,11 @@ std::map<std::string, torch::Tensor> HeadMetrics::result() const {
     for (int64_t h = 0; h < H; ++h) mean[m][h] = sums_[h * kNumRow + m] / rows_;
     out[kRowMetrics[m]] = torch::tensor(mean[m], torch::kDouble);
   }
+  std::vector<std::vector<double>> map_mean(kNumMap, std::vector<double>(H));
+  for (size_t m = 0; m < kNumMap; ++m) {
+    for (int64_t h = 0; h < H; ++h) map_mean[m][h] = map_sums_[h * kNumMap + m] / rows_;
+    out[kMapMetrics[m]] = torch::tensor(map_mean[m], torch::kDouble);
+  }
   out["confidence_max"] = torch::tensor(max_, torch::kDouble);
   out["weight_max"] = torch::tensor(max_, torch::kDouble);
   out["weight_min"] = torch::tensor(min_, torch::kDouble);
@@ -539,10 +637,11 @@ std::map<std::string, torch::Tensor> HeadMetrics::result() const {
     return mean[std::find(kRowMetrics.begin(), kRowMetrics.end(), name) - kRowMetrics.begin()];
   };
   const auto &diag = at("diagonal_mean"), &first = at("first_token_mass"), &broadcast = at("broadcast_mass"),
-             &entropy = at("entropy_norm"), &local = at("local_mass");
+             &entropy = at("entropy_norm"), &local = at("local_mass"), &effective = at("effective_tokens");
+  const auto& block = map_mean[4];  // block_score
   std::vector<double> pattern(H);
   for (int64_t h = 0; h < H; ++h) {
-    pattern[h] = static_cast<double>(classify(diag[h], first[h], broadcast[h], entropy[h], local[h]));
+    pattern[h] = static_cast<double>(classify(diag[h], first[h], broadcast[h], entropy[h], local[h], block[h], effective[h]));
   }
   out["pattern"] = torch::tensor(pattern, torch::kDouble);
   return out;

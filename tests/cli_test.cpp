@@ -355,7 +355,7 @@ TEST(Metrics, SyntheticPatternsGetTheirOwnClass) {
   int code = 0;
   const auto out = stdout_of({"metrics", "--synthetic", "--out", d.path("syn")}, &code);
   ASSERT_EQ(code, 0);
-  for (const char* p : {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"}) {
+  for (const char* p : {"diagonal", "bos", "broadcast", "uniform", "local", "mixed", "block"}) {
     const std::string pattern = p;
     const auto at = out.find("\n" + pattern + " ");
     ASSERT_NE(at, std::string::npos) << pattern << " missing:\n" << out;

@@ -75,10 +75,49 @@ TEST(HeadMetrics, SyntheticPatternsAreClassifiedAsMade) {
   local.diagonal().mul_(0.5);
   local = local / local.sum(-1, true);
   EXPECT_EQ(static_cast<Pattern>(metrics_of(local, n).at("pattern")), Pattern::kLocal);
-  auto block = torch::zeros({n, n});  // two blocks: mixed
+  auto block = torch::zeros({n, n});  // two blocks, each half attending within itself
   block.slice(0, 0, 5).slice(1, 0, 5).fill_(0.2);
   block.slice(0, 5).slice(1, 5).fill_(0.2);
-  EXPECT_EQ(static_cast<Pattern>(metrics_of(block, n).at("pattern")), Pattern::kMixed);
+  const auto mb = metrics_of(block, n);
+  EXPECT_NEAR(mb.at("block_score"), 0.5, 1e-6);  // 1 - 1/m for m = 2 segments
+  EXPECT_EQ(static_cast<Pattern>(mb.at("pattern")), Pattern::kBlock);
+  // an offset diagonal (each row on the key 3 back) is contiguous too, but one key per row: mixed
+  auto offset = torch::zeros({n, n});
+  for (int64_t i = 0; i < n; ++i) offset[i][std::max<int64_t>(0, i - 3)] = 1;
+  EXPECT_EQ(static_cast<Pattern>(metrics_of(offset, n).at("pattern")), Pattern::kMixed);
+}
+
+// The map-level metrics on maps whose values are known.
+TEST(HeadMetrics, MapLevelMetrics) {
+  const int64_t n = 8;
+  const auto u = metrics_of(torch::full({n, n}, 1.0 / n), n);
+  EXPECT_NEAR(u.at("diagonal_std"), 0.0, 1e-7);
+  EXPECT_NEAR(u.at("matrix_std"), 0.0, 1e-7);
+  EXPECT_NEAR(u.at("matrix_gini"), 0.0, 1e-6);
+  EXPECT_NEAR(u.at("matrix_median"), 1.0 / n, 1e-7);
+  EXPECT_NEAR(u.at("block_score"), 0.0, 1e-6);  // uniform attention: no split beats chance
+  EXPECT_NEAR(u.at("max_entropy"), std::log(8.0), 1e-12);
+  const auto e = metrics_of(torch::eye(5), 5);  // 25 entries, 5 of them 1
+  EXPECT_NEAR(e.at("matrix_gini"), 1.0 - 5.0 / 25.0, 1e-6);
+  EXPECT_NEAR(e.at("matrix_median"), 0.0, 1e-9);
+  EXPECT_NEAR(e.at("matrix_std"), std::sqrt(0.2 * 0.8), 1e-6);
+  EXPECT_NEAR(e.at("diagonal_std"), 0.0, 1e-9);
+  // the diagonal half 1, half 0 (rows attending to themselves or to the first token)
+  auto half = torch::zeros({4, 4});
+  half[0][0] = 1, half[1][0] = 1, half[2][2] = 1, half[3][0] = 1;
+  EXPECT_NEAR(metrics_of(half, 4).at("diagonal_std"), 0.5, 1e-6);  // a_ii = 1, 0, 1, 0
+  // per-row and matrix-level differ where rows differ: two rows one-hot, two uniform
+  auto rows = torch::zeros({4, 4});
+  rows[0][0] = 1, rows[1][1] = 1;
+  rows.slice(0, 2).fill_(0.25);
+  const auto r = metrics_of(rows, 4);
+  EXPECT_NEAR(r.at("distribution"), (0.0 + 0.0 + 0.25 + 0.25) / 4, 1e-7);  // mean of row medians
+  EXPECT_NEAR(r.at("matrix_median"), 0.25, 1e-7);  // 6 zeros, 8 quarters, 2 ones: the middle two are 0.25
+  // causal maps: row i may attend to i + 1 keys, the uniform entropy is ln(i + 1)
+  HeadMetrics causal(HeadMetrics::Path::kReference, true);
+  causal.add(torch::ones({1, 1, n, n}).tril() / torch::arange(1, n + 1).view({1, 1, n, 1}), torch::tensor({n}));
+  EXPECT_NEAR(causal.result().at("max_entropy")[0].item<double>(), std::lgamma(n + 1.0) / n, 1e-12);
+  EXPECT_NEAR(causal.result().at("entropy_norm")[0].item<double>(), (n - 1.0) / n, 1e-6);  // row 0 counts 0
 }
 
 TEST(HeadMetrics, PaddingIsExcluded) {

@@ -175,7 +175,7 @@ std::string synthetic_patterns_figure(const std::string& dir, int64_t n, const s
   std::filesystem::create_directories(dir);
   std::vector<std::string> written;
   const Output out{dir, {"png"}, &written};
-  const int64_t cols = 3, rows = (K + cols - 1) / cols;
+  const int64_t cols = K > 6 ? 4 : 3, rows = (K + cols - 1) / cols;
   const int w = 1500, hgt = static_cast<int>(rows * 470 + 170);
   emit(out, "synthetic_patterns", w, hgt, [&](Canvas& c) {
     c.title("the canonical attention patterns and what the metrics make of them",

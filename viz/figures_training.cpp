@@ -10,7 +10,8 @@
 namespace attnscope::viz {
 
 const std::vector<std::string>& pattern_class_names() {
-  static const std::vector<std::string> names = {"diagonal", "bos", "broadcast", "uniform", "local", "mixed"};
+  // by code, as hooks::Pattern (block came after mixed, so older files read the same)
+  static const std::vector<std::string> names = {"diagonal", "bos", "broadcast", "uniform", "local", "mixed", "block"};
   return names;
 }
 

@@ -37,8 +37,8 @@
   const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f',
     '#79706e', '#1f9e89', '#8c564b', '#17becf', '#bcbd22', '#393b79', '#d6616b'];
   const color = (i) => PALETTE[((i % PALETTE.length) + PALETTE.length) % PALETTE.length];
-  const PATTERN_COLORS = { diagonal: '#4e79a7', bos: '#f28e2b', broadcast: '#e15759', uniform: '#9aa3ad', local: '#59a14f', mixed: '#b07aa1' };
-  const PATTERN_SHORT = { diagonal: 'diag', bos: 'bos', broadcast: 'bcast', uniform: 'unif', local: 'local', mixed: 'mixed' };
+  const PATTERN_COLORS = { diagonal: '#4e79a7', bos: '#f28e2b', broadcast: '#e15759', uniform: '#9aa3ad', local: '#59a14f', mixed: '#b07aa1', block: '#edc948' };
+  const PATTERN_SHORT = { diagonal: 'diag', bos: 'bos', broadcast: 'bcast', uniform: 'unif', local: 'local', mixed: 'mixed', block: 'block' };
   const VIRIDIS_STOPS = ['#440154', '#472c7a', '#3b528b', '#2c728e', '#21918c', '#28ae80', '#5ec962', '#addc30', '#fde725'];
   const DIVERGING_STOPS = ['#2166ac', '#4393c3', '#92c5de', '#d1e5f0', '#f7f7f7', '#fddbc7', '#f4a582', '#d6604d', '#b2182b'];
   const toScale = (stops) => stops.map((c, i) => [i / (stops.length - 1), c]);
@@ -74,6 +74,12 @@
     weight_mean: 'mean attention weight',
     weight_max: 'largest attention weight',
     weight_min: 'smallest attention weight',
+    diagonal_std: 'standard deviation of the self-attention a_ii over the rows of a map',
+    matrix_std: 'standard deviation of all weights of a map (one matrix)',
+    matrix_gini: 'Gini coefficient of all weights of a map (one matrix)',
+    matrix_median: 'median of all weights of a map (one matrix)',
+    block_score: 'how much more attention stays inside contiguous segments than chance (modularity of the best split)',
+    max_entropy: 'ln(keys a row may attend to): the entropy of uniform attention',
     js_prev: 'Jensen–Shannon divergence (bits) of the probe maps from the previous recorded epoch: how fast the head still changes',
     js_final: 'Jensen–Shannon divergence (bits) of the probe maps from the final epoch',
     head_importance: 'Michel et al. (2019): mean |dLoss/dgate| of the head, L2-normalised per layer',
@@ -102,6 +108,12 @@
     weight_mean: { f: 'mean of all real weights', read: 'The average weight, 1/n for any map: a check more than a metric.', ref: '—' },
     weight_max: { f: 'max of all weights', read: 'The largest weight anywhere in the head’s maps.', ref: '—' },
     weight_min: { f: 'min of all weights', read: 'The smallest weight: 0 when some key is fully ignored.', ref: '—' },
+    diagonal_std: { f: 'sqrt(mean_i (a_ii − mean_k a_kk)²) per map, averaged over maps weighted by their rows', read: 'Whether self-attention is even along the diagonal (0) or strong on some tokens only. Beside diagonal_mean: a diagonal head with a high std attends to itself on particular tokens.', ref: 'attention-fundamentals document (diagonal statistics)' },
+    matrix_std: { f: 'std of all allowed weights a_ij of a map as one matrix (a causal map: j ≤ i), averaged over maps weighted by rows', read: 'Unevenness of the whole map. Unlike uniformity (the mean of per-row stds) it also sees rows that differ from each other.', ref: 'attention-fundamentals document (matrix-level statistics)' },
+    matrix_gini: { f: 'Gini of all allowed weights of a map, sorted ascending: Σ_k (2k − K − 1) w_(k) / (K Σ w)', read: '0 = every weight equal; near 1 = a few entries hold the map. The per-row gini averages rows instead.', ref: 'Hurley & Rickard 2009; attention-fundamentals document' },
+    matrix_median: { f: 'median of all allowed weights of a map', read: 'The typical entry of the whole map: near 0 for sparse heads. distribution is the mean of per-row medians.', ref: 'attention-fundamentals document' },
+    block_score: { f: 'max over splits of the n positions into contiguous segments c (≥ 2 tokens each) of (1/n) Σ_c [W_cc − |c| in_c / n]; W_cc = attention of c’s rows to c’s keys, in_c = attention c’s keys receive (Newman’s modularity; dynamic programming, O(n²))', read: '0 = no more attention inside segments than uniform attention would give; 1 − 1/m = m segments each attending only within itself (0.5 for two). The “block” class is ≥ 0.3 with effective_tokens ≥ 2 (rows spread inside the block, so that an offset diagonal is not a block), checked after local.', ref: 'Kovaleva et al. 2019 (block pattern); Newman 2006 (modularity)' },
+    max_entropy: { f: `ln n (${ROW})`, read: 'The entropy of uniform attention over the keys a row may see: entropy_norm = focus / max_entropy row by row. It grows with the sequence length.', ref: 'attention-fundamentals document' },
     js_prev: { f: 'mean over real rows of JS(a_i^(e) ‖ a_i^(e−1)), bits', read: 'How much the head still changes between recorded epochs: 0 = settled, 1 = disjoint rows.', ref: 'Jensen–Shannon divergence (Lin 1991)' },
     js_final: { f: 'mean over real rows of JS(a_i^(e) ‖ a_i^(final)), bits', read: 'How far the head is from where it ends: reaches 0 at the last epoch; when it first stays near 0 the head has formed.', ref: 'Lin 1991' },
     head_importance: { f: 'mean |∂L / ∂g_h| at gate g_h = 1, L2-normalised per layer', read: 'How much the loss depends on the head: near 0 = prunable.', ref: 'Michel et al. 2019, “Are sixteen heads really better than one?”' },

@@ -20,7 +20,8 @@ CausalLMTask::CausalLMTask(const Config& config) : MoleculeTask(config, TaskKind
 
 void CausalLMTask::describe_task(std::ostream& s) const {
   if (!config_.data.synthetic.empty()) {
-    s << "causal-LM on repeated random sequences (a span of " << config_.data.synthetic_span << " tokens, then again): "
+    s << "causal-LM on repeated random sequences (a random prefix of 0-" << config_.data.synthetic_span << " tokens, a span of 2-"
+      << config_.data.synthetic_span << " tokens, then the span again): "
       << d_.split.train.size() << " train / " << d_.split.val.size() << " held out";
     return;
   }

@@ -53,12 +53,13 @@ void MoleculeTask::load_pretrained() {
 }
 
 std::string MoleculeTask::describe() const {
-  int64_t params = 0;
-  for (const auto& p : const_cast<MoleculeTask*>(this)->module().parameters()) params += p.numel();
+  int64_t params = 0;  // trained ones (a variant's unused zero tensors and frozen layers are not)
+  for (const auto& p : const_cast<MoleculeTask*>(this)->module().parameters()) params += p.requires_grad() ? p.numel() : 0;
   const auto& rc = d_.rc;
   std::ostringstream s;
   s << rc.model_type << " " << rc.num_hidden_layers << " layers x " << rc.hidden_size << " hidden, " << rc.num_attention_heads
-    << " heads, " << params << " parameters, vocab " << rc.vocab_size << " (" << d_.tokenizer_description() << "); ";
+    << " heads" << (rc.attn_only ? ", attention-only" : "") << (rc.position_embedding == "rotary" ? ", rotary positions" : "")
+    << ", " << params << " trained parameters, vocab " << rc.vocab_size << " (" << d_.tokenizer_description() << "); ";
   describe_task(s);
   if (!config_.model.pretrained.empty()) {
     s << "; from " << config_.model.pretrained;

@@ -143,7 +143,7 @@ void induction_mechanism(const Run& run, const Output& out) {
     }
     return s;
   };
-  const int w = 3 * 620 + 220, hgt = 460 + 200;
+  const int w = 3 * 620 + 100, hgt = 460 + 200;
   emit(out, "induction_heads", w, hgt, [&](Canvas& c) {
     const std::string formed = m["formed_at_step"].is_number()
                                    ? "induction head " + std::to_string(m["induction_head"]["layer"].get<int64_t>()) + "." +
@@ -152,7 +152,7 @@ void induction_mechanism(const Run& run, const Output& out) {
                                    : std::string("no induction head formed");
     c.title(run.label() + " · induction heads over training", formed + " (threshold " + std::to_string(num(m["threshold"])).substr(0, 4) +
                                                                   "; repeated random sequences, the held-out probes)");
-    const auto boxes = grid({90.0 / w, 1.0 - 230.0 / w, 90.0 / hgt, 1.0 - 130.0 / hgt}, 1, 3, 150.0 / w, 0);
+    const auto boxes = grid({90.0 / w, 1.0 - 40.0 / w, 90.0 / hgt, 1.0 - 130.0 / hgt}, 1, 3, 110.0 / w, 0);
     LineStyle st;
     st.xtitle = "step";
     st.fixed_y = true;
@@ -160,10 +160,10 @@ void induction_mechanism(const Run& run, const Output& out) {
     st.ymax = 1.02;
     st.title = "induction score (to the token after the earlier occurrence)";
     st.ytitle = "attention";
-    st.legend = false;
+    st.legend_at = LineStyle::LegendAt::kInsideTopLeft;  // before the phase change the top is empty
     c.lines(boxes[0], per_head("induction"), st);
     st.title = "previous-token score (to position i-1)";
-    st.legend = true;
+    st.legend = false;
     c.lines(boxes[1], per_head("previous_token"), st);
     std::vector<Series> curves(2);
     curves[0].name = "validation loss";
@@ -180,6 +180,7 @@ void induction_mechanism(const Run& run, const Output& out) {
     ls.title = "loss and in-context learning";
     ls.xtitle = "step";
     ls.ytitle = "nats per token";
+    ls.legend_at = LineStyle::LegendAt::kInsideRight;
     c.lines(boxes[2], curves, ls);
   });
 }

@@ -309,8 +309,12 @@ void Canvas::lines(const Box& box, const std::vector<Series>& series, const Line
     }
     std::vector<PLINT> text_colors(series.size(), 1);
     PLFLT lw, lh;
-    pl.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_RIGHT | PL_POSITION_OUTSIDE |
-              PL_POSITION_TOP, 0.01, 0.0, 0.06, 0, 1, 1, 0, 0, static_cast<PLINT>(series.size()), opt.data(), 0.8, 0.75,
+    const PLINT at = st.legend_at == LineStyle::LegendAt::kInsideTopLeft ? PL_POSITION_LEFT | PL_POSITION_TOP | PL_POSITION_INSIDE
+                     : st.legend_at == LineStyle::LegendAt::kInsideRight ? PL_POSITION_RIGHT | PL_POSITION_INSIDE
+                                                                         : PL_POSITION_RIGHT | PL_POSITION_OUTSIDE | PL_POSITION_TOP;
+    const PLFLT dx = st.legend_at == LineStyle::LegendAt::kOutsideRight ? 0.01 : 0.03,
+                dy = st.legend_at == LineStyle::LegendAt::kOutsideRight ? 0.0 : 0.03;
+    pl.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, at, dx, dy, 0.06, 0, 1, 1, 0, 0, static_cast<PLINT>(series.size()), opt.data(), 0.8, 0.75,
               1.6, 0.0, text_colors.data(), names.data(), nullptr, nullptr, nullptr, nullptr, colors.data(),
               styles.data(), widths.data(), nullptr, nullptr, nullptr, nullptr);
   }

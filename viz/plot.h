@@ -53,6 +53,7 @@ struct LineStyle {
   double ymin = 0, ymax = 1;
   bool log_y = false;
   bool legend = true;
+  enum class LegendAt { kOutsideRight, kInsideTopLeft, kInsideRight } legend_at = LegendAt::kOutsideRight;
 };
 
 class Canvas {

@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "bench/bench_util.h"
+#include "core/process.h"
 #include "cli/cli.h"
 #include "core/core.h"
 #include "data/data.h"
@@ -112,6 +113,7 @@ StepTimes rank_main(int64_t rank, int port, int steps, double bucket_mb) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnscope::configure_process(argv);  // as the attnscope executable (core/process.h)
   CLI::App app{"Data-parallel speed: 1 rank x 2 threads vs 2 ranks x 1 thread; all-reduce vs compute per step"};
   int epochs = 2, steps = 20, port = 29611;
   double bucket_mb = 25;

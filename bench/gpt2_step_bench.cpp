@@ -4,22 +4,27 @@
 // GFLOP/s of the matrix products (forward and backward, the LM head included) against the
 // machine's sgemm GFLOP/s measured in the same run with the same threads.
 //   gpt2_step_bench [--steps N] [--batch B] [--block T] [--threads K] [--layers L --hidden D --heads H]
-#include <malloc.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "bench/bench_util.h"
+#include "core/process.h"
 #include "models/models.h"
 #include "train/train.h"
 
 using namespace attnscope;
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_MAX, 0);  // as the attnscope executable (cli/main.cpp): large tensors reused from the heap
-  mallopt(M_TRIM_THRESHOLD, -1);
+  configure_process(argv);  // as the attnscope executable: heap reuse, OpenMP waiting (core/process.h)
   CLI::App app{"GPT-2-small training step speed"};
   int64_t steps = 6, batch = 4, block = 128, threads = 2, layers = 12, hidden = 768, heads = 12, vocab = 50257;
   app.add_option("--steps", steps, "Timed steps (after 2 warm-up steps)");
@@ -46,18 +51,32 @@ int main(int argc, char** argv) {
   auto model = models::build_transformer(c, models::kGpt2LM);
   model->train();
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
-  double seconds = 0;
-  for (int64_t s = 0; s < steps + 2; ++s) {
+  auto step = [&] {
     const auto ids = torch::randint(0, vocab, {batch, block});
     const auto mask = torch::ones_like(ids);
-    const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     const auto h = model->hidden(ids, mask).slice(1, 0, -1);
     const auto logits = model->lm_logits(h.reshape({-1, hidden}));
     const auto loss = torch::nn::functional::cross_entropy(logits, ids.slice(1, 1).reshape({-1}));
     loss.backward();
     opt.step();
+  };
+  double seconds = 0;
+  for (int64_t s = 0; s < steps + 2; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
     if (s >= 2) seconds += bench::seconds_since(t0);
+  }
+  // One more step under LibTorch's profiler: the time of its own matrix products (aten::mm,
+  // addmm, bmm, baddbmm, forward and backward, not nested in one another) and the self time of
+  // every other operator, from the trace it writes (chrome://tracing JSON).
+  std::ostringstream trace;
+  double profiled_s = 0;
+  {
+    torch::autograd::profiler::RecordProfile guard(trace);
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    profiled_s = bench::seconds_since(t0);
   }
   // matrix products per token: each layer QKV + output 8D^2, MLP 16D^2, scores + mixing 4TD; the
   // LM head 2DV; backward twice the forward
@@ -98,5 +117,51 @@ int main(int argc, char** argv) {
               "(attention, softmax, LayerNorm, GELU, cross-entropy, AdamW, allocation): %.2f s (%.0f%%)\n",
               gemm_s, gemm_flops / gemm_s / 1e9, 100 * gemm_flops / gemm_s / 1e9 / peak, step_s - gemm_s,
               100 * (step_s - gemm_s) / step_s);
+
+  // the profiled step: intervals per thread, nested by time; self time = own minus children's
+  struct Ev { double ts, dur; std::string name; };
+  std::map<int64_t, std::vector<Ev>> by_thread;
+  const auto tj = nlohmann::json::parse(trace.str(), nullptr, false);
+  if (tj.is_array()) {
+    for (const auto& e : tj) {
+      if (e.value("ph", "") != "X") continue;
+      by_thread[e.value("tid", int64_t{0})].push_back({e.value("ts", 0.0), e.value("dur", 0.0), e.value("name", "")});
+    }
+  }
+  const std::set<std::string> gemm = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"};
+  double gemm_in_step_us = 0;
+  std::map<std::string, double> self_us;
+  for (auto& [tid, evs] : by_thread) {
+    std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.ts != b.ts ? a.ts < b.ts : a.dur > b.dur; });
+    std::vector<size_t> stack;
+    std::vector<double> child(evs.size(), 0.0);
+    std::vector<bool> in_gemm(evs.size(), false);
+    for (size_t i = 0; i < evs.size(); ++i) {
+      while (!stack.empty() && evs[stack.back()].ts + evs[stack.back()].dur <= evs[i].ts) stack.pop_back();
+      const bool parent_gemm = !stack.empty() && in_gemm[stack.back()];
+      in_gemm[i] = parent_gemm || gemm.count(evs[i].name) > 0;
+      if (!parent_gemm && gemm.count(evs[i].name)) gemm_in_step_us += evs[i].dur;
+      if (!stack.empty()) child[stack.back()] += evs[i].dur;
+      stack.push_back(i);
+    }
+    for (size_t i = 0; i < evs.size(); ++i) {
+      if (!in_gemm[i]) self_us[evs[i].name] += std::max(0.0, evs[i].dur - child[i]);
+    }
+  }
+  const double gemm_in_step_s = gemm_in_step_us / 1e6, step_flops = flops / static_cast<double>(steps);
+  if (gemm_in_step_s > 0) {
+    std::printf("  profiled step (%.2f s): its matrix products took %.2f s at %.1f GFLOP/s = %.0f%% of sgemm; the rest %.2f s "
+                "(%.0f%%), by operator self time:\n",
+                profiled_s, gemm_in_step_s, step_flops / gemm_in_step_s / 1e9, 100 * step_flops / gemm_in_step_s / 1e9 / peak,
+                profiled_s - gemm_in_step_s, 100 * (profiled_s - gemm_in_step_s) / profiled_s);
+    std::vector<std::pair<double, std::string>> top;
+    for (const auto& [name, us] : self_us) top.push_back({us, name});
+    std::sort(top.rbegin(), top.rend());
+    for (size_t i = 0; i < std::min<size_t>(10, top.size()); ++i) {
+      std::printf("    %-40s %6.3f s\n", top[i].second.c_str(), top[i].first / 1e6);
+    }
+  } else {
+    std::printf("  (the profiler recorded no matrix products)\n");
+  }
   return 0;
 }

@@ -84,7 +84,7 @@ void write_chemberta_shaped(const std::string& path) {
     an["head_importance"] = std::vector<float>(L * H, 0.3f);
     an["head_js"] = std::vector<float>(L * H * L * H, 0.5f);
     an["token_importance"] = std::vector<float>(P * T, 1.0f / T);
-    an["token_importance_rollout"] = std::vector<float>(P * T, 1.0f / T);
+    an["token_importance_rollout"] = an["token_importance_flow"] = std::vector<float>(P * T, 1.0f / T);
     std::vector<float> pooled(P * 768);
     for (auto& x : pooled) x = noise(rng);
     an["pooled"] = pooled;

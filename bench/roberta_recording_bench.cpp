@@ -15,12 +15,14 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "core/process.h"
 #include "hooks/hooks.h"
 #include "models/models.h"
 
 using namespace attnscope;
 
 int main(int argc, char** argv) {
+  attnscope::configure_process(argv);  // as the attnscope executable (core/process.h)
   CLI::App app{"RoBERTa tap and recording overhead"};
   int64_t steps = 32, batch = 32, len = 64, probes = 64, val = 512, threads = 2;
   int pairs = 5;

@@ -16,6 +16,7 @@
 #include <random>
 
 #include "bench/bench_util.h"
+#include "core/process.h"
 #include "data/data.h"
 #include "models/models.h"
 #include "train/train.h"
@@ -48,6 +49,7 @@ std::vector<int64_t> realistic_lengths(const std::string& root, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnscope::configure_process(argv);  // as the attnscope executable (core/process.h)
   CLI::App app{"ChemBERTa-zinc-base-v1 training step speed"};
   int64_t steps = 12, batch = 32, threads = 2, blas_threads = 0, layers = 6, hidden = 768, heads = 12, inter = 3072;
   std::string root = ATTNSCOPE_SOURCE_DIR;

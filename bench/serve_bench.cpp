@@ -22,6 +22,7 @@
 #include <set>
 #include <thread>
 
+#include "core/process.h"
 #include "data/data.h"
 #include "models/models.h"
 #include "serve/serve.h"
@@ -140,6 +141,7 @@ void run_shape(const char* name, const std::string& model, int requests, int cli
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnscope::configure_process(argv);  // as the attnscope executable (core/process.h)
   CLI::App app{"Load test of attnscope serve (loopback only)"};
   int requests = 1000, clients = 16, threads = 0;
   std::string shape = "both";

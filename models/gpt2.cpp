@@ -173,10 +173,15 @@ void init_gpt2(torch::nn::Module& module, double range, int64_t layers, bool att
   for (const auto& item : module.named_parameters()) {
     const std::string& name = item.key();
     auto p = item.value();
-    // what the variant never uses stays zero and out of training: the MLP of attention-only
-    // blocks (an export then computes the same model in transformers), wpe under rotary positions
+    // what the variant never uses stays out of training (a data-parallel run would wait for its
+    // gradients): the MLP of attention-only blocks, zero (an export then computes the same model in
+    // transformers), and their ln_2 at its initialisation; wpe under rotary positions, zero
+    const bool unused_ln = attn_only && name.find(".ln_2.") != std::string::npos;
     if ((attn_only && name.find(".mlp.") != std::string::npos) || (rotary && ends_with(name, "wpe.weight"))) {
       p.zero_();
+      p.set_requires_grad(false);
+    } else if (unused_ln) {
+      p.fill_(ends_with(name, ".weight") ? 1.0 : 0.0);
       p.set_requires_grad(false);
     } else if (ends_with(name, "ln_1.weight") || ends_with(name, "ln_2.weight") || ends_with(name, "ln_f.weight")) {
       p.fill_(1);

@@ -1,8 +1,12 @@
 // Attention analyses (hooks/attention_analysis.h).
 #include "hooks/attention_analysis.h"
 
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/push_relabel_max_flow.hpp>
+
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 namespace attnscope::hooks {
@@ -110,9 +114,91 @@ torch::Tensor token_importance(const torch::Tensor& maps, const torch::Tensor& l
   return (received / received.sum(-1, true).clamp_min(1e-300)).to(torch::kFloat);
 }
 
-torch::Tensor token_importance_rollout(const torch::Tensor& maps, const torch::Tensor& lengths) {
-  const auto first = attention_rollout(maps, lengths).select(1, 0).to(torch::kDouble);  // [P,T]
-  return (first / first.sum(-1, true).clamp_min(1e-300)).to(torch::kFloat);
+torch::Tensor token_importance_rollout(const torch::Tensor& maps, const torch::Tensor& lengths, bool causal) {
+  const auto r = attention_rollout(maps, lengths).to(torch::kDouble);  // [P,T,T]
+  torch::Tensor row;
+  if (causal) {  // each probe's last real token
+    const auto last = (lengths.to(torch::kLong) - 1).clamp_min(0).view({-1, 1, 1}).expand({r.size(0), 1, r.size(2)});
+    row = r.gather(1, last).squeeze(1);
+  } else {
+    row = r.select(1, 0);
+  }
+  return (row / row.sum(-1, true).clamp_min(1e-300)).to(torch::kFloat);
+}
+
+torch::Tensor flow_capacities(const torch::Tensor& maps_lhtt, int64_t n) {
+  const auto a = maps_lhtt.slice(2, 0, n).slice(3, 0, n).to(torch::kDouble).mean(1);  // [L,n,n]
+  auto c = 0.5 * a + 0.5 * torch::eye(n, torch::kDouble).unsqueeze(0);
+  return c / c.sum(-1, true).clamp_min(1e-300);
+}
+
+Flow attention_flow(const torch::Tensor& capacity_in, int64_t source, int64_t sink) {
+  using Traits = boost::adjacency_list_traits<boost::vecS, boost::vecS, boost::directedS>;
+  using Graph = boost::adjacency_list<
+      boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+      boost::property<boost::edge_capacity_t, double,
+                      boost::property<boost::edge_residual_capacity_t, double,
+                                      boost::property<boost::edge_reverse_t, Traits::edge_descriptor>>>>;
+  const auto cap = capacity_in.to(torch::kDouble).contiguous();
+  const int64_t L = cap.size(0), n = cap.size(1);
+  if (cap.dim() != 3 || cap.size(2) != n || source < 0 || source >= n || sink < 0 || sink >= n) {
+    throw std::invalid_argument("attention_flow: capacity must be [L,n,n] with source and sink in 0..n-1");
+  }
+  const auto c = cap.accessor<double, 3>();
+  Graph g(static_cast<size_t>((L + 1) * n));
+  auto capacity = boost::get(boost::edge_capacity, g);
+  auto residual = boost::get(boost::edge_residual_capacity, g);
+  auto reverse = boost::get(boost::edge_reverse, g);
+  struct Forward { int64_t l, i, j; Traits::edge_descriptor e; };
+  std::vector<Forward> forward;
+  const auto node = [n](int64_t level, int64_t t) { return static_cast<size_t>(level * n + t); };
+  for (int64_t l = 0; l < L; ++l) {
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const double w = c[l][i][j];
+        if (!(w > 1e-15)) continue;  // (NaN and rounding dust: no edge)
+        const auto e = boost::add_edge(node(l, j), node(l + 1, i), g).first;
+        const auto back = boost::add_edge(node(l + 1, i), node(l, j), g).first;
+        capacity[e] = w;
+        capacity[back] = 0;
+        reverse[e] = back;
+        reverse[back] = e;
+        forward.push_back({l, i, j, e});
+      }
+    }
+  }
+  Flow f;
+  f.edges = torch::zeros({L, n, n}, torch::kDouble);
+  if (L == 0) {  // no layer: the input is the output
+    f.value = source == sink ? 1.0 : 0.0;
+    return f;
+  }
+  f.value = boost::push_relabel_max_flow(g, node(0, source), node(L, sink));
+  auto e = f.edges.accessor<double, 3>();
+  for (const auto& fw : forward) e[fw.l][fw.i][fw.j] = std::max(0.0, capacity[fw.e] - residual[fw.e]);
+  return f;
+}
+
+torch::Tensor token_importance_flow(const torch::Tensor& maps, const torch::Tensor& lengths, bool causal,
+                                    int64_t max_tokens) {
+  const int64_t P = maps.size(0), T = maps.size(3);
+  auto out = torch::zeros({P, T}, torch::kDouble);
+  const auto len = lengths.to(torch::kLong).contiguous();
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t n = std::min(T, std::max<int64_t>(0, len[p].item<int64_t>()));
+    if (n == 0) continue;
+    if (n > max_tokens) {
+      out[p].fill_(std::nan(""));
+      continue;
+    }
+    const auto cap = flow_capacities(maps[p], n);
+    const int64_t sink = causal ? n - 1 : 0;
+    double total = 0;
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) total += v[static_cast<size_t>(j)] = attention_flow(cap, j, sink).value;
+    for (int64_t j = 0; j < n; ++j) out[p][j] = total > 0 ? v[static_cast<size_t>(j)] / total : 0.0;
+  }
+  return out.to(torch::kFloat);
 }
 
 }  // namespace attnscope::hooks

@@ -296,7 +296,8 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
                                                       : torch::zeros({p.size(1), p.size(2)}));
       an["head_js"] = to_floats(head_js_distance(p, len));
       an["token_importance"] = to_floats(token_importance(p, len));
-      an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len));
+      an["token_importance_rollout"] = to_floats(token_importance_rollout(p, len, task_.causal()));
+      an["token_importance_flow"] = to_floats(token_importance_flow(p, len, task_.causal()));
       const bool every_head = h.defined() && layers_ == all_or({}, h.size(0)) && heads_ == all_or({}, h.size(1));
       an["head_importance"] = to_floats(
           !h.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))

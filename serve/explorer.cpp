@@ -446,7 +446,9 @@ json Explorer::attention(const json& request) const {
   }
   const auto all = maps_t.unsqueeze(0);  // [1,L,H,T,T]
   const auto plain = hooks::token_importance(all, lengths)[0].to(torch::kDouble).contiguous();
-  const auto rollout = hooks::token_importance_rollout(all, lengths)[0].to(torch::kDouble).contiguous();
+  const auto rollout = hooks::token_importance_rollout(all, lengths, causal)[0].to(torch::kDouble).contiguous();
+  // attention flow for short inputs (n max-flow problems; null beyond 64 tokens)
+  const auto flow = hooks::token_importance_flow(all, lengths, causal)[0].to(torch::kDouble).contiguous();
   auto vec = [](const torch::Tensor& t) {
     return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
   };
@@ -477,7 +479,8 @@ json Explorer::attention(const json& request) const {
               {"metric_names", names},
               {"metrics", metrics},
               {"patterns", pattern},
-              {"importance", {{"attention", vec(plain)}, {"rollout", vec(rollout)}}},
+              {"importance", {{"attention", vec(plain)}, {"rollout", vec(rollout)},
+                              {"flow", flow.isnan().any().item<bool>() ? nlohmann::json(nullptr) : nlohmann::json(vec(flow))}}},
               {"prediction", prediction},
               {"masks", masks},
               {"next_token", next},

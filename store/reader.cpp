@@ -138,6 +138,11 @@ std::vector<float> Reader::analysis(const std::string& name, int64_t epoch_index
 
 bool Reader::has_best() const { return best().epoch >= 0; }
 
+bool Reader::has_analysis(const std::string& name) const {
+  impl_->begin();
+  return has_link(impl_->file, "analysis") && has_link(impl_->file, "analysis/" + name);
+}
+
 EpochInfo Reader::best() const {
   impl_->begin();
   const auto b = read_all<double>(impl_->file, "best/info", H5T_NATIVE_DOUBLE);

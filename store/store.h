@@ -16,7 +16,9 @@
 //   /analysis/js_final [E,L,H]                      JS divergence from the final epoch (written at the end)
 //   /analysis/head_js [E,L*H,L*H]                   JS distance between every pair of heads
 //   /analysis/token_importance [E,P,T]              attention received, heads and layers averaged
-//   /analysis/token_importance_rollout [E,P,T]      rollout row of the first token
+//   /analysis/token_importance_rollout [E,P,T]      rollout row of the readout token (first; causal: last)
+//   /analysis/token_importance_flow [E,P,T]         attention flow to the readout token (NaN: probe > 64 tokens;
+//                                                   absent in files recorded before it)
 //   /analysis/head_importance [E,L,H]               Michel et al. (2019) over the validation split, L2-normalised per layer
 //   /pooled [E,P,D]                                 the probes' pooled / readout vectors (when pooled_dim > 0)
 //   /task/<name>                                    task arrays of fixed shape, written when training ends
@@ -117,6 +119,8 @@ class Reader {
   std::vector<float> array(const std::string& name) const;  // /task/<name>, shape in header().arrays
   std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;  // also "js_final"
   bool has_best() const;
+  // Whether the file holds analysis `name` (files recorded before an analysis existed lack it).
+  bool has_analysis(const std::string& name) const;
   EpochInfo best() const;
   std::vector<float> best_map(const std::string& site) const;
   std::vector<int64_t> metric_epochs() const;

@@ -212,6 +212,49 @@ TEST(Analysis, RolloutJsAndTokenImportance) {
   EXPECT_TRUE(torch::allclose(token_importance_rollout(rnd, lengths).sum(-1), torch::ones({P})));
 }
 
+// Attention flow (Abnar & Zuidema 2020): with one layer the only path from input j to the readout
+// is the edge c[r][j], so flow equals rollout; through several layers every flow respects the
+// capacities and is conserved at the inner nodes; and the readout of a causal model is its last token.
+TEST(Analysis, AttentionFlowProperties) {
+  auto gen = at::detail::createCPUGenerator(5);
+  const int64_t P = 3, H = 2, T = 7;
+  const auto lengths = torch::tensor({7, 4, 5});
+  const auto one = torch::softmax(torch::randn({P, 1, H, T, T}, gen) * 2, -1);
+  for (bool causal : {false, true}) {
+    const auto f = token_importance_flow(one, lengths, causal), r = token_importance_rollout(one, lengths, causal);
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t n = lengths[p].item<int64_t>();
+      EXPECT_TRUE(torch::allclose(f[p].slice(0, 0, n), r[p].slice(0, 0, n), 1e-5, 1e-7)) << "probe " << p << " causal " << causal;
+      EXPECT_EQ(f[p].slice(0, n).abs().sum().item<double>(), 0.0) << "padding carries no flow";
+    }
+  }
+  const auto deep = torch::softmax(torch::randn({1, 3, H, T, T}, gen) * 3, -1);
+  const auto cap = flow_capacities(deep[0], T);
+  for (int64_t source = 0; source < T; ++source) {
+    const auto fl = attention_flow(cap, source, 0);
+    const auto& e = fl.edges;  // [L,n,n]: from j below layer l to i above it
+    EXPECT_GE(e.min().item<double>(), 0.0);
+    EXPECT_LE((e - cap).max().item<double>(), 1e-12) << "within capacity";
+    EXPECT_GT(fl.value, 0.0);
+    EXPECT_LE(fl.value, 1.0 + 1e-12) << "the readout receives at most its row, which sums to 1";
+    EXPECT_NEAR(e[0].select(1, source).sum().item<double>(), fl.value, 1e-9) << "out of the source";
+    EXPECT_NEAR(e[0].sum().item<double>(), fl.value, 1e-9) << "only the source sends";
+    EXPECT_NEAR(e[2][0].sum().item<double>(), fl.value, 1e-9) << "into the sink";
+    for (int64_t l = 1; l < 3; ++l) {  // the nodes between layers l-1 and l: in = out
+      EXPECT_LT((e[l - 1].sum(1) - e[l].sum(0)).abs().max().item<double>(), 1e-9) << "conservation at level " << l;
+    }
+    EXPECT_LT(e[2].slice(0, 1).abs().sum().item<double>(), 1e-12) << "nothing reaches other top tokens";
+  }
+  // identity attention: each token keeps its own, so only token 0 reaches readout 0
+  const auto eye = torch::eye(T).view({1, 1, 1, T, T}).expand({1, 2, H, T, T}).contiguous();
+  const auto fi = token_importance_flow(eye, torch::tensor({T}));
+  EXPECT_NEAR(fi[0][0].item<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(fi[0].slice(0, 1).abs().sum().item<double>(), 0.0, 1e-9);
+  // long probes are left out (NaN), not cut
+  EXPECT_TRUE(token_importance_flow(one, lengths, false, 5)[0].isnan().all().item<bool>());
+  EXPECT_FALSE(token_importance_flow(one, lengths, false, 5)[1].isnan().any().item<bool>());
+}
+
 TEST(MinMaxAttention, FusedHeadImportanceEqualsTheModuleGateGradient) {
   models::MinMaxNet net(models::MinMaxNetOptions{});
   auto gen = at::detail::createCPUGenerator(6);
@@ -332,7 +375,8 @@ store::Header small_header(const std::string& dtype) {
 
 store::Analyses small_analyses(float v) {
   return {{"js_prev", std::vector<float>(2, v)}, {"head_importance", std::vector<float>(2, v)}, {"head_js", std::vector<float>(4, v)},
-          {"token_importance", std::vector<float>(6, v)}, {"token_importance_rollout", std::vector<float>(6, v)}};
+          {"token_importance", std::vector<float>(6, v)}, {"token_importance_rollout", std::vector<float>(6, v)},
+          {"token_importance_flow", std::vector<float>(6, v)}};
 }
 
 store::Probes small_probes() {

@@ -289,7 +289,8 @@ json analysis_section(const Run& run, const std::vector<int64_t>& epochs, const 
     }
     if (any) an["head_js"] = rows;
   }
-  for (const char* name : {"token_importance", "token_importance_rollout"}) {
+  for (const char* name : {"token_importance", "token_importance_rollout", "token_importance_flow"}) {
+    if (!run.file->has_analysis(name)) continue;  // (recorded before flow existed)
     json rows = json::array();
     for (int64_t e : epochs) {
       const auto v = run.file->analysis(name, e);  // [P,T]

@@ -548,11 +548,14 @@
   function tokenImportanceView() {
     const { e, p } = S, n = lens[p], tk = toks[p];
     const ti = analysis.token_importance?.[e]?.[p], tr = analysis.token_importance_rollout?.[e]?.[p];
+    const tf = analysis.token_importance_flow?.[e]?.[p];
     if (!Array.isArray(ti) && !Array.isArray(tr)) { $('plot-tokimp').hidden = true; return null; }
     const x = [...Array(n).keys()], px = plotWidth('plot-tokimp', 560) - 80;
     const traces = [];
     if (Array.isArray(ti)) traces.push({ type: 'bar', name: 'attention received', x, y: ti.slice(0, n).map(num), marker: { color: '#4e79a7' } });
-    if (Array.isArray(tr)) traces.push({ type: 'bar', name: 'rollout (first token)', x, y: tr.slice(0, n).map(num), marker: { color: '#f28e2b' } });
+    const readout = D.run?.model?.causal ? 'last token' : 'first token';
+    if (Array.isArray(tr)) traces.push({ type: 'bar', name: `rollout (${readout})`, x, y: tr.slice(0, n).map(num), marker: { color: '#f28e2b' } });
+    if (Array.isArray(tf) && tf.slice(0, n).some((v) => v !== null)) traces.push({ type: 'bar', name: `flow (${readout})`, x, y: tf.slice(0, n).map(num), marker: { color: '#59a14f' } });
     for (const t of traces) { t.customdata = tk.map((s) => esc(s)); t.hovertemplate = `%{x}: “%{customdata}” %{y:.3f}<extra>${t.name}</extra>`; }
     return plot('plot-tokimp', traces, baseLayout(`Token importance · ${epochName(e)} · probe #${pid(p)}`, {
       barmode: 'group', bargap: 0.25, xaxis: tokenAxis(tk, px, { tickangle: rotateFor(tk, px) }), yaxis: axis({ rangemode: 'tozero' }),

@@ -155,6 +155,7 @@
     Plotly.react($('plot-importance'), [
       { type: 'bar', name: 'attention received', x, y: result.importance.attention, marker: { color: '#2f6fb3' } },
       { type: 'bar', name: 'rollout', x, y: result.importance.rollout, marker: { color: '#e08b3a' } },
+      ...(Array.isArray(result.importance.flow) ? [{ type: 'bar', name: 'flow', x, y: result.importance.flow, marker: { color: '#59a14f' } }] : []),
     ], { barmode: 'group', margin: { l: 50, r: 10, t: 10, b: 70 }, legend: { orientation: 'h', y: 1.15 },
       xaxis: { type: 'category', tickfont: { size: 10 } }, yaxis: { title: { text: 'share' } } }, PLOT_CONFIG);
   }

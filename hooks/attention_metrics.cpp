@@ -6,6 +6,7 @@
 #include "core/core.h"
 
 #include <ATen/Parallel.h>
+#include <boost/sort/spreadsort/float_sort.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -183,7 +184,9 @@ void accumulate_map_level(const float* w, int64_t T, int64_t n, bool causal, std
   const double mean = sum / k;
   double var = 0;
   for (float x : entries) var += (x - mean) * (x - mean);
-  std::sort(entries.begin(), entries.end());
+  // Boost's float spreadsort (a radix-like sort of the float bits): ~3x std::sort on the n^2
+  // entries of a map, which dominated the map-level metrics
+  boost::sort::spreadsort::float_sort(entries.begin(), entries.end());
   double gini = 0;
   const auto K = static_cast<int64_t>(entries.size());
   for (int64_t r = 0; r < K; ++r) gini += static_cast<double>(2 * (r + 1) - K - 1) * entries[static_cast<size_t>(r)];

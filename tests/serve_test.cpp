@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hooks/hooks.h"
 #include "models/models.h"
 #include "serve/serve.h"
 #include "test_util.h"
@@ -145,6 +146,18 @@ TEST(Serve, AttentionEqualsADirectForward) {
   double sum = 0;
   for (double v : a["importance"]["rollout"].get<std::vector<double>>()) sum += v;
   EXPECT_NEAR(sum, 1.0, 1e-6);
+  EXPECT_TRUE(a["importance"]["flow"].is_null()) << "flow only when asked for";
+  // attention flow on request: as the analysis computes it from the same maps
+  const json fl = post(r, "/api/attention", {{"input", "CC(=O)Oc1ccccc1"}, {"encoding", "float"}, {"flow", true}}, 200);
+  {
+    std::vector<torch::Tensor> per_layer;
+    for (int64_t l = 0; l < L; ++l) per_layer.push_back(taps.get(models::site::kAttnProbs, l));
+    const auto want = hooks::token_importance_flow(torch::stack(per_layer, 1), torch::tensor({T}))[0];
+    const auto got = fl["importance"]["flow"].get<std::vector<double>>();
+    ASSERT_EQ(static_cast<int64_t>(got.size()), T);
+    for (int64_t t = 0; t < T; ++t) EXPECT_NEAR(got[static_cast<size_t>(t)], want[t].item<double>(), 1e-6) << t;
+  }
+  post(r, "/api/attention", {{"input", "CCO"}, {"flow", "yes"}}, 400);
 
   // u8 maps: the same within 1/255
   const json q = post(r, "/api/attention", {{"input", "CC(=O)Oc1ccccc1"}}, 200);

@@ -244,6 +244,7 @@
     document.body.dataset.state = 'busy';
     try {
       const body = { input };
+      if ($('want-flow').checked) body.flow = true;
       if (pair.trim()) body.pair = pair;
       if ($('sel-checkpoint').value) body.checkpoint = $('sel-checkpoint').value;
       result = await api('/api/attention', body);
@@ -293,6 +294,7 @@
     $('ask').addEventListener('submit', (e) => { e.preventDefault(); submit(); });
     $('input').addEventListener('keydown', (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); submit(); } });
     $('sel-checkpoint').addEventListener('change', () => { if (result) submit(); });
+    $('want-flow').addEventListener('change', () => { if (result) submit(); });
     $('sel-layer').addEventListener('change', (e) => choose(+e.target.value));
     $('sel-head').addEventListener('change', (e) => choose(undefined, +e.target.value));
     $('sel-query').addEventListener('change', (e) => choose(undefined, undefined, +e.target.value));

@@ -158,7 +158,9 @@ void recorder_breakdown(const std::string& config, std::vector<std::string> sets
     const size_t P = probes.inputs.size(0), H = task->num_heads(), T = 4, D = task->pooled_dim();
     an["js_prev"] = an["head_importance"] = std::vector<float>(H, 0.5f);
     an["head_js"] = std::vector<float>(H * H, 0.5f);
-    an["token_importance"] = an["token_importance_rollout"] = an["token_importance_flow"] = std::vector<float>(P * T, 0.25f);
+    an["token_importance"] = an["token_importance_rollout"] = an["token_importance_flow"] = an["grad_input"] =
+        std::vector<float>(P * T, 0.25f);
+    an["attn_grad"] = std::vector<float>(P * H, 0.1f);
     an["pooled"] = std::vector<float>(P * D, 0.1f);
     std::map<std::string, std::vector<float>> metrics;
     for (const auto& name : hooks::head_metric_names()) metrics[name] = std::vector<float>(H, 0.5f);

@@ -84,7 +84,8 @@ void write_chemberta_shaped(const std::string& path) {
     an["head_importance"] = std::vector<float>(L * H, 0.3f);
     an["head_js"] = std::vector<float>(L * H * L * H, 0.5f);
     an["token_importance"] = std::vector<float>(P * T, 1.0f / T);
-    an["token_importance_rollout"] = an["token_importance_flow"] = std::vector<float>(P * T, 1.0f / T);
+    an["token_importance_rollout"] = an["token_importance_flow"] = an["grad_input"] = std::vector<float>(P * T, 1.0f / T);
+    an["attn_grad"] = std::vector<float>(P * L * H, 0.1f);
     std::vector<float> pooled(P * 768);
     for (auto& x : pooled) x = noise(rng);
     an["pooled"] = pooled;

@@ -82,7 +82,8 @@ inline const std::string& attention_seed() {
       store::SiteMaps m = {{"attn.probs", std::vector<float>(maps, 0.25f)}, {"attn.scores", std::vector<float>(maps, 1.0f)}};
       store::Analyses an = {{"js_prev", std::vector<float>(4, 0.f)},         {"head_js", std::vector<float>(16, 0.f)},
                             {"token_importance", std::vector<float>(8, 0.f)}, {"token_importance_rollout", std::vector<float>(8, 0.f)},
-                            {"token_importance_flow", std::vector<float>(8, 0.f)},
+                            {"token_importance_flow", std::vector<float>(8, 0.f)}, {"grad_input", std::vector<float>(8, 0.f)},
+                            {"attn_grad", std::vector<float>(8, 0.f)},
                             {"head_importance", std::vector<float>(4, 0.f)},  {"pooled", std::vector<float>(6, 0.f)}};
       w->append_epoch({e, e * 10, 0.0}, m, an);
       w->append_metrics(e, {{"entropy", std::vector<float>(4, 0.5f)}, {"focus", std::vector<float>(4, 0.5f)}});

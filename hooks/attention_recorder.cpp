@@ -270,9 +270,11 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     const store::EpochInfo info{epoch, step, now_unix()};
     std::shared_ptr<ProbePass> pass;
     torch::Tensor hi;
+    train::Attribution attr;
     if (!snap) {
       pass = std::make_shared<ProbePass>(probe_pass(nullptr));
       hi = task_.head_importance();  // [all layers, all heads]
+      attr = task_.attribution(probes_.inputs);
     }
     lap(times_.maps);
     // The last epoch's head importance is computed by the trainer's thread, which has nothing
@@ -283,7 +285,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       end_hi_->snapshot = snap;
       hi_later = end_hi_->promise.get_future().share();
     }
-    jobs_->post([this, snap, pass, hi, info, hi_later] {
+    jobs_->post([this, snap, pass, hi, attr, info, hi_later] {
       Lap lap_bg;
       const ProbePass r = pass ? *pass : probe_pass(snap.get());
       lap_bg(times_.maps_bg);
@@ -303,6 +305,13 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
           !h.defined() ? torch::full({p.size(1), p.size(2)}, std::nan(""))
           : every_head ? h
                        : h.index_select(0, torch::tensor(layers_)).index_select(1, torch::tensor(heads_)));
+      // gradient attribution of the probes' predictions (NaN where the model makes none)
+      const train::Attribution at = snap ? snap->attribution(probes_.inputs) : attr;
+      an["grad_input"] = to_floats(at.grad_input.defined() ? at.grad_input : torch::full({p.size(0), p.size(3)}, std::nan("")));
+      an["attn_grad"] = to_floats(!at.attn_grad.defined()
+                                      ? torch::full({p.size(0), p.size(1) * p.size(2)}, std::nan(""))
+                                      : at.attn_grad.index_select(1, torch::tensor(layers_)).index_select(2, torch::tensor(heads_))
+                                            .reshape({p.size(0), -1}));
       if (r.pooled.defined()) an["pooled"] = to_floats(r.pooled);
       lap_bg(times_.analyses);
       writer_->append_epoch(info, site_maps(r.maps), an);

@@ -55,6 +55,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   tap(taps, site::kAttnScores, layer, scores);
   auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, layer, probs);
+  probs = gate_probs(taps, layer, probs);
   const auto context = gate_heads(taps, layer, torch::matmul(dropout(probs), v));  // [B,H,T,d]
   return context.transpose(1, 2).reshape({B, T, heads * head_dim});                  // [B,T,D]
 }
@@ -122,6 +123,7 @@ torch::Tensor BertModelImpl::hidden(const torch::Tensor& input_ids, const torch:
                                     const torch::Tensor& token_type_ids) {
   auto h = embeddings(input_ids, token_type_ids);
   tap(taps, site::kEmbedOut, 0, h);
+  h = add_embed_delta(taps, h);
   // additive mask as HF: 0 for tokens, the dtype's lowest value for padding keys
   const auto mask = (1.0 - attention_mask.to(h.scalar_type())).view({h.size(0), 1, 1, h.size(1)}) *
                     std::numeric_limits<float>::lowest();

@@ -69,7 +69,7 @@ torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, const torch::Te
   tap(taps, site::kAttnScores, layer, scores);
   const auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, layer, probs);
-  const auto context = gate_heads(taps, layer, torch::matmul(attn_dropout(probs), v));  // [B,H,T,d]
+  const auto context = gate_heads(taps, layer, torch::matmul(attn_dropout(gate_probs(taps, layer, probs)), v));  // [B,H,T,d]
   return resid_dropout(c_proj(context.transpose(1, 2).reshape({B, T, D})));
 }
 
@@ -118,6 +118,7 @@ torch::Tensor GPT2ModelImpl::hidden(const torch::Tensor& input_ids, const torch:
                ? drop(wte(input_ids))  // positions enter as rotations of q and k
                : drop(wte(input_ids) + wpe(torch::arange(T, input_ids.options())).unsqueeze(0));
   tap(taps, site::kEmbedOut, 0, x);
+  x = add_embed_delta(taps, x);
   const auto mask = (1.0 - attention_mask.to(x.scalar_type())).view({x.size(0), 1, 1, T}) *
                     std::numeric_limits<float>::lowest();
   int64_t i = 0;

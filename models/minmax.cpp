@@ -27,6 +27,7 @@ torch::Tensor MinMaxNetImpl::forward(const torch::Tensor& tokens, Taps* taps, co
   const int64_t B = tokens.size(0), T = tokens.size(1);
   auto h = W_E.index_select(0, tokens.reshape({-1})).view({B, T, -1}) + W_pos.slice(0, 0, T);  // [B,T,D]
   tap(taps, site::kEmbedOut, 0, h);
+  h = add_embed_delta(taps, h);
   auto q = torch::einsum("hed,btd->bhte", {W_Q, h});  // [B,H,T,Dh]
   auto k = torch::einsum("hed,btd->bhte", {W_K, h});
   auto v = torch::einsum("hed,btd->bhte", {W_V, h});
@@ -34,7 +35,7 @@ torch::Tensor MinMaxNetImpl::forward(const torch::Tensor& tokens, Taps* taps, co
   tap(taps, site::kAttnScores, 0, scores);  // [B,H,T,T]
   auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, 0, probs);
-  auto z = torch::matmul(probs, v);                         // [B,H,T,Dh]
+  auto z = torch::matmul(gate_probs(taps, 0, probs), v);                         // [B,H,T,Dh]
   if (head_gate.defined()) z = z * head_gate.view({head_gate.dim() == 2 ? B : 1, -1, 1, 1});
   auto out = torch::einsum("hde,bhte->btd", {W_O, z});      // [B,T,D]
   h = h + out;

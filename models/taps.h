@@ -44,6 +44,17 @@ class Taps {
     auto it = gates_.find(layer);
     return it == gates_.end() ? nullptr : &it->second;
   }
+  // Attribution points, which like gates take part in the forward: a delta added to the
+  // embeddings entering layer 0 ([B,T,D]; zeros with requires_grad: dy/ddelta = dy/dx) and a
+  // factor on each layer's attention probabilities ([B,H,T,T], before dropout; ones with
+  // requires_grad: dy/dgate = A * dy/dA, attention x gradient).
+  void set_embed_delta(torch::Tensor delta) { embed_delta_ = std::move(delta); }
+  const torch::Tensor* embed_delta() const { return embed_delta_.defined() ? &embed_delta_ : nullptr; }
+  void set_probs_gate(int64_t layer, torch::Tensor gate) { probs_gates_[layer] = std::move(gate); }
+  const torch::Tensor* probs_gate(int64_t layer) const {
+    auto it = probs_gates_.find(layer);
+    return it == probs_gates_.end() ? nullptr : &it->second;
+  }
   void clear() { captured_.clear(); }
 
  private:
@@ -55,12 +66,25 @@ class Taps {
   std::vector<Request> requests_;
   std::map<std::pair<std::string, int64_t>, torch::Tensor> captured_;
   std::map<int64_t, torch::Tensor> gates_;
+  torch::Tensor embed_delta_;
+  std::map<int64_t, torch::Tensor> probs_gates_;
 };
 
 // The call models make at every site.
 inline void tap(Taps* taps, const char* site, int64_t layer, const torch::Tensor& t) {
   if (taps != nullptr) taps->capture(site, layer, t);
 }
+// The embeddings plus the attribution delta, if one is set; the attention probabilities of
+// `layer` times their attribution gate, if one is set (else unchanged: one branch).
+inline torch::Tensor add_embed_delta(Taps* taps, const torch::Tensor& x) {
+  const torch::Tensor* d = taps != nullptr ? taps->embed_delta() : nullptr;
+  return d == nullptr ? x : x + *d;
+}
+inline torch::Tensor gate_probs(Taps* taps, int64_t layer, const torch::Tensor& probs) {
+  const torch::Tensor* g = taps != nullptr ? taps->probs_gate(layer) : nullptr;
+  return g == nullptr ? probs : probs * *g;
+}
+
 // Per-head outputs [B,H,...] of `layer` times its head gate, if one is set (else unchanged).
 inline torch::Tensor gate_heads(Taps* taps, int64_t layer, const torch::Tensor& per_head) {
   const torch::Tensor* g = taps != nullptr ? taps->head_gate(layer) : nullptr;

@@ -8,7 +8,7 @@ namespace attnscope::store {
 
 const std::vector<std::string>& analysis_names() {
   static const std::vector<std::string> names = {"js_prev", "head_js", "token_importance", "token_importance_rollout",
-                                                 "token_importance_flow", "head_importance"};
+                                                 "token_importance_flow", "head_importance", "grad_input", "attn_grad"};
   return names;
 }
 
@@ -57,7 +57,8 @@ std::string site_path(const std::string& site) {
 std::vector<hsize_t> analysis_shape(const std::string& name, hsize_t P, hsize_t L, hsize_t H, hsize_t T) {
   if (name == "js_prev" || name == "head_importance") return {L, H};
   if (name == "head_js") return {L * H, L * H};
-  return {P, T};  // token_importance, token_importance_rollout, token_importance_flow
+  if (name == "attn_grad") return {P, L * H};
+  return {P, T};  // token_importance, token_importance_rollout, token_importance_flow, grad_input
 }
 
 void write_header(hid_t f, const Header& header) {

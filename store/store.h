@@ -20,6 +20,9 @@
 //   /analysis/token_importance_flow [E,P,T]         attention flow to the readout token (NaN: probe > 64 tokens;
 //                                                   absent in files recorded before it)
 //   /analysis/head_importance [E,L,H]               Michel et al. (2019) over the validation split, L2-normalised per layer
+//   /analysis/grad_input [E,P,T]                    gradient x input of each probe's prediction (train/task.h:
+//                                                   Attribution; NaN without a classifier head)
+//   /analysis/attn_grad [E,P,L*H]                   attention x gradient per head, same prediction
 //   /pooled [E,P,D]                                 the probes' pooled / readout vectors (when pooled_dim > 0)
 //   /task/<name>                                    task arrays of fixed shape, written when training ends
 //                                                   (NaN until then), e.g. the min/max (a, b) grid

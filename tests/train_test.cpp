@@ -722,3 +722,103 @@ TEST(TaskRegistry, OneClassPerTaskKind) {
 }
 
 }  // namespace attnscope
+
+namespace attnscope::train {
+namespace {
+
+// Gradient attribution against finite differences of the model itself: scaling every embedding
+// by (1 + eps) changes the prediction by eps * sum_t grad_input[t]; scaling one head's attention
+// by (1 + eps) changes it by eps * attn_grad[l][h] (central differences). BERT with padding
+// and GPT-2 (its classifier reads the last token); padding gets no attribution.
+TEST(Attribution, GradientTimesInputAndAttentionTimesGradientMatchFiniteDifferences) {
+  const std::string fx = testing::fixture_path("");
+  for (const std::string dir : {fx + "/hf-bert-tiny/bert-tiny-classification", fx + "/hf-gpt2-tiny/gpt2-tiny-classification"}) {
+    auto m = models::load_model(dir);
+    auto& model = *m.hf.model;
+    model.eval();
+    const bool bert = m.config().model_type == "bert";
+    std::vector<std::vector<int64_t>> rows;
+    for (const char* text : {"the cat sat on the mat", "spam spam offer"}) rows.push_back(m.tok().encode_pair(text, nullptr, 0).ids);
+    if (!bert) rows.resize(1);  // (no padding for the decoder)
+    const int64_t P = static_cast<int64_t>(rows.size()), T = static_cast<int64_t>(rows[0].size());
+    auto inputs = torch::full({P, T}, bert ? int64_t{0} : rows[0][0], torch::kLong);
+    for (int64_t p = 0; p < P; ++p) {
+      for (size_t t = 0; t < rows[static_cast<size_t>(p)].size() && static_cast<int64_t>(t) < T; ++t) inputs[p][static_cast<int64_t>(t)] = rows[static_cast<size_t>(p)][t];
+    }
+    const auto a = attribution_of(model, m.tok(), inputs);
+    ASSERT_TRUE(a.grad_input.defined() && a.attn_grad.defined()) << dir;
+    const int64_t L = m.config().num_hidden_layers, H = m.config().num_attention_heads;
+    ASSERT_EQ(a.attn_grad.sizes().vec(), (std::vector<int64_t>{P, L, H}));
+    torch::NoGradGuard ng;
+    const auto mask = attention_mask_of(model, m.tok(), inputs), types = token_types_of(model, m.tok(), inputs);
+    models::Taps plain;
+    plain.request(models::site::kEmbedOut, {0});
+    const auto out0 = model.forward(inputs, mask, &plain, types);
+    const auto cls = out0.argmax(1, true);
+    const auto x = plain.get(models::site::kEmbedOut, 0);
+    auto y = [&](double embed_scale, int64_t gl, int64_t gh, double gate) {
+      models::Taps t;
+      t.set_embed_delta(x * (embed_scale - 1.0));
+      if (gl >= 0) {
+        auto g = torch::ones({P, H, T, T});
+        g.select(1, gh).fill_(gate);
+        t.set_probs_gate(gl, g);
+      }
+      return model.forward(inputs, mask, &t, types).gather(1, cls).squeeze(1).to(torch::kDouble);
+    };
+    const double eps = 1e-2;
+    const auto fd_input = (y(1 + eps, -1, 0, 1) - y(1 - eps, -1, 0, 1)) / (2 * eps);
+    for (int64_t p = 0; p < P; ++p) {
+      const double want = fd_input[p].item<double>(), got = a.grad_input[p].sum().item<double>();
+      EXPECT_NEAR(got, want, 2e-3 + 0.02 * std::abs(want)) << dir << " probe " << p << ": sum of gradient x input";
+    }
+    if (bert) EXPECT_EQ(a.grad_input[1].masked_select(mask[1] == 0).abs().sum().item<double>(), 0.0) << "padding";
+    for (int64_t l = 0; l < L; ++l) {
+      for (int64_t h = 0; h < H; ++h) {
+        const auto fd = (y(1, l, h, 1 + eps) - y(1, l, h, 1 - eps)) / (2 * eps);
+        for (int64_t p = 0; p < P; ++p) {
+          const double want = fd[p].item<double>(), got = a.attn_grad[p][l][h].item<double>();
+          EXPECT_NEAR(got, want, 2e-3 + 0.02 * std::abs(want)) << dir << " probe " << p << " layer " << l << " head " << h;
+        }
+      }
+    }
+  }
+  // min/max: the answer token's logit, through the same attribution points of its own network
+  {
+    Config c = resolve_config(testing::source_path("configs/minmax.yaml"), {"data.minmax_numbers=16"}).config;
+    MinMaxTask task(c);
+    const auto inputs = task.val_inputs(torch::arange(3, torch::kLong));
+    const auto a = task.attribution(inputs);
+    ASSERT_TRUE(a.attn_grad.defined());
+    auto& net = dynamic_cast<models::MinMaxNetImpl&>(task.module());
+    torch::NoGradGuard ng;
+    models::Taps plain;
+    plain.request(models::site::kEmbedOut, {0});
+    const auto cls = net.forward(inputs, &plain).argmax(1, true);
+    const auto x = plain.get(models::site::kEmbedOut, 0);
+    const int64_t H = a.attn_grad.size(2);
+    auto y = [&](double embed_scale, int64_t gh, double gate) {
+      models::Taps t;
+      t.set_embed_delta(x * (embed_scale - 1.0));
+      auto g = torch::ones({inputs.size(0), H, inputs.size(1), inputs.size(1)});
+      if (gh >= 0) g.select(1, gh).fill_(gate);
+      t.set_probs_gate(0, g);
+      return net.forward(inputs, &t).gather(1, cls).squeeze(1).to(torch::kDouble);
+    };
+    const double eps = 1e-2;
+    const auto fd_input = (y(1 + eps, -1, 1) - y(1 - eps, -1, 1)) / (2 * eps);
+    for (int64_t p = 0; p < inputs.size(0); ++p) {
+      EXPECT_NEAR(a.grad_input[p].sum().item<double>(), fd_input[p].item<double>(), 2e-3 + 0.02 * std::abs(fd_input[p].item<double>()));
+      for (int64_t h = 0; h < H; ++h) {
+        const double want = ((y(1, h, 1 + eps) - y(1, h, 1 - eps)) / (2 * eps))[p].item<double>();
+        EXPECT_NEAR(a.attn_grad[p][0][h].item<double>(), want, 2e-3 + 0.02 * std::abs(want)) << "min/max head " << h;
+      }
+    }
+  }
+  // a masked-LM has no single prediction to attribute
+  auto mlm = models::load_model(testing::fixture_path("") + "/hf-bert-tiny/bert-tiny-mlm");
+  EXPECT_FALSE(attribution_of(*mlm.hf.model, mlm.tok(), torch::ones({1, 4}, torch::kLong)).grad_input.defined());
+}
+
+}  // namespace
+}  // namespace attnscope::train

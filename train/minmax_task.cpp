@@ -121,6 +121,19 @@ torch::Tensor MinMaxTask::val_attention(const torch::Tensor& idx, int64_t layer)
   return models::minmax_attention_probs(*net_, whole ? split_.val.inputs : val_inputs(ix), &val_attention_buffers_);
 }
 
+Attribution MinMaxTask::attribution(const torch::Tensor& inputs) {
+  const bool was_training = net_->is_training();
+  net_->eval();
+  const auto& o = net_->options();
+  auto a = gradient_attribution(inputs.size(0), inputs.size(1), o.d_model, 1, o.n_heads, torch::ones_like(inputs),
+                                [&](models::Taps& taps) {
+                                  const auto logits = net_->forward(inputs, &taps);  // [P,V]
+                                  return logits.gather(1, logits.argmax(1, true)).squeeze(1);
+                                });
+  net_->train(was_training);
+  return a;
+}
+
 torch::Tensor MinMaxTask::head_importance() {
   const bool was_training = net_->is_training();
   net_->eval();

@@ -31,6 +31,8 @@ class MinMaxTask : public Task {
   // (fast path: a buffer of the task's, overwritten by the next call)
   torch::Tensor val_attention(const torch::Tensor& idx, int64_t layer) override;
   torch::Tensor head_importance() override;
+  // of the answer: the logit of the predicted token at "="
+  Attribution attribution(const torch::Tensor& inputs) override;
   // For a recorder that knows it will ask for head_importance() after the coming evaluate(): that
   // evaluation's pass over the validation split computes it too (the same numbers, one forward
   // instead of two; the evaluation's own results are unchanged), and head_importance() returns it

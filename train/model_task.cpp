@@ -96,6 +96,19 @@ void forward_inputs(models::TransformerImpl& model, const data::Tokenizer& tok, 
   models::tap(&taps, models::site::kPooled, 0, model.readout(h, mask));
 }
 
+Attribution attribution_of(models::TransformerImpl& model, const data::Tokenizer& tok, const torch::Tensor& inputs) {
+  if (model.head() != models::Head::Classifier) return {};
+  const auto& c = model.config();
+  const auto mask = attention_mask_of(model, tok, inputs), types = token_types_of(model, tok, inputs);
+  return gradient_attribution(inputs.size(0), inputs.size(1), c.hidden_size, c.num_hidden_layers, c.num_attention_heads, mask,
+                              [&](models::Taps& taps) {
+                                const auto out = model.forward(inputs, mask, &taps, types);  // [P,labels]
+                                return models::effective_problem_type(c) == "regression" || out.size(1) == 1
+                                           ? out.select(1, 0)
+                                           : out.gather(1, out.argmax(1, true)).squeeze(1);
+                              });
+}
+
 std::string transformer_model_json(const models::TransformerConfig& c, const std::string& task,
                                    const std::vector<std::string>& targets, const std::string& tokenizer, bool text,
                                    const std::map<std::string, std::string>& extra) {
@@ -162,6 +175,10 @@ class ModelTask : public Task {
     return rows.slice(1, 0, T).contiguous();
   }
   torch::Tensor val_lengths(const torch::Tensor& idx) const override { return val().lengths.index_select(0, idx); }
+  Attribution attribution(const torch::Tensor& inputs) override {
+    module().eval();
+    return attribution_of(*m_.hf.model, m_.tok(), inputs);
+  }
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override {
     torch::NoGradGuard no_grad;
     module().eval();

@@ -34,6 +34,9 @@ ProbeSet parse_text_probes(const data::Tokenizer& tok, int64_t limit, const std:
 // which also separates documents inside a block). Eval mode and no gradients are the caller's.
 void forward_inputs(models::TransformerImpl& model, const data::Tokenizer& tok, const torch::Tensor& inputs,
                     models::Taps& taps);
+// Gradient attribution (train/task.h: Attribution) of `model`'s prediction for `inputs`, with
+// autograd on and no parameter gradients left behind: a classifier head's, else undefined.
+Attribution attribution_of(models::TransformerImpl& model, const data::Tokenizer& tok, const torch::Tensor& inputs);
 // The attention mask and token types forward_inputs gives the model for `inputs`.
 torch::Tensor attention_mask_of(const models::TransformerImpl& model, const data::Tokenizer& tok, const torch::Tensor& inputs);
 torch::Tensor token_types_of(const models::TransformerImpl& model, const data::Tokenizer& tok, const torch::Tensor& inputs);

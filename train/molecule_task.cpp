@@ -98,6 +98,14 @@ void MoleculeTask::forward_taps(const torch::Tensor& inputs, models::Taps& taps)
   forward_inputs(transformer(), *d_.tok, inputs, taps);
 }
 
+Attribution MoleculeTask::attribution(const torch::Tensor& inputs) {
+  const bool was_training = module().is_training();
+  module().eval();
+  auto a = attribution_of(transformer(), *d_.tok, inputs);
+  module().train(was_training);
+  return a;
+}
+
 ProbeSet MoleculeTask::default_probes(int64_t count) const {
   // evenly spread over the validation molecules no longer than its 90th length percentile: every
   // map is stored padded to the longest probe, and one 150-token SMILES would pad all of them
@@ -178,6 +186,7 @@ class MoleculeTask::Frozen : public Snapshot {
     return out;
   }
   torch::Tensor head_importance() override { return t_.head_importance_of(*model_); }
+  Attribution attribution(const torch::Tensor& inputs) override { return attribution_of(*model_, *t_.d_.tok, inputs); }
 
  private:
   const MoleculeTask& t_;  // (its data and batching only, which training does not change)

@@ -88,6 +88,7 @@ class MoleculeTask : public Task {
   torch::Tensor val_inputs(const torch::Tensor& idx) const override;
   torch::Tensor val_lengths(const torch::Tensor& idx) const override;
   void forward_taps(const torch::Tensor& inputs, models::Taps& taps) override;
+  Attribution attribution(const torch::Tensor& inputs) override;
   std::shared_ptr<Snapshot> snapshot() const override;
   ProbeSet default_probes(int64_t count) const override;
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;

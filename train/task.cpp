@@ -29,6 +29,27 @@ std::vector<torch::Tensor> Inspectable::val_attention_layers(const torch::Tensor
   return out;
 }
 
+Attribution gradient_attribution(int64_t P, int64_t T, int64_t D, int64_t L, int64_t H, const torch::Tensor& mask,
+                                 const std::function<torch::Tensor(models::Taps&)>& predict) {
+  torch::AutoGradMode on(true);
+  models::Taps taps;
+  taps.request(models::site::kEmbedOut, {0});
+  std::vector<torch::Tensor> wrt = {torch::zeros({P, T, D}, torch::requires_grad())};
+  taps.set_embed_delta(wrt[0]);
+  for (int64_t l = 0; l < L; ++l) {
+    wrt.push_back(torch::ones({P, H, T, T}, torch::requires_grad()));
+    taps.set_probs_gate(l, wrt.back());
+  }
+  const auto y = predict(taps);                          // [P]
+  const auto g = torch::autograd::grad({y.sum()}, wrt);  // the rows are independent: one backward
+  Attribution a;
+  a.grad_input = ((g[0] * taps.get(models::site::kEmbedOut, 0)).sum(-1) * mask.to(torch::kFloat)).detach();
+  std::vector<torch::Tensor> per_layer;
+  for (int64_t l = 0; l < L; ++l) per_layer.push_back(g[static_cast<size_t>(1 + l)].sum({2, 3}));  // [P,H]
+  a.attn_grad = torch::stack(per_layer, 1).detach();  // [P,L,H]
+  return a;
+}
+
 ProbeSet Inspectable::probes_from_file(const std::string& path) const { return parse_probes(read_file(path), path); }
 
 namespace {

@@ -32,6 +32,22 @@ struct ProbeSet {
   std::vector<int64_t> source;      // [P] row in the validation split, -1 when not from it
 };
 
+// Gradient attribution of each probe's prediction y (a classifier's: the predicted class's
+// logit, or the first output of a regression): grad_input [P,T] = sum_d x_td dy/dx_td at the
+// embeddings entering layer 0 (gradient x input; 0 at padding), attn_grad [P,L,H] = sum_ij
+// A_ij dy/dA_ij per head (attention x gradient, Hao et al. 2021: the first-order change of y
+// when the head's attention is scaled). Undefined tensors when the model has no such prediction.
+struct Attribution {
+  torch::Tensor grad_input, attn_grad;
+};
+// The attribution of y = predict(taps) ([P], one prediction per input row) for inputs of P rows,
+// T tokens, width D, L layers of H heads: one backward through the embedding delta and the
+// attention gates the forward finds in `taps` (models/taps.h), which also asks for the embeddings
+// (site embed.out). `mask` [P,T] zeroes padding. Autograd is switched on here; only the delta and
+// gates get gradients.
+Attribution gradient_attribution(int64_t P, int64_t T, int64_t D, int64_t L, int64_t H, const torch::Tensor& mask,
+                                 const std::function<torch::Tensor(models::Taps&)>& predict);
+
 // The module's weights at one moment, copied, with the task's plain forwards on them (eval mode,
 // no gradients, the run's RNG untouched): what a recorder's own thread runs while training goes
 // on. Its functions are those of Task below.
@@ -41,6 +57,7 @@ class Snapshot {
   virtual void forward_taps(const torch::Tensor& inputs, models::Taps& taps) = 0;
   virtual std::vector<torch::Tensor> val_attention_layers(const torch::Tensor& idx, const std::vector<int64_t>& layers) = 0;
   virtual torch::Tensor head_importance() = 0;  // undefined if unsupported
+  virtual Attribution attribution(const torch::Tensor& inputs) { return {}; }
 };
 
 // What the trainer needs: the module, the training data in batches, a step, an evaluation.
@@ -97,6 +114,9 @@ class Inspectable {
   // the validation split of |dLoss_x/dxi_h|, normalised to unit L2 norm per layer: [L,H] float64.
   // No weight update and no parameter gradients are left behind. Undefined if unsupported.
   virtual torch::Tensor head_importance() { return {}; }
+  // Gradient attribution of the prediction for probe inputs [P,T] (see Attribution); no
+  // parameter gradients are left behind.
+  virtual Attribution attribution(const torch::Tensor& inputs) { return {}; }
   // A frozen copy of the module's weights now, for a recorder's thread while training goes on
   // (nullptr, the default: the recorder runs the module in the trainer's thread).
   virtual std::shared_ptr<Snapshot> snapshot() const { return nullptr; }

@@ -26,6 +26,7 @@ void training_curves(const Run& run, const Output& out);
 void positions(const Run& run, const Output& out, int64_t e);
 void focus_regions(const Run& run, const Output& out, int64_t e);
 void attention_river(const Run& run, const Output& out, int64_t e, int64_t p);
+void token_attribution(const Run& run, const Output& out, int64_t e, int64_t p);
 void minmax_grid(const Run& run, const Output& out, const std::string& site);
 void minmax_mechanism(const Run& run, const Output& out);
 // A clm run on repeated random sequences: induction and previous-token scores per head over

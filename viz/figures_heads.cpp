@@ -190,7 +190,8 @@ void focus_regions(const Run& run, const Output& out, int64_t e) {
 void attention_river(const Run& run, const Output& out, int64_t e, int64_t p) {
   const int64_t L = run.L, H = run.H, T = run.T, n = run.length(p);
   const auto pm = run.file->probe_map(kProbs, e, p);
-  const int64_t row = run.is(TaskKind::MinMax) ? n - 1 : 0;  // the readout token
+  // the readout token: the first, min/max's and a causal model's last
+  const int64_t row = run.is(TaskKind::MinMax) || run.model.value("causal", false) ? n - 1 : 0;
   // rollout: R_l = (0.5 A_l + 0.5 I) R_{l-1}; the river is R_l's row of the readout token per layer
   std::vector<double> R(n * n, 0);
   for (int64_t i = 0; i < n; ++i) R[i * n + i] = 1;
@@ -226,6 +227,78 @@ void attention_river(const Run& run, const Output& out, int64_t e, int64_t p) {
     c.heatmap({220.0 / w, 1.0 - 200.0 / w, 150.0 / hgt, 1.0 - 140.0 / hgt}, river, static_cast<int>(L), static_cast<int>(n), st);
     c.colorbar({1.0 - 150.0 / w, 1.0 - 132.0 / w, 150.0 / hgt, 1.0 - 140.0 / hgt}, Colormap::kViridis, 0, st.vmax,
                "rollout mass");
+  });
+}
+
+// Token and head attribution of one probe at one recorded epoch: per token the attention it
+// receives, its rollout and flow to the readout token (shares, summing to 1) and its gradient x
+// input (signed, scaled to sum |.| = 1), one row each; and attention x gradient per head.
+// Drawn when the file holds flow or gradient attribution for the probe.
+void token_attribution(const Run& run, const Output& out, int64_t e, int64_t p) {
+  const int64_t L = run.L, H = run.H, T = run.T, n = run.length(p);
+  auto row_of = [&](const char* name) -> std::vector<float> {
+    if (!run.file->has_analysis(name)) return {};
+    const auto v = run.file->analysis(name, e);
+    const int64_t width = static_cast<int64_t>(v.size()) / std::max<int64_t>(1, static_cast<int64_t>(run.probes().count));
+    std::vector<float> r(v.begin() + p * width, v.begin() + (p + 1) * width);
+    return std::any_of(r.begin(), r.end(), [](float x) { return std::isfinite(x); }) ? r : std::vector<float>{};
+  };
+  const auto flow = row_of("token_importance_flow"), grad = row_of("grad_input"), attn_grad = row_of("attn_grad");
+  if (flow.empty() && grad.empty()) return;
+  std::vector<std::pair<std::string, std::vector<float>>> rows = {{"attention received", row_of("token_importance")},
+                                                                   {"rollout", row_of("token_importance_rollout")}};
+  if (!flow.empty()) rows.push_back({"flow", flow});
+  if (!grad.empty()) {
+    double s = 0;
+    for (int64_t t = 0; t < n; ++t) s += std::abs(grad[t]);
+    auto g = grad;
+    for (auto& x : g) x = static_cast<float>(s > 0 ? x / s : 0.0);
+    rows.push_back({"gradient x input", g});
+  }
+  std::vector<float> m;
+  std::vector<std::string> names;
+  double vmax = 1e-6;
+  for (const auto& [name, r] : rows) {
+    if (r.empty()) continue;
+    names.push_back(name);
+    for (int64_t t = 0; t < n; ++t) {
+      m.push_back(t < static_cast<int64_t>(r.size()) ? r[t] : std::nanf(""));
+      if (std::isfinite(m.back())) vmax = std::max(vmax, std::abs(static_cast<double>(m.back())));
+    }
+  }
+  (void)T;
+  const bool heads = !attn_grad.empty();
+  const int w = 1400, top = static_cast<int>(names.size()) * 60 + 160, bottom = heads ? static_cast<int>(std::max<int64_t>(L * 44, 160)) + 120 : 0;
+  const int hgt = top + bottom + 240;  // (100 px between the two panels: token labels, the second title)
+  emit(out, "attribution_p" + std::to_string(p) + "_" + epoch_file_tag(run, e), w, hgt, [&](Canvas& c) {
+    c.title(run.label() + " · token and head attribution · " + epoch_label(run, e), probe_label(run, p));
+    HeatmapStyle st;
+    st.cmap = Colormap::kDiverging;
+    st.vmin = -vmax;
+    st.vmax = vmax;
+    st.xlabels = run.tokens(p);
+    st.xlabels.resize(static_cast<size_t>(n));
+    st.ylabels = names;
+    st.title = "per token (shares; gradient x input signed, scaled to sum |.| = 1)";
+    st.label_scale = n > 30 ? 0.6 : 0.9;
+    const double y_top_hi = 1.0 - 140.0 / hgt, y_top_lo = 1.0 - static_cast<double>(140 + top - 60) / hgt;
+    c.heatmap({260.0 / w, 1.0 - 200.0 / w, y_top_lo, y_top_hi}, m, static_cast<int>(names.size()), static_cast<int>(n), st);
+    c.colorbar({1.0 - 150.0 / w, 1.0 - 132.0 / w, y_top_lo, y_top_hi}, Colormap::kDiverging, -vmax, vmax, "share");
+    if (heads) {
+      double amax = 1e-12;
+      for (float x : attn_grad) if (std::isfinite(x)) amax = std::max(amax, std::abs(static_cast<double>(x)));
+      HeatmapStyle hs;
+      hs.cmap = Colormap::kDiverging;
+      hs.vmin = -amax;
+      hs.vmax = amax;
+      for (auto l : run.header().layer_ids) hs.ylabels.push_back("layer " + std::to_string(l));
+      for (auto h : run.header().head_ids) hs.xlabels.push_back("head " + std::to_string(h));
+      hs.title = "attention x gradient per head: sum_ij A_ij dy/dA_ij (Hao et al. 2021)";
+      const double y_hi = static_cast<double>(bottom + 60) / hgt, y_lo = 80.0 / hgt;
+      const double x_hi = std::min(1.0 - 260.0 / w, 260.0 / w + 0.06 * static_cast<double>(H));
+      c.heatmap({260.0 / w, x_hi, y_lo, y_hi}, attn_grad, static_cast<int>(L), static_cast<int>(H), hs);
+      c.colorbar({x_hi + 30.0 / w, x_hi + 48.0 / w, y_lo, y_hi}, Colormap::kDiverging, -amax, amax, "dy per unit scaling");
+    }
   });
 }
 

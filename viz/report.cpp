@@ -289,20 +289,26 @@ json analysis_section(const Run& run, const std::vector<int64_t>& epochs, const 
     }
     if (any) an["head_js"] = rows;
   }
-  for (const char* name : {"token_importance", "token_importance_rollout", "token_importance_flow"}) {
-    if (!run.file->has_analysis(name)) continue;  // (recorded before flow existed)
+  // per probe: [P,T] token rows, and attn_grad's [P,L*H] head rows
+  for (const char* name : {"token_importance", "token_importance_rollout", "token_importance_flow", "grad_input", "attn_grad"}) {
+    if (!run.file->has_analysis(name)) continue;  // (recorded before it existed)
+    const int64_t width = std::string(name) == "attn_grad" ? L * H : T;
     json rows = json::array();
+    bool any = false;
     for (int64_t e : epochs) {
-      const auto v = run.file->analysis(name, e);  // [P,T]
+      const auto v = run.file->analysis(name, e);  // [P,width]
       json per = json::array();
       for (int64_t p : probes) {
         json row = json::array();
-        for (int64_t t = 0; t < T; ++t) row.push_back(finite_or_null(v[p * T + t]));
+        for (int64_t t = 0; t < width; ++t) {
+          row.push_back(finite_or_null(v[p * width + t]));
+          any = any || std::isfinite(v[p * width + t]);
+        }
         per.push_back(row);
       }
       rows.push_back(per);
     }
-    an[name] = rows;
+    if (any) an[name] = rows;  // (all NaN: a model without a prediction to attribute)
   }
   return an;
 }

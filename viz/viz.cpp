@@ -154,6 +154,7 @@ void draw_figures(const Run& run, const Output& out, const Plan& p) {
       positions(run, out, e);
       focus_regions(run, out, e);
       attention_river(run, out, e, p.probes[0]);
+      token_attribution(run, out, e, p.probes[0]);
     }
   }
   if (run.is(TaskKind::MinMax)) {

@@ -545,10 +545,41 @@
     }));
   }
 
+  // Attention × gradient per head for the probe (Hao et al. 2021): Σ_ij A_ij ∂y/∂A_ij, the
+  // first-order change of the prediction when the head's attention is scaled; click a cell to select the head.
+  function attnGradView() {
+    const { e, p } = S, ag = analysis.attn_grad?.[e]?.[p];
+    if (!Array.isArray(ag)) { $('plot-attngrad').hidden = true; return null; }
+    $('plot-attngrad').hidden = false;
+    const L = layers.length, H = heads.length, z = [];
+    for (let l = 0; l < L; ++l) z.push(ag.slice(l * H, l * H + H).map(num));
+    const m = Math.max(1e-12, ...z.flat().map((v) => Math.abs(v || 0)));
+    const trace = {
+      type: 'heatmap', z, x: heads.map((_, h) => headName(h)), y: layers.map((_, l) => layerName(l)), colorscale: DIVERGING,
+      zmin: -m, zmax: m, zmid: 0, xgap: 1, ygap: 1, texttemplate: L * H <= 48 ? '%{z:.2g}' : undefined,
+      hovertemplate: '%{y}, %{x}: %{z:.4g}<extra>attention × gradient</extra>',
+      colorbar: { title: { text: 'Σ A·∂y/∂A', side: 'right' }, thickness: 12, len: 0.85 },
+    };
+    const done = plot('plot-attngrad', [trace], baseLayout(`Attention × gradient per head · ${epochName(e)} · probe #${pid(p)}`, {
+      yaxis: axis({ autorange: 'reversed', type: 'category' }), xaxis: axis({ type: 'category' }), margin: { l: 70, r: 16, t: 40, b: 40 },
+    }));
+    const el = $('plot-attngrad');
+    if (!el.dataset.clicks && typeof el.on === 'function') {  // a cell selects its head
+      el.dataset.clicks = '1';
+      el.on('plotly_click', (ev) => {
+        const pt = ev?.points?.[0];
+        if (!pt) return;
+        const l = layers.findIndex((_, k) => layerName(k) === pt.y), h = heads.findIndex((_, k) => headName(k) === pt.x);
+        if (l >= 0 && h >= 0) setHead(l, h);
+      });
+    }
+    return done;
+  }
+
   function tokenImportanceView() {
     const { e, p } = S, n = lens[p], tk = toks[p];
     const ti = analysis.token_importance?.[e]?.[p], tr = analysis.token_importance_rollout?.[e]?.[p];
-    const tf = analysis.token_importance_flow?.[e]?.[p];
+    const tf = analysis.token_importance_flow?.[e]?.[p], tg = analysis.grad_input?.[e]?.[p];
     if (!Array.isArray(ti) && !Array.isArray(tr)) { $('plot-tokimp').hidden = true; return null; }
     const x = [...Array(n).keys()], px = plotWidth('plot-tokimp', 560) - 80;
     const traces = [];
@@ -556,6 +587,10 @@
     const readout = D.run?.model?.causal ? 'last token' : 'first token';
     if (Array.isArray(tr)) traces.push({ type: 'bar', name: `rollout (${readout})`, x, y: tr.slice(0, n).map(num), marker: { color: '#f28e2b' } });
     if (Array.isArray(tf) && tf.slice(0, n).some((v) => v !== null)) traces.push({ type: 'bar', name: `flow (${readout})`, x, y: tf.slice(0, n).map(num), marker: { color: '#59a14f' } });
+    if (Array.isArray(tg) && tg.slice(0, n).some((v) => v !== null)) {  // signed; scaled to sum |.| = 1
+      const g = tg.slice(0, n).map(num), s = g.reduce((a, v) => a + Math.abs(v || 0), 0) || 1;
+      traces.push({ type: 'bar', name: 'gradient × input (signed)', x, y: g.map((v) => (v === null ? null : v / s)), marker: { color: '#b07aa1' } });
+    }
     for (const t of traces) { t.customdata = tk.map((s) => esc(s)); t.hovertemplate = `%{x}: “%{customdata}” %{y:.3f}<extra>${t.name}</extra>`; }
     return plot('plot-tokimp', traces, baseLayout(`Token importance · ${epochName(e)} · probe #${pid(p)}`, {
       barmode: 'group', bargap: 0.25, xaxis: tokenAxis(tk, px, { tickangle: rotateFor(tk, px) }), yaxis: axis({ rangemode: 'tozero' }),
@@ -1318,6 +1353,7 @@
   function registerMapViews() {
     view('headmap', 'sec-headmap', ['e', 'p', 'l', 'h', 'mode', 'resize'], headMapView);
     view('tokimp', 'sec-headmap', ['e', 'p', 'resize'], tokenImportanceView);
+    view('attngrad', 'sec-headmap', ['e', 'p', 'l', 'h', 'resize'], attnGradView);
     view('t2t', 'sec-headmap', ['e', 'p', 'l', 'h', 't2t'], t2tView);
     view('grid', 'sec-grid', ['e', 'p', 'l', 'h', 'mode', 'resize'], gridView);
   }

@@ -208,6 +208,17 @@ try {
   const rows = await page.locator('#metric-table tbody tr').count();
   check(rows > 0, 'the metric table has no rows');
 
+  // --- gradient attribution: attention x gradient per head, gradient x input among the token bars
+  if (await page.evaluate(() => !document.getElementById('plot-attngrad').hidden)) {
+    const ag = await page.evaluate(() => {
+      const d = document.getElementById('plot-attngrad').data?.[0];
+      const bars = (document.getElementById('plot-tokimp').data ?? []).map((t) => t.name);
+      return { cells: d ? d.z.flat().filter((v) => Number.isFinite(v)).length : 0, bars };
+    });
+    check(ag.cells > 0, 'the attention x gradient view has no finite cell');
+    check(ag.bars.some((n) => /gradient/.test(n)), `the token importance bars lack gradient x input: ${ag.bars.join(', ')}`);
+  } else check(false, 'the report shows no attention x gradient view (the run records gradient attribution)');
+
   // --- head redundancy: the heads' JS distances, ordered by clustering, and clusters over training
   if (await page.locator('#sec-redundancy').isVisible()) {
     await page.locator('#sec-redundancy').scrollIntoViewIfNeeded();

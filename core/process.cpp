@@ -1,6 +1,7 @@
 // Process-wide settings (core/process.h).
 #include "core/process.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -19,6 +20,15 @@ void configure_process(char** argv) {
     setenv("GOMP_SPINCOUNT", "10000", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run with libgomp's default
   }
+}
+
+bool set_blas_threads(int n) {
+  // looked up, not linked: libblas.so.3 is whichever BLAS Debian's alternatives chose
+  using Fn = void (*)(int);
+  auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn == nullptr) return false;
+  fn(n);
+  return true;
 }
 
 }  // namespace attnscope

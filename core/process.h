@@ -16,4 +16,10 @@ namespace attnscope {
 // or possible.
 void configure_process(char** argv);
 
+// OpenBLAS's own thread count (its pthreads; one setting for the whole process, unlike OpenMP's
+// per-thread count): `attnscope serve` sets 1 when each of its workers runs on a core of its own
+// (measured: 2 workers on 2 cores each calling sgemm with 2 OpenBLAS threads spent ~30 % of the
+// time in sched_yield). False when the BLAS in use is not OpenBLAS (nothing changed).
+bool set_blas_threads(int n);
+
 }  // namespace attnscope

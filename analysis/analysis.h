@@ -138,6 +138,18 @@ InductionMechanism induction_over_training(const std::vector<int64_t>& steps,
 // centred Gram matrix; sign: each component's largest-magnitude coordinate positive).
 std::vector<std::vector<double>> pca(const std::vector<float>& x, int64_t n, int64_t d, int64_t components);
 
+// The same for many rows (n in the thousands): power iteration on the covariance through X
+// itself (O(n d) a step, no n x n matrix), until the direction changes by < 1e-9.
+std::vector<std::vector<double>> pca_rows(const std::vector<float>& x, int64_t n, int64_t d, int64_t components);
+
+// k-means (Lloyd's algorithm, k-means++ seeding from a fixed seed: deterministic) of the n rows
+// of x [n,d]: each row's cluster 0..k-1, numbered by size (0 = the largest), and the centres [k][d].
+struct Clusters {
+  std::vector<int64_t> label;
+  std::vector<std::vector<double>> centre;
+};
+Clusters kmeans(const std::vector<float>& x, int64_t n, int64_t d, int64_t k, uint64_t seed = 7, int iterations = 100);
+
 // At most n indices of [0, count) spread evenly, first and last included.
 std::vector<int64_t> spread(int64_t count, int64_t n);
 

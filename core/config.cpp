@@ -119,6 +119,8 @@ void visit_fields(C& c, V& v) {
   v("hooks.attention.metrics", c.hooks.attention.metrics, "Per-head attention metrics over the whole validation split (README: attention metrics).", kNone);
   v("hooks.attention.metrics_every", c.hooks.attention.metrics_every, "Compute the metrics every N epochs (and at every recorded epoch).", kNone);
   v("hooks.attention.pooled", c.hooks.attention.pooled, "Also store the probes' pooled (readout) vectors at recorded epochs (/pooled), for embedding projections.", kNone);
+  v("hooks.attention.validation_vectors", c.hooks.attention.validation_vectors, "With pooled: also every validation example's pooled vector (float16) and the model's outputs at recorded epochs (/validation), for the whole-set projection (supervised and masked-LM tasks).", kNone);
+  v("hooks.attention.validation_max", c.hooks.attention.validation_max, "At most this many validation examples in /validation (evenly spread over the split).", kNone);
 
   v("dist.timeout_s", c.dist.timeout_s, "Distributed runs: seconds the rendezvous and every collective (gradient all-reduce, barrier) wait for the other ranks before the run fails.", kResumeSafe);
   v("dist.store", c.dist.store, "Rendezvous store: tcp (c10d TCPStore hosted by rank 0 at --master-addr:--master-port) or file (c10d FileStore at dist.file).", kResumeSafe);

@@ -112,6 +112,8 @@ struct AttentionHookConfig {
   bool metrics = true;           // per-head metrics over the whole validation split
   int64_t metrics_every = 1;     // ... every N epochs (and at recorded epochs)
   bool pooled = true;            // also store the probes' pooled (readout) vectors, for projections
+  bool validation_vectors = true;  // ... and every validation example's, with the model's outputs
+  int64_t validation_max = 5000;   // at most this many validation examples (evenly spread)
 };
 
 struct HooksConfig {

@@ -226,6 +226,7 @@ void check_hooks_dist(const Config& c, Checker& ch) {
   ch.need(one_of(a.dtype, {"float32", "float16"}), "hooks.attention.dtype", "must be float32 or float16");
   ch.need(a.compression >= 0 && a.compression <= 9, "hooks.attention.compression", "must be in [0, 9]");
   ch.need(a.metrics_every >= 1, "hooks.attention.metrics_every", "must be >= 1");
+  ch.need(a.validation_max >= 1, "hooks.attention.validation_max", "must be >= 1");
   ch.need(c.dist.timeout_s > 0 && c.dist.timeout_s <= 86400, "dist.timeout_s", "must be in (0, 86400]");
   ch.need(one_of(c.dist.store, {"tcp", "file"}), "dist.store", "must be tcp or file");
   ch.need(c.dist.store != "file" || !c.dist.file.empty(), "dist.file", "is required with dist.store: file");

@@ -127,6 +127,7 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Inspectable& t
     if (n > 0 && std::find(sites.begin(), sites.end(), models::site::kAttnProbs) != sites.end()) {
       prev_probs_ = recorded_probs(n - 1);  // js_prev of the next epoch compares with the file's last, as without the kill
     }
+    if (writer_->header().val_count > 0) choose_validation_rows(nullptr, nullptr);  // (the same rows: the split is the seed's)
     return;
   }
   store::Header h;
@@ -151,7 +152,52 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Inspectable& t
   p.tokens = probes_.tokens;
   p.text = probes_.text;
   p.source = probes_.source;
-  writer_ = store::Writer::create(path, h, p);
+  store::Validation v;
+  choose_validation_rows(&h, &v);
+  writer_ = store::Writer::create(path, h, p, v);
+}
+
+void AttentionRecorder::choose_validation_rows(store::Header* h, store::Validation* v) {
+  if (!cfg_.pooled || !cfg_.validation_vectors || task_.pooled_dim() <= 0) return;
+  const train::ValidationSet set = task_.validation_set();
+  const auto n = static_cast<int64_t>(set.text.size());
+  if (n == 0) return;
+  const int64_t N = std::min(n, cfg_.validation_max);
+  // evenly spread: row floor(i * n / N)
+  val_rows_ = (torch::arange(N, torch::kDouble) * (static_cast<double>(n) / static_cast<double>(N))).floor().to(torch::kLong);
+  val_prediction_ = task_.output_dim() > 0 ? set.prediction : nullptr;
+  if (h == nullptr) return;
+  h->val_count = N;
+  h->val_outputs = val_prediction_ ? task_.output_dim() : 0;
+  const auto target = set.target.defined() ? set.target.index_select(0, val_rows_).to(torch::kFloat).contiguous() : torch::Tensor();
+  h->val_targets = target.defined() ? target.size(1) : 0;
+  const auto* r = val_rows_.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i) v->text.push_back(set.text[static_cast<size_t>(r[i])]);
+  if (target.defined()) v->target.assign(target.data_ptr<float>(), target.data_ptr<float>() + target.numel());
+}
+
+void AttentionRecorder::validation_vectors(train::Snapshot* snapshot, store::Analyses& an) {
+  if (!val_rows_.defined()) return;
+  const int64_t N = val_rows_.size(0), D = writer_->header().pooled_dim, O = writer_->header().val_outputs;
+  auto pooled = torch::empty({N, D}), output = torch::empty({N, std::max<int64_t>(O, 1)});
+  // in order of length, 64 at a time: little padding
+  const auto order = std::get<1>(task_.val_lengths(val_rows_).sort(/*stable=*/true, 0, false));
+  for (int64_t i = 0; i < N; i += 64) {
+    const auto at = order.slice(0, i, std::min(N, i + 64));
+    models::Taps taps;
+    taps.request(models::site::kPooled, {0});
+    if (O > 0) taps.request(models::site::kOutput, {0});
+    const auto inputs = task_.val_inputs(val_rows_.index_select(0, at));
+    if (snapshot != nullptr) {
+      snapshot->forward_taps(inputs, taps);
+    } else {
+      task_.forward_taps(inputs, taps);
+    }
+    pooled.index_copy_(0, at, taps.get(models::site::kPooled, 0).to(torch::kFloat));
+    if (O > 0) output.index_copy_(0, at, val_prediction_(taps.get(models::site::kOutput, 0)).to(torch::kFloat));
+  }
+  an["val_pooled"] = to_floats(pooled);
+  if (O > 0) an["val_output"] = to_floats(output);
 }
 
 AttentionRecorder::~AttentionRecorder() {
@@ -271,10 +317,12 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
     std::shared_ptr<ProbePass> pass;
     torch::Tensor hi;
     train::Attribution attr;
+    auto val_an = std::make_shared<store::Analyses>();
     if (!snap) {
       pass = std::make_shared<ProbePass>(probe_pass(nullptr));
       hi = task_.head_importance();  // [all layers, all heads]
       attr = task_.attribution(probes_.inputs);
+      validation_vectors(nullptr, *val_an);
     }
     lap(times_.maps);
     // The last epoch's head importance is computed by the trainer's thread, which has nothing
@@ -285,7 +333,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       end_hi_->snapshot = snap;
       hi_later = end_hi_->promise.get_future().share();
     }
-    jobs_->post([this, snap, pass, hi, attr, info, hi_later] {
+    jobs_->post([this, snap, pass, hi, attr, val_an, info, hi_later] {
       Lap lap_bg;
       const ProbePass r = pass ? *pass : probe_pass(snap.get());
       lap_bg(times_.maps_bg);
@@ -293,7 +341,8 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
       lap_bg(hi_later.valid() ? times_.importance_wait : times_.importance);
       const auto& p = r.probs;
       const auto& len = probes_.lengths;
-      store::Analyses an;
+      store::Analyses an = std::move(*val_an);
+      if (snap) validation_vectors(snap.get(), an);
       an["js_prev"] = to_floats(prev_probs_.defined() ? js_divergence(prev_probs_, p, len)
                                                       : torch::zeros({p.size(1), p.size(2)}));
       an["head_js"] = to_floats(head_js_distance(p, len));

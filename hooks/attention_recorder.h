@@ -69,6 +69,10 @@ class AttentionRecorder : public train::Observer {
     torch::Tensor pooled;  // [P,D] or undefined
   };
   ProbePass probe_pass(train::Snapshot* snapshot);  // of the module (nullptr) or of a copy of its weights
+  // Every recorded validation example's pooled vector and prediction (store: /validation), of the
+  // module (nullptr) or of a snapshot, into `an` ("val_pooled", "val_output"); nothing when not recorded.
+  void validation_vectors(train::Snapshot* snapshot, store::Analyses& an);
+  void choose_validation_rows(store::Header* h, store::Validation* v);
   static store::SiteMaps site_maps(const MapTensors& maps);
   void write_pending_best();
   void write_js_final();
@@ -86,6 +90,8 @@ class AttentionRecorder : public train::Observer {
   train::Inspectable& task_;
   train::ProbeSet probes_;
   std::vector<int64_t> layers_, heads_;
+  torch::Tensor val_rows_;  // [N] rows of the validation split in /validation (undefined: none)
+  std::function<torch::Tensor(const torch::Tensor&)> val_prediction_;
   // per-head metrics of the epoch fused_epoch_, fed by its evaluation (Task::attention_with_next_evaluate)
   // (the accumulators are the recorder thread's: they are added to there)
   std::shared_ptr<std::vector<HeadMetrics>> fused_;

@@ -21,6 +21,7 @@ inline constexpr const char* kAttnScores = "attn.scores";  // [B,H,T,T] QK^T/sqr
 inline constexpr const char* kAttnProbs = "attn.probs";    // [B,H,T,T] softmax, before dropout
 inline constexpr const char* kBlockOut = "block.out";      // [B,T,D] residual stream after a layer
 inline constexpr const char* kPooled = "pooled";           // [B,D] readout vector of the sequence
+inline constexpr const char* kOutput = "output";           // [B,K] a sequence classifier's output (logits)
 }  // namespace site
 
 class Taps {

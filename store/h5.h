@@ -106,6 +106,8 @@ void write_header(hid_t file, const Header& header);  // the root attributes
 void write_probes(hid_t file, const Probes& probes);  // creates and fills /probes
 Header read_header(hid_t file);
 Probes read_probes(hid_t file);
+void write_validation(hid_t file, const Header& h, const Validation& v);  // creates and fills /validation's fixed part
+Validation read_validation(hid_t file, const Header& h);
 // UsageError unless the file has a schema_version this code reads.
 void check_schema(hid_t file, const std::string& path);
 

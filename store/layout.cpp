@@ -74,6 +74,9 @@ void write_header(hid_t f, const Header& header) {
   write_attr_string(f, "dtype", header.dtype);
   write_attr_int(f, "compression", header.compression);
   write_attr_int(f, "pooled_dim", header.pooled_dim);
+  write_attr_int(f, "val_count", header.val_count);
+  write_attr_int(f, "val_targets", header.val_targets);
+  write_attr_int(f, "val_outputs", header.val_outputs);
   std::vector<std::string> array_names;
   for (const auto& [name, shape] : header.arrays) array_names.push_back(name);
   write_attr_string(f, "arrays", join(array_names, ","));
@@ -99,6 +102,28 @@ void write_probes(hid_t f, const Probes& probes) {
   write_all(f, "probes/text", str, txt.data());
 }
 
+void write_validation(hid_t f, const Header& h, const Validation& v) {
+  if (h.val_count <= 0) return;
+  const hsize_t N = static_cast<hsize_t>(h.val_count), K = static_cast<hsize_t>(h.val_targets);
+  Hid str = vlen_string_type();
+  create_dataset(f, "validation/text", str, {N}, {}, false, 0);
+  std::vector<const char*> txt;
+  for (const auto& s : v.text) txt.push_back(s.c_str());
+  write_all(f, "validation/text", str, txt.data());
+  if (K > 0) {
+    create_dataset(f, "validation/target", H5T_IEEE_F32LE, {N, K}, {}, false, 0);
+    write_all(f, "validation/target", H5T_NATIVE_FLOAT, v.target.data());
+  }
+}
+
+Validation read_validation(hid_t file, const Header& h) {
+  Validation v;
+  if (h.val_count <= 0) return v;
+  v.text = read_strings(file, "validation/text");
+  if (h.val_targets > 0) v.target = read_all<float>(file, "validation/target", H5T_NATIVE_FLOAT);
+  return v;
+}
+
 Header read_header(hid_t file) {
   Header h;
   h.attnscope_version = read_attr_string(file, "attnscope_version");
@@ -112,6 +137,9 @@ Header read_header(hid_t file) {
   h.dtype = read_attr_string(file, "dtype");
   h.compression = read_attr_int(file, "compression");
   if (has_attr(file, "pooled_dim")) h.pooled_dim = read_attr_int(file, "pooled_dim");
+  if (has_attr(file, "val_count")) h.val_count = read_attr_int(file, "val_count");  // (older files: none)
+  if (has_attr(file, "val_targets")) h.val_targets = read_attr_int(file, "val_targets");
+  if (has_attr(file, "val_outputs")) h.val_outputs = read_attr_int(file, "val_outputs");
   h.arrays = read_array_shapes(file);
   return h;
 }

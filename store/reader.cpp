@@ -39,6 +39,7 @@ struct Reader::Impl {
   Hid file;
   Header header;
   Probes probes;
+  Validation validation;
   hsize_t epochs = 0, metric_rows = 0;  // rows whose index entry was written (complete rows)
 
   void begin() const { g_path = path; }  // every call starts here: this file for messages
@@ -72,6 +73,7 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   validate_layout(impl_->file, impl_->header);
   impl_->probes = read_probes(impl_->file);
   validate_probes(impl_->probes);
+  impl_->validation = read_validation(impl_->file, impl_->header);
   impl_->epochs = read_all<int64_t>(impl_->file, "epochs/epoch", H5T_NATIVE_INT64).size();
   impl_->metric_rows = read_all<int64_t>(impl_->file, "metrics/epoch", H5T_NATIVE_INT64).size();
 }
@@ -119,6 +121,26 @@ std::vector<float> Reader::pooled(int64_t e) const {
   }
   check_index(impl_->path, "recorded epoch", e, static_cast<int64_t>(impl_->epochs));
   return read_row(impl_->file, "pooled", e);
+}
+
+const Validation& Reader::validation() const { return impl_->validation; }
+
+std::vector<float> Reader::val_pooled(int64_t e) const {
+  impl_->begin();
+  if (impl_->header.val_count <= 0) {
+    throw UsageError("'" + impl_->path + "' holds no validation vectors (record them with hooks.attention.validation_vectors: true)");
+  }
+  impl_->check_epoch(e);
+  return read_row(impl_->file, "validation/pooled", e);
+}
+
+std::vector<float> Reader::val_output(int64_t e) const {
+  impl_->begin();
+  if (impl_->header.val_count <= 0 || impl_->header.val_outputs <= 0) {
+    throw UsageError("'" + impl_->path + "' holds no validation outputs");
+  }
+  impl_->check_epoch(e);
+  return read_row(impl_->file, "validation/output", e);
 }
 
 std::vector<float> Reader::array(const std::string& name) const {

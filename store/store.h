@@ -24,6 +24,10 @@
 //                                                   Attribution; NaN without a classifier head)
 //   /analysis/attn_grad [E,P,L*H]                   attention x gradient per head, same prediction
 //   /pooled [E,P,D]                                 the probes' pooled / readout vectors (when pooled_dim > 0)
+//   /validation/text [N] strings, /validation/target [N,K] float32 (NaN: unknown; absent when K = 0),
+//   /validation/pooled [E,N,D] float16, /validation/output [E,N,O] float32 (absent when O = 0):
+//                                                   every validation example's pooled vector and model
+//                                                   output per recorded epoch (when val_count > 0)
 //   /task/<name>                                    task arrays of fixed shape, written when training ends
 //                                                   (NaN until then), e.g. the min/max (a, b) grid
 // Written in HDF5's SWMR mode and flushed after every epoch: a reader may open it while the run
@@ -56,6 +60,9 @@ struct Header {
   std::string dtype = "float32";          // float32 | float16 (storage type)
   int64_t compression = 4;                // gzip level, 0 = none
   int64_t pooled_dim = 0;                 // D of /pooled; 0 = not recorded
+  int64_t val_count = 0;                  // N of /validation (needs pooled_dim > 0); 0 = not recorded
+  int64_t val_targets = 0;                // K of /validation/target
+  int64_t val_outputs = 0;                // O of /validation/output (the model's outputs; 0: none)
   std::map<std::string, std::vector<int64_t>> arrays;  // /task/<name> and its shape
 };
 
@@ -66,6 +73,12 @@ struct Probes {
   std::vector<std::string> tokens;  // [count*max_len]
   std::vector<std::string> text;    // [count]
   std::vector<int64_t> source;      // [count]
+};
+
+// The validation examples whose pooled vectors are recorded (Header::val_count of them).
+struct Validation {
+  std::vector<std::string> text;  // [N] the input (SMILES or text)
+  std::vector<float> target;      // [N*K] K = Header::val_targets
 };
 
 struct EpochInfo {
@@ -83,7 +96,10 @@ const std::vector<std::string>& analysis_names();
 class Writer {
  public:
   // A new file; fails (UsageError) if `path` exists.
-  static std::unique_ptr<Writer> create(const std::string& path, const Header& header, const Probes& probes);
+  // With header.val_count > 0, `validation` gives the N examples whose pooled vectors
+  // ("val_pooled", [N*D]) and outputs ("val_output", [N*O]) append_epoch's analyses then carry.
+  static std::unique_ptr<Writer> create(const std::string& path, const Header& header, const Probes& probes,
+                                        const Validation& validation = {});
   // An existing file of a resumed run: epochs and metrics after `last_epoch` are dropped.
   static std::unique_ptr<Writer> resume(const std::string& path, int64_t last_epoch);
   ~Writer();
@@ -119,6 +135,11 @@ class Reader {
   std::vector<float> head_map(const std::string& site, int64_t epoch_index, int64_t probe, int64_t layer_index,
                               int64_t head_index) const;
   std::vector<float> pooled(int64_t epoch_index) const;  // [P,D]; UsageError when not recorded
+  // The validation examples (header().val_count > 0; else empty), their pooled vectors [N,D] and
+  // outputs [N,O] at a recorded epoch (UsageError when not recorded).
+  const Validation& validation() const;
+  std::vector<float> val_pooled(int64_t epoch_index) const;
+  std::vector<float> val_output(int64_t epoch_index) const;
   std::vector<float> array(const std::string& name) const;  // /task/<name>, shape in header().arrays
   std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;  // also "js_final"
   bool has_best() const;

@@ -63,6 +63,10 @@ void validate_attributes(const Header& h) {
   need(!h.layer_ids.empty() && !h.head_ids.empty(), "attributes 'layer_ids' and 'head_ids' list no layer or head");
   need(h.layer_ids.size() <= 4096 && h.head_ids.size() <= 4096, "more than 4096 layers or heads in its header");
   need(h.pooled_dim >= 0 && h.pooled_dim <= (1 << 20), "attribute 'pooled_dim' is " + std::to_string(h.pooled_dim));
+  need(h.val_count >= 0 && h.val_count <= (1 << 24) && (h.val_count == 0 || h.pooled_dim > 0),
+       "attribute 'val_count' is " + std::to_string(h.val_count) + " (0..2^24, and a pooled_dim with it)");
+  need(h.val_targets >= 0 && h.val_targets <= 4096 && h.val_outputs >= 0 && h.val_outputs <= (1 << 20),
+       "attributes 'val_targets' / 'val_outputs' are " + std::to_string(h.val_targets) + " / " + std::to_string(h.val_outputs));
   for (const auto& site : h.sites) {
     need(site == kProbs || site == kScores, "attribute 'sites' names an unknown site '" + site + "'");
   }
@@ -102,6 +106,13 @@ void validate_analyses(hid_t file, const Header& h, int64_t P, int64_t L, int64_
     if (has_link(file, "analysis/js_final")) check_dataset(file, {"analysis/js_final", H5T_FLOAT, {-1, L, H}});
   }
   if (h.pooled_dim > 0) check_dataset(file, {"pooled", H5T_FLOAT, {-1, P, h.pooled_dim}});
+  if (h.val_count > 0) {
+    const int64_t N = h.val_count;
+    check_dataset(file, {"validation/text", H5T_STRING, {N}});
+    if (h.val_targets > 0) check_dataset(file, {"validation/target", H5T_FLOAT, {N, h.val_targets}});
+    check_dataset(file, {"validation/pooled", H5T_FLOAT, {-1, N, h.pooled_dim}});
+    if (h.val_outputs > 0) check_dataset(file, {"validation/output", H5T_FLOAT, {-1, N, h.val_outputs}});
+  }
 }
 
 }  // namespace

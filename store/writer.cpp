@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <limits>
 #include <stdexcept>
+#include <tuple>
 
 #include "store/h5.h"
 
@@ -37,6 +38,16 @@ void create_epoch_datasets(hid_t f, const Header& header, const Probes& probes, 
   if (header.pooled_dim > 0) {
     const hsize_t D = static_cast<hsize_t>(header.pooled_dim);
     create_dataset(f, "pooled", H5T_IEEE_F32LE, {0, P, D}, {1, P, D}, true, header.compression);
+  }
+  if (header.val_count > 0) {  // one chunk per epoch up to ~4 MB; float16: 2 bytes a value
+    const hsize_t N = static_cast<hsize_t>(header.val_count), D = static_cast<hsize_t>(header.pooled_dim);
+    const hsize_t rows = std::max<hsize_t>(1, std::min<hsize_t>(N, (hsize_t{1} << 21) / D));
+    create_dataset(f, "validation/pooled", storage_type("float16"), {0, N, D}, {1, rows, D}, true, header.compression);
+    if (header.val_outputs > 0) {
+      const hsize_t O = static_cast<hsize_t>(header.val_outputs);
+      create_dataset(f, "validation/output", H5T_IEEE_F32LE, {0, N, O}, {1, std::max<hsize_t>(1, std::min<hsize_t>(N, (hsize_t{1} << 20) / O)), O},
+                     true, header.compression);
+    }
   }
 }
 
@@ -93,7 +104,8 @@ struct Writer::Impl {
 Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Writer::~Writer() = default;
 
-std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& header, const Probes& probes) {
+std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& header, const Probes& probes,
+                                       const Validation& validation) {
   g_path = path;
   if (std::filesystem::exists(path)) throw UsageError("'" + path + "' exists; not overwriting it");
   auto impl = std::make_unique<Impl>();
@@ -106,6 +118,11 @@ std::unique_ptr<Writer> Writer::create(const std::string& path, const Header& he
   hid_t f = impl->file;
   write_header(f, header);
   write_probes(f, probes);
+  if (header.val_count > 0 && (validation.text.size() != static_cast<size_t>(header.val_count) ||
+                               validation.target.size() != static_cast<size_t>(header.val_count * header.val_targets))) {
+    throw std::invalid_argument("attention store: the validation set needs val_count texts and val_count*val_targets targets");
+  }
+  write_validation(f, header, validation);
   impl->storage_type = storage_type(header.dtype);
   create_epoch_datasets(f, header, probes, impl->storage_type);
   create_fixed_datasets(f, header);
@@ -122,6 +139,8 @@ void Writer::Impl::truncate_after(int64_t last) {
   for (const auto& site : header.sites) shrink(f, site_path(site), keep);
   for (const auto& name : analysis_names()) shrink(f, "analysis/" + name, keep);
   if (header.pooled_dim > 0) shrink(f, "pooled", keep);
+  if (header.val_count > 0) shrink(f, "validation/pooled", keep);
+  if (header.val_outputs > 0 && header.val_count > 0) shrink(f, "validation/output", keep);
   shrink(f, "analysis/js_final", 0);  // recomputed when the resumed run ends
   const auto metric_rows = read_all<int64_t>(f, "metrics/epoch", H5T_NATIVE_INT64);
   const hsize_t keep_m = rows_through(metric_rows, last);
@@ -177,6 +196,18 @@ void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps, const Ana
       throw std::invalid_argument("attention store: 'pooled' needs P*D values");
     }
     append_row(f, "pooled", H5T_NATIVE_FLOAT, it->second.data());
+  }
+  const auto& hd = impl_->header;
+  if (hd.val_count > 0) {
+    for (const auto& [name, path, width] : {std::tuple<const char*, const char*, int64_t>{"val_pooled", "validation/pooled", hd.pooled_dim},
+                                            {"val_output", "validation/output", hd.val_outputs}}) {
+      if (width == 0) continue;
+      auto it = analyses.find(name);
+      if (it == analyses.end() || it->second.size() != static_cast<size_t>(hd.val_count * width)) {
+        throw std::invalid_argument(std::string("attention store: '") + name + "' needs " + std::to_string(hd.val_count * width) + " values");
+      }
+      append_row(f, path, H5T_NATIVE_FLOAT, it->second.data());
+    }
   }
   // the maps first, the epoch index last: a reader (or a crash) never sees an epoch without data
   for (const auto& site : impl_->header.sites) append_row(f, site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());

@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "core/core.h"
@@ -328,6 +330,29 @@ TEST(MoleculeTask, FineTunesRecordsAndRenders) {
   ASSERT_EQ(testing::run_cli({"render", run, "--format", "png", "--layers", "1", "--heads", "0"}), 0);
   EXPECT_TRUE(std::filesystem::exists(run + "/figures/molecule_L1_H0_p0.png"));
   EXPECT_TRUE(std::filesystem::exists(run + "/figures/head_grid_p0_e2.png"));
+  // every validation molecule's pooled vector and prediction, per recorded epoch, and its figures
+  {
+    store::Reader r(run + "/attention.h5");
+    const auto& h = r.header();
+    ASSERT_EQ(h.val_count, 113);  // the validation split (10 % of ESOL's 1,128)
+    EXPECT_EQ(h.val_targets, 1);
+    EXPECT_EQ(h.val_outputs, 1);
+    const auto& v = r.validation();
+    ASSERT_EQ(v.text.size(), 113u);
+    for (const auto& smiles : v.text) EXPECT_TRUE(data::smiles_parses(smiles)) << smiles;
+    const auto pooled = r.val_pooled(2), out = r.val_output(2);
+    ASSERT_EQ(pooled.size(), 113u * 32);
+    ASSERT_EQ(out.size(), 113u);
+    EXPECT_TRUE(std::all_of(pooled.begin(), pooled.end(), [](float x) { return std::isfinite(x); }));
+    EXPECT_NE(r.val_pooled(0), pooled) << "the vectors change with training";
+    for (size_t i = 0; i < out.size(); ++i) {  // predictions in the target's units (log mol/L)
+      EXPECT_GT(out[i], -15.0) << i;
+      EXPECT_LT(out[i], 5.0) << i;
+      EXPECT_TRUE(std::isfinite(v.target[i]));
+    }
+    EXPECT_TRUE(std::filesystem::exists(run + "/figures/validation_embedding_e2.png"));
+    EXPECT_TRUE(std::filesystem::exists(run + "/figures/validation_clusters_e2.png"));
+  }
   // a frozen model's attention on SMILES of the user's choice (bertviz's case, from the CLI)
   ASSERT_EQ(testing::run_cli({"snapshot", "--model", run, "--smiles", "CCO", "c1ccccc1Cl", "--out", d.path("snap.h5")}), 0);
   store::Reader snap(d.path("snap.h5"));

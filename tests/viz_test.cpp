@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <numeric>
 
+#include "analysis/analysis.h"
 #include "core/core.h"
 #include "store/store.h"
 #include "test_util.h"
@@ -107,6 +110,45 @@ TEST(Viz, PcaRecoversTheDominantDirection) {
     EXPECT_NEAR(std::fabs(pc[i][0]), std::fabs(i - 4.5) * std::sqrt(5.0), 1e-4);
     EXPECT_NEAR(std::fabs(pc[i][1]), 0.1 * std::fabs(z[i]), 1e-4);
   }
+}
+
+// The validation projection's numerics: pca_rows (through X, for thousands of rows) equals the
+// Gram-matrix PCA up to sign; k-means finds three separated blobs whatever the order of rows,
+// numbered by size.
+TEST(Viz, PcaRowsEqualsPcaAndKmeansFindsSeparatedBlobs) {
+  std::vector<float> x;
+  std::vector<int64_t> truth;
+  uint64_t s = 11;
+  auto noise = [&] {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>((s >> 40) % 1000) / 1000.0f - 0.5f;
+  };
+  const float centres[3][4] = {{10, 0, 0, 0}, {0, 10, 0, 0}, {0, 0, 10, 5}};
+  for (int i = 0; i < 60; ++i) {  // the blobs interleaved, of different sizes
+    const int b = i % 3 == 2 && i < 30 ? 2 : i % 2 == 1 && i < 41 ? 1 : 0;
+    truth.push_back(b);
+    for (int j = 0; j < 4; ++j) x.push_back(centres[b][j] + noise());
+  }
+  int64_t count[3] = {0, 0, 0};
+  for (auto b : truth) ++count[b];
+  const auto a = analysis::pca(x, 60, 4, 2), b = analysis::pca_rows(x, 60, 4, 2);
+  for (int i = 0; i < 60; ++i) {
+    for (int c = 0; c < 2; ++c) EXPECT_NEAR(std::fabs(a[i][c]), std::fabs(b[i][c]), 1e-4) << i << " " << c;
+  }
+  const auto k = analysis::kmeans(x, 60, 4, 3);
+  ASSERT_EQ(k.label.size(), 60u);
+  // the same partition as the truth, and cluster 0 the largest
+  std::map<int64_t, int64_t> to;
+  for (int i = 0; i < 60; ++i) {
+    auto [it, added] = to.emplace(truth[i], k.label[i]);
+    EXPECT_EQ(it->second, k.label[i]) << "row " << i << " split from its blob";
+  }
+  EXPECT_EQ(std::set<int64_t>(k.label.begin(), k.label.end()).size(), 3u);
+  int64_t largest = 0;
+  for (int b2 = 0; b2 < 3; ++b2) {
+    if (count[b2] > count[largest]) largest = b2;
+  }
+  EXPECT_EQ(to[largest], 0);
 }
 
 TEST(Viz, SpreadKeepsFirstAndLast) {

@@ -89,7 +89,7 @@ torch::Tensor token_types_of(const models::TransformerImpl& model, const data::T
 void forward_inputs(models::TransformerImpl& model, const data::Tokenizer& tok, const torch::Tensor& inputs, models::Taps& taps) {
   const auto mask = attention_mask_of(model, tok, inputs), types = token_types_of(model, tok, inputs);
   if (model.head() == models::Head::Classifier) {
-    model.forward(inputs, mask, &taps, types);
+    models::tap(&taps, models::site::kOutput, 0, model.forward(inputs, mask, &taps, types));
     return;
   }
   const auto h = model.hidden(inputs, mask, &taps, types);

@@ -106,6 +106,12 @@ Attribution MoleculeTask::attribution(const torch::Tensor& inputs) {
   return a;
 }
 
+ValidationSet MoleculeTask::validation_set() const {
+  ValidationSet v;
+  for (int64_t r : d_.split.val) v.text.push_back(d_.table.smiles[static_cast<size_t>(r)]);
+  return v;
+}
+
 ProbeSet MoleculeTask::default_probes(int64_t count) const {
   // evenly spread over the validation molecules no longer than its 90th length percentile: every
   // map is stored padded to the longest probe, and one 150-token SMILES would pad all of them

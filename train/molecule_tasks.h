@@ -94,6 +94,7 @@ class MoleculeTask : public Task {
   ProbeSet parse_probes(const std::string& text, const std::string& origin) const override;
   int64_t pooled_dim() const override { return d_.rc.hidden_size; }
   bool causal() const override { return d_.rc.causal(); }
+  ValidationSet validation_set() const override;
   void write_run_files(const std::string& run_dir) override;
 
  protected:
@@ -147,6 +148,14 @@ class SupervisedTask : public MoleculeTask {
   // Correct predictions of a training batch (multiclass); -1 when accuracy means nothing.
   virtual int64_t batch_correct(const torch::Tensor& out, const torch::Tensor& target) const { return -1; }
   virtual std::string label_name(int64_t k) const { return config_.data.targets[static_cast<size_t>(k)]; }
+  // Raw outputs [n,O] as predictions in the targets' terms (ValidationSet::prediction).
+  virtual torch::Tensor prediction_of(const torch::Tensor& out) const = 0;
+
+ public:
+  ValidationSet validation_set() const override;
+  int64_t output_dim() const override { return model_->config().num_labels; }
+
+ protected:
 
   models::Transformer model_;
 
@@ -162,6 +171,7 @@ class RegressionTask : public SupervisedTask {
   explicit RegressionTask(const Config& config);
 
  protected:
+  torch::Tensor prediction_of(const torch::Tensor& out) const override { return out * std_ + mean_; }
   torch::Tensor per_target_loss(const torch::Tensor& out, const torch::Tensor& target) const override;
   Metrics kind_metrics(const torch::Tensor& out, const torch::Tensor& target) const override;
   void target_stats(nlohmann::json& stats) const override;
@@ -175,6 +185,7 @@ class ClassificationTask : public SupervisedTask {
   explicit ClassificationTask(const Config& config);
 
  protected:
+  torch::Tensor prediction_of(const torch::Tensor& out) const override { return torch::sigmoid(out); }
   torch::Tensor per_target_loss(const torch::Tensor& out, const torch::Tensor& target) const override;
   Metrics kind_metrics(const torch::Tensor& out, const torch::Tensor& target) const override;
 
@@ -187,6 +198,7 @@ class MulticlassTask : public SupervisedTask {
   explicit MulticlassTask(const Config& config);
 
  protected:
+  torch::Tensor prediction_of(const torch::Tensor& out) const override { return torch::softmax(out, 1); }
   torch::Tensor per_target_loss(const torch::Tensor& out, const torch::Tensor& target) const override;
   Metrics kind_metrics(const torch::Tensor& out, const torch::Tensor& target) const override;
   int64_t batch_correct(const torch::Tensor& out, const torch::Tensor& target) const override;

@@ -126,6 +126,13 @@ torch::Tensor SupervisedTask::predict(const std::vector<int64_t>& rows) {
   return out;
 }
 
+ValidationSet SupervisedTask::validation_set() const {
+  ValidationSet v = MoleculeTask::validation_set();
+  v.target = d_.targets_of(d_.split.val);
+  v.prediction = [this](const torch::Tensor& out) { return prediction_of(out); };
+  return v;
+}
+
 Metrics SupervisedTask::metrics_of(const std::vector<int64_t>& rows, const std::string& prefix) {
   const auto out = predict(rows);
   const auto target = d_.targets_of(rows);

@@ -48,6 +48,16 @@ struct Attribution {
 Attribution gradient_attribution(int64_t P, int64_t T, int64_t D, int64_t L, int64_t H, const torch::Tensor& mask,
                                  const std::function<torch::Tensor(models::Taps&)>& predict);
 
+// The validation examples as a whole-set projection shows them: each one's input text and
+// targets [N,K] float (NaN: unknown; undefined: none), and how a classifier's outputs become
+// predictions in the targets' terms (regression: the targets' units; binary labels: the
+// probability; classes: each class's probability).
+struct ValidationSet {
+  std::vector<std::string> text;
+  torch::Tensor target;
+  std::function<torch::Tensor(const torch::Tensor&)> prediction;  // [n,O] outputs -> [n,O]; empty: none
+};
+
 // The module's weights at one moment, copied, with the task's plain forwards on them (eval mode,
 // no gradients, the run's RNG untouched): what a recorder's own thread runs while training goes
 // on. Its functions are those of Task below.
@@ -117,6 +127,10 @@ class Inspectable {
   // Gradient attribution of the prediction for probe inputs [P,T] (see Attribution); no
   // parameter gradients are left behind.
   virtual Attribution attribution(const torch::Tensor& inputs) { return {}; }
+  // The validation split's examples for projections of all their pooled vectors (empty text: the
+  // task offers none); output_dim(): O of the outputs (site "output") forward_taps gives, 0: none.
+  virtual ValidationSet validation_set() const { return {}; }
+  virtual int64_t output_dim() const { return 0; }
   // A frozen copy of the module's weights now, for a recorder's thread while training goes on
   // (nullptr, the default: the recorder runs the module in the trainer's thread).
   virtual std::shared_ptr<Snapshot> snapshot() const { return nullptr; }

@@ -27,6 +27,26 @@ void positions(const Run& run, const Output& out, int64_t e);
 void focus_regions(const Run& run, const Output& out, int64_t e);
 void attention_river(const Run& run, const Output& out, int64_t e, int64_t p);
 void token_attribution(const Run& run, const Output& out, int64_t e, int64_t p);
+// The whole validation split at recorded epoch e (store: /validation): PCA of every example's
+// pooled vector, the colourings the figure and the report show, k-means clusters (k = sqrt(N/10)
+// within 2..8, in the pooled space) and each cluster's members nearest its centre (at most 4).
+struct ValidationEmbedding {
+  struct Colouring {
+    std::string name;
+    std::vector<double> value;  // NaN: none (grey)
+    bool categorical = false;
+  };
+  std::vector<std::vector<double>> coords;  // [N][2]; empty: nothing recorded
+  std::vector<Colouring> colourings;        // target, prediction, error, heavy atoms, scaffold, cluster (those that apply)
+  std::vector<int64_t> cluster;
+  int64_t k = 0;
+  std::vector<std::vector<int64_t>> nearest;
+  std::vector<std::string> scaffolds;  // the commonest, "SMILES ×count"
+};
+ValidationEmbedding validation_embedding_of(const Run& run, int64_t e);
+// figures/validation_embedding_e*.png, and for molecules validation_clusters_e*.png
+void validation_embedding(const Run& run, const Output& out, int64_t e);
+void validation_cluster_molecules(const Run& run, const Output& out, int64_t e, const ValidationEmbedding& v);
 void minmax_grid(const Run& run, const Output& out, const std::string& site);
 void minmax_mechanism(const Run& run, const Output& out);
 // A clm run on repeated random sequences: induction and previous-token scores per head over

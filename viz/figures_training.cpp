@@ -80,7 +80,7 @@ void pattern_classes(const Run& run, const Output& out) {
   const int64_t L = run.L, H = run.H, M = static_cast<int64_t>(epochs.size());
   const auto& classes = pattern_class_names();
   const auto& cat = categorical();
-  const std::vector<Rgb> colors = {cat[0], cat[1], cat[2], {0xc8, 0xc8, 0xc8}, cat[4], cat[8]};
+  const std::vector<Rgb> colors = {cat[0], cat[1], cat[2], {0xc8, 0xc8, 0xc8}, cat[4], cat[8], cat[6]};  // one per class
   const int w = 1400, hgt = static_cast<int>(std::clamp<int64_t>(L * H * 26 + 260, 500, 2400));
   emit(out, "pattern_classes", w, hgt, [&](Canvas& c) {
     c.title(run.label() + " · pattern class of every head over training",
@@ -97,7 +97,7 @@ void pattern_classes(const Run& run, const Output& out) {
       for (int64_t r = 0; r < L * H; ++r) {
         const int code = static_cast<int>(codes[k * L * H + r]);
         const double ytop = static_cast<double>(L * H - r);
-        c.rect(lo, hi, ytop - 1, ytop, colors[std::clamp(code, 0, 5)]);
+        c.rect(lo, hi, ytop - 1, ytop, colors[static_cast<size_t>(std::clamp(code, 0, static_cast<int>(colors.size()) - 1))]);
       }
     }
     pl.col0(1);
@@ -110,7 +110,7 @@ void pattern_classes(const Run& run, const Output& out) {
     }
     set_text_scale(pl, 1.0);
     pl.mtex("b", 2.8, 0.5, 0.5, "epoch");
-    c.legend_boxes({1.0 - 200.0 / w, 1.0 - 30.0 / w, 1.0 - 130.0 / hgt - 6 * 34.0 / hgt, 1.0 - 130.0 / hgt}, classes, colors);
+    c.legend_boxes({1.0 - 200.0 / w, 1.0 - 30.0 / w, 1.0 - 130.0 / hgt - static_cast<double>(classes.size()) * 34.0 / hgt, 1.0 - 130.0 / hgt}, classes, colors);
   });
 }
 

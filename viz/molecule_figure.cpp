@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -173,6 +174,53 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
             13, H - 24);
     cairo_destroy(cr);
     const std::string path = (std::filesystem::path(out.dir) / (name + ".png")).string();
+    write_png(surface, path);
+    out.written->push_back(path);
+  }
+}
+
+void validation_cluster_molecules(const Run& run, const Output& out, int64_t e, const ValidationEmbedding& v) {
+  const auto& text = run.file->validation().text;
+  const int cols = 4, rows = static_cast<int>(v.nearest.size()), top_px = 110, label_px = 30;
+  const int W = cols * kPanelW + 40, H = top_px + rows * (kPanelH + label_px) + 40;
+  for (const auto& fmt : out.formats) {
+    if (fmt != "png") continue;  // RDKit's cairo drawer: PNG
+    cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
+    cairo_t* cr = cairo_create(surface);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    for (int c = 0; c < rows; ++c) {
+      const auto size = std::count(v.cluster.begin(), v.cluster.end(), static_cast<int64_t>(c));
+      const double y = top_px + c * (kPanelH + label_px);
+      cairo_set_source_rgb(cr, 0.16, 0.16, 0.16);
+      cairo_set_font_size(cr, 17);
+      cairo_move_to(cr, 24, y + 20);
+      cairo_show_text(cr, ("cluster " + std::to_string(c) + " · " + std::to_string(size) + " molecules · nearest its centre:").c_str());
+      for (size_t k = 0; k < v.nearest[static_cast<size_t>(c)].size(); ++k) {
+        const int64_t i = v.nearest[static_cast<size_t>(c)][k];
+        std::unique_ptr<RDKit::RWMol> mol;
+        try {
+          mol.reset(RDKit::SmilesToMol(text[static_cast<size_t>(i)]));
+        } catch (...) {
+        }
+        if (!mol) continue;
+        std::string legend = "#" + std::to_string(i);
+        for (const auto& col : v.colourings) {  // the target's value beside the drawing
+          if (col.name.rfind("target: ", 0) == 0 && std::isfinite(col.value[static_cast<size_t>(i)])) {
+            char y[48];
+            std::snprintf(y, sizeof y, " · y = %.3g", col.value[static_cast<size_t>(i)]);
+            legend += y;
+          }
+        }
+        paste_molecule(cr, *mol, {}, 1.0, legend, 20 + static_cast<double>(k) * kPanelW, y + label_px);
+      }
+    }
+    cairo_set_source_rgb(cr, 0.16, 0.16, 0.16);
+    centred(cr, W, "k-means clusters of the validation molecules' pooled vectors · " + epoch_label(run, e), 22, 40);
+    centred(cr, W, run.label() + " · k = " + std::to_string(v.k) + " (figures/validation_embedding: where they lie)", 15, 72);
+    cairo_destroy(cr);
+    const std::string path = (std::filesystem::path(out.dir) / ("validation_clusters_" + epoch_file_tag(run, e) + ".png")).string();
     write_png(surface, path);
     out.written->push_back(path);
   }

@@ -155,6 +155,7 @@ void draw_figures(const Run& run, const Output& out, const Plan& p) {
       focus_regions(run, out, e);
       attention_river(run, out, e, p.probes[0]);
       token_attribution(run, out, e, p.probes[0]);
+      validation_embedding(run, out, e);
     }
   }
   if (run.is(TaskKind::MinMax)) {

@@ -40,5 +40,10 @@ std::vector<double> head_mean(const std::vector<float>& probe_map, int64_t H, in
 // The real-length [n,n] block of head lh (= l*H + h) of a probe map [L,H,T,T].
 std::vector<float> head_block(const std::vector<float>& probe_map, int64_t lh, int64_t T, int64_t n);
 bool parse_int(const std::string& s, int64_t& v);  // the whole of s as an integer
+// A scatter panel's frame: viewport `box`, axes fitted to the points [n][2] with `margin` (a share
+// of each range), ticks at `tick_scale`, `title` above (figures_projection.cpp).
+void scatter_frame(plstream& pl, const Box& box, const std::vector<std::vector<double>>& pts, double margin,
+                   double tick_scale, const std::string& title);
+void viridis_cmap1(plstream& pl);  // colour map 1: viridis in four stops
 
 }  // namespace attnscope::viz

@@ -27,6 +27,31 @@ std::vector<std::pair<std::string, std::vector<double>>> probe_targets(const Run
   return out;
 }
 
+void scatter_frame(plstream& pl, const Box& box, const std::vector<std::vector<double>>& pts, double margin,
+                   double tick_scale, const std::string& title) {
+  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
+  for (const auto& pt : pts) {
+    xmin = std::min(xmin, pt[0]), xmax = std::max(xmax, pt[0]);
+    ymin = std::min(ymin, pt[1]), ymax = std::max(ymax, pt[1]);
+  }
+  const double px = margin * (xmax - xmin + 1e-9), py = margin * (ymax - ymin + 1e-9);
+  pl.vpor(box.x0, box.x1, box.y0, box.y1);
+  pl.wind(xmin - px, xmax + px, ymin - py, ymax + py);
+  pl.col0(1);
+  set_text_scale(pl, tick_scale);
+  pl.box("bcnst", 0, 0, "bcnstv", 0, 0);
+  set_text_scale(pl, 1.0);
+  pl.mtex("t", 0.8, 0.5, 0.5, title.c_str());
+}
+
+void viridis_cmap1(plstream& pl) {
+  pl.scmap1n(256);
+  const PLFLT pos[] = {0, 1.0 / 3, 2.0 / 3, 1}, r[] = {0x44 / 255.0, 0x31 / 255.0, 0x35 / 255.0, 0xfd / 255.0},
+              g[] = {0x01 / 255.0, 0x68 / 255.0, 0xb7 / 255.0, 0xe7 / 255.0},
+              b[] = {0x54 / 255.0, 0x8e / 255.0, 0x79 / 255.0, 0x25 / 255.0}, a[] = {1, 1, 1, 1};
+  pl.scmap1la(true, 4, pos, r, g, b, a, nullptr);
+}
+
 namespace {
 
 // How the points are coloured: by the task's first probe target (the min/max answer), else by
@@ -60,26 +85,10 @@ Colouring colouring(const std::vector<std::pair<std::string, std::vector<double>
 // One epoch's points in `box`, axes fitted to them with a margin of 8%.
 void scatter_panel(plstream& pl, const Box& box, const std::vector<std::vector<double>>& pts, const Colouring& col,
                    const std::string& title, bool first) {
-  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
-  for (const auto& pt : pts) {
-    xmin = std::min(xmin, pt[0]), xmax = std::max(xmax, pt[0]);
-    ymin = std::min(ymin, pt[1]), ymax = std::max(ymax, pt[1]);
-  }
-  const double px = 0.08 * (xmax - xmin + 1e-9), py = 0.08 * (ymax - ymin + 1e-9);
-  pl.vpor(box.x0, box.x1, box.y0, box.y1);
-  pl.wind(xmin - px, xmax + px, ymin - py, ymax + py);
-  pl.col0(1);
-  set_text_scale(pl, 0.8);
-  pl.box("bcnst", 0, 0, "bcnstv", 0, 0);
-  set_text_scale(pl, 1.0);
-  pl.mtex("t", 0.8, 0.5, 0.5, title.c_str());
+  scatter_frame(pl, box, pts, 0.08, 0.8, title);
   pl.mtex("b", 2.6, 0.5, 0.5, "PC 1");
   if (first) pl.mtex("l", 4.0, 0.5, 0.5, "PC 2");
-  pl.scmap1n(256);
-  const PLFLT pos[] = {0, 1.0 / 3, 2.0 / 3, 1}, r[] = {0x44 / 255.0, 0x31 / 255.0, 0x35 / 255.0, 0xfd / 255.0},
-              g[] = {0x01 / 255.0, 0x68 / 255.0, 0xb7 / 255.0, 0xe7 / 255.0},
-              b[] = {0x54 / 255.0, 0x8e / 255.0, 0x79 / 255.0, 0x25 / 255.0}, a[] = {1, 1, 1, 1};
-  pl.scmap1la(true, 4, pos, r, g, b, a, nullptr);
+  viridis_cmap1(pl);
   set_text_scale(pl, 1.4);
   pl.ssym(0, 1.6);
   for (size_t p = 0; p < pts.size(); ++p) {

@@ -126,33 +126,21 @@ namespace {
 
 void panel(plstream& pl, const Box& box, const std::vector<std::vector<double>>& pts, const ValidationEmbedding::Colouring& col,
            const std::vector<int64_t>* numbered, const std::vector<std::vector<int64_t>>* nearest) {
-  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300, vmin = 1e300, vmax = -1e300;
-  for (size_t i = 0; i < pts.size(); ++i) {
-    xmin = std::min(xmin, pts[i][0]), xmax = std::max(xmax, pts[i][0]);
-    ymin = std::min(ymin, pts[i][1]), ymax = std::max(ymax, pts[i][1]);
-    if (std::isfinite(col.value[i])) vmin = std::min(vmin, col.value[i]), vmax = std::max(vmax, col.value[i]);
+  double vmin = 1e300, vmax = -1e300;
+  for (double x : col.value) {
+    if (std::isfinite(x)) vmin = std::min(vmin, x), vmax = std::max(vmax, x);
   }
   if (!(vmax > vmin)) vmax = vmin + 1;
-  const double px = 0.06 * (xmax - xmin + 1e-9), py = 0.06 * (ymax - ymin + 1e-9);
-  pl.vpor(box.x0, box.x1, box.y0, box.y1);
-  pl.wind(xmin - px, xmax + px, ymin - py, ymax + py);
-  pl.col0(1);
-  set_text_scale(pl, 0.7);
-  pl.box("bcnst", 0, 0, "bcnstv", 0, 0);
-  set_text_scale(pl, 0.95);
-  pl.mtex("t", 0.8, 0.5, 0.5, col.name.c_str());
-  pl.scmap1n(256);
+  scatter_frame(pl, box, pts, 0.06, 0.7, col.name);
   // viridis for values; a categorical ramp (tab10-like) for classes
   if (col.categorical) {
+    pl.scmap1n(256);
     const PLFLT pos[] = {0, 0.143, 0.286, 0.429, 0.571, 0.714, 0.857, 1};
     const PLFLT r[] = {0.12, 1.00, 0.17, 0.84, 0.58, 0.55, 0.89, 0.74}, g[] = {0.47, 0.50, 0.63, 0.15, 0.40, 0.34, 0.47, 0.74},
                 b[] = {0.71, 0.05, 0.17, 0.16, 0.74, 0.29, 0.76, 0.13}, a[] = {1, 1, 1, 1, 1, 1, 1, 1};
     pl.scmap1la(true, 8, pos, r, g, b, a, nullptr);
   } else {
-    const PLFLT pos[] = {0, 1.0 / 3, 2.0 / 3, 1}, r[] = {0x44 / 255.0, 0x31 / 255.0, 0x35 / 255.0, 0xfd / 255.0},
-                g[] = {0x01 / 255.0, 0x68 / 255.0, 0xb7 / 255.0, 0xe7 / 255.0},
-                b[] = {0x54 / 255.0, 0x8e / 255.0, 0x79 / 255.0, 0x25 / 255.0}, a[] = {1, 1, 1, 1};
-    pl.scmap1la(true, 4, pos, r, g, b, a, nullptr);
+    viridis_cmap1(pl);
   }
   pl.ssym(0, pts.size() > 1000 ? 0.6 : 1.0);
   for (int pass = 0; pass < 2; ++pass) {  // grey (no value) underneath
@@ -180,6 +168,7 @@ void panel(plstream& pl, const Box& box, const std::vector<std::vector<double>>&
     }
   }
   // the value range under the panel
+  pl.col0(1);
   set_text_scale(pl, 0.75);
   char range[160];
   if (col.categorical) {

@@ -101,6 +101,16 @@ struct AtomHighlights {
   }
 };
 
+// A white page W x H to draw on (the caller destroys `cr` and hands the surface to write_png).
+cairo_t* white_page(int W, int H, cairo_surface_t*& surface) {
+  surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  return cr;
+}
+
 // The molecule drawn by RDKit (its own PNG) with atoms coloured by weight / top, pasted at (x, y).
 void paste_molecule(cairo_t* cr, const RDKit::ROMol& mol, const std::vector<double>& weight, double top,
                     const std::string& legend, double x, double y) {
@@ -158,10 +168,8 @@ void molecule_attention(const Run& run, const Output& out, const std::vector<int
   const std::string name = "molecule_" + head_file_tag(run, l, h) + "_p" + std::to_string(p);
   for (const auto& fmt : out.formats) {
     if (fmt != "png") continue;  // RDKit's cairo drawer: PNG
-    cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
-    cairo_t* cr = cairo_create(surface);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
+    cairo_surface_t* surface = nullptr;
+    cairo_t* cr = white_page(W, H, surface);
     for (int k = 0; k < K; ++k) {
       paste_molecule(cr, *mol, per_epoch[k], top, "epoch " + std::to_string(run.epochs[es[k]].epoch), x0 + k * kPanelW, top_px);
     }
@@ -185,11 +193,8 @@ void validation_cluster_molecules(const Run& run, const Output& out, int64_t e, 
   const int W = cols * kPanelW + 40, H = top_px + rows * (kPanelH + label_px) + 40;
   for (const auto& fmt : out.formats) {
     if (fmt != "png") continue;  // RDKit's cairo drawer: PNG
-    cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, W, H);
-    cairo_t* cr = cairo_create(surface);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_surface_t* surface = nullptr;
+    cairo_t* cr = white_page(W, H, surface);
     for (int c = 0; c < rows; ++c) {
       const auto size = std::count(v.cluster.begin(), v.cluster.end(), static_cast<int64_t>(c));
       const double y = top_px + c * (kPanelH + label_px);

@@ -18,8 +18,8 @@ void configure_process(char** argv);
 
 // OpenBLAS's own thread count (its pthreads; one setting for the whole process, unlike OpenMP's
 // per-thread count): `attnscope serve` sets 1 when each of its workers runs on a core of its own
-// (measured: 2 workers on 2 cores each calling sgemm with 2 OpenBLAS threads spent ~30 % of the
-// time in sched_yield). False when the BLAS in use is not OpenBLAS (nothing changed).
+// (measured with perf: 2 workers on 2 cores each calling sgemm with 2 OpenBLAS threads, ~30 % of
+// the samples in sched_yield and the kernel under it). False when the BLAS in use is not OpenBLAS (nothing changed).
 bool set_blas_threads(int n);
 
 }  // namespace attnscope

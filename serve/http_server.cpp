@@ -543,7 +543,7 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   const int intra_op = std::max(1, cores / workers);  // workers x intra-op threads = the cores
   // OpenBLAS's threads too (its count is process-wide): with a worker per core, each worker's
   // matrix products on its own core (bench/serve_bench, small preset, 16 clients on 2 cores:
-  // p50 152 -> 94 ms, 105 -> 165 requests/s; OpenBLAS's idle threads yielded in a loop)
+  // p50 152 -> 83 ms, 105 -> 191 requests/s; OpenBLAS's idle threads yielded in a loop)
   set_blas_threads(intra_op);
   d.explorer = std::make_unique<Explorer>(d.o.model, d.o.input, d.o.limits);
   d.page = viz::serve_page(d.o.web_dir);

@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <limits>
 #include <stdexcept>
-#include <tuple>
 
 #include "store/h5.h"
 
@@ -197,18 +196,18 @@ void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps, const Ana
     }
     append_row(f, "pooled", H5T_NATIVE_FLOAT, it->second.data());
   }
-  const auto& hd = impl_->header;
-  if (hd.val_count > 0) {
-    for (const auto& [name, path, width] : {std::tuple<const char*, const char*, int64_t>{"val_pooled", "validation/pooled", hd.pooled_dim},
-                                            {"val_output", "validation/output", hd.val_outputs}}) {
-      if (width == 0) continue;
-      auto it = analyses.find(name);
-      if (it == analyses.end() || it->second.size() != static_cast<size_t>(hd.val_count * width)) {
-        throw std::invalid_argument(std::string("attention store: '") + name + "' needs " + std::to_string(hd.val_count * width) + " values");
-      }
-      append_row(f, path, H5T_NATIVE_FLOAT, it->second.data());
+  // the validation vectors [N*width] of `name`, when recorded
+  auto append_validation = [&](const std::string& name, const std::string& path, int64_t width) {
+    const int64_t n = impl_->header.val_count * width;
+    if (n == 0) return;
+    auto it = analyses.find(name);
+    if (it == analyses.end() || it->second.size() != static_cast<size_t>(n)) {
+      throw std::invalid_argument("attention store: '" + name + "' needs " + std::to_string(n) + " values");
     }
-  }
+    append_row(f, path, H5T_NATIVE_FLOAT, it->second.data());
+  };
+  append_validation("val_pooled", "validation/pooled", impl_->header.pooled_dim);
+  append_validation("val_output", "validation/output", impl_->header.val_outputs);
   // the maps first, the epoch index last: a reader (or a crash) never sees an epoch without data
   for (const auto& site : impl_->header.sites) append_row(f, site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());
   append_row(f, "epochs/step", H5T_NATIVE_INT64, &info.step);

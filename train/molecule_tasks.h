@@ -248,6 +248,9 @@ class CausalLMTask : public MoleculeTask {
   StepStats train_step(const torch::Tensor& idx) override;
   double loss_weight(const torch::Tensor& idx) const override;  // the predicted tokens of the rows
   void begin_epoch(int64_t epoch) override;  // data.synthetic: the epoch's fresh training sequences
+  // none: held-out token blocks have no target or prediction to project by, and the induction
+  // preset records every epoch (a pass over them each time for nothing)
+  ValidationSet validation_set() const override { return {}; }
   // With data.synthetic also val_icl: the in-context-learning score over the held-out sequences.
   Metrics evaluate() override;
   // Synthetic repeated sequences: the induction mechanism over training from the recorded

@@ -125,7 +125,7 @@ ValidationEmbedding validation_embedding_of(const Run& run, int64_t e) {
 namespace {
 
 void panel(plstream& pl, const Box& box, const std::vector<std::vector<double>>& pts, const ValidationEmbedding::Colouring& col,
-           const std::vector<int64_t>* numbered, const std::vector<std::vector<int64_t>>* nearest) {
+           const std::vector<std::vector<int64_t>>* nearest) {
   double vmin = 1e300, vmax = -1e300;
   for (double x : col.value) {
     if (std::isfinite(x)) vmin = std::min(vmin, x), vmax = std::max(vmax, x);
@@ -158,7 +158,7 @@ void panel(plstream& pl, const Box& box, const std::vector<std::vector<double>>&
     }
   }
   pl.ssym(0, 1.0);
-  if (numbered != nullptr && nearest != nullptr) {  // each cluster's number at its nearest member
+  if (nearest != nullptr) {  // each cluster's number at its nearest member
     pl.col0(1);
     set_text_scale(pl, 1.1);
     for (size_t c = 0; c < nearest->size(); ++c) {
@@ -194,8 +194,7 @@ void validation_embedding(const Run& run, const Output& out, int64_t e) {
     const auto boxes = grid({60.0 / w, 1.0 - 30.0 / w, 60.0 / hgt, 1.0 - 120.0 / hgt}, rows, cols, 70.0 / w, 90.0 / hgt);
     for (int k = 0; k < n; ++k) {
       const bool clusters = k == n - 1;
-      panel(c.pl(), boxes[static_cast<size_t>(k)], v.coords, v.colourings[static_cast<size_t>(k)], clusters ? &v.cluster : nullptr,
-            clusters ? &v.nearest : nullptr);
+      panel(c.pl(), boxes[static_cast<size_t>(k)], v.coords, v.colourings[static_cast<size_t>(k)], clusters ? &v.nearest : nullptr);
     }
   });
   if (run.molecules) validation_cluster_molecules(run, out, e, v);

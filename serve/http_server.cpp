@@ -1,8 +1,12 @@
 // `attnscope serve`'s HTTP side (serve/serve.h) on cpp-httplib. Three kinds of threads:
 //   - connection threads (httplib's task queue, ours: bounded) read requests and write responses;
-//     a connection beyond the queue is answered 503 at once by a rejecting thread;
+//     a connection with a request waiting beyond the queue is answered 503 at once by a rejecting
+//     thread;
+//   - a newly accepted connection takes no queue slot: one parking thread hands it to the watcher
+//     (a burst of 1,000 connects that send nothing does not crowd out a request);
 //   - one watcher (epoll) holds connections that have sent nothing yet, so that idle sockets
-//     occupy no thread; after header_timeout_s without a byte they get 408;
+//     occupy no thread; after header_timeout_s without a byte they get 408; a connection whose
+//     bytes arrive goes to the connection threads;
 //   - inference workers (a fixed pool, bounded queue: 503 with Retry-After when full) run the
 //     Explorer, which shares the model's weights read-only.
 #include <httplib.h>
@@ -41,7 +45,11 @@ using nlohmann::json;
 
 namespace {
 
-thread_local bool t_rejecting = false;  // set on the thread that answers connections beyond the queue
+// What the current thread does with a connection it is given: serve it, answer 503 (beyond the
+// queue), or park it with the watcher (newly accepted; nothing read yet).
+enum class Role { kServe, kReject, kPark };
+thread_local Role t_role = Role::kServe;
+thread_local bool t_accepting = true;  // httplib's accept loop; the watcher and pool threads clear it
 
 // JSON text of an answer or an error; bytes of a split UTF-8 character (a byte-level BPE token may
 // hold half of an emoji; a message quotes a cut input) become U+FFFD rather than an exception.
@@ -115,19 +123,24 @@ class FdStream : public httplib::Stream {
   size_t off_ = 0, size_ = 0;
 };
 
-// httplib's connection queue, bounded: `threads` threads take connections; beyond `capacity`
-// waiting ones, a connection goes to one rejecting thread whose handler answers 503 at once.
+// httplib's connection queue. A connection httplib's accept loop hands over goes to the parking
+// thread (to the watcher, no queue slot); one the watcher hands over has bytes waiting and goes to
+// the `threads` connection threads, bounded: beyond `capacity` waiting ones, to one rejecting
+// thread whose handler answers 503 at once.
 class ConnectionQueue : public httplib::TaskQueue {
  public:
   ConnectionQueue(int threads, size_t capacity) : capacity_(capacity) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(false); });
-    threads_.emplace_back([this] { work(true); });
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(Role::kServe); });
+    threads_.emplace_back([this] { work(Role::kReject); });
+    threads_.emplace_back([this] { work(Role::kPark); });
   }
   ~ConnectionQueue() override { shutdown(); }
   void enqueue(std::function<void()> fn) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (queue_.size() < capacity_) {
+      if (t_accepting) {
+        fresh_.push_back(std::move(fn));
+      } else if (queue_.size() < capacity_) {
         queue_.push_back(std::move(fn));
       } else {
         overflow_.push_back(std::move(fn));
@@ -146,13 +159,14 @@ class ConnectionQueue : public httplib::TaskQueue {
   }
 
  private:
-  void work(bool rejecting) {
-    t_rejecting = rejecting;
+  void work(Role role) {
+    t_role = role;
+    t_accepting = false;
     for (;;) {
       std::function<void()> fn;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        auto& q = rejecting ? overflow_ : queue_;
+        auto& q = role == Role::kReject ? overflow_ : role == Role::kPark ? fresh_ : queue_;
         cv_.wait(lock, [&] { return stopping_ || !q.empty(); });
         if (q.empty()) return;  // stopping, nothing left
         fn = std::move(q.front());
@@ -164,7 +178,7 @@ class ConnectionQueue : public httplib::TaskQueue {
   size_t capacity_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_, overflow_;
+  std::deque<std::function<void()>> queue_, overflow_, fresh_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
@@ -308,13 +322,15 @@ struct Server::Impl : public httplib::Server {
   // Answers the requests of connection `fd` while bytes are waiting, then parks it with the
   // watcher; closes it when the client does, after an error, or after keep_alive_max_count requests.
   void serve_connection(int fd, size_t served) {
-    if (t_rejecting) {
+    if (t_role == Role::kReject) {
       send_raw(fd, 503, "Service Unavailable", "the server is busy (too many connections); retry shortly", "Retry-After: 1\r\n");
       return;
     }
-    if (served == 0) {  // a response's head and body go out as written, not held for an ACK (Nagle)
-      const int one = 1;
+    if (t_role == Role::kPark) {  // newly accepted: the watcher reports it when a byte is there
+      const int one = 1;  // a response's head and body go out as written, not held for an ACK (Nagle)
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      park(fd, 0);
+      return;
     }
     FdStream strm(fd, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_, write_timeout_usec_);
     for (;;) {
@@ -353,6 +369,7 @@ struct Server::Impl : public httplib::Server {
   }
 
   void watch() {
+    t_accepting = false;
     std::vector<epoll_event> events(256);
     for (;;) {
       const bool stopping = stopped;

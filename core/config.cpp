@@ -108,13 +108,14 @@ void visit_fields(C& c, V& v) {
   v("train.log_every_seconds", c.train.log_every_seconds, "Seconds between plain progress lines when not drawing a bar.", kResumeSafe);
 
   v("hooks.attention.enabled", c.hooks.attention.enabled, "Record attention into RUN_DIR/attention.h5 while training.", kNone);
-  v("hooks.attention.sites", c.hooks.attention.sites, "Head-shaped tap sites to store: attn.probs, attn.scores.", kNone);
+  v("hooks.attention.sites", c.hooks.attention.sites, "Tap sites to store for the probes: the maps attn.probs, attn.scores (one of them at least) and model internals: embed.word, embed.position, embed.type, embed.out (embeddings by component), attn.q, attn.k, attn.v, attn.context (per head), ffn.out, block.out (per layer; README: model internals).", kNone);
   v("hooks.attention.layers", c.hooks.attention.layers, "Layers to store ([] = all).", kNone);
   v("hooks.attention.heads", c.hooks.attention.heads, "Heads to store ([] = all).", kNone);
   v("hooks.attention.every", c.hooks.attention.every, "Record the probe set before training (epoch 0), every N epochs and at the last epoch; the best epoch goes to /best.", kNone);
   v("hooks.attention.probes", c.hooks.attention.probes, "Probe examples drawn deterministically (from run.seed) from the validation split.", kNone);
   v("hooks.attention.probe_file", c.hooks.attention.probe_file, "Instead: a file of probe inputs, one per line (min/max: 4 token ids, e.g. '3 128 5 130').", kNone);
   v("hooks.attention.dtype", c.hooks.attention.dtype, "Storage type of the maps: float32 or float16.", kNone);
+  v("hooks.attention.internals_dtype", c.hooks.attention.internals_dtype, "Storage type of the internal sites (/internals): float16 (half the bytes; ~3 significant digits) or float32.", kNone);
   v("hooks.attention.compression", c.hooks.attention.compression, "gzip level of the maps, 0-9 (0 = none).", kNone);
   v("hooks.attention.metrics", c.hooks.attention.metrics, "Per-head attention metrics over the whole validation split (README: attention metrics).", kNone);
   v("hooks.attention.metrics_every", c.hooks.attention.metrics_every, "Compute the metrics every N epochs (and at every recorded epoch).", kNone);

@@ -101,13 +101,16 @@ struct TrainConfig {
 
 struct AttentionHookConfig {
   bool enabled = false;  // record attention into RUN_DIR/attention.h5
-  std::vector<std::string> sites = {"attn.probs", "attn.scores"};  // head-shaped tap sites
+  // tap sites to store: the maps (attn.probs, attn.scores) and model internals (embed.word,
+  // embed.position, embed.type, embed.out, attn.q, attn.k, attn.v, attn.context, ffn.out, block.out)
+  std::vector<std::string> sites = {"attn.probs", "attn.scores"};
   std::vector<int64_t> layers;   // layers to store; empty = all
   std::vector<int64_t> heads;    // heads to store; empty = all
   int64_t every = 10;            // record epoch 0, every N epochs and the last (best: /best)
   int64_t probes = 64;           // probe examples drawn deterministically from the validation split
   std::string probe_file;        // or: a file of probe inputs, one per line (token ids)
-  std::string dtype = "float32";  // float32 | float16 storage
+  std::string dtype = "float32";  // float32 | float16 storage of the maps
+  std::string internals_dtype = "float16";  // float16 | float32 storage of the internal sites (vectors: half the bytes)
   int64_t compression = 4;       // gzip level 0-9 (0 = none)
   bool metrics = true;           // per-head metrics over the whole validation split
   int64_t metrics_every = 1;     // ... every N epochs (and at recorded epochs)

@@ -207,12 +207,17 @@ void check_train(const Config& c, Checker& ch) {
 // hooks.*, dist.*, and rules across sections
 void check_hooks_dist(const Config& c, Checker& ch) {
   const auto& a = c.hooks.attention;
-  const std::vector<std::string> head_sites = {"attn.probs", "attn.scores"};
-  ch.need(!a.sites.empty() &&
-              std::all_of(a.sites.begin(), a.sites.end(),
-                          [&](const std::string& s) { return one_of(s, head_sites); }) &&
+  // the maps, then the internals (store::internal_sites(), in the model's order)
+  const std::vector<std::string> map_sites = {"attn.probs", "attn.scores"};
+  const std::vector<std::string> all_sites = {"attn.probs", "attn.scores", "embed.word", "embed.position", "embed.type",
+                                              "embed.out", "attn.q", "attn.k", "attn.v", "attn.context", "ffn.out",
+                                              "block.out"};
+  ch.need(std::any_of(a.sites.begin(), a.sites.end(), [&](const std::string& s) { return one_of(s, map_sites); }) &&
+              std::all_of(a.sites.begin(), a.sites.end(), [&](const std::string& s) { return one_of(s, all_sites); }) &&
               std::set<std::string>(a.sites.begin(), a.sites.end()).size() == a.sites.size(),
-          "hooks.attention.sites", "must be distinct sites among: attn.probs, attn.scores");
+          "hooks.attention.sites",
+          "must be distinct sites, attn.probs or attn.scores among them, from: " + join(all_sites, ", "));
+  ch.need(one_of(a.internals_dtype, {"float16", "float32"}), "hooks.attention.internals_dtype", "must be float16 or float32");
   ch.need(std::all_of(a.layers.begin(), a.layers.end(),
                       [&](int64_t l) { return l >= 0 && l < c.model.n_layers; }),
           "hooks.attention.layers",

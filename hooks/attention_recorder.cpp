@@ -120,6 +120,7 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Inspectable& t
   if (!padding_.any().item<bool>()) padding_ = torch::Tensor();  // (all probes full length)
   if (resume && std::filesystem::exists(path)) {
     writer_ = store::Writer::resume(path, resume_epoch);
+    for (const auto& [site, shape] : writer_->header().internals) internals_.push_back(site);
     const auto& sites = writer_->header().sites;
     const int64_t n = writer_->epochs_recorded();
     kept_from_ = n;
@@ -135,7 +136,12 @@ AttentionRecorder::AttentionRecorder(const Config& config, train::Inspectable& t
   h.config_yaml = to_yaml(config);
   h.model_json = task.model_json();
   h.task = task.task_name();
-  h.sites = cfg_.sites;
+  for (const auto& site : cfg_.sites) {
+    if (site == store::kProbs || site == store::kScores) h.sites.push_back(site);
+  }
+  h.internals = internal_shapes();
+  h.internals_dtype = cfg_.internals_dtype;
+  for (const auto& [site, shape] : h.internals) internals_.push_back(site);
   h.layer_ids = layers_;
   h.head_ids = heads_;
   if (cfg_.metrics) h.metrics = head_metric_names();
@@ -209,12 +215,54 @@ AttentionRecorder::~AttentionRecorder() {
   }
 }
 
+// Embeddings are layer 0's site; the others each stored layer's (and head's).
+void AttentionRecorder::request_internals(models::Taps& taps, const std::vector<std::string>& sites) const {
+  for (const auto& site : sites) {
+    if (store::internal_rank(site) == 1) {
+      taps.request(site, {0});
+    } else {
+      taps.request(site, layers_, heads_);
+    }
+  }
+}
+
+std::map<std::string, std::vector<int64_t>> AttentionRecorder::internal_shapes() {
+  std::vector<std::string> asked;
+  for (const auto& site : store::internal_sites()) {
+    if (std::find(cfg_.sites.begin(), cfg_.sites.end(), site) != cfg_.sites.end()) asked.push_back(site);
+  }
+  std::map<std::string, std::vector<int64_t>> shapes;
+  if (asked.empty()) return shapes;
+  models::Taps taps;
+  request_internals(taps, asked);
+  {
+    torch::NoGradGuard no_grad;
+    task_.forward_taps(probes_.inputs.slice(0, 0, 1), taps);
+  }
+  const int64_t P = probes_.inputs.size(0), T = probes_.inputs.size(1);
+  const auto L = static_cast<int64_t>(layers_.size()), H = static_cast<int64_t>(heads_.size());
+  for (const auto& site : asked) {
+    const auto t = taps.get(site, store::internal_rank(site) == 1 ? 0 : layers_.front());
+    if (!t.defined()) {
+      log::warn("[attention] hooks.attention.sites: this model has no site '" + site + "'; not recorded");
+      continue;
+    }
+    const int rank = store::internal_rank(site);
+    shapes[site] = rank == 1 ? std::vector<int64_t>{P, T, t.size(-1)}
+                   : rank == 2 ? std::vector<int64_t>{P, L, T, t.size(-1)}
+                               : std::vector<int64_t>{P, L, H, T, t.size(-1)};
+  }
+  return shapes;
+}
+
 AttentionRecorder::ProbePass AttentionRecorder::probe_pass(train::Snapshot* snapshot) {
   models::Taps taps;
-  for (const auto& site : cfg_.sites) taps.request(site, layers_, heads_);
-  if (std::find(cfg_.sites.begin(), cfg_.sites.end(), models::site::kAttnProbs) == cfg_.sites.end()) {
+  for (const auto& site : writer_->header().sites) taps.request(site, layers_, heads_);
+  if (std::find(writer_->header().sites.begin(), writer_->header().sites.end(), models::site::kAttnProbs) ==
+      writer_->header().sites.end()) {
     taps.request(models::site::kAttnProbs, layers_, heads_);  // the analyses need them
   }
+  request_internals(taps, internals_);
   const bool pooled = writer_->header().pooled_dim > 0;
   if (pooled) taps.request(models::site::kPooled, {0});
   if (snapshot != nullptr) {
@@ -233,7 +281,25 @@ AttentionRecorder::ProbePass AttentionRecorder::probe_pass(train::Snapshot* snap
     }
     return per_layer.size() == 1 ? per_layer[0].unsqueeze(1) : torch::stack(per_layer, 1);
   };
-  for (const auto& site : cfg_.sites) r.maps[site] = stacked(site);
+  for (const auto& site : writer_->header().sites) r.maps[site] = stacked(site);
+  // internals: [P,T,D] (embeddings) or stacked over the layers, positions past a probe's length 0
+  const int64_t T = probes_.inputs.size(1);
+  const auto beyond = torch::arange(T).view({1, T}) >= probes_.lengths.view({-1, 1});  // [P,T]
+  for (const auto& site : internals_) {
+    const int rank = store::internal_rank(site);
+    torch::Tensor t;
+    if (rank == 1) {
+      t = taps.get(site, 0);
+    } else {
+      std::vector<torch::Tensor> per_layer;
+      for (int64_t l : layers_) per_layer.push_back(taps.get(site, l));
+      t = torch::stack(per_layer, 1);  // [P,L,T,D] or [P,L,H,T,d]
+    }
+    auto shape = std::vector<int64_t>(t.dim(), 1);
+    shape[0] = t.size(0);
+    shape[static_cast<size_t>(t.dim() - 2)] = T;
+    r.internals[site] = t.masked_fill(beyond.view(shape), 0.0);
+  }
   auto it = r.maps.find(models::site::kAttnProbs);
   r.probs = it != r.maps.end() ? it->second : stacked(models::site::kAttnProbs);
   return r;
@@ -362,6 +428,7 @@ void AttentionRecorder::record(int64_t epoch, int64_t step, bool is_best, bool m
                                       : at.attn_grad.index_select(1, torch::tensor(layers_)).index_select(2, torch::tensor(heads_))
                                             .reshape({p.size(0), -1}));
       if (r.pooled.defined()) an["pooled"] = to_floats(r.pooled);
+      for (const auto& [site, t] : r.internals) an["internals/" + site] = to_floats(t);
       lap_bg(times_.analyses);
       writer_->append_epoch(info, site_maps(r.maps), an);
       lap_bg(times_.write);

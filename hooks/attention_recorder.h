@@ -67,7 +67,11 @@ class AttentionRecorder : public train::Observer {
     MapTensors maps;
     torch::Tensor probs;   // [P,L,H,T,T] attn.probs (also when not a stored site)
     torch::Tensor pooled;  // [P,D] or undefined
+    MapTensors internals;  // site -> [P,T,D], [P,L,T,D] or [P,L,H,T,d] (the header's internals), padding 0
   };
+  // The internal sites asked for that the model has, and their row shapes (a forward of one probe).
+  std::map<std::string, std::vector<int64_t>> internal_shapes();
+  void request_internals(models::Taps& taps, const std::vector<std::string>& sites) const;
   ProbePass probe_pass(train::Snapshot* snapshot);  // of the module (nullptr) or of a copy of its weights
   // Every recorded validation example's pooled vector and prediction (store: /validation), of the
   // module (nullptr) or of a snapshot, into `an` ("val_pooled", "val_output"); nothing when not recorded.
@@ -128,6 +132,7 @@ class AttentionRecorder : public train::Observer {
   MapTensors latest_maps_;                 // the latest recorded epoch's maps (the recorder's thread's)
   int64_t latest_epoch_ = -1;
   torch::Tensor padding_;                 // [P,1,T,T] true on padding rows / keys; undefined if none
+  std::vector<std::string> internals_;    // the internal sites recorded (the file's)
   std::unique_ptr<JobQueue> jobs_;            // analyses and writes, beside training (last: joined first)
 };
 

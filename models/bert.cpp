@@ -26,7 +26,7 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const TransformerConfig& c)
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
 }
 
-torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids, Taps* taps) {
   torch::Tensor positions;
   if (roberta_positions) {  // cumulative count of real tokens, offset by the pad id (first real token: pad + 1)
     const auto real = input_ids.ne(pad_id).to(torch::kLong);
@@ -35,8 +35,11 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const 
     positions = torch::arange(input_ids.size(1), input_ids.options()).unsqueeze(0).expand_as(input_ids);
   }
   const auto types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
-  auto x = word_embeddings(input_ids) + token_type_embeddings(types) + position_embeddings(positions);
-  return dropout(LayerNorm(x));
+  const auto words = word_embeddings(input_ids), typed = token_type_embeddings(types), placed = position_embeddings(positions);
+  tap(taps, site::kEmbedWord, 0, words);
+  tap(taps, site::kEmbedPosition, 0, placed);
+  tap(taps, site::kEmbedType, 0, typed);
+  return dropout(LayerNorm(words + typed + placed));
 }
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const TransformerConfig& c)
@@ -51,12 +54,16 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   const int64_t B = x.size(0), T = x.size(1);
   auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };  // [B,H,T,d]
   const auto q = split(query(x)), k = split(key(x)), v = split(value(x));
+  tap(taps, site::kAttnQ, layer, q);
+  tap(taps, site::kAttnK, layer, k);
+  tap(taps, site::kAttnV, layer, v);
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim)) + mask;  // [B,H,T,T]
   tap(taps, site::kAttnScores, layer, scores);
   auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, layer, probs);
   probs = gate_probs(taps, layer, probs);
   const auto context = gate_heads(taps, layer, torch::matmul(dropout(probs), v));  // [B,H,T,d]
+  tap(taps, site::kAttnContext, layer, context);
   return context.transpose(1, 2).reshape({B, T, heads * head_dim});                  // [B,T,D]
 }
 
@@ -87,7 +94,9 @@ BertLayerImpl::BertLayerImpl(const TransformerConfig& c) : act(c.hidden_act) {
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, int64_t layer, Taps* taps) {
   const auto attended = attention->output(attention->self(x, mask, layer, taps), x);
-  return output(activation(act, intermediate->dense(attended)), attended);
+  const auto ffn = output->dense(activation(act, intermediate->dense(attended)));
+  tap(taps, site::kFfnOut, layer, ffn);
+  return output->LayerNorm(output->dropout(ffn) + attended);  // BertOutput's add & norm
 }
 
 BertEncoderImpl::BertEncoderImpl(const TransformerConfig& c) {
@@ -121,7 +130,7 @@ bool BertModelImpl::is_optional_tensor(const std::string& name) const {
 
 torch::Tensor BertModelImpl::hidden(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Taps* taps,
                                     const torch::Tensor& token_type_ids) {
-  auto h = embeddings(input_ids, token_type_ids);
+  auto h = embeddings(input_ids, token_type_ids, taps);
   tap(taps, site::kEmbedOut, 0, h);
   h = add_embed_delta(taps, h);
   // additive mask as HF: 0 for tokens, the dtype's lowest value for padding keys

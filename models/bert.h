@@ -24,7 +24,8 @@ inline constexpr const char* kBertEncoder = "BertModel";
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit BertEmbeddingsImpl(const TransformerConfig& c);
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);  // [B,T] -> [B,T,D]
+  // [B,T] -> [B,T,D]; taps: the three components (embed.word, embed.position, embed.type)
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids, Taps* taps = nullptr);
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};

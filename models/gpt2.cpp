@@ -62,6 +62,9 @@ torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, const torch::Te
     q = rotary(q);
     k = rotary(k);
   }
+  tap(taps, site::kAttnQ, layer, q);
+  tap(taps, site::kAttnK, layer, k);
+  tap(taps, site::kAttnV, layer, v);
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / scale;  // [B,H,T,T]
   // keys after the query get the dtype's lowest value, as transformers' causal mask does
   const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool)).tril();
@@ -70,6 +73,7 @@ torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, const torch::Te
   const auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, layer, probs);
   const auto context = gate_heads(taps, layer, torch::matmul(attn_dropout(gate_probs(taps, layer, probs)), v));  // [B,H,T,d]
+  tap(taps, site::kAttnContext, layer, context);
   return resid_dropout(c_proj(context.transpose(1, 2).reshape({B, T, D})));
 }
 
@@ -90,7 +94,10 @@ GPT2BlockImpl::GPT2BlockImpl(const TransformerConfig& c, int64_t layer) : attn_o
 
 torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, Taps* taps) {
   const auto h = x + attn(ln_1(x), mask, taps);
-  return attn_only ? h : h + mlp(ln_2(h));
+  if (attn_only) return h;
+  const auto ffn = mlp(ln_2(h));
+  tap(taps, site::kFfnOut, attn->layer, ffn);
+  return h + ffn;
 }
 
 GPT2ModelImpl::GPT2ModelImpl(const TransformerConfig& c) : TransformerImpl(c) {
@@ -114,9 +121,16 @@ torch::Tensor GPT2ModelImpl::hidden(const torch::Tensor& input_ids, const torch:
     throw UsageError("GPT-2 input of " + std::to_string(T) + " tokens; the model has " +
                      std::to_string(config_.max_position_embeddings) + " positions (n_positions)");
   }
-  auto x = config_.position_embedding == "rotary"
-               ? drop(wte(input_ids))  // positions enter as rotations of q and k
-               : drop(wte(input_ids) + wpe(torch::arange(T, input_ids.options())).unsqueeze(0));
+  const auto words = wte(input_ids);
+  tap(taps, site::kEmbedWord, 0, words);
+  torch::Tensor x;
+  if (config_.position_embedding == "rotary") {
+    x = drop(words);  // positions enter as rotations of q and k
+  } else {
+    const auto placed = wpe(torch::arange(T, input_ids.options())).unsqueeze(0);
+    if (taps != nullptr && taps->wants(site::kEmbedPosition, 0)) tap(taps, site::kEmbedPosition, 0, placed.expand_as(words));
+    x = drop(words + placed);
+  }
   tap(taps, site::kEmbedOut, 0, x);
   x = add_embed_delta(taps, x);
   const auto mask = (1.0 - attention_mask.to(x.scalar_type())).view({x.size(0), 1, 1, T}) *

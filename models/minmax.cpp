@@ -25,18 +25,25 @@ void MinMaxNetImpl::reset_parameters(torch::Generator& gen) {
 
 torch::Tensor MinMaxNetImpl::forward(const torch::Tensor& tokens, Taps* taps, const torch::Tensor& head_gate) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  auto h = W_E.index_select(0, tokens.reshape({-1})).view({B, T, -1}) + W_pos.slice(0, 0, T);  // [B,T,D]
+  const auto words = W_E.index_select(0, tokens.reshape({-1})).view({B, T, -1});
+  tap(taps, site::kEmbedWord, 0, words);
+  if (taps != nullptr && taps->wants(site::kEmbedPosition, 0)) tap(taps, site::kEmbedPosition, 0, W_pos.slice(0, 0, T).expand_as(words));
+  auto h = words + W_pos.slice(0, 0, T);  // [B,T,D]
   tap(taps, site::kEmbedOut, 0, h);
   h = add_embed_delta(taps, h);
   auto q = torch::einsum("hed,btd->bhte", {W_Q, h});  // [B,H,T,Dh]
   auto k = torch::einsum("hed,btd->bhte", {W_K, h});
   auto v = torch::einsum("hed,btd->bhte", {W_V, h});
+  tap(taps, site::kAttnQ, 0, q);
+  tap(taps, site::kAttnK, 0, k);
+  tap(taps, site::kAttnV, 0, v);
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(options_.d_head));
   tap(taps, site::kAttnScores, 0, scores);  // [B,H,T,T]
   auto probs = torch::softmax(scores, -1);
   tap(taps, site::kAttnProbs, 0, probs);
   auto z = torch::matmul(gate_probs(taps, 0, probs), v);                         // [B,H,T,Dh]
   if (head_gate.defined()) z = z * head_gate.view({head_gate.dim() == 2 ? B : 1, -1, 1, 1});
+  tap(taps, site::kAttnContext, 0, z);
   auto out = torch::einsum("hde,bhte->btd", {W_O, z});      // [B,T,D]
   h = h + out;
   tap(taps, site::kBlockOut, 0, h);

@@ -16,9 +16,17 @@ namespace attnscope::models {
 
 // The one naming scheme of tap sites. Shapes: B batch, T tokens, H heads, D model width.
 namespace site {
+inline constexpr const char* kEmbedWord = "embed.word";          // [B,T,D] token (word) embeddings
+inline constexpr const char* kEmbedPosition = "embed.position";  // [B,T,D] position embeddings (absent: rotary positions)
+inline constexpr const char* kEmbedType = "embed.type";          // [B,T,D] segment (token type) embeddings, BERT family
 inline constexpr const char* kEmbedOut = "embed.out";      // [B,T,D] embeddings entering layer 0
 inline constexpr const char* kAttnScores = "attn.scores";  // [B,H,T,T] QK^T/sqrt(d) + mask
 inline constexpr const char* kAttnProbs = "attn.probs";    // [B,H,T,T] softmax, before dropout
+inline constexpr const char* kAttnQ = "attn.q";            // [B,H,T,d] queries per head (GPT-2 rotary: rotated)
+inline constexpr const char* kAttnK = "attn.k";            // [B,H,T,d] keys per head
+inline constexpr const char* kAttnV = "attn.v";            // [B,H,T,d] values per head
+inline constexpr const char* kAttnContext = "attn.context";  // [B,H,T,d] probs x v per head, before the output projection
+inline constexpr const char* kFfnOut = "ffn.out";          // [B,T,D] the feed-forward block's output, before the residual add
 inline constexpr const char* kBlockOut = "block.out";      // [B,T,D] residual stream after a layer
 inline constexpr const char* kPooled = "pooled";           // [B,D] readout vector of the sequence
 inline constexpr const char* kOutput = "output";           // [B,K] a sequence classifier's output (logits)

@@ -119,7 +119,13 @@ int64_t read_attr_int(hid_t obj, const char* name) {
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
 
-bool has_link(hid_t loc, const std::string& path) { return H5Lexists(loc, path.c_str(), H5P_DEFAULT) > 0; }
+bool has_link(hid_t loc, const std::string& path) {
+  // every component in turn: H5Lexists fails on a path through a missing group
+  for (size_t at = path.find('/'); at != std::string::npos; at = path.find('/', at + 1)) {
+    if (H5Lexists(loc, path.substr(0, at).c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return H5Lexists(loc, path.c_str(), H5P_DEFAULT) > 0;
+}
 
 // ---- datasets
 

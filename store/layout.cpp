@@ -12,6 +12,18 @@ const std::vector<std::string>& analysis_names() {
   return names;
 }
 
+const std::vector<std::string>& internal_sites() {
+  static const std::vector<std::string> names = {"embed.word", "embed.position", "embed.type", "embed.out", "attn.q",
+                                                 "attn.k", "attn.v", "attn.context", "ffn.out", "block.out"};
+  return names;
+}
+
+int internal_rank(const std::string& site) {
+  if (site.rfind("embed.", 0) == 0) return 1;
+  if (site.rfind("attn.", 0) == 0) return 3;
+  return 2;
+}
+
 namespace detail {
 namespace {
 
@@ -33,17 +45,25 @@ std::vector<int64_t> split_ints(const std::string& s, const char* attribute = "a
   return out;
 }
 
-// The shapes of the /task arrays the header's "arrays" attribute names.
-std::map<std::string, std::vector<int64_t>> read_array_shapes(hid_t file) {
-  std::map<std::string, std::vector<int64_t>> arrays;
-  if (!has_attr(file, "arrays") || read_attr_string(file, "arrays").empty()) return arrays;
-  for (const auto& name : split(read_attr_string(file, "arrays"))) {
-    Hid d = open_dataset(file, "task/" + name);
+// The shapes of the datasets under `group` that the header's attribute `attribute` names (the
+// /task arrays; the /internals rows, less their epoch axis).
+std::map<std::string, std::vector<int64_t>> read_shapes(hid_t file, const char* attribute, const std::string& group,
+                                                        bool epoch_axis) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  if (!has_attr(file, attribute) || read_attr_string(file, attribute).empty()) return shapes;
+  for (const auto& name : split(read_attr_string(file, attribute))) {
+    const std::string path = group + "/" + (epoch_axis ? site_path(name) : name);
+    if (!has_link(file, group) || !has_link(file, path)) {
+      throw UsageError("'" + g_path + "' is not a usable attention file: attribute '" + attribute + "' names '" + name +
+                       "' but dataset '" + path + "' is missing");
+    }
+    Hid d = open_dataset(file, path);
     std::vector<int64_t> shape;
     for (hsize_t x : dims_of(d)) shape.push_back(static_cast<int64_t>(x));
-    arrays[name] = shape;
+    if (epoch_axis && !shape.empty()) shape.erase(shape.begin());
+    shapes[name] = shape;
   }
-  return arrays;
+  return shapes;
 }
 
 }  // namespace
@@ -80,6 +100,10 @@ void write_header(hid_t f, const Header& header) {
   std::vector<std::string> array_names;
   for (const auto& [name, shape] : header.arrays) array_names.push_back(name);
   write_attr_string(f, "arrays", join(array_names, ","));
+  std::vector<std::string> internal_names;
+  for (const auto& [name, shape] : header.internals) internal_names.push_back(name);
+  write_attr_string(f, "internals", join(internal_names, ","));
+  write_attr_string(f, "internals_dtype", header.internals_dtype);
   write_attr_string(f, "padding", "attention maps are padded to the longest probe with zeros; "
                                   "probes/lengths gives each probe's real length");
 }
@@ -140,7 +164,9 @@ Header read_header(hid_t file) {
   if (has_attr(file, "val_count")) h.val_count = read_attr_int(file, "val_count");  // (older files: none)
   if (has_attr(file, "val_targets")) h.val_targets = read_attr_int(file, "val_targets");
   if (has_attr(file, "val_outputs")) h.val_outputs = read_attr_int(file, "val_outputs");
-  h.arrays = read_array_shapes(file);
+  h.arrays = read_shapes(file, "arrays", "task", false);
+  h.internals = read_shapes(file, "internals", "internals", true);  // (older files: none)
+  if (has_attr(file, "internals_dtype")) h.internals_dtype = read_attr_string(file, "internals_dtype");
   return h;
 }
 

@@ -143,6 +143,25 @@ std::vector<float> Reader::val_output(int64_t e) const {
   return read_row(impl_->file, "validation/output", e);
 }
 
+std::vector<float> Reader::internal(const std::string& site, int64_t e) const {
+  impl_->begin();
+  if (!impl_->header.internals.count(site)) {
+    throw UsageError("'" + impl_->path + "' holds no internal site '" + site + "' (record it with hooks.attention.sites)");
+  }
+  impl_->check_epoch(e);
+  return read_row(impl_->file, "internals/" + site_path(site), e);
+}
+
+std::vector<float> Reader::internal_probe(const std::string& site, int64_t e, int64_t p) const {
+  impl_->begin();
+  if (!impl_->header.internals.count(site)) {
+    throw UsageError("'" + impl_->path + "' holds no internal site '" + site + "' (record it with hooks.attention.sites)");
+  }
+  impl_->check_epoch(e);
+  check_index(impl_->path, "probe", p, impl_->probes.count);
+  return read_slab(impl_->file, "internals/" + site_path(site), {static_cast<hsize_t>(e), static_cast<hsize_t>(p)}, {1, 1});
+}
+
 std::vector<float> Reader::array(const std::string& name) const {
   impl_->begin();
   if (!impl_->header.arrays.count(name)) throw UsageError("'" + impl_->path + "' holds no task array '" + name + "'");

@@ -28,6 +28,8 @@
 //   /validation/pooled [E,N,D] float16, /validation/output [E,N,O] float32 (absent when O = 0):
 //                                                   every validation example's pooled vector and model
 //                                                   output per recorded epoch (when val_count > 0)
+//   /internals/<site path> [E,...]                  the probes' embeddings (per component), q, k, v and context
+//                                                   per head, feed-forward outputs and hidden states (Header::internals)
 //   /task/<name>                                    task arrays of fixed shape, written when training ends
 //                                                   (NaN until then), e.g. the min/max (a, b) grid
 // Written in HDF5's SWMR mode and flushed after every epoch: a reader may open it while the run
@@ -48,6 +50,11 @@ constexpr int64_t kSchemaVersion = 1;
 constexpr const char* kProbs = "attn.probs";    // softmax(QK^T/sqrt(d) + mask), before dropout
 constexpr const char* kScores = "attn.scores";  // the pre-softmax scores
 
+// The internal sites a file may hold (Header::internals), in the model's order.
+const std::vector<std::string>& internal_sites();
+// How many leading axes of an internal site's row are [P], [P,L] or [P,L,H]: 1, 2 or 3.
+int internal_rank(const std::string& site);
+
 struct Header {
   std::string attnscope_version;
   std::string config_yaml;
@@ -64,6 +71,11 @@ struct Header {
   int64_t val_targets = 0;                // K of /validation/target
   int64_t val_outputs = 0;                // O of /validation/output (the model's outputs; 0: none)
   std::map<std::string, std::vector<int64_t>> arrays;  // /task/<name> and its shape
+  // Model internals of the probes per recorded epoch (hooks.attention.sites beyond the maps):
+  // /internals/<site> [E, ...shape], shape [P,T,D] (embed.*), [P,L,T,D] (ffn.out, block.out) or
+  // [P,L,H,T,d] (attn.q, attn.k, attn.v, attn.context); padding 0; stored as internals_dtype.
+  std::map<std::string, std::vector<int64_t>> internals;
+  std::string internals_dtype = "float16";
 };
 
 struct Probes {
@@ -89,7 +101,7 @@ struct EpochInfo {
 // maps[site] holds [P, L, H, T, T] floats, T = probes.max_len.
 using SiteMaps = std::map<std::string, std::vector<float>>;
 // Per recorded epoch analyses of the probe maps, by name (see the layout above); "pooled" [P,D]
-// too when the header's pooled_dim > 0.
+// too when the header's pooled_dim > 0, and "internals/<site>" for each of the header's internals.
 using Analyses = std::map<std::string, std::vector<float>>;
 const std::vector<std::string>& analysis_names();
 
@@ -141,6 +153,9 @@ class Reader {
   std::vector<float> val_pooled(int64_t epoch_index) const;
   std::vector<float> val_output(int64_t epoch_index) const;
   std::vector<float> array(const std::string& name) const;  // /task/<name>, shape in header().arrays
+  // An internal site at a recorded epoch (shape in header().internals), or one probe's part of it.
+  std::vector<float> internal(const std::string& site, int64_t epoch_index) const;
+  std::vector<float> internal_probe(const std::string& site, int64_t epoch_index, int64_t probe) const;
   std::vector<float> analysis(const std::string& name, int64_t epoch_index) const;  // also "js_final"
   bool has_best() const;
   // Whether the file holds analysis `name` (files recorded before an analysis existed lack it).

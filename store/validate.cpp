@@ -1,6 +1,8 @@
 // Validation of an attention file before it is read (store/h5.h): every dataset the reader uses
 // is checked for presence, type, rank and extents against the header, and the probe lengths the
 // readers index with, so that a damaged or foreign file is refused with a message naming it.
+#include <algorithm>
+
 #include "store/h5.h"
 
 namespace attnscope::store::detail {
@@ -70,6 +72,26 @@ void validate_attributes(const Header& h) {
   for (const auto& site : h.sites) {
     need(site == kProbs || site == kScores, "attribute 'sites' names an unknown site '" + site + "'");
   }
+  need(h.internals_dtype == "float32" || h.internals_dtype == "float16",
+       "attribute 'internals_dtype' is '" + h.internals_dtype + "' (float32 or float16)");
+  for (const auto& [site, shape] : h.internals) {
+    const auto& known = internal_sites();
+    need(std::find(known.begin(), known.end(), site) != known.end(), "attribute 'internals' names an unknown site '" + site + "'");
+  }
+}
+
+// The internal sites: [*, P, (L, (H,)) T, width], as many epochs as epochs/epoch at least.
+void validate_internals(hid_t file, const Header& h, int64_t P, int64_t L, int64_t H, int64_t T, int64_t E) {
+  for (const auto& [site, shape] : h.internals) {
+    const int rank = internal_rank(site);
+    std::vector<int64_t> want = {-1, P};
+    if (rank >= 2) want.push_back(L);
+    if (rank >= 3) want.push_back(H);
+    want.push_back(T);
+    want.push_back(-1);  // the width: D, or d per head
+    const auto d = check_dataset(file, {"internals/" + site_path(site), H5T_FLOAT, want});
+    need(static_cast<int64_t>(d[0]) >= E, "dataset 'internals/" + site_path(site) + "' holds fewer epochs than epochs/epoch");
+  }
 }
 
 // The epoch index, the maps and the best ones.
@@ -130,6 +152,7 @@ void validate_layout(hid_t file, const Header& h) {
   validate_maps(file, h, P, L, H, T);
   validate_metrics(file, h, L, H);
   validate_analyses(file, h, P, L, H, T);
+  validate_internals(file, h, P, L, H, T, static_cast<int64_t>(dims_of(open_dataset(file, "epochs/epoch"))[0]));
   for (const auto& [name, shape] : h.arrays) check_dataset(file, {"task/" + name, H5T_FLOAT, shape});
 }
 

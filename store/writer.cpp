@@ -38,6 +38,12 @@ void create_epoch_datasets(hid_t f, const Header& header, const Probes& probes, 
     const hsize_t D = static_cast<hsize_t>(header.pooled_dim);
     create_dataset(f, "pooled", H5T_IEEE_F32LE, {0, P, D}, {1, P, D}, true, header.compression);
   }
+  for (const auto& [site, shape] : header.internals) {  // one chunk per probe
+    std::vector<hsize_t> dims = {0}, chunk = {1, 1};
+    for (int64_t x : shape) dims.push_back(static_cast<hsize_t>(x));
+    chunk.insert(chunk.end(), dims.begin() + 2, dims.end());
+    create_dataset(f, "internals/" + site_path(site), storage_type(header.internals_dtype), dims, chunk, true, header.compression);
+  }
   if (header.val_count > 0) {  // one chunk per epoch up to ~4 MB; float16: 2 bytes a value
     const hsize_t N = static_cast<hsize_t>(header.val_count), D = static_cast<hsize_t>(header.pooled_dim);
     const hsize_t rows = std::max<hsize_t>(1, std::min<hsize_t>(N, (hsize_t{1} << 21) / D));
@@ -139,6 +145,7 @@ void Writer::Impl::truncate_after(int64_t last) {
   for (const auto& name : analysis_names()) shrink(f, "analysis/" + name, keep);
   if (header.pooled_dim > 0) shrink(f, "pooled", keep);
   if (header.val_count > 0) shrink(f, "validation/pooled", keep);
+  for (const auto& [site, shape] : header.internals) shrink(f, "internals/" + site_path(site), keep);
   if (header.val_outputs > 0 && header.val_count > 0) shrink(f, "validation/output", keep);
   shrink(f, "analysis/js_final", 0);  // recomputed when the resumed run ends
   const auto metric_rows = read_all<int64_t>(f, "metrics/epoch", H5T_NATIVE_INT64);
@@ -208,6 +215,15 @@ void Writer::append_epoch(const EpochInfo& info, const SiteMaps& maps, const Ana
   };
   append_validation("val_pooled", "validation/pooled", impl_->header.pooled_dim);
   append_validation("val_output", "validation/output", impl_->header.val_outputs);
+  for (const auto& [site, shape] : impl_->header.internals) {
+    size_t n = 1;
+    for (int64_t x : shape) n *= static_cast<size_t>(x);
+    auto it = analyses.find("internals/" + site);
+    if (it == analyses.end() || it->second.size() != n) {
+      throw std::invalid_argument("attention store: internal site '" + site + "' needs " + std::to_string(n) + " values");
+    }
+    append_row(f, "internals/" + site_path(site), H5T_NATIVE_FLOAT, it->second.data());
+  }
   // the maps first, the epoch index last: a reader (or a crash) never sees an epoch without data
   for (const auto& site : impl_->header.sites) append_row(f, site_path(site), H5T_NATIVE_FLOAT, maps.at(site).data());
   append_row(f, "epochs/step", H5T_NATIVE_INT64, &info.step);

@@ -523,6 +523,78 @@ TEST(Gpt2, CausalMapsAreLowerTriangles) {
   EXPECT_NEAR(p[0][0][0][0].item<float>(), 1.0f, 1e-7);  // the first token sees itself only
 }
 
+// The internal tap sites compose the forward: embeddings by component sum (BERT: then LayerNorm)
+// to embed.out; q . k / sqrt(d) + mask is attn.scores; probs x v is attn.context; the context
+// through the output projection, the residual and feed-forward output give block.out (and BERT's
+// last block.out is transformers' last hidden state).
+template <typename M>
+M& submodule(torch::nn::Module& model, const std::string& suffix) {
+  for (const auto& item : model.named_modules()) {
+    const auto& k = item.key();
+    if (k.size() >= suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      if (auto* m = item.value()->as<M>()) return *m;
+    }
+  }
+  throw std::runtime_error("no submodule " + suffix);
+}
+
+void expect_internals_compose(const std::string& family, const std::string& model_key, const std::string& dir) {
+  const auto e = expected_of(family);
+  const auto& r = e["models"][model_key];
+  auto m = load_hf_model(dir);
+  const auto shape = r["attentions_shape"].get<std::vector<int64_t>>();
+  const int64_t B = shape[0], H = shape[1], T = shape[2], D = m.config.hidden_size, d = D / H, L = m.config.num_hidden_layers;
+  const auto ids = to_tensor(e["input_ids"], torch::kLong).view({B, T});
+  const auto mask = to_tensor(e["attention_mask"], torch::kLong).view({B, T});
+  const auto types = e.contains("token_type_ids") ? to_tensor(e["token_type_ids"], torch::kLong).view({B, T}) : torch::Tensor();
+  Taps taps;
+  for (const char* s : {site::kEmbedWord, site::kEmbedPosition, site::kEmbedType, site::kEmbedOut, site::kAttnQ, site::kAttnK,
+                        site::kAttnV, site::kAttnContext, site::kAttnScores, site::kAttnProbs, site::kFfnOut, site::kBlockOut}) {
+    taps.request(s);
+  }
+  torch::NoGradGuard ng;
+  m.model->eval();
+  const auto hidden = m.model->hidden(ids, mask, &taps, types);
+  const bool bert = family == "bert";
+  const auto near = [](const torch::Tensor& a, const torch::Tensor& b, double tol) { return (a - b).abs().max().item<double>() < tol; };
+  // embeddings
+  auto sum = taps.get(site::kEmbedWord, 0) + taps.get(site::kEmbedPosition, 0);
+  ASSERT_EQ(taps.get(site::kEmbedWord, 0).sizes(), (std::vector<int64_t>{B, T, D}));
+  EXPECT_EQ(taps.get(site::kEmbedType, 0).defined(), bert) << "segment embeddings: BERT only";
+  if (bert) sum = submodule<torch::nn::LayerNormImpl>(*m.model, "embeddings.LayerNorm").forward(sum + taps.get(site::kEmbedType, 0));
+  EXPECT_TRUE(near(sum, taps.get(site::kEmbedOut, 0), 1e-5)) << dir;
+  auto x = taps.get(site::kEmbedOut, 0);
+  for (int64_t l = 0; l < L; ++l) {
+    const auto q = taps.get(site::kAttnQ, l), k = taps.get(site::kAttnK, l), v = taps.get(site::kAttnV, l);
+    ASSERT_EQ(q.sizes(), (std::vector<int64_t>{B, H, T, d}));
+    const auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d));
+    const auto recorded = taps.get(site::kAttnScores, l);
+    const auto allowed = recorded > -1e30;  // (masked keys hold the dtype's lowest value plus the scores)
+    EXPECT_TRUE(near(scores.masked_select(allowed), recorded.masked_select(allowed), 1e-4)) << dir << " layer " << l;
+    const auto context = taps.get(site::kAttnContext, l);
+    EXPECT_TRUE(near(torch::matmul(taps.get(site::kAttnProbs, l), v), context, 1e-5)) << dir << " layer " << l;
+    const auto merged = context.transpose(1, 2).reshape({B, T, D});
+    const std::string at = (bert ? "layer." : "h.") + std::to_string(l) + ".";
+    torch::Tensor out;
+    if (bert) {
+      const auto attended = submodule<torch::nn::LayerNormImpl>(*m.model, at + "attention.output.LayerNorm")
+                                .forward(submodule<torch::nn::LinearImpl>(*m.model, at + "attention.output.dense").forward(merged) + x);
+      out = submodule<torch::nn::LayerNormImpl>(*m.model, at + "output.LayerNorm").forward(taps.get(site::kFfnOut, l) + attended);
+    } else {
+      const auto& proj = submodule<Conv1DImpl>(*m.model, at + "attn.c_proj");
+      out = x + (torch::matmul(merged, proj.weight) + proj.bias) + taps.get(site::kFfnOut, l);
+    }
+    EXPECT_TRUE(near(out, taps.get(site::kBlockOut, l), 1e-4)) << dir << " layer " << l;
+    x = taps.get(site::kBlockOut, l);
+  }
+  if (bert) EXPECT_TRUE(near(x, hidden, 1e-6)) << "the last block.out is the last hidden state";
+}
+
+TEST(Taps, InternalSitesComposeTheForward) {
+  expect_internals_compose("bert", "classification", bert_dir("classification"));
+  expect_internals_compose("gpt2", "lm", gpt2_dir("lm"));
+}
+
 // Names are transformers' state-dict names, so a file maps one to one.
 TEST(Bert, SubmoduleNamesAreTransformersNames) {
   const auto check = [](const std::string& dir, const std::string& arch) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The HTML report in a real browser: trains a short min/max run, renders its report, and drives
 # it with headless Chromium (viz/web/test/report_test.mjs: no console error, the epoch slider
-# changes the heatmap, a token click changes the token view, a screenshot is saved).
+# changes the heatmap, a token click changes the token view, a screenshot is saved); then the same
+# for a tiny ESOL run, whose report also shows the whole validation set in embedding space and,
+# from its recorded q, k and v, one query of one head step by step.
 # Exit 77 (ctest: skipped) when node, playwright-core or chromium is missing.
 # Usage: report_browser_test.sh ATTNSCOPE_EXE SOURCE_DIR OUT_DIR
 set -euo pipefail
@@ -18,3 +20,10 @@ rm -rf "$out"; mkdir -p "$out"
 test -s "$out/render/report.html"
 node "$src/viz/web/test/report_test.mjs" "$out/render/report.html" "$out"
 echo "screenshot: $out/report.png"
+# a molecular run (tiny RoBERTa on ESOL): the validation set in embedding space too
+"$exe" train "$src/configs/chemberta-esol.yaml" --out "$out/esol" --set data.csv="$src/data/esol/delaney-processed.csv" model.n_layers=2 model.d_model=32 \
+  model.n_heads=4 model.d_ff=64 train.epochs=2 train.batch_size=64 hooks.attention.every=1 hooks.attention.probes=8 \
+  run.threads=1 train.progress=none run.log_level=warn \
+  'hooks.attention.sites=[attn.probs, attn.scores, embed.out, attn.q, attn.k, attn.v, attn.context, ffn.out, block.out]'
+"$exe" render "$out/esol" --format html --out "$out/esol_render"
+node "$src/viz/web/test/report_test.mjs" "$out/esol_render/report.html" "$out/esol_shots" --validation --internals

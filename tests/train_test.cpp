@@ -311,7 +311,9 @@ TEST(MoleculeTask, FineTunesRecordsAndRenders) {
                               "model.d_model=32", "model.n_heads=4", "model.d_ff=64", "train.epochs=2",
                               "train.batch_size=64", "hooks.attention.every=1", "hooks.attention.probes=8",
                               "hooks.attention.metrics_every=1", "run.threads=1", "train.progress=none",
-                              "run.log_level=warn"}),
+                              "run.log_level=warn",
+                              "hooks.attention.sites=[attn.probs, attn.scores, embed.word, embed.position, embed.type, "
+                              "embed.out, attn.q, attn.k, attn.v, attn.context, ffn.out, block.out]"}),
             0);
   for (const char* f : {"split.json", "vocab.json", "targets.json", "test_metrics.json", "attention.h5",
                         "checkpoints/best.pt"}) {
@@ -352,6 +354,52 @@ TEST(MoleculeTask, FineTunesRecordsAndRenders) {
     }
     EXPECT_TRUE(std::filesystem::exists(run + "/figures/validation_embedding_e2.png"));
     EXPECT_TRUE(std::filesystem::exists(run + "/figures/validation_clusters_e2.png"));
+  }
+  // the model's internals for the probes (float16): q . k / sqrt(d) through a softmax is the
+  // recorded attention, the weights times v the recorded context; padding positions are 0
+  {
+    store::Reader r(run + "/attention.h5");
+    const auto& h = r.header();
+    EXPECT_EQ(h.sites, (std::vector<std::string>{"attn.probs", "attn.scores"}));
+    EXPECT_EQ(h.internals_dtype, "float16");
+    ASSERT_EQ(h.internals.size(), 10u);
+    const int64_t P = 8, T = r.probes().max_len, L = 2, H = 4, d = 8, D = 32;
+    EXPECT_EQ(h.internals.at("embed.type"), (std::vector<int64_t>{P, T, D}));
+    EXPECT_EQ(h.internals.at("block.out"), (std::vector<int64_t>{P, L, T, D}));
+    EXPECT_EQ(h.internals.at("attn.q"), (std::vector<int64_t>{P, L, H, T, d}));
+    const auto q = r.internal("attn.q", 2), k = r.internal("attn.k", 2), v = r.internal("attn.v", 2);
+    const auto ctx = r.internal("attn.context", 2), probs = r.map("attn.probs", 2);
+    double worst_p = 0, worst_c = 0;
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t n = r.probes().lengths[p];
+      for (int64_t l = 0; l < L; ++l) {
+        for (int64_t hh = 0; hh < H; ++hh) {
+          const int64_t at = ((p * L + l) * H + hh) * T;  // row index base into [P,L,H,T,*]
+          for (int64_t i = 0; i < n; ++i) {
+            std::vector<double> w(n);
+            double top = -1e30, z = 0;
+            for (int64_t j = 0; j < n; ++j) {
+              for (int64_t c = 0; c < d; ++c) w[j] += q[(at + i) * d + c] * k[(at + j) * d + c];
+              w[j] /= std::sqrt(static_cast<double>(d));
+              top = std::max(top, w[j]);
+            }
+            for (auto& x : w) z += (x = std::exp(x - top));
+            for (int64_t j = 0; j < n; ++j) worst_p = std::max(worst_p, std::fabs(w[j] / z - probs[(at + i) * T + j]));
+            for (int64_t c = 0; c < d; ++c) {
+              double s = 0;
+              for (int64_t j = 0; j < n; ++j) s += probs[(at + i) * T + j] * v[(at + j) * d + c];
+              worst_c = std::max(worst_c, std::fabs(s - ctx[(at + i) * d + c]));
+            }
+          }
+        }
+      }
+    }
+    EXPECT_LT(worst_p, 2e-2) << "softmax(q k / sqrt d) against the recorded attention";
+    EXPECT_LT(worst_c, 2e-2) << "attention x v against the recorded context";
+    const auto embed = r.internal_probe("embed.out", 2, 0);
+    const int64_t n0 = r.probes().lengths[0];
+    EXPECT_TRUE(std::all_of(embed.begin() + n0 * D, embed.end(), [](float x) { return x == 0.0f; })) << "padding is 0";
+    EXPECT_TRUE(std::any_of(embed.begin(), embed.begin() + n0 * D, [](float x) { return x != 0.0f; }));
   }
   // a frozen model's attention on SMILES of the user's choice (bertviz's case, from the CLI)
   ASSERT_EQ(testing::run_cli({"snapshot", "--model", run, "--smiles", "CCO", "c1ccccc1Cl", "--out", d.path("snap.h5")}), 0);

@@ -404,6 +404,14 @@ TEST(Render, HostileAttentionFilesAreRefusedNamingTheDataset) {
        "epochs/step' has the wrong type"},
       {"layer_ids_garbage", [](hid_t f) { string_attribute(f, "layer_ids", "0,x"); }, "layer_ids"},
       {"unknown_dtype", [](hid_t f) { string_attribute(f, "dtype", "int8"); }, "dtype"},
+      {"internals_without_dataset", [](hid_t f) { string_attribute(f, "internals", "attn.q"); },
+       "'internals' names 'attn.q' but dataset 'internals/attn/q' is missing"},
+      {"internals_unknown_site",
+       [&](hid_t f) { string_attribute(f, "internals", "attn.x"), float_dataset(f, "internals/attn/x", {E, P, L, H, T, 4}); },
+       "names an unknown site 'attn.x'"},
+      {"internals_wrong_rank",
+       [&](hid_t f) { string_attribute(f, "internals", "attn.q"), float_dataset(f, "internals/attn/q", {E, P, T, 4}); },
+       "internals/attn/q' has shape"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

@@ -124,6 +124,7 @@ std::string transformer_model_json(const models::TransformerConfig& c, const std
                       {"tokenizer", tokenizer},
                       {"inputs", text ? "text" : "smiles"},
                       {"causal", c.causal()}};
+  if (c.scale_attn_by_inverse_layer_idx) j["scale_attn_by_inverse_layer_idx"] = true;  // scores / (sqrt(d) (layer + 1))
   for (const auto& [k, v] : extra) j[k] = v;
   return j.dump();
 }

@@ -371,6 +371,194 @@ json pooled_section(const Run& run, const std::vector<int64_t>& epochs, const st
           {"values", vals}, {"pca", pcas}};
 }
 
+// The whole validation split in embedding space: per recorded epoch the 2-D PCA coordinates of
+// every example's pooled vector (scaled to [-1, 1], 3 decimals) and the colourings that change
+// with training (prediction, error, k-means cluster); once, those that do not (target, heavy
+// atoms, scaffold) and each example's text. Coordinates, not vectors: N x 2 numbers an epoch.
+// Epochs beyond a budget of 600k numbers are thinned (null), the first and last always kept.
+json validation_section(const Run& run, const std::vector<int64_t>& epochs) {
+  const int64_t N = run.header().val_count;
+  json vs;
+  if (N < 3 || run.header().pooled_dim <= 0) return vs;
+  const auto round_to = [](double x, double unit) { return std::isfinite(x) ? json(std::round(x / unit) * unit) : json(nullptr); };
+  const auto values_json = [&](const std::vector<double>& v) {
+    double top = 0;
+    for (double x : v) top = std::isfinite(x) ? std::max(top, std::fabs(x)) : top;
+    const double unit = top > 0 ? std::pow(10.0, std::floor(std::log10(top)) - 3) : 1.0;  // 4 significant digits
+    json a = json::array();
+    for (double x : v) a.push_back(round_to(x, unit));
+    return a;
+  };
+  const size_t E = epochs.size();
+  const size_t stride = std::max<size_t>(1, static_cast<size_t>(N) * 5 * E / 600000 + 1);
+  json rows = json::array(), fixed = json::array();
+  bool first = true;
+  for (size_t k = 0; k < E; ++k) {
+    if (k % stride != 0 && k + 1 != E) {
+      rows.push_back(nullptr);
+      continue;
+    }
+    const auto v = validation_embedding_of(run, epochs[k]);
+    if (v.coords.empty()) {
+      rows.push_back(nullptr);
+      continue;
+    }
+    double scale = 0;
+    for (const auto& xy : v.coords) scale = std::max({scale, std::fabs(xy[0]), std::fabs(xy[1])});
+    scale = scale > 0 ? scale : 1;
+    json xy = json::array();
+    for (const auto& c : v.coords) xy.push_back({round_to(c[0] / scale, 1e-3), round_to(c[1] / scale, 1e-3)});
+    json changing = json::array();
+    for (const auto& c : v.colourings) {
+      const bool is_fixed = c.name.rfind("target", 0) == 0 || c.name == "heavy atoms" || c.name.rfind("scaffold", 0) == 0;
+      const json col = {{"name", c.name}, {"categorical", c.categorical}, {"values", values_json(c.value)}};
+      if (!is_fixed) {
+        changing.push_back(col);
+      } else if (first) {
+        fixed.push_back(col);
+      }
+    }
+    if (first) vs["scaffolds"] = v.scaffolds;
+    first = false;
+    rows.push_back({{"xy", xy}, {"k", v.k}, {"colourings", changing}});
+  }
+  if (first) return json();  // no epoch had vectors
+  const auto& text = run.file->validation().text;
+  json tj = json::array();
+  for (const auto& t : text) {
+    size_t cut = std::min<size_t>(t.size(), 57);
+    while (cut > 0 && cut < t.size() && (static_cast<unsigned char>(t[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 characters
+    tj.push_back(t.size() > 60 ? t.substr(0, cut) + "..." : t);
+  }
+  vs["count"] = N;
+  vs["text"] = tj;
+  vs["fixed"] = fixed;
+  vs["epochs"] = rows;
+  return vs;
+}
+
+// Model internals (hooks.attention.sites beyond the maps). Per embedded epoch and probe:
+//   "norms": per token the L2 norm of the hidden state entering layer 0 (embed.out) and after each
+//            stored layer (block.out) [L+1][len] (rows null where not recorded), and of each layer's
+//            feed-forward output (ffn.out) [L][len]; every probe, 4 significant digits, epochs
+//            thinned (null) beyond ~150k numbers;
+//   "qkv":   attn.q, attn.k, attn.v (and attn.context) [L][H][len][d] at 3 significant digits, for
+//            the first probes that fit a budget of 300k numbers at every embedded epoch (epochs
+//            thinned, the last kept, when one probe does not fit).
+json internals_section(const Run& run, const std::vector<int64_t>& epochs, const std::vector<int64_t>& probes) {
+  const auto& in = run.header().internals;
+  json out;
+  if (in.empty()) return out;
+  const int64_t L = run.L, H = run.H, T = run.T;
+  json sites = json::object();
+  for (const auto& [site, shape] : in) sites[site] = shape;
+  out["sites"] = sites;
+  const auto sig = [](double x, int digits) {
+    if (!std::isfinite(x)) return json(nullptr);
+    if (x == 0) return json(0);
+    const double unit = std::pow(10.0, std::floor(std::log10(std::fabs(x))) - (digits - 1));
+    return json(std::round(x / unit) * unit);
+  };
+  // norms
+  const bool hidden = in.count("embed.out") || in.count("block.out"), ffn = in.count("ffn.out");
+  if (hidden || ffn) {
+    // at most ~150k numbers: epochs thinned (null) beyond, the first and last kept
+    int64_t count = 0;
+    for (int64_t p : probes) count += (2 * L + 1) * run.length(p);
+    const size_t E = epochs.size();
+    const size_t stride = static_cast<size_t>(count) * E / 150000 + 1;
+    json rows = json::array();
+    for (size_t k = 0; k < E; ++k) {
+      if (k % stride != 0 && k + 1 != E) {
+        rows.push_back(nullptr);
+        continue;
+      }
+      const int64_t e = epochs[k];
+      // the norm over the last axis (width w) of rows [.., T, w] of probe p, layer l (or -1: [T, w])
+      const auto norms = [&](const std::vector<float>& v, int64_t w, int64_t p, int64_t l, int64_t layers) {
+        json r = json::array();
+        const int64_t base = ((p * std::max<int64_t>(layers, 1)) + std::max<int64_t>(l, 0)) * T * w;
+        for (int64_t t = 0; t < run.length(p); ++t) {
+          double s = 0;
+          for (int64_t j = 0; j < w; ++j) s += static_cast<double>(v[base + t * w + j]) * v[base + t * w + j];
+          r.push_back(sig(std::sqrt(s), 4));
+        }
+        return r;
+      };
+      const auto embed = in.count("embed.out") ? run.file->internal("embed.out", e) : std::vector<float>{};
+      const auto block = in.count("block.out") ? run.file->internal("block.out", e) : std::vector<float>{};
+      const auto ff = ffn ? run.file->internal("ffn.out", e) : std::vector<float>{};
+      json per = json::array();
+      for (int64_t p : probes) {
+        json h = json::array(), f = json::array();
+        if (hidden) {
+          h.push_back(embed.empty() ? json(nullptr) : norms(embed, in.at("embed.out").back(), p, -1, 0));
+          for (int64_t l = 0; l < L; ++l) h.push_back(block.empty() ? json(nullptr) : norms(block, in.at("block.out").back(), p, l, L));
+        }
+        for (int64_t l = 0; ffn && l < L; ++l) f.push_back(norms(ff, in.at("ffn.out").back(), p, l, L));
+        per.push_back({{"hidden", h}, {"ffn", f}});
+      }
+      rows.push_back(per);
+    }
+    out["norms"] = rows;
+  }
+  // q, k, v (and context) for the step-by-step view
+  if (in.count("attn.q") && in.count("attn.k") && in.count("attn.v") && !probes.empty()) {
+    std::vector<std::string> qkv = {"attn.q", "attn.k", "attn.v"};
+    if (in.count("attn.context")) qkv.push_back("attn.context");
+    const int64_t d = in.at("attn.q").back();
+    const auto E = static_cast<int64_t>(epochs.size());
+    const int64_t budget = 300000;
+    const auto per_probe = [&](int64_t p) { return static_cast<int64_t>(qkv.size()) * L * H * run.length(p) * d; };
+    int64_t k = 0, used = 0;
+    while (k < static_cast<int64_t>(probes.size()) && used + per_probe(probes[static_cast<size_t>(k)]) * E <= budget) {
+      used += per_probe(probes[static_cast<size_t>(k)]) * E;
+      ++k;
+    }
+    const int64_t stride = k > 0 ? 1 : per_probe(probes[0]) * E / budget + 1;  // (k = 0: probe 0 at every stride-th epoch)
+    const int64_t kept = std::max<int64_t>(k, 1);
+    json rows = json::array();
+    for (int64_t ei = 0; ei < E; ++ei) {
+      if (ei % stride != 0 && ei + 1 != E) {
+        rows.push_back(nullptr);
+        continue;
+      }
+      json per = json::array();
+      for (int64_t i = 0; i < kept; ++i) {
+        const int64_t p = probes[static_cast<size_t>(i)], len = run.length(p);
+        json sites_j = json::object();
+        for (const auto& site : qkv) {
+          const auto v = run.file->internal_probe(site, epochs[static_cast<size_t>(ei)], p);  // [L,H,T,d]
+          json ls = json::array();
+          for (int64_t l = 0; l < L; ++l) {
+            json hs = json::array();
+            for (int64_t h = 0; h < H; ++h) {
+              json ts = json::array();
+              for (int64_t t = 0; t < len; ++t) {
+                json row = json::array();
+                for (int64_t j = 0; j < d; ++j) row.push_back(sig(v[((l * H + h) * T + t) * d + j], 3));
+                ts.push_back(row);
+              }
+              hs.push_back(ts);
+            }
+            ls.push_back(hs);
+          }
+          sites_j[site] = ls;
+        }
+        per.push_back(sites_j);
+      }
+      rows.push_back(per);
+    }
+    out["qkv_probes"] = kept;  // report probes 0..kept-1
+    out["qkv"] = rows;
+    json scale = json::array();
+    const bool by_layer = run.model.value("scale_attn_by_inverse_layer_idx", false);
+    for (int64_t l : run.header().layer_ids) scale.push_back(std::sqrt(static_cast<double>(d)) * (by_layer ? static_cast<double>(l + 1) : 1.0));
+    out["score_scale"] = scale;  // scores = q . k / score_scale[l]
+  }
+  return out;
+}
+
 // One site's (a, b) grid: [op][head][to a, op, b][a][b], rounded to 1e-3.
 json minmax_grid_json(const std::vector<float>& v, int64_t heads, int64_t N) {
   json ops = json::array();
@@ -425,9 +613,15 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   if (!chosen) {
     for (int64_t p = 0; p < run.P; ++p) probes.push_back(p);
   }
+  // the validation set's coordinates and the internals take their share of the budget first
+  json validation;
+  if (run.header().val_count >= 3) validation = validation_section(run, epochs);
+  const uint64_t validation_bytes = validation.is_null() ? 0 : validation.dump().size();
+  const uint64_t internals_reserve = run.header().internals.empty() ? 0 : uint64_t{3} << 20;  // (its cap: 300k numbers)
+  const uint64_t maps_budget = budget > validation_bytes + internals_reserve ? budget - validation_bytes - internals_reserve : 0;
   Maps maps;
-  if (run.has_site(kProbs)) embed_probs(run, epochs, probes, chosen, budget, maps);
-  if (run.has_site(kScores)) embed_scores(run, epochs, probes, chosen, budget, maps);
+  if (run.has_site(kProbs)) embed_probs(run, epochs, probes, chosen, maps_budget, maps);
+  if (run.has_site(kScores)) embed_scores(run, epochs, probes, chosen, maps_budget, maps);
   ReportData rd;
   rd.probes_total = run.P;
   rd.scores_omitted = maps.scores_omitted;
@@ -448,8 +642,10 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   d["analysis"] = analysis_section(run, epochs, probes);
   d["curves"] = curves_section(run);
   if (run.header().pooled_dim > 0) d["pooled"] = pooled_section(run, epochs, probes);
+  if (!run.header().internals.empty()) d["internals"] = internals_section(run, epochs, probes);
+  if (!validation.is_null()) d["validation"] = std::move(validation);
   if (run.is(TaskKind::MinMax)) d["minmax"] = minmax_section(run);
-  rd.json = d.dump();
+  rd.json = d.dump(-1, ' ', false, json::error_handler_t::replace);  // a split UTF-8 character (a byte-level token) as U+FFFD
   rd.probes_embedded = static_cast<int64_t>(probes.size());
   return rd;
 }

@@ -309,7 +309,7 @@
   const S = {
     e: Math.max(0, E - 1), l: 0, h: 0, p: 0, mode: 'probs', playing: false,
     t2tHeads: new Set([0]), t2tQuery: null, query: 'auto', metric: 'entropy_norm', target: null,
-    sortKey: null, sortDir: -1, gridK: 0, gridMode: 'probs',
+    sortKey: null, sortDir: -1, gridK: 0, gridMode: 'probs', valColour: null, stepQuery: null,
   };
   const views = [];
   let frame = 0;
@@ -336,6 +336,12 @@
   }
   async function flushAll() {
     for (const v of views) if (v.dirty) { runView(v); await nextFrame(); }
+  }
+
+  /** Of per-epoch rows thinned to null: the chosen epoch if embedded, else the nearest earlier one. */
+  function embeddedAt(rows, ok = Array.isArray) {
+    for (let e = S.e; e >= 0; --e) if (ok(rows[e])) return e;
+    return rows.findIndex((r) => ok(r));
   }
 
   // ------------------------------------------------------------------------------- controls
@@ -367,6 +373,7 @@
     S.t2tQuery = null;
     if (S.query !== 'auto' && S.query !== 'mean' && S.query >= lens[p]) S.query = 'auto';
     fillQuerySelect();
+    fillStepQuery();
     changed('p', 't2t');
   }
   let playTimer = 0;
@@ -1083,6 +1090,160 @@
     bindClick('plot-pca');
   }
 
+  // ------------------------------------------------------------------------------- model internals
+  // D.internals: q, k, v (and context) of the first probes for the step-by-step view; hidden-state
+  // and feed-forward output norms per token and layer for every probe.
+  const IN = D.internals || null;
+  const hasQkv = !!(IN && Array.isArray(IN.qkv) && IN.qkv.some((r) => Array.isArray(r)));
+  const hasNorms = !!(IN && Array.isArray(IN.norms) && IN.norms.length);
+  const hasInternals = hasQkv || hasNorms;
+  function fillStepQuery() {
+    if (!hasQkv) return;
+    const n = lens[S.p];
+    if (S.stepQuery === null || S.stepQuery >= n) S.stepQuery = defaultQuery(S.p);
+    $('sel-step-query').innerHTML = Array.from({ length: n }, (_, i) => `<option value="${i}">${i}: ${esc(trunc(toks[S.p][i] ?? '', 14))}</option>`).join('');
+    $('sel-step-query').value = String(S.stepQuery);
+  }
+  function setupInternals() {
+    if (!hasInternals) return;
+    $('step-body').hidden = !hasQkv;
+    $('step-missing').hidden = hasQkv;
+    $('norms-body').hidden = !hasNorms;
+    $('norms-missing').hidden = hasNorms;
+    fillStepQuery();
+    $('sel-step-query').addEventListener('change', (ev) => { S.stepQuery = Number(ev.target.value); changed('stepq'); });
+  }
+  /** One query of one head recomputed from the stored q, k, v: scores, softmax, weighted values. */
+  function stepOf(e, p, l, h, i) {
+    const at = IN.qkv[e]?.[p];
+    if (!at) return null;
+    const q = at['attn.q'][l][h], k = at['attn.k'][l][h], v = at['attn.v'][l][h];
+    const n = k.length, d = q[i].length, scale = num(IN.score_scale?.[l]) ?? Math.sqrt(d);
+    const keys = Array.from({ length: n }, (_, j) => j).filter((j) => !D.run?.model?.causal || j <= i);
+    const scores = keys.map((j) => q[i].reduce((s, x, c) => s + x * k[j][c], 0) / scale);
+    const top = Math.max(...scores), ex = scores.map((x) => Math.exp(x - top)), z = ex.reduce((a, b) => a + b, 0);
+    const probs = ex.map((x) => x / z);
+    const weighted = keys.map((j, r) => v[j].map((x) => x * probs[r]));
+    const context = Array.from({ length: d }, (_, c) => weighted.reduce((s, row) => s + row[c], 0));
+    const recorded = at['attn.context'] ? at['attn.context'][l][h][i] : null;
+    return { keys, scores, probs, weighted, context, recorded, d, scale };
+  }
+  function stepView() {
+    if (!hasQkv) return null;
+    const e = embeddedAt(IN.qkv), p = S.p, l = S.l, h = S.h;
+    const ids = ['plot-step-scores', 'plot-step-probs', 'plot-step-values'];
+    if (p >= (IN.qkv_probes ?? 0)) {
+      for (const id of ids) noteIn(id, `q, k and v are embedded for the first ${IN.qkv_probes} probe(s) of this report only (its size budget); choose one of them, or render fewer probes (<code>attnscope render --probes</code>).`);
+      return null;
+    }
+    const i = Math.min(S.stepQuery ?? 0, lens[p] - 1);
+    const st = stepOf(e, p, l, h, i);
+    if (!st) { for (const id of ids) noteIn(id, 'Not embedded for this epoch.'); return null; }
+    const tk = toks[p], names = st.keys.map((j) => `${j}: ${esc(trunc(tk[j] ?? '', 10))}`);
+    const where = `${hl(l, h)} · query ${i} “${esc(trunc(tk[i] ?? '', 12))}” · ${epochName(e)}`;
+    plot('plot-step-scores', [{ type: 'bar', x: names, y: st.scores, marker: { color: '#3b528b' }, hovertemplate: '%{x}: %{y:.4f}<extra></extra>' }],
+      baseLayout(`<b>1 · scores</b> q·k / ${fmt(st.scale, 3)} for every key${D.run?.model?.causal ? ' (causal: keys ≤ query)' : ''}<br><span style="font-size:12px">${where}</span>`,
+        { xaxis: axis({ tickangle: names.length > 12 ? -60 : 0, tickfont: { size: 10 } }), yaxis: axis({ title: { text: 'score' } }), showlegend: false }));
+    const traces = [{ type: 'bar', name: 'softmax of the scores', x: names, y: st.probs, marker: { color: '#21918c' }, hovertemplate: '%{x}: %{y:.4f}<extra></extra>' }];
+    let check = '';
+    if (hasMaps) {
+      const row = getMap('probs', e, p, l, h).subarray(i * lens[p], (i + 1) * lens[p]);
+      const rec = st.keys.map((j) => row[j]);
+      traces.push({ type: 'scatter', mode: 'markers', name: 'recorded attention (8-bit)', x: names, y: rec, marker: { color: '#d8443b', size: 7, symbol: 'diamond' }, hovertemplate: '%{x}: %{y:.4f}<extra></extra>' });
+      check = ` · max |Δ| from the recorded row ${fmt(Math.max(...rec.map((x, r) => Math.abs(x - st.probs[r]))), 3)}`;
+    }
+    plot('plot-step-probs', traces, baseLayout(`<b>2 · softmax</b> = the weights${check}<br><span style="font-size:12px">${where}</span>`,
+      { xaxis: axis({ tickangle: names.length > 12 ? -60 : 0, tickfont: { size: 10 } }), yaxis: axis({ title: { text: 'weight' }, rangemode: 'tozero' }), legend: { orientation: 'h', y: -0.3 } }));
+    const rows = [...st.weighted, st.context, ...(st.recorded ? [st.recorded] : [])];
+    const ylab = [...names.map((x, r) => `${x} × ${fmt(st.probs[r], 2)}`), 'Σ = output', ...(st.recorded ? ['recorded attn.context'] : [])];
+    const diff = st.recorded ? Math.max(...st.context.map((x, c) => Math.abs(x - st.recorded[c]))) : null;
+    const lim = Math.max(1e-9, ...rows.flat().map((x) => Math.abs(x)));
+    plot('plot-step-values', [{ type: 'heatmap', z: rows, y: ylab.map((_, r) => r), x: Array.from({ length: st.d }, (_, c) => c), colorscale: DIVERGING, zmin: -lim, zmax: lim,
+      text: rows.map((r, a) => r.map((x, c) => `${ylab[a]}, dim ${c}: ${fmt(x, 4)}`)), hoverinfo: 'text', colorbar: { thickness: 12 } }],
+    baseLayout(`<b>3 · weights × values</b>: each key's value vector scaled by its weight; their sum is the head's output for the query${diff !== null ? ` (recorded context: largest difference ${fmt(diff, 3)})` : ''}`,
+      { margin: { l: 170, r: 24, t: 60, b: 40 }, xaxis: axis({ title: { text: `dimension of the head (d = ${st.d})` } }),
+        yaxis: axis({ tickvals: ylab.map((_, r) => r), ticktext: ylab.map((x) => trunc(x, 30)), autorange: 'reversed', tickfont: { size: 10 } }) }));
+    return null;
+  }
+  function normsView() {
+    if (!hasNorms) return null;
+    const e = embeddedAt(IN.norms), p = S.p, row = IN.norms[e]?.[p];
+    if (!row) { noteIn('plot-norms', 'Not embedded for this epoch.'); return null; }
+    const tk = toks[p].slice(0, lens[p]).map((t, j) => `${j}: ${esc(trunc(t, 8))}`);
+    const ylab = ['embeddings', ...layers.map((x) => `after layer ${x}`)];
+    const z = row.hidden.map((r) => r ?? tk.map(() => null));
+    plot('plot-norms', [{ type: 'heatmap', z, x: tk, y: ylab, colorscale: VIRIDIS, colorbar: { title: { text: '‖h‖' }, thickness: 12 }, hovertemplate: '%{y}, %{x}: ‖h‖ = %{z:.3f}<extra></extra>' }],
+      baseLayout(`<b>Hidden-state norm</b> ‖h‖ per token and layer<br><span style="font-size:12px">probe #${pid(p)} · ${epochName(e)}</span>`,
+        { xaxis: axis({ tickangle: tk.length > 12 ? -60 : 0, tickfont: { size: 10 } }), yaxis: axis({ autorange: 'reversed' }) }));
+    const mean = (r) => { const v = (r || []).map(num).filter((x) => x !== null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+    const traces = [];
+    IN.norms.forEach((per, k) => {
+      const r = per?.[p];
+      if (!r) return;
+      const cur = k === e;
+      traces.push({ type: 'scatter', mode: cur ? 'lines+markers' : 'lines', name: cur ? `hidden state, ${epochName(k)}` : `epoch ${epochs[k]}`, x: ylab, y: r.hidden.map(mean),
+        line: { color: cur ? '#d8443b' : (DARK ? '#56606b' : '#c3c9d0'), width: cur ? 2.5 : 1 }, showlegend: cur || k === 0, hovertemplate: `epoch ${epochs[k]}, %{x}: %{y:.3f}<extra></extra>` });
+      if (cur && Array.isArray(r.ffn) && r.ffn.length) {
+        traces.push({ type: 'scatter', mode: 'lines+markers', name: 'feed-forward output', x: ylab.slice(1), y: r.ffn.map(mean), line: { color: '#21918c', dash: 'dot' } });
+      }
+    });
+    plot('plot-norms-mean', traces, baseLayout(`<b>Mean norm per layer</b> over the probe's tokens<br><span style="font-size:12px">red: ${epochName(e)}; grey: the other recorded epochs</span>`,
+      { xaxis: axis({ tickangle: -30 }), yaxis: axis({ title: { text: 'mean ‖·‖' }, rangemode: 'tozero' }), legend: { orientation: 'h', y: -0.35 } }));
+    return null;
+  }
+
+  // ------------------------------------------------------------------------------- validation set
+  // Every validation example's 2-D coordinates per embedded epoch (D.validation), coloured by one
+  // of the fixed colourings (target, heavy atoms, scaffold) or the epoch's own (prediction, error,
+  // k-means cluster).
+  const VS = D.validation || null;
+  const hasValidation = !!(VS && Array.isArray(VS.epochs) && VS.epochs.some((r) => r && Array.isArray(r.xy)));
+  const validationEpoch = () => embeddedAt(VS.epochs, (r) => !!r && Array.isArray(r.xy));
+  function validationColourings(e) {
+    return [...(VS.fixed || []), ...((VS.epochs[e] && VS.epochs[e].colourings) || [])];
+  }
+  function setupValidation() {
+    if (!hasValidation) return;
+    const names = validationColourings(validationEpoch()).map((c) => c.name);
+    const sel = $('sel-valcolour');
+    sel.innerHTML = names.map((n) => `<option value="${esc(n)}">${esc(n)}</option>`).join('');
+    S.valColour = names.find((n) => /^k-means/.test(n)) ?? names[0];
+    sel.value = S.valColour;
+    sel.addEventListener('change', () => { S.valColour = sel.value; changed('valcolour'); });
+  }
+  function validationView() {
+    const e = validationEpoch(), row = VS.epochs[e];
+    const cols = validationColourings(e);
+    const col = cols.find((c) => c.name === S.valColour) || cols[0];
+    const n = row.xy.length, text = VS.text || [];
+    const vals = (col?.values || []).map(num);
+    const hover = row.xy.map((_, i) => `${esc(trunc(String(text[i] ?? `#${i}`), 60))}<br>${esc(col?.name ?? '')} = ${fmt(vals[i], 4)}`);
+    const type = n > 1500 ? 'scattergl' : 'scatter';
+    const pts = (idx) => ({ x: idx.map((i) => row.xy[i][0]), y: idx.map((i) => row.xy[i][1]), text: idx.map((i) => hover[i]), customdata: idx });
+    const traces = [];
+    const size = n > 2000 ? 4 : n > 400 ? 6 : 8;
+    const isScaffold = /^scaffold/.test(col?.name ?? ''), isCluster = /^k-means/.test(col?.name ?? '');
+    if (col && col.categorical) {
+      const all = row.xy.map((_, i) => i);
+      const none = all.filter((i) => vals[i] === null);
+      if (none.length) traces.push(Object.assign({ type, mode: 'markers', name: isScaffold ? 'other scaffolds' : 'none', marker: { size, color: DARK ? '#56606b' : '#c3c9d0' }, hovertemplate: '%{text}<extra></extra>' }, pts(none)));
+      [...new Set(vals.filter((v) => v !== null))].sort((a, b) => a - b).forEach((v) => {
+        const idx = all.filter((i) => vals[i] === v);
+        const name = isScaffold ? trunc(String(VS.scaffolds?.[v] ?? v), 30) : isCluster ? `cluster ${v} (${idx.length})` : `${v}`;
+        traces.push(Object.assign({ type, mode: 'markers', name, marker: { size, color: color(v), opacity: 0.85 }, hovertemplate: '%{text}<extra></extra>' }, pts(idx)));
+      });
+    } else {
+      traces.push(Object.assign({ type, mode: 'markers', name: col?.name ?? '', showlegend: false,
+        marker: { size, color: vals, colorscale: VIRIDIS, showscale: true, opacity: 0.85, colorbar: { title: { text: esc(trunc(col?.name ?? '', 18)) }, thickness: 12 } },
+        hovertemplate: '%{text}<extra></extra>' }, pts(row.xy.map((_, i) => i))));
+    }
+    $('validation-title').textContent = `The validation set in embedding space · ${epochName(e)}`;
+    return plot('plot-validation', traces, baseLayout(`<b>${n}</b> validation examples, pooled vectors, PCA to 2-D · coloured by ${esc(col?.name ?? '')}`, {
+      xaxis: axis({ showticklabels: false, title: { text: 'PC 1' } }), yaxis: axis({ showticklabels: false, title: { text: 'PC 2' } }),
+      legend: { orientation: 'h', x: 0, y: -0.06, yanchor: 'top', font: { size: 11 } }, margin: { l: 40, r: 20, t: 60, b: 40 },
+    }));
+  }
+
   // ------------------------------------------------------------------------------- min/max panel
   const MM = D.minmax || {};
   let mmSeries = null;
@@ -1264,10 +1425,7 @@
   const RED_THRESHOLDS = [0.2, 0.35, 0.5];
   let redOrder = [];
   const hasRedundancy = () => Array.isArray(analysis.head_js) && analysis.head_js.some((r) => Array.isArray(r));
-  function redundancyEpoch() {  // the chosen epoch if embedded, else the nearest earlier one
-    for (let e = S.e; e >= 0; --e) if (Array.isArray(analysis.head_js[e])) return e;
-    return analysis.head_js.findIndex((r) => Array.isArray(r));
-  }
+  const redundancyEpoch = () => embeddedAt(analysis.head_js);
   function redundancyView() {
     const n = L * H, e = redundancyEpoch(), d = analysis.head_js[e];
     const merges = averageLinkage(d, n), order = leafOrder(merges, n);
@@ -1348,6 +1506,11 @@
       view('umap', 'sec-embed', ['e', 'p', 'target'], umapView);
       view('pca', 'sec-embed', ['e', 'p', 'target'], pcaView);
     }
+    if (hasInternals) {
+      view('step', 'sec-internals', ['e', 'p', 'l', 'h', 'stepq', 'resize'], stepView);
+      view('norms', 'sec-internals', ['e', 'p', 'resize'], normsView);
+    }
+    if (hasValidation) view('validation', 'sec-validation', ['e', 'valcolour', 'resize'], validationView);
     observeSections();
   }
   function registerMapViews() {
@@ -1396,11 +1559,13 @@
     setupTimeline();
     setupTable();
     setupEmbed();
+    setupInternals();
+    setupValidation();
     if (hasMinmax) setupMinmax();
     $('loading').hidden = true;
     const shown = ['sec-summary', ...(hasMaps ? ['sec-headmap'] : []), ...(hasMinmax ? ['sec-minmax'] : []),
       ...(hasMaps ? ['sec-grid'] : []), 'sec-timeline', 'sec-table', ...(hasRedundancy() ? ['sec-redundancy'] : []),
-      ...(hasMaps ? ['sec-focus', 'sec-3d'] : []), 'sec-embed'];
+      ...(hasMaps ? ['sec-focus', 'sec-3d'] : []), 'sec-embed', ...(hasInternals ? ['sec-internals'] : []), ...(hasValidation ? ['sec-validation'] : [])];
     for (const id of shown) $(id).hidden = false;
     $('toc').innerHTML = shown.map((id) => `<a href="#${id}">${$(id).dataset.title}</a>`).join('');
     registerViews();

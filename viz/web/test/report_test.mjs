@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Browser test of a rendered report.html (headless Chromium through playwright-core).
 //
-//   node report_test.mjs REPORT.html OUTDIR [--sections]
+//   node report_test.mjs REPORT.html OUTDIR [--sections] [--validation] [--internals]
 //
 // Opens the report from file://, fails on any console error or page error and on any request
 // other than file:, data: or blob:, moves the epoch slider and checks that the head map's data
 // changed, clicks a token in the token-to-token view and checks that the attention lines
-// changed, then writes OUTDIR/report.png (full page; with --sections also one PNG per section at
+// changed, (with --validation) checks the validation-set view: every example plotted, the colouring
+// select and the epoch slider change it, (with --internals) checks the step-by-step view of one
+// query (the softmax of the recomputed scores against the recorded row) and the hidden-state norms,
+// then writes OUTDIR/report.png (full page; with --sections also one PNG per section at
 // 2x). Exit 0 = pass, 1 = fail (with a message), 77 = skipped (no Chromium or no playwright-core;
 // the ctest skip code).
 import fs from 'node:fs';
@@ -20,6 +23,8 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 
 const argv = process.argv.slice(2);
 const sections = argv.includes('--sections');
+const wantValidation = argv.includes('--validation');
+const wantInternals = argv.includes('--internals');
 const [reportArg, outArg] = argv.filter((a) => !a.startsWith('--'));
 if (!reportArg || !outArg) {
   console.error('usage: node report_test.mjs REPORT.html OUTDIR [--sections]');
@@ -229,6 +234,66 @@ try {
     }));
     check(red.z >= 2 && red.lines === 3, `the head redundancy view is empty (${JSON.stringify(red)})`);
   }
+
+  // --- inside a head: one query step by step, from the recorded q, k, v; hidden-state norms
+  if (await page.locator('#sec-internals').isVisible()) {
+    await page.locator('#sec-internals').scrollIntoViewIfNeeded();
+    await pick('#sel-probe', '0');
+    await flush();
+    const step = () => page.evaluate(() => {
+      const probs = document.getElementById('plot-step-probs').data ?? [];
+      const values = document.getElementById('plot-step-values').data?.[0];
+      const norms = document.getElementById('plot-norms').data?.[0];
+      return {
+        softmax: probs[0]?.y ?? [], recorded: probs[1]?.y ?? [], rows: values?.z?.length ?? 0,
+        scores: JSON.stringify(document.getElementById('plot-step-scores').data?.[0]?.y ?? null),
+        norms: (norms?.z ?? []).flat().filter((v) => Number.isFinite(v)).length,
+        options: document.querySelectorAll('#sel-step-query option').length,
+      };
+    });
+    const s0 = await step();
+    const sum = s0.softmax.reduce((a, b) => a + b, 0);
+    check(s0.softmax.length > 1 && Math.abs(sum - 1) < 1e-3, `the step-by-step softmax does not sum to 1 (${sum}, ${s0.softmax.length} keys)`);
+    const diff = Math.max(...s0.recorded.map((x, j) => Math.abs(x - s0.softmax[j])));
+    check(s0.recorded.length === s0.softmax.length && diff < 0.03, `the recomputed softmax differs from the recorded attention row by ${diff}`);
+    check(s0.rows === s0.softmax.length + 2, `the weighted values hold ${s0.rows} rows; expected the keys, their sum and the recorded context`);
+    check(s0.norms > 0, 'the hidden-state norm map is empty');
+    await pick('#sel-step-query', 'last');
+    await flush();
+    const s1 = await step();
+    check(s1.scores !== s0.scores, 'choosing another query token did not change the scores');
+    log(`step by step: ${s0.softmax.length} keys, recomputed vs recorded attention within ${diff.toFixed(4)}; ${s0.norms} hidden-state norms`);
+  } else check(!wantInternals, 'the report shows no step-by-step view (the run records q, k, v)');
+
+  // --- the validation set in embedding space: every example a point; the colouring and the epoch change it
+  if (await page.locator('#sec-validation').isVisible()) {
+    await page.locator('#sec-validation').scrollIntoViewIfNeeded();
+    await page.evaluate(() => window.attnscope.flush());
+    const state = () => page.evaluate(() => {
+      const data = document.getElementById('plot-validation').data ?? [];
+      return {
+        points: data.reduce((s, t) => s + (t.x?.length ?? 0), 0),
+        xy: JSON.stringify(data.map((t) => [t.x, t.y])),
+        colours: JSON.stringify(data.map((t) => [t.name, t.marker?.color])),
+        options: [...document.querySelectorAll('#sel-valcolour option')].map((o) => o.value),
+      };
+    });
+    const v0 = await state();
+    check(v0.points > 0, 'the validation-set view plots no point');
+    check(v0.options.some((o) => /cluster/.test(o)) && v0.options.some((o) => /target/.test(o)),
+      `the validation-set colourings lack the target or the clusters: ${v0.options.join(', ')}`);
+    const other = v0.options.find((o) => /prediction|predicted/.test(o)) ?? v0.options[0];
+    await pick('#sel-valcolour', other);
+    await flush();
+    const v1 = await state();
+    check(v1.points === v0.points && v1.colours !== v0.colours, `colouring by "${other}" did not recolour the ${v0.points} points`);
+    const now = Number(await page.locator('#epoch-slider').inputValue());
+    await page.locator('#epoch-slider').fill(String(now === 0 ? max : 0));
+    await flush();
+    const v2 = await state();
+    check(v2.points === v0.points && v2.xy !== v1.xy, `moving from epoch index ${now} to ${now === 0 ? max : 0} did not move the validation points`);
+    log(`validation set: ${v0.points} points; recoloured by "${other}"; moved with the epoch`);
+  } else check(!wantValidation, 'the report shows no validation-set view (the run records validation vectors)');
 
   // --- a metric explained: its formula, how to read it, a reference
   const info = page.locator('#metric-table [data-doc="entropy_norm"]');

@@ -258,7 +258,8 @@ try {
     check(s0.recorded.length === s0.softmax.length && diff < 0.03, `the recomputed softmax differs from the recorded attention row by ${diff}`);
     check(s0.rows === s0.softmax.length + 2, `the weighted values hold ${s0.rows} rows; expected the keys, their sum and the recorded context`);
     check(s0.norms > 0, 'the hidden-state norm map is empty');
-    await pick('#sel-step-query', 'last');
+    const q0 = await page.locator('#sel-step-query').inputValue();
+    await pick('#sel-step-query', q0 === '0' ? 'last' : '0');  // another query token than the current one
     await flush();
     const s1 = await step();
     check(s1.scores !== s0.scores, 'choosing another query token did not change the scores');

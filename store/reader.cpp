@@ -54,6 +54,12 @@ struct Reader::Impl {
     check_index(path, "recorded epoch", e, static_cast<int64_t>(epochs));
     check_index(path, "probe", p, probes.count);
   }
+  void check_internal(const std::string& site, int64_t e) const {
+    if (!header.internals.count(site)) {
+      throw UsageError("'" + path + "' holds no internal site '" + site + "' (record it with hooks.attention.sites)");
+    }
+    check_epoch(e);
+  }
   void check_epoch(int64_t epoch_index) const {
     if (epoch_index < 0 || static_cast<hsize_t>(epoch_index) >= epochs) {
       throw UsageError("'" + path + "' has " + std::to_string(epochs) + " recorded epochs; no index " +
@@ -145,19 +151,13 @@ std::vector<float> Reader::val_output(int64_t e) const {
 
 std::vector<float> Reader::internal(const std::string& site, int64_t e) const {
   impl_->begin();
-  if (!impl_->header.internals.count(site)) {
-    throw UsageError("'" + impl_->path + "' holds no internal site '" + site + "' (record it with hooks.attention.sites)");
-  }
-  impl_->check_epoch(e);
+  impl_->check_internal(site, e);
   return read_row(impl_->file, "internals/" + site_path(site), e);
 }
 
 std::vector<float> Reader::internal_probe(const std::string& site, int64_t e, int64_t p) const {
   impl_->begin();
-  if (!impl_->header.internals.count(site)) {
-    throw UsageError("'" + impl_->path + "' holds no internal site '" + site + "' (record it with hooks.attention.sites)");
-  }
-  impl_->check_epoch(e);
+  impl_->check_internal(site, e);
   check_index(impl_->path, "probe", p, impl_->probes.count);
   return read_slab(impl_->file, "internals/" + site_path(site), {static_cast<hsize_t>(e), static_cast<hsize_t>(p)}, {1, 1});
 }

@@ -35,6 +35,7 @@ struct ValidationEmbedding {
     std::string name;
     std::vector<double> value;  // NaN: none (grey)
     bool categorical = false;
+    bool fixed = false;  // the same at every epoch (target, heavy atoms, scaffold)
   };
   std::vector<std::vector<double>> coords;  // [N][2]; empty: nothing recorded
   std::vector<Colouring> colourings;        // target, prediction, error, heavy atoms, scaffold, cluster (those that apply)

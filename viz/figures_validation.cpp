@@ -76,7 +76,7 @@ ValidationEmbedding validation_embedding_of(const Run& run, int64_t e) {
         if (std::isfinite(t[i])) err[i] = std::fabs(p[i] - t[i]);
       }
     }
-    v.colourings.push_back({"target: " + target_name(0), t, multiclass});
+    v.colourings.push_back({"target: " + target_name(0), t, multiclass, true});
     if (O > 0) {
       v.colourings.push_back({multiclass ? "predicted class" : run.is(TaskKind::Regression) ? "prediction" : "predicted probability",
                               p, multiclass});
@@ -114,8 +114,8 @@ ValidationEmbedding validation_embedding_of(const Run& run, int64_t e) {
       auto it = rank.find(scaf[i]);
       if (it != rank.end()) scaffold[i] = static_cast<double>(it->second);
     }
-    v.colourings.push_back({"heavy atoms", atoms, false});
-    v.colourings.push_back({"scaffold (8 commonest; grey: others)", scaffold, true});
+    v.colourings.push_back({"heavy atoms", atoms, false, true});
+    v.colourings.push_back({"scaffold (8 commonest; grey: others)", scaffold, true, true});
   }
   std::vector<double> cl(v.cluster.begin(), v.cluster.end());
   v.colourings.push_back({"k-means cluster (k = " + std::to_string(v.k) + ", pooled space)", cl, true});

@@ -410,9 +410,8 @@ json validation_section(const Run& run, const std::vector<int64_t>& epochs) {
     for (const auto& c : v.coords) xy.push_back({round_to(c[0] / scale, 1e-3), round_to(c[1] / scale, 1e-3)});
     json changing = json::array();
     for (const auto& c : v.colourings) {
-      const bool is_fixed = c.name.rfind("target", 0) == 0 || c.name == "heavy atoms" || c.name.rfind("scaffold", 0) == 0;
       const json col = {{"name", c.name}, {"categorical", c.categorical}, {"values", values_json(c.value)}};
-      if (!is_fixed) {
+      if (!c.fixed) {
         changing.push_back(col);
       } else if (first) {
         fixed.push_back(col);

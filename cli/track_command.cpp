@@ -4,10 +4,12 @@
 #include "cli/track_command.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <regex>
 #include <set>
 
@@ -27,39 +29,89 @@ using nlohmann::json;
 
 namespace {
 
-// checkpoint-N folders of a Hugging Face Trainer output directory, by N.
+// checkpoint-N folders of a Hugging Face Trainer output directory, by N; a folder whose N does
+// not fit a step count (int64) is refused naming it.
 std::vector<std::pair<int64_t, fs::path>> trainer_checkpoints(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   static const std::regex name("checkpoint-([0-9]+)");
   std::smatch m;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(n, m, name)) out.emplace_back(std::stoll(m[1].str()), e.path());
+    if (!e.is_directory() || !std::regex_match(n, m, name)) continue;
+    const std::string digits = m[1].str();
+    int64_t step = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+    if (ec != std::errc() || end != digits.data() + digits.size()) {
+      throw UsageError("track: checkpoint folder '" + e.path().string() + "': its step number " + digits +
+                       " is out of range (at most " + std::to_string(std::numeric_limits<int64_t>::max()) +
+                       "); rename or remove that folder");
+    }
+    out.emplace_back(step, e.path());
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
 // What a Trainer logged up to `step`: its trainer_state.json (the checkpoint's own, else the
-// output directory's) gives the epoch and the last training and evaluation losses.
+// output directory's) gives the epoch and the last training and evaluation losses. A key read here
+// of the wrong type is refused naming the file and the key (every one at once); null is not logged.
 void read_trainer_state(TrackEntry& e, const fs::path& ckpt, const fs::path& root) {
   fs::path state = ckpt / "trainer_state.json";
   if (!fs::exists(state)) state = root / "trainer_state.json";
   if (!fs::exists(state)) return;
   const json s = read_json_file(state.string());
   if (!s.is_object()) throw UsageError("'" + state.string() + "': expected a JSON object (Hugging Face trainer_state.json)");
-  if (state.parent_path() == ckpt && s.contains("global_step") && s["global_step"].is_number_integer()) {
-    e.step = s["global_step"].get<int64_t>();
+  const bool own = state.parent_path() == ckpt;  // (the output directory's global_step and epoch are its last)
+  std::vector<std::string> problems;
+  auto got = [](const json& v) { return ", got " + v.dump().substr(0, 40); };
+  // `key` of `obj` into `into` when it is a number (unchanged when absent or null)
+  auto number = [&](const json& obj, const std::string& where, const char* key, double& into) {
+    if (!obj.contains(key) || obj[key].is_null()) return false;
+    if (!obj[key].is_number()) {
+      problems.push_back(where + key + ": expected a number" + got(obj[key]));
+      return false;
+    }
+    into = obj[key].get<double>();
+    return true;
+  };
+  double epoch = e.epoch;
+  if (own && s.contains("global_step") && !s["global_step"].is_null()) {
+    const auto& v = s["global_step"];
+    if (!v.is_number_integer() || v.get<double>() < 0 || v.get<double>() >= 9.2e18) {
+      problems.push_back("global_step: expected an integer >= 0 (optimizer steps)" + got(v));
+    } else {
+      e.step = v.get<int64_t>();
+    }
   }
-  if (state.parent_path() == ckpt && s.contains("epoch") && s["epoch"].is_number()) e.epoch = s["epoch"].get<double>();
-  if (!s.contains("log_history") || !s["log_history"].is_array()) return;
-  for (const auto& row : s["log_history"]) {
-    if (!row.is_object() || !row.contains("step") || !row["step"].is_number()) continue;
-    if (row["step"].get<double>() > static_cast<double>(e.step)) continue;
-    if (row.contains("loss") && row["loss"].is_number()) e.loss = row["loss"].get<double>();
-    if (row.contains("eval_loss") && row["eval_loss"].is_number()) e.eval_loss = row["eval_loss"].get<double>();
-    if (e.epoch < 0 && row.contains("epoch") && row["epoch"].is_number()) e.epoch = row["epoch"].get<double>();
+  if (own) number(s, "", "epoch", epoch);
+  if (s.contains("log_history") && !s["log_history"].is_null() && !s["log_history"].is_array()) {
+    problems.push_back("log_history: expected an array of logged rows" + got(s["log_history"]));
+  } else if (s.contains("log_history") && s["log_history"].is_array()) {
+    double loss = e.loss, eval_loss = e.eval_loss;
+    const auto& rows = s["log_history"];
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& row = rows[i];
+      const std::string where = "log_history[" + std::to_string(i) + "].";
+      if (!row.is_object()) {
+        problems.push_back("log_history[" + std::to_string(i) + "]: expected an object" + got(row));
+        continue;
+      }
+      double step = 0, row_loss = -1, row_eval = -1, row_epoch = -1;
+      const bool has_step = number(row, where, "step", step);
+      const bool has_loss = number(row, where, "loss", row_loss), has_eval = number(row, where, "eval_loss", row_eval);
+      const bool has_epoch = number(row, where, "epoch", row_epoch);
+      if (!has_step || step > static_cast<double>(e.step)) continue;
+      if (has_loss) loss = row_loss;
+      if (has_eval) eval_loss = row_eval;
+      if (epoch < 0 && has_epoch) epoch = row_epoch;
+    }
+    e.loss = loss;
+    e.eval_loss = eval_loss;
   }
+  if (!problems.empty()) {
+    throw UsageError(problem_list("track: '" + state.string() + "' is not a usable Hugging Face trainer_state.json:", problems));
+  }
+  e.epoch = epoch;
 }
 
 // The inputs the per-head metrics run over: a CSV's input column (smiles, else text, or
@@ -147,6 +199,69 @@ json entry_json(const TrackEntry& e, int64_t epoch) {
   return j;
 }
 
+// Where track writes (DIR/attention.h5, metrics.jsonl and track.json, or FILE.h5 and
+// FILE.h5.track.json) and which of those files were there before the command: a refused track that
+// recorded nothing removes what it wrote and nothing else; --force replaces the old files only when
+// the first checkpoint is about to be recorded.
+struct TrackOutput {
+  std::string out;
+  bool to_dir;
+  fs::path h5, dir, state, curves;
+  bool dir_existed;
+  std::set<fs::path> existed;  // of files()
+  bool replace = false;        // --force: the old files go when recording starts
+  explicit TrackOutput(const std::string& o)
+      : out(o),
+        to_dir(fs::path(o).extension() != ".h5"),
+        h5(to_dir ? fs::path(o) / RunDir::kAttention : fs::path(o)),
+        dir(to_dir ? fs::path(o) : h5.parent_path()),
+        state(to_dir ? dir / "track.json" : fs::path(o + ".track.json")),
+        curves(to_dir ? dir / RunDir::kMetrics : fs::path()),
+        dir_existed(fs::exists(dir)) {
+    for (const auto& p : files()) {
+      if (fs::exists(p)) existed.insert(p);
+    }
+  }
+  std::vector<fs::path> files() const { return to_dir ? std::vector<fs::path>{h5, state, curves} : std::vector<fs::path>{h5, state}; }
+  void begin_writing() {
+    if (!replace) return;
+    for (const auto& p : files()) fs::remove(p);
+    existed.clear();
+    replace = false;
+  }
+  void remove_written() const {
+    std::error_code ec;
+    for (const auto& p : files()) {
+      if (!existed.count(p)) fs::remove(p, ec);
+    }
+    if (to_dir && !dir_existed) fs::remove(dir, ec);  // (only when empty)
+  }
+  // After each recorded checkpoint: the state file (the checkpoints done, for --resume) and the
+  // curves render draws (the trainer's losses at each checkpoint, under a run's metrics.jsonl names).
+  void write_progress(const json& done, const json& about) const {
+    if (to_dir) {
+      std::string lines;
+      for (const auto& d : done) {
+        json r = d;
+        r.erase("checkpoint");
+        r.erase("path");
+        if (r.contains("loss")) r["train_loss"] = r["loss"], r.erase("loss");
+        if (r.contains("eval_loss")) r["val_loss"] = r["eval_loss"], r.erase("eval_loss");
+        lines += r.dump() + "\n";
+      }
+      write_file_atomic(curves.string(), lines);
+    }
+    json s = {{"checkpoints", done}};
+    s.update(about);
+    write_file_atomic(state.string(), s.dump(2) + "\n");
+  }
+  std::string continue_note(size_t recorded) const {
+    return "track: " + std::to_string(recorded) + (recorded == 1 ? " checkpoint recorded so far is" : " checkpoints recorded so far are") +
+           " kept in '" + out + "'; once this is fixed, the same `attnscope track ... --out " + out +
+           " --resume` continues it without redoing them (--force starts over)";
+  }
+};
+
 }  // namespace
 
 std::vector<TrackEntry> track_entries(const std::vector<std::string>& checkpoints) {
@@ -198,15 +313,12 @@ std::vector<TrackEntry> track_entries(const std::vector<std::string>& checkpoint
 int track_command(const TrackArgs& a) {
   const auto entries = track_entries(a.checkpoints);
   if (a.out.empty()) throw UsageError("track: --out DIR (or FILE.h5) is required");
-  const bool to_dir = fs::path(a.out).extension() != ".h5";
-  const fs::path h5 = to_dir ? fs::path(a.out) / RunDir::kAttention : fs::path(a.out);
-  const fs::path dir = to_dir ? fs::path(a.out) : h5.parent_path();
-  const fs::path state = to_dir ? dir / "track.json" : fs::path(a.out + ".track.json");
-  const fs::path curves = to_dir ? dir / RunDir::kMetrics : fs::path();
+  TrackOutput out(a.out);
+  const fs::path& h5 = out.h5;
   if (a.resume && a.force) throw UsageError("track: --resume and --force exclude each other");
   if (fs::exists(h5) && !a.resume) {
     if (!a.force) throw UsageError("track: '" + h5.string() + "' exists (--resume continues it, --force replaces it)");
-    for (const auto& p : {h5, state, curves}) fs::remove(p);
+    out.replace = true;
   }
   // inputs: the probes, and what the per-head metrics run over
   const int given = !a.input.smiles.empty() + !a.input.file.empty() + !a.input.text.empty() + !a.input.text_file.empty();
@@ -231,8 +343,8 @@ int track_command(const TrackArgs& a) {
 
   // what an earlier, killed track finished (its state file lists the checkpoints done)
   json done = json::array();
-  if (a.resume && fs::exists(h5) && fs::exists(state)) {
-    const json s = read_json_file(state.string());
+  if (a.resume && fs::exists(h5) && fs::exists(out.state)) {
+    const json s = read_json_file(out.state.string());
     if (s.contains("checkpoints") && s["checkpoints"].is_array()) done = s["checkpoints"];
   }
   std::set<std::string> done_paths;
@@ -241,7 +353,7 @@ int track_command(const TrackArgs& a) {
   Config config;
   train::configure_threads(config.run);
   snapshot_hooks(config, a.sites, /*metrics=*/true);  // (bad --sites: refused before anything is written)
-  if (to_dir) fs::create_directories(dir);
+  const json about = {{"inputs", given > 0 ? "given" : a.data}, {"metrics_over", validation.empty() ? "the probes" : a.data}};
   std::unique_ptr<Reference> first;
   int64_t last_epoch = done.empty() ? -1 : done.back().value("epoch", -1);
   int64_t last_train_epoch = done.empty() ? -1 : static_cast<int64_t>(done.back().value("train_epoch", -1.0));
@@ -251,56 +363,54 @@ int track_command(const TrackArgs& a) {
     if (!m.tokenizer) throw UsageError("track: '" + e.path + "' has no tokenizer files (vocab.json, vocab.txt) and none is beside it");
     return m;
   };
-  for (size_t k = 0; k < entries.size(); ++k) {
-    auto e = entries[k];
-    if (done_paths.count(e.path)) {
-      if (!first && e.path == done.front().value("path", "")) first = std::make_unique<Reference>(load(e));
-      continue;
-    }
-    auto model = load(e);  // one checkpoint in memory at a time
-    if (!model.run_dir.empty()) {  // an attnscope checkpoint: its own epoch and step
-      if (model.epoch == last_train_epoch) continue;  // last.pt of the epoch kept just before
-      e.step = model.step;
-      e.epoch = static_cast<double>(model.epoch);
-      last_train_epoch = model.epoch;
-    }
-    if (!first) first = std::make_unique<Reference>(model);
-    if (const std::string diff = first->differences(model); !diff.empty()) {
-      throw UsageError("track: '" + e.path + "' differs from the first checkpoint ('" + first->path + "'): " + diff +
-                       "; a series must share the architecture and the tokenizer");
-    }
-    // the epoch axis: an attnscope checkpoint's epoch when the series' epochs increase, else the
-    // checkpoint's place in the series
-    const bool own_epoch = !model.run_dir.empty() && model.epoch > last_epoch;
-    const int64_t epoch = own_epoch ? model.epoch : last_epoch + 1;
-    auto task = train::make_model_task(model, text, validation);
-    const auto probes = task->parse_probes(probe_text, given > 0 ? "the inputs" : "--data");
-    {
-      hooks::AttentionRecorder recorder(config, *task, probes, h5.string(), /*resume=*/last_epoch >= 0, last_epoch);
-      recorder.record_epoch(epoch, std::max<int64_t>(0, e.step));
-      recorder.finish();
-    }
-    last_epoch = epoch;
-    done.push_back(entry_json(e, epoch));
-    // the curves render draws: the trainer's losses at each checkpoint
-    if (to_dir) {
-      std::string lines;
-      for (const auto& d : done) {
-        json r = d;  // entry_json's keys, the losses under the names of a run's metrics.jsonl
-        r.erase("checkpoint");
-        r.erase("path");
-        if (r.contains("loss")) r["train_loss"] = r["loss"], r.erase("loss");
-        if (r.contains("eval_loss")) r["val_loss"] = r["eval_loss"], r.erase("eval_loss");
-        lines += r.dump() + "\n";
+  try {  // a refusal from here on: what this command wrote is removed when it recorded nothing
+    if (out.to_dir) fs::create_directories(out.dir);
+    for (size_t k = 0; k < entries.size(); ++k) {
+      auto e = entries[k];
+      if (done_paths.count(e.path)) {
+        if (!first && e.path == done.front().value("path", "")) first = std::make_unique<Reference>(load(e));
+        continue;
       }
-      write_file_atomic(curves.string(), lines);
+      auto model = load(e);  // one checkpoint in memory at a time
+      if (!model.run_dir.empty()) {  // an attnscope checkpoint: its own epoch and step
+        if (model.epoch == last_train_epoch) continue;  // last.pt of the epoch kept just before
+        e.step = model.step;
+        e.epoch = static_cast<double>(model.epoch);
+        last_train_epoch = model.epoch;
+      }
+      if (!first) first = std::make_unique<Reference>(model);
+      if (const std::string diff = first->differences(model); !diff.empty()) {
+        throw UsageError("track: '" + e.path + "' differs from the first checkpoint ('" + first->path + "'): " + diff +
+                         "; a series must share the architecture and the tokenizer");
+      }
+      // the epoch axis: an attnscope checkpoint's epoch when the series' epochs increase, else the
+      // checkpoint's place in the series
+      const bool own_epoch = !model.run_dir.empty() && model.epoch > last_epoch;
+      const int64_t epoch = own_epoch ? model.epoch : last_epoch + 1;
+      auto task = train::make_model_task(model, text, validation);
+      const auto probes = task->parse_probes(probe_text, given > 0 ? "the inputs" : "--data");
+      out.begin_writing();
+      {
+        hooks::AttentionRecorder recorder(config, *task, probes, h5.string(), /*resume=*/last_epoch >= 0, last_epoch);
+        recorder.record_epoch(epoch, std::max<int64_t>(0, e.step));
+        recorder.finish();
+      }
+      last_epoch = epoch;
+      done.push_back(entry_json(e, epoch));
+      out.write_progress(done, about);
+      std::cout << "track: " << e.label << " -> epoch " << epoch << (e.step >= 0 ? " (step " + std::to_string(e.step) + ")" : "")
+                << "\n" << std::flush;
     }
-    write_file_atomic(state.string(), json{{"checkpoints", done}, {"inputs", given > 0 ? "given" : a.data},
-                                           {"metrics_over", validation.empty() ? "the probes" : a.data}}.dump(2) + "\n");
-    std::cout << "track: " << e.label << " -> epoch " << epoch << (e.step >= 0 ? " (step " + std::to_string(e.step) + ")" : "")
-              << "\n" << std::flush;
+    if (done.empty()) throw UsageError("track: no checkpoint recorded");
+  } catch (const UsageError& err) {
+    if (!done.empty()) throw UsageError(std::string(err.what()) + "\n" + out.continue_note(done.size()));
+    out.remove_written();
+    throw;
+  } catch (const std::exception&) {
+    if (!done.empty()) log::warn(out.continue_note(done.size()));
+    if (done.empty()) out.remove_written();
+    throw;
   }
-  if (done.empty()) throw UsageError("track: no checkpoint recorded");
   std::cout << "wrote " << h5.string() << ": " << done.size() << " checkpoints, " << probe_inputs.size() << " probes\n";
   return 0;
 }

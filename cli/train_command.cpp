@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include "cli/launch.h"
@@ -136,7 +137,29 @@ struct Run {
   train::TrainState start;
   RunLock lock;  // held until every writer is done (released last: the Run outlives them)
   std::unique_ptr<hooks::AttentionRecorder> recorder;
+  std::string finished;  // a finished run resumed: what to tell the user (nothing is done)
 };
+
+// A finished run resumed: why there is nothing to do ("" when training is left). Its
+// checkpoint reached train.epochs, or early stopping already stopped it (train.patience
+// evaluations without improvement); raising those (resume-safe keys) continues it.
+std::string finished_message(const Run& r) {
+  const auto& tc = r.config.train;
+  const auto& s = r.start;
+  const std::string head = "run '" + r.dir.dir + "' already finished";
+  const std::string tail = "; nothing was changed (attention.h5, metrics.jsonl, checkpoints and run files are as they were)";
+  if (s.epoch >= tc.epochs) {
+    return head + " its " + std::to_string(s.epoch) + (s.epoch == 1 ? " epoch" : " epochs") + " (train.epochs is " +
+           std::to_string(tc.epochs) + ")" + tail + ". To train it further: --resume --set train.epochs=N, N > " +
+           std::to_string(s.epoch);
+  }
+  if (tc.patience > 0 && s.bad_evals >= tc.patience) {
+    return head + ": early stopping ended it at epoch " + std::to_string(s.epoch) + " (" + std::to_string(s.bad_evals) +
+           " evaluations without improvement, train.patience is " + std::to_string(tc.patience) + ")" + tail +
+           ". To train it further: --resume --set train.patience=N, N > " + std::to_string(s.bad_evals);
+  }
+  return "";
+}
 
 // Rank 0 (or a single process): a checkpoint to resume from, refused when the config differs in
 // keys that matter.
@@ -156,6 +179,14 @@ void resume_from_checkpoint(Run& r) {
 void prepare_main_rank(Run& r) {
   const auto& args = r.args;
   r.lock = prepare_run_dir(r.dir.dir, args.resume, args.force);
+  // A finished run resumed is left as it is: nothing is logged, cut back, recorded or rewritten
+  // (its attention file's end-of-run analyses included: reopening it for recording drops them).
+  const bool continues = args.resume && fs::exists(r.last);
+  if (continues) {
+    resume_from_checkpoint(r);
+    r.finished = finished_message(r);
+    if (!r.finished.empty()) return;
+  }
   log::init(r.dir.train_log(), /*console=*/true, r.config.run.log_level);
   log::info(std::string("[run] attnscope ") + kVersion + " | " + args.command_line);
   log::info("[run] run directory " + r.dir.dir + ", " + std::to_string(r.threads) + " threads, seed " +
@@ -163,8 +194,6 @@ void prepare_main_rank(Run& r) {
             (r.dist ? ", rank 0 of " + std::to_string(r.dist->world()) + " (data-parallel, Gloo)" : std::string()));
   const std::string yaml = to_yaml(r.config);
   log::info("[config] resolved configuration:\n" + yaml);
-  const bool continues = args.resume && fs::exists(r.last);
-  if (continues) resume_from_checkpoint(r);
   // The recorder opens (or, resuming, checks and reopens) attention.h5 before anything of the
   // run is cut back, so a foreign or unreadable file stops the run with the others untouched.
   // A run with no checkpoint yet starts at epoch 1 whatever it holds: its config first (so that
@@ -197,6 +226,10 @@ void prepare_other_rank(Run& r) {
   auto& dist = *r.dist;
   const std::string status = dist.broadcast_string("");
   if (status.rfind("error\n", 0) == 0) throw UsageError("rank 0 stopped the run: " + status.substr(6));
+  if (status == "finished") {  // (rank 0 says so)
+    r.finished = status;
+    return;
+  }
   std::error_code ec;
   fs::create_directories(r.dir.dir, ec);
   log::init(r.dir.file("rank-" + std::to_string(dist.rank()) + ".log"), /*console=*/false, r.config.run.log_level);
@@ -225,10 +258,6 @@ train::TrainState train_run(Run& r) {
   trainer.add_observer(&progress);
   if (r.recorder) trainer.add_observer(r.recorder.get());
   if (r.main_rank) trainer.add_observer(&checkpointer);
-  if (r.start.epoch >= config.train.epochs) {
-    log::info("[run] already complete (" + std::to_string(r.start.epoch) + " epochs)");
-    return trainer.state();
-  }
   try {
     const auto rec = trainer.run();
     log::info("[train] done: " + fmt_metrics(rec) + (rec.early_stop ? " (early stop)" : ""));
@@ -307,9 +336,13 @@ int train_command(const TrainArgs& args) {
       if (r.dist) r.dist->broadcast_string(std::string("error\n") + e.what());
       throw;
     }
-    if (r.dist) r.dist->broadcast_string(r.start.epoch > 0 ? "resume" : "fresh");
+    if (r.dist) r.dist->broadcast_string(!r.finished.empty() ? "finished" : r.start.epoch > 0 ? "resume" : "fresh");
   } else {
     prepare_other_rank(r);
+  }
+  if (!r.finished.empty()) {
+    if (r.main_rank) std::cout << r.finished << "\n" << std::flush;
+    return 0;
   }
   const auto st = train_run(r);
   if (r.main_rank) finish_run(r, st);

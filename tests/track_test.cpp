@@ -149,6 +149,120 @@ TEST(Track, RefusesMixedSeriesAndBadInput) {
   EXPECT_FALSE(fs::exists(d.path("w"))) << "nothing written";
 }
 
+// stderr and exit code of a track (or any) command run in this process.
+std::pair<int, std::string> run_err(const std::vector<std::string>& args) {
+  ::testing::internal::CaptureStderr();
+  const int code = run_cli(args);
+  return {code, ::testing::internal::GetCapturedStderr()};
+}
+
+// A checkpoint-N folder whose N does not fit a step count and a trainer_state.json with keys of the
+// wrong type are refused (exit 2) naming the folder, or the file and every key; nothing is written.
+TEST(Track, RefusesAnOutOfRangeStepAndAMistypedTrainerState) {
+  TempDir d;
+  const std::string root = trainer_folder(d);
+  const std::string huge = root + "/checkpoint-99999999999999999999999";
+  fs::create_directories(huge);
+  auto [code, err] = run_err({"track", root, "--smiles", "CCO", "--out", d.path("t")});
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("'" + huge + "'"), std::string::npos) << err;
+  EXPECT_NE(err.find("out of range"), std::string::npos) << err;
+  fs::remove(huge);
+  const std::string state = root + "/checkpoint-20/trainer_state.json";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {R"({"global_step": "ten", "epoch": 1.0, "log_history": "x"})",
+       {"global_step: expected an integer >= 0", "\"ten\"", "log_history: expected an array", "\"x\""}},
+      {R"({"global_step": 20, "epoch": "one", "log_history": [{"step": "a", "loss": 1}, 5, {"step": 10, "eval_loss": "low", "epoch": []}]})",
+       {"epoch: expected a number", "log_history[0].step: expected a number", "log_history[1]: expected an object",
+        "log_history[2].eval_loss: expected a number", "log_history[2].epoch: expected a number"}},
+      {R"({"global_step": -3})", {"global_step: expected an integer >= 0 (optimizer steps), got -3"}},
+      {R"([1, 2])", {"expected a JSON object"}}};
+  for (const auto& [text, needles] : cases) {
+    testing::write_text(state, text);
+    std::tie(code, err) = run_err({"track", root, "--smiles", "CCO", "--out", d.path("t")});
+    EXPECT_EQ(code, 2) << text << "\n" << err;
+    EXPECT_NE(err.find(state), std::string::npos) << err;
+    for (const auto& n : needles) EXPECT_NE(err.find(n), std::string::npos) << n << " in\n" << err;
+  }
+  EXPECT_FALSE(fs::exists(d.path("t"))) << "nothing written";
+  // the output directory's trainer_state.json (read for its log_history) is checked too
+  fs::remove(state);
+  for (const auto& c : {"10", "20", "30"}) fs::remove(root + "/checkpoint-" + c + "/trainer_state.json");
+  testing::write_text(root + "/trainer_state.json", R"({"log_history": [{"step": 10, "loss": "nan"}]})");
+  std::tie(code, err) = run_err({"track", root, "--smiles", "CCO", "--out", d.path("t")});
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find(root + "/trainer_state.json"), std::string::npos) << err;
+  EXPECT_NE(err.find("log_history[0].loss: expected a number"), std::string::npos) << err;
+  // null counts as not logged
+  testing::write_text(root + "/trainer_state.json", R"({"global_step": null, "log_history": [{"step": 10, "loss": null}]})");
+  EXPECT_EQ(run_cli({"track", root, "--smiles", "CCO", "--out", d.path("t")}), 0);
+}
+
+// A refused track that recorded nothing leaves no file of its own behind (and the files that were
+// there before untouched, --force included); one that recorded some checkpoints keeps them and says
+// that --resume continues it, which then records the rest.
+TEST(Track, RefusedTrackRemovesWhatItWroteOrSaysResumeContinuesIt) {
+  TempDir d;
+  const std::string root = trainer_folder(d);
+  const std::string w10 = root + "/checkpoint-10/model.safetensors", w30 = root + "/checkpoint-30/model.safetensors";
+  const std::string good10 = testing::read_file_text(w10), good30 = testing::read_file_text(w30);
+  auto truncate = [](const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  };
+  const std::vector<std::string> track = {"track", root, "--smiles", "CCO", "c1ccccc1O", "--out"};
+  auto with_out = [&](const std::string& out, std::vector<std::string> more = {}) {
+    auto a = track;
+    a.push_back(out);
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  // the first checkpoint truncated: nothing recorded, nothing left (a new folder, or one with files of its own)
+  truncate(w10, good10);
+  auto [code, err] = run_err(with_out(d.path("new")));
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("checkpoint-10"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(d.path("new"))) << "the folder it created is removed";
+  fs::create_directories(d.path("mine"));
+  testing::write_text(d.path("mine/notes.txt"), "mine");
+  EXPECT_EQ(run_err(with_out(d.path("mine"))).first, 2);
+  EXPECT_EQ(testing::read_file_text(d.path("mine/notes.txt")), "mine");
+  for (const char* f : {"attention.h5", "metrics.jsonl", "track.json"}) EXPECT_FALSE(fs::exists(d.path("mine/") + f)) << f;
+  // a finished track replaced with --force, refused before recording: its files are as they were
+  testing::write_text(w10, good10);
+  ASSERT_EQ(run_cli(with_out(d.path("old"))), 0);
+  const std::string old_h5 = testing::read_file_text(d.path("old/attention.h5"));
+  const std::string old_state = testing::read_file_text(d.path("old/track.json"));
+  truncate(w10, good10);
+  EXPECT_EQ(run_err(with_out(d.path("old"), {"--force"})).first, 2);
+  EXPECT_TRUE(testing::read_file_text(d.path("old/attention.h5")) == old_h5);
+  EXPECT_EQ(testing::read_file_text(d.path("old/track.json")), old_state);
+  testing::write_text(w10, good10);
+
+  // a later checkpoint truncated: the first two stay recorded, the message names --resume
+  truncate(w30, good30);
+  std::tie(code, err) = run_err(with_out(d.path("t")));
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("checkpoint-30"), std::string::npos) << err;
+  EXPECT_NE(err.find("2 checkpoints recorded so far"), std::string::npos) << err;
+  EXPECT_NE(err.find("--out " + d.path("t") + " --resume"), std::string::npos) << err;
+  EXPECT_EQ(store::Reader(d.path("t/attention.h5")).epochs().size(), 2u);
+  EXPECT_EQ(testing::read_lines(d.path("t/metrics.jsonl")).size(), 2u);
+  testing::write_text(w30, good30);
+  ASSERT_EQ(run_cli(with_out(d.path("t"), {"--resume"})), 0);
+  EXPECT_EQ(store::Reader(d.path("t/attention.h5")).epochs().size(), 3u);
+  EXPECT_EQ(testing::read_lines(d.path("t/metrics.jsonl")).size(), 3u);
+
+  // mixed families: refused after the first is recorded, which stays, with the same advice
+  const std::string c10 = root + "/checkpoint-10";
+  for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(root + "/" + f, c10 + "/" + f);
+  std::tie(code, err) = run_err({"track", c10, testing::fixture_path("hf-bert-tiny/bert-tiny-classification"), "--smiles",
+                                 "CCO", "--out", d.path("mixed")});
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("differs from the first checkpoint"), std::string::npos) << err;
+  EXPECT_NE(err.find("1 checkpoint recorded so far"), std::string::npos) << err;
+  EXPECT_EQ(store::Reader(d.path("mixed/attention.h5")).epochs().size(), 1u);
+}
+
 // compare: a snapshot compared with itself gives zero JS, zero differences and the identity
 // matching; with a copy of the model whose layer-0 heads 0 and 1 are swapped (their query, key and
 // value rows and output columns permuted: the same function), the matching finds the swap with

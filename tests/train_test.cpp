@@ -102,6 +102,106 @@ TEST(Runs, ResumeEndsWithTheSameMetricsAsAnUninterruptedRun) {
             testing::metrics_without_seconds(d.path("part/metrics.jsonl")));
 }
 
+// Every file under a run directory but its lock file (which names the pid holding it): its bytes.
+std::map<std::string, std::string> run_files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().filename() != RunDir::kLock) {
+      out[std::filesystem::relative(e.path(), dir).string()] = testing::read_file_text(e.path().string());
+    }
+  }
+  return out;
+}
+
+void expect_same_files(const std::map<std::string, std::string>& before, const std::string& dir) {
+  const auto now = run_files(dir);
+  std::vector<std::string> a, b;
+  for (const auto& [name, bytes] : before) a.push_back(name);
+  for (const auto& [name, bytes] : now) b.push_back(name);
+  ASSERT_EQ(a, b) << "the run's files";
+  for (const auto& [name, bytes] : before) EXPECT_TRUE(now.at(name) == bytes) << name << " was rewritten";
+}
+
+// `--resume` (train or pretrain) on `args` with `sets` added: its exit code and stdout.
+std::pair<int, std::string> resume_run(std::vector<std::string> args, const std::vector<std::string>& sets) {
+  args.insert(args.begin() + 1, "--resume");
+  args.insert(args.end(), sets.begin(), sets.end());
+  ::testing::internal::CaptureStdout();
+  const int code = testing::run_cli(args);
+  return {code, ::testing::internal::GetCapturedStdout()};
+}
+
+// A finished run resumed is a no-op that says so: every file keeps its bytes, analysis/js_final its
+// rows (it was emptied: the attention file was reopened for recording, which drops the end-of-run
+// analyses, and nothing recomputed them); the same with fewer epochs configured, for a run that
+// stopped early and for pretrain. Raising train.epochs (or train.patience) continues the run, with
+// js_final recomputed over every recorded epoch.
+TEST(Runs, ResumingAFinishedRunChangesNothingAndMoreEpochsContinueIt) {
+  TempDir d;
+  const std::string run = d.path("run");
+  auto args = testing::small_minmax(run, 6);
+  args.push_back("hooks.attention.every=2");  // epochs 0, 2, 4, 6
+  ASSERT_EQ(testing::run_cli(args), 0);
+  const auto before = run_files(run);
+  for (const char* f : {"attention.h5", "metrics.jsonl", "mechanism.json", "checkpoints/last.pt", "train.log"}) {
+    ASSERT_TRUE(before.count(f)) << f;
+  }
+  for (const char* epochs : {"train.epochs=6", "train.epochs=4"}) {
+    const auto [code, out] = resume_run(args, {epochs});
+    EXPECT_EQ(code, 0) << epochs;
+    EXPECT_NE(out.find("already finished its 6 epochs"), std::string::npos) << out;
+    EXPECT_NE(out.find("nothing was changed"), std::string::npos) << out;
+    expect_same_files(before, run);
+  }
+  {
+    store::Reader r(run + "/attention.h5");
+    ASSERT_EQ(r.epochs().size(), 4u);
+    EXPECT_EQ(torch::tensor(r.analysis("js_final", 3)).abs().max().item<double>(), 0.0);
+    EXPECT_GT(torch::tensor(r.analysis("js_final", 0)).max().item<double>(), 0.0);
+  }
+  // more epochs: the run continues to them, js_final over all five recorded epochs
+  const auto [code, out] = resume_run(args, {"train.epochs=8"});
+  ASSERT_EQ(code, 0);
+  EXPECT_EQ(out.find("already finished"), std::string::npos) << out;
+  EXPECT_EQ(testing::read_lines(run + "/metrics.jsonl").size(), 8u);
+  store::Reader r(run + "/attention.h5");
+  ASSERT_EQ(r.epochs().size(), 5u);
+  EXPECT_EQ(r.epochs().back().epoch, 8);
+  EXPECT_EQ(torch::tensor(r.analysis("js_final", 4)).abs().max().item<double>(), 0.0);
+  EXPECT_GT(torch::tensor(r.analysis("js_final", 3)).max().item<double>(), 0.0);
+
+  // early stopping: no improvement can reach min_delta, so the second evaluation ends the run
+  auto early = testing::small_minmax(d.path("early"), 10);
+  early.insert(early.end(), {"train.patience=1", "train.min_delta=1000"});
+  ASSERT_EQ(testing::run_cli(early), 0);
+  ASSERT_EQ(testing::read_lines(d.path("early/metrics.jsonl")).size(), 2u);
+  const auto stopped = run_files(d.path("early"));
+  const auto [code_e, out_e] = resume_run(early, {});
+  EXPECT_EQ(code_e, 0);
+  EXPECT_NE(out_e.find("early stopping ended it at epoch 2"), std::string::npos) << out_e;
+  expect_same_files(stopped, d.path("early"));
+  ASSERT_EQ(resume_run(early, {"train.patience=3"}).first, 0);
+  EXPECT_EQ(testing::read_lines(d.path("early/metrics.jsonl")).size(), 4u) << "two more evaluations without improvement";
+
+  // pretrain
+  const auto zinc = testing::read_lines(testing::source_path("data/zinc/zinc250k_subset_5k.txt"));
+  std::string corpus;
+  for (size_t i = 0; i < 100; ++i) corpus += zinc[i] + "\n";
+  testing::write_text(d.path("corpus.txt"), corpus);
+  const std::vector<std::string> pre = {"pretrain", testing::source_path("configs/chemberta-pretrain.yaml"), "--out",
+                                        d.path("pre"), "--set", "data.csv=" + d.path("corpus.txt"), "data.exclude=[]",
+                                        "data.frac_val=0.2", "model.n_layers=1", "model.d_model=32", "model.n_heads=4",
+                                        "model.d_ff=64", "train.epochs=1", "train.batch_size=32", "hooks.attention.probes=4",
+                                        "run.threads=1", "train.progress=none", "run.log_level=warn"};
+  ASSERT_EQ(testing::run_cli(pre), 0);
+  const auto pretrained = run_files(d.path("pre"));
+  const auto [code_p, out_p] = resume_run(pre, {});
+  EXPECT_EQ(code_p, 0);
+  EXPECT_NE(out_p.find("already finished its 1 epoch"), std::string::npos) << out_p;
+  expect_same_files(pretrained, d.path("pre"));
+  EXPECT_NO_THROW(store::Reader(d.path("pre/attention.h5")).analysis("js_final", 1));
+}
+
 // A task whose loss turns NaN at a chosen step and whose validation metric plateaus.
 class FakeTask : public Task {
  public:

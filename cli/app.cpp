@@ -105,6 +105,7 @@ void add_input_options(CLI::App* c, SmilesInput& in) {
   c->add_option("--smiles-file", in.file, "Molecule models: one SMILES per line, or a CSV with a smiles column");
   c->add_option("--text", in.text, "Text models: text strings")->take_all();
   c->add_option("--text-file", in.text_file, "Text models: one input per line");
+  c->add_option("--max-input-chars", in.max_input_chars, "Longest input read, in characters (default 1000000; the model's positions, not this cap, limit what a model reads)");
 }
 
 Command add_snapshot(CLI::App& app, SnapshotArgs& snap) {
@@ -158,6 +159,8 @@ Command add_serve(CLI::App& app, serve::ServeOptions& so) {
   c->add_option("--cache-mb", so.cache_mb, "Recent answers kept in memory, by request (default 64 MB; 0: none)");
   c->add_option("--input", so.input, "What the input box takes: auto (default), smiles or text");
   c->add_option("--max-input-chars", so.limits.max_input_chars, "Longest input accepted, in characters (default 4000)");
+  c->add_option("--request-timeout", so.request_timeout_s,
+                "Seconds a request's head and body may take to arrive, whole (default 10; then 408)");
   c->add_option("--web-dir", so.web_dir, "Page template and npm libraries (default: the source tree's viz/web)");
   return {c, [&so] { return serve::serve_command(so); }};
 }
@@ -208,7 +211,7 @@ Command add_predict(CLI::App& app, PredictArgs& pr) {
   c->add_option("--output", pr.output, "CSV file to write (default: stdout)");
   c->add_option("--too-long", pr.too_long, "Inputs longer than the model's positions: truncate (warn) or error");
   c->add_option("--batch", pr.batch, "Inputs per forward pass (default 32)");
-  c->add_option("--top-k", pr.top_k, "A masked-LM: tokens per mask (default 5)");
+  c->add_option("--top-k", pr.top_k, "A masked-LM: tokens per mask (default 5; refused for other models)");
   return {c, [&pr] { return predict_command(pr); }};
 }
 

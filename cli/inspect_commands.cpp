@@ -116,7 +116,7 @@ namespace {
 // The canonical patterns (one per class) as maps of n tokens, their metrics and the class the
 // thresholds give each: a reader's calibration of hooks::classify.
 int synthetic_metrics(const MetricsArgs& args) {
-  const int64_t n = args.length;
+  const int64_t n = args.length.value_or(12);
   if (n < 6 || n > 512) throw UsageError("--length must be in [6, 512]");
   const std::vector<std::string>& names = hooks::pattern_names();
   const int64_t K = static_cast<int64_t>(names.size()), k_broadcast = n / 2;
@@ -189,6 +189,17 @@ int synthetic_metrics(const MetricsArgs& args) {
 }  // namespace
 
 int metrics_command(const MetricsArgs& args) {
+  std::vector<std::string> unused;  // options that do not apply to what was asked
+  if (args.synthetic) {
+    if (!args.path.empty()) unused.push_back("'" + args.path + "' does not apply: --synthetic draws the canonical patterns and reads no run");
+    if (args.epoch) unused.push_back("--epoch does not apply: --synthetic reads no recorded epochs");
+    if (args.csv) unused.push_back("--csv does not apply: --synthetic prints a table");
+  } else {
+    if (args.length) unused.push_back("--length does not apply without --synthetic (tokens per synthetic map)");
+    if (!args.out.empty()) unused.push_back("--out does not apply without --synthetic (the folder of its figure)");
+  }
+  if (unused.size() == 1) throw UsageError("metrics: " + unused.front());
+  if (!unused.empty()) throw UsageError(problem_list("metrics: " + std::to_string(unused.size()) + " options do not apply:", unused));
   if (args.synthetic) return synthetic_metrics(args);
   if (args.path.empty()) throw UsageError("metrics: give a run directory or an attention .h5 (or --synthetic)");
   const std::string path = fs::is_directory(args.path) ? (fs::path(args.path) / "attention.h5").string() : args.path;
@@ -197,10 +208,10 @@ int metrics_command(const MetricsArgs& args) {
   const auto epochs = r.metric_epochs();
   if (h.metrics.empty() || epochs.empty()) throw UsageError("'" + path + "' holds no metrics (hooks.attention.metrics was off)");
   int64_t row = static_cast<int64_t>(epochs.size()) - 1;
-  if (args.epoch >= 0) {
-    auto it = std::find(epochs.begin(), epochs.end(), args.epoch);
+  if (args.epoch) {
+    auto it = std::find(epochs.begin(), epochs.end(), *args.epoch);
     if (it == epochs.end()) {
-      throw UsageError("--epoch " + std::to_string(args.epoch) + ": no metrics for it in '" + path + "' (first " +
+      throw UsageError("--epoch " + std::to_string(*args.epoch) + ": no metrics for it in '" + path + "' (first " +
                        std::to_string(epochs.front()) + ", last " + std::to_string(epochs.back()) + ")");
     }
     row = it - epochs.begin();

@@ -2,6 +2,7 @@
 // `attnscope metrics` (print the per-head metrics of a recorded run).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,12 +28,14 @@ void snapshot_hooks(Config& config, const std::vector<std::string>& sites, bool 
 
 struct MetricsArgs {
   std::string path;  // run directory or .h5
-  bool synthetic = false;  // the six canonical patterns instead of a file
-  int64_t length = 12;     // --synthetic: tokens per map
-  std::string out;         // --synthetic: also draw them into OUT/synthetic_patterns.png
-  int64_t epoch = -1;  // -1: the last epoch with metrics
-  bool csv = false;
+  bool synthetic = false;  // the seven canonical patterns instead of a file
+  std::optional<int64_t> length;  // --synthetic: tokens per map (12)
+  std::string out;                // --synthetic: also draw them into OUT/synthetic_patterns.png
+  std::optional<int64_t> epoch;   // of a file; none: the last epoch with metrics
+  bool csv = false;               // of a file
 };
+// UsageError naming each option given that does not apply: a run or file, --epoch and --csv with
+// --synthetic (which reads no run), --length and --out without it.
 int metrics_command(const MetricsArgs& args);
 
 }  // namespace attnscope::cli

@@ -65,11 +65,29 @@ std::vector<std::string> read_smiles(const SmilesInput& in) {
   if (given != 1) {
     throw UsageError("give the inputs with one of --smiles S ..., --smiles-file FILE, --text S ... or --text-file FILE");
   }
-  if (!in.file.empty()) return data::read_smiles_corpus(in.file, "smiles", /*every_row=*/true);
-  if (!in.text_file.empty()) return data::read_text_corpus(in.text_file, "");
-  if (in.is_text()) return in.text;  // as given: spaces are tokens to GPT-2
+  if (in.max_input_chars < 1) throw UsageError("--max-input-chars must be >= 1");
   std::vector<std::string> out;
-  for (const auto& s : in.smiles) out.push_back(trim(s));
+  std::string source;  // how a message names the inputs
+  if (!in.file.empty() || !in.text_file.empty()) {  // the readers check that files are UTF-8
+    const std::string& path = !in.file.empty() ? in.file : in.text_file;
+    out = !in.file.empty() ? data::read_smiles_corpus(path, "smiles", /*every_row=*/true) : data::read_text_corpus(path, "");
+    source = "'" + path + "' input";
+  } else {
+    const auto& given = in.is_text() ? in.text : in.smiles;
+    source = in.is_text() ? "--text" : "--smiles";
+    for (size_t i = 0; i < given.size(); ++i) {
+      check_utf8(given[i], given.size() > 1 ? source + " input " + std::to_string(i + 1) : source);
+      out.push_back(in.is_text() ? given[i] : trim(given[i]));  // text as given: spaces are tokens to GPT-2
+    }
+    source += " input";
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int64_t chars = utf8_chars(out[i]);
+    if (chars > in.max_input_chars) {
+      throw UsageError(source + " " + std::to_string(i + 1) + " has " + std::to_string(chars) + " characters; the limit is " +
+                       std::to_string(in.max_input_chars) + " (--max-input-chars N raises it)");
+    }
+  }
   return out;
 }
 
@@ -97,26 +115,47 @@ int tokenize_command(const TokenizeArgs& a) {
   }
   const int64_t limit = a.max_len > 0 ? a.max_len : a.truncate ? positions : 0;
   const bool types = tok.kind() == "wordpiece";  // BERT's token_type_ids, as transformers returns them
+  const std::string key = a.input.is_text() ? "text" : "smiles";
+  auto quoted = [](const std::string& v) {  // a JSON string (inputs are UTF-8: read_smiles checked them)
+    return nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
   int64_t over = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& s = inputs[i];
-    const auto full = tok.encode_pair(s, nullptr, 0);
-    const auto e = limit > 0 ? tok.encode_pair(s, nullptr, limit) : full;
-    if (limit == 0 && positions > 0 && static_cast<int64_t>(full.ids.size()) > positions && ++over <= 5) {
-      log::warn(noun + " " + std::to_string(i + 1) + " ('" + preview(s) + "') has " + std::to_string(full.ids.size()) +
+    auto e = tok.encode_pair(s, nullptr, 0);
+    const size_t all = e.ids.size();
+    if (limit > 0 && static_cast<int64_t>(all) > limit) e = tok.encode_pair(s, nullptr, limit);
+    if (limit == 0 && positions > 0 && static_cast<int64_t>(all) > positions && ++over <= 5) {
+      log::warn(noun + " " + std::to_string(i + 1) + " ('" + preview(s) + "') has " + std::to_string(all) +
                 " tokens, more than the model's " + std::to_string(positions) +
                 " positions: running it through the model would fail (all ids printed; --truncate cuts them)");
     }
-    nlohmann::json tokens = nlohmann::json::array(), sp = nlohmann::json::array();
-    for (size_t k = 0; k < e.ids.size(); ++k) {
-      tokens.push_back(tok.id_token(e.ids[k]));
-      if (e.spans[k].first < 0) sp.push_back(nullptr);
-      else sp.push_back({e.spans[k].first, e.spans[k].second});
+    // one JSON object per line, written as it goes (keys in nlohmann's order: sorted), so that
+    // memory stays the encoding's, not a JSON tree of every token
+    std::ostream& o = std::cout;
+    auto list = [&](const std::vector<int64_t>& v) {
+      o << '[';
+      for (size_t k = 0; k < v.size(); ++k) o << (k ? "," : "") << v[k];
+      o << ']';
+    };
+    o << "{\"input_ids\":";
+    list(e.ids);
+    if (key == "smiles") o << ",\"smiles\":" << quoted(s);
+    o << ",\"spans\":[";
+    for (size_t k = 0; k < e.spans.size(); ++k) {
+      o << (k ? "," : "");
+      if (e.spans[k].first < 0) o << "null";
+      else o << '[' << e.spans[k].first << ',' << e.spans[k].second << ']';
     }
-    nlohmann::json line = {{a.input.is_text() ? "text" : "smiles", s}, {"tokens", tokens}, {"input_ids", e.ids}, {"spans", sp}};
-    if (types) line["token_type_ids"] = e.type_ids;
-    if (e.ids.size() < full.ids.size()) line["truncated"] = true;
-    std::cout << line.dump() << "\n";
+    o << ']';
+    if (key == "text") o << ",\"text\":" << quoted(s);
+    if (types) {
+      o << ",\"token_type_ids\":";
+      list(e.type_ids);
+    }
+    o << ",\"tokens\":[";
+    for (size_t k = 0; k < e.ids.size(); ++k) o << (k ? "," : "") << quoted(tok.id_token(e.ids[k]));
+    o << ']' << (e.ids.size() < all ? ",\"truncated\":true" : "") << "}\n";
   }
   if (over > 5) log::warn(std::to_string(over) + " inputs in all exceed the model's " + std::to_string(positions) + " positions");
   return 0;
@@ -128,7 +167,8 @@ namespace {
 // the vocabulary at the mask, the top k with their probabilities, and the input with the best
 // token in place (for the first mask). One JSON object per input.
 int fill_mask(const models::LoadedModel& m, const std::vector<std::string>& inputs, const PredictArgs& a) {
-  if (a.top_k < 1) throw UsageError("--top-k must be >= 1");
+  const int64_t top_k = a.top_k.value_or(5);
+  if (top_k < 1) throw UsageError("--top-k must be >= 1");
   const auto& tok = m.tok();
   const std::string mask = tok.id_token(tok.mask_id());
   const auto ids = encode_all(tok, inputs, models::max_tokens(m.config()), a.too_long, a.input.noun());
@@ -148,7 +188,7 @@ int fill_mask(const models::LoadedModel& m, const std::vector<std::string>& inpu
     for (int64_t t = 0; t < T; ++t) {
       if (ids[i][static_cast<size_t>(t)] != tok.mask_id()) continue;
       const auto prob = torch::softmax(logits[t].to(torch::kDouble), 0);
-      const auto top = prob.topk(std::min<int64_t>(a.top_k, prob.size(0)));
+      const auto top = prob.topk(std::min<int64_t>(top_k, prob.size(0)));
       nlohmann::json rows = nlohmann::json::array();
       for (int64_t k = 0; k < std::get<1>(top).size(0); ++k) {
         const int64_t id = std::get<1>(top)[k].item<int64_t>();
@@ -182,6 +222,10 @@ int predict_command(const PredictArgs& a) {
     throw UsageError("--model '" + a.model + "' is a " + (m.hf.declared.empty() ? m.hf.architecture : m.hf.declared) +
                      "; predict needs a sequence regression / classification model (" +
                      models::classifier_architecture(m.config().model_type) + ")");
+  }
+  if (a.top_k) {
+    throw UsageError("--top-k does not apply: --model '" + a.model + "' is a " + m.hf.architecture +
+                     ", whose outputs are all printed; --top-k is the tokens per mask of a masked-LM");
   }
   if (!m.hf.new_heads.empty()) {
     throw UsageError("--model '" + a.model + "' has no trained task head (missing: " + m.hf.new_heads.front() +

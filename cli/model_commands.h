@@ -2,6 +2,8 @@
 // models to Hugging Face directories.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@ struct SmilesInput {
   std::string file;                 // --smiles-file F: one SMILES per line, or a CSV with a smiles column
   std::vector<std::string> text;    // --text S ...
   std::string text_file;            // --text-file F: one input per line
+  int64_t max_input_chars = 1000000;  // --max-input-chars: longest input read, in characters
   bool is_text() const { return !text.empty() || !text_file.empty(); }
   std::string noun() const { return is_text() ? "text" : "SMILES"; }
 };
@@ -29,7 +32,7 @@ struct PredictArgs {
   std::string model;
   SmilesInput input;
   std::string output;            // CSV path (a masked-LM: JSON lines); empty = stdout
-  int64_t top_k = 5;             // a masked-LM: tokens per mask
+  std::optional<int64_t> top_k;  // a masked-LM: tokens per mask (5); refused for other models
   std::string too_long = "truncate";  // truncate (and warn) | error
   int64_t batch = 32;
 };
@@ -42,7 +45,8 @@ struct ExportArgs {
 int export_command(const ExportArgs& args);
 
 // The inputs from the arguments or the file (UsageError unless exactly one of the four is given;
-// naming the file and line of a bad row).
+// naming the file and line of a bad row, the input and its line and byte where it is not UTF-8,
+// an input longer than max_input_chars characters).
 std::vector<std::string> read_smiles(const SmilesInput& in);
 
 }  // namespace attnscope::cli

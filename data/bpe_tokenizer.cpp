@@ -45,43 +45,54 @@ Cls classify(int32_t cp) {
   return Cls::kOther;  // an invalid byte (read as U+FFFD) too
 }
 
-// The pre-tokenisation pieces of text[begin, end) as byte ranges (see gpt2_pretokenize).
+// The pre-tokenisation pieces of text[begin, end) as byte ranges (see gpt2_pretokenize), read
+// character by character (no decoded copy of the text: memory stays one span per piece).
 std::vector<Span> pretokenize(const std::string& text, int64_t begin, int64_t end) {
-  const auto cs = text::decode_utf8(text, begin, end);
-  const size_t n = cs.size();
   std::vector<Span> out;
-  auto piece = [&](size_t from, size_t to) { out.emplace_back(cs[from].begin, cs[to - 1].end); };
-  size_t i = 0;
-  while (i < n) {
-    if (cs[i].cp == '\'') {  // 's|'t|'re|'ve|'m|'ll|'d
-      size_t len = 0;
+  auto at = [&](int64_t i) { return text::decode_at(text, i, end); };
+  int64_t i = begin;
+  while (i < end) {
+    const auto first = at(i);
+    if (first.cp == '\'') {  // 's|'t|'re|'ve|'m|'ll|'d (ASCII: a byte equal to one is that character)
+      int64_t len = 0;
       for (const char* suffix : {"s", "t", "re", "ve", "m", "ll", "d"}) {
-        const size_t m = std::char_traits<char>::length(suffix);
-        size_t k = 0;
-        while (k < m && i + 1 + k < n && cs[i + 1 + k].cp == suffix[k]) ++k;
-        if (k == m) {
+        const auto m = static_cast<int64_t>(std::char_traits<char>::length(suffix));
+        if (i + 1 + m <= end && text.compare(static_cast<size_t>(i + 1), static_cast<size_t>(m), suffix) == 0) {
           len = m + 1;
           break;
         }
       }
       if (len > 0) {
-        piece(i, i + len);
+        out.emplace_back(i, i + len);
         i += len;
         continue;
       }
     }
-    size_t j = i;
-    if (cs[j].cp == ' ' && j + 1 < n && classify(cs[j + 1].cp) != Cls::kSpace)
-      ++j;  // the optional leading space
-    const Cls c = classify(cs[j].cp);
-    size_t k = j;
-    if (c != Cls::kSpace) {  // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+'
-      while (k < n && classify(cs[k].cp) == c) ++k;
-    } else {
-      while (k < n && classify(cs[k].cp) == Cls::kSpace) ++k;
-      if (k < n && k - i > 1) --k;  // \s+(?!\S): leave the last space to the next piece
+    auto j = first;
+    if (first.cp == ' ' && first.end < end) {  // the optional leading space
+      const auto next = at(first.end);
+      if (classify(next.cp) != Cls::kSpace) j = next;
     }
-    piece(i, k);
+    const Cls c = classify(j.cp);
+    int64_t k = j.begin;
+    if (c != Cls::kSpace) {  // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+'
+      while (k < end) {
+        const auto ck = at(k);
+        if (classify(ck.cp) != c) break;
+        k = ck.end;
+      }
+    } else {
+      int64_t count = 0, last = k;  // the spaces from i, and where the last one begins
+      while (k < end) {
+        const auto ck = at(k);
+        if (classify(ck.cp) != Cls::kSpace) break;
+        last = k;
+        k = ck.end;
+        ++count;
+      }
+      if (k < end && count > 1) k = last;  // \s+(?!\S): leave the last space to the next piece
+    }
+    out.emplace_back(i, k);
     i = k;
   }
   return out;

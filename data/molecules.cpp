@@ -78,11 +78,15 @@ struct CsvRecord {
 };
 
 // Records of `text`: comma-separated, double-quoted fields may hold commas, "" and line breaks;
-// fields trimmed; blank lines skipped.
+// fields trimmed; blank lines skipped. Every record has the header's (the first record's) number of
+// fields and the text is UTF-8: UsageError naming the file and every line that breaks a rule at
+// once (the first invalid UTF-8 byte by line, byte and column).
 std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& path) {
   std::vector<CsvRecord> out;
   size_t i = 0;
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;  // UTF-8 byte order mark
+  const Utf8Error bad_utf8 = find_invalid_utf8(text);
+  size_t bad_record = 0, bad_field = 0;  // where the invalid byte is
   int64_t line = 1;
   while (i < text.size()) {
     CsvRecord rec;
@@ -91,6 +95,7 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& pat
     bool quoted = false;
     for (; i < text.size(); ++i) {
       const char c = text[i];
+      if (bad_utf8 && static_cast<int64_t>(i) == bad_utf8.offset) bad_record = out.size(), bad_field = rec.fields.size() - 1;
       if (quoted) {
         if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
           rec.fields.back() += '"';
@@ -119,6 +124,28 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& pat
     for (auto& f : rec.fields) f = trim(f);
     if (rec.fields.size() == 1 && rec.fields[0].empty()) continue;  // blank line
     out.push_back(std::move(rec));
+  }
+  std::vector<std::string> problems;
+  if (bad_utf8) {
+    const bool in_header = bad_record == 0;
+    const auto& header = out.front().fields;
+    const std::string column = in_header || bad_field >= header.size() ? "field " + std::to_string(bad_field + 1)
+                                                                       : "column '" + header[bad_field] + "'";
+    problems.push_back(invalid_utf8_message(bad_utf8, "", in_header ? "the header's " + column : column));
+  }
+  constexpr size_t kShown = 20;
+  size_t ragged = 0;
+  for (size_t r = 1; r < out.size(); ++r) {
+    const size_t n = out[r].fields.size(), want = out[0].fields.size();
+    if (n == want || ++ragged > kShown) continue;
+    problems.push_back("line " + std::to_string(out[r].line) + ": " + std::to_string(n) + " fields, but the header has " +
+                       std::to_string(want) + (n > want ? " (a field holding a comma needs double quotes)" : ""));
+  }
+  if (ragged > kShown) problems.push_back("... and " + std::to_string(ragged - kShown) + " more rows with the wrong number of fields");
+  if (problems.size() == 1) throw UsageError("'" + path + "' " + problems.front());
+  if (!problems.empty()) {
+    const size_t count = ragged + (bad_utf8 ? 1 : 0);
+    throw UsageError(problem_list("'" + path + "': " + std::to_string(count) + " problems:", problems));
   }
   return out;
 }
@@ -247,8 +274,6 @@ MoleculeTable read_input_csv(const std::string& path, const std::string& smiles_
     throw UsageError("'" + path + "' line " + std::to_string(records[0].line) + ": no column " + quoted_names(missing) +
                      " (columns: " + quoted_names(header) + ")");
   }
-  int64_t needed = std::max(smiles_idx, pair_idx);
-  for (int64_t t : target_idx) needed = std::max(needed, t);
 
   MoleculeTable table;
   table.path = path;
@@ -256,10 +281,6 @@ MoleculeTable read_input_csv(const std::string& path, const std::string& smiles_
   std::vector<std::string> bad_smiles;
   for (size_t r = 1; r < records.size(); ++r) {
     const auto& rec = records[r];
-    if (static_cast<int64_t>(rec.fields.size()) <= needed) {
-      throw UsageError("'" + path + "' line " + std::to_string(rec.line) + ": " + std::to_string(rec.fields.size()) +
-                       " fields, but the header has " + std::to_string(header.size()));
-    }
     std::vector<float> row(target_idx.size());
     for (size_t k = 0; k < target_idx.size(); ++k) {
       const auto& cell = rec.fields[target_idx[k]];
@@ -331,6 +352,7 @@ MoleculeTable read_text_csv(const std::string& path, const std::string& text_col
 std::vector<std::string> read_text_corpus(const std::string& path, const std::string& text_col) {
   if (!text_col.empty()) return read_smiles_corpus(path, text_col);  // the CSV column (the reader does not parse SMILES)
   std::string text = read_file(path);
+  check_utf8(text, "'" + path + "'");
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text = text.substr(3);  // UTF-8 byte order mark
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -361,7 +383,7 @@ std::vector<std::string> read_smiles_corpus(const std::string& path, const std::
     }
     for (size_t r = 1; r < records.size(); ++r) {
       const auto& f = records[r].fields;
-      if (static_cast<int64_t>(f.size()) > col && !f[col].empty()) {
+      if (!f[col].empty()) {  // parse_csv: every row has the header's fields
         out.push_back(f[col]);
       } else if (every_row) {
         throw UsageError("'" + path + "' line " + std::to_string(records[r].line) + ": no SMILES in column '" +
@@ -369,6 +391,7 @@ std::vector<std::string> read_smiles_corpus(const std::string& path, const std::
       }
     }
   } else {
+    check_utf8(text, "'" + path + "'");
     std::istringstream in(text);
     for (std::string l; std::getline(in, l);) {
       l = trim(l);

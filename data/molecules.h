@@ -30,7 +30,9 @@ struct MoleculeTable {
 // Unparsable SMILES are dropped with one warning (count + first few lines), or are an error
 // when invalid_is_error.
 // Format: a header line; fields separated by commas, double-quoted fields may hold commas, ""
-// and line breaks; fields are whitespace-trimmed; blank lines are skipped. A blank target cell
+// and line breaks; fields are whitespace-trimmed; blank lines are skipped; every row has the
+// header's number of fields and the file is UTF-8 (UsageError listing every row with too many or
+// too few fields, and the first invalid UTF-8 byte by line, byte and column). A blank target cell
 // (or pandas' missing markers NA, N/A, NaN, nan, null, NULL, None, #N/A) is NaN. An empty
 // SMILES cell counts as unparsable, as does one with whitespace inside (RDKit would read the
 // rest as a name).
@@ -43,7 +45,8 @@ MoleculeTable read_molecule_csv(const std::string& path, const std::string& smil
 MoleculeTable read_text_csv(const std::string& path, const std::string& text_col, const std::string& pair_col,
                             const std::vector<std::string>& target_cols);
 // A text corpus: the CSV column text_col, else one document per line (kept as written, a
-// trailing \r removed; blank lines skipped). UsageError naming the file when it holds no text.
+// trailing \r removed; blank lines skipped). UsageError naming the file when it holds no text, or
+// its line and byte where it is not UTF-8 (check_utf8).
 std::vector<std::string> read_text_corpus(const std::string& path, const std::string& text_col);
 
 // A SMILES file for pretraining: one per line, or a CSV with a `smiles_col` column (taken as CSV
@@ -51,7 +54,8 @@ std::vector<std::string> read_text_corpus(const std::string& path, const std::st
 // case-insensitively). Trimmed; blank lines and empty cells skipped; not parsed by RDKit.
 // UsageError naming the file when it cannot be read, has no such column or holds no SMILES.
 // With `every_row` (callers that answer row by row: predict, tokenize), a CSV row without a
-// SMILES is an error naming its line rather than skipped. A UTF-8 byte-order mark is ignored.
+// SMILES is an error naming its line rather than skipped. A UTF-8 byte-order mark is ignored; a
+// byte that is not UTF-8 is an error naming its line and byte (and column), as parse_csv checks CSVs.
 std::vector<std::string> read_smiles_corpus(const std::string& path, const std::string& smiles_col = "smiles",
                                             bool every_row = false);
 // The masked-LM corpus of a config (data.csv, data.smiles_col) as a table without targets: every

@@ -3,6 +3,8 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
+
 namespace attnscope::data::text {
 namespace {
 
@@ -10,21 +12,19 @@ utf8proc_category_t category(int32_t cp) { return utf8proc_category(cp); }
 
 }  // namespace
 
+CodePoint decode_at(const std::string& s, int64_t at, int64_t end) {
+  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  if (bytes[at] < 0x80) return {bytes[at], at, at + 1};
+  utf8proc_int32_t cp = -1;
+  const utf8proc_ssize_t n = utf8proc_iterate(bytes + at, end - at, &cp);
+  if (n <= 0 || cp < 0) return {kReplacement, at, at + 1};
+  return {cp, at, at + n};
+}
+
 std::vector<CodePoint> decode_utf8(const std::string& s, int64_t begin, int64_t end) {
   std::vector<CodePoint> out;
-  out.reserve(static_cast<size_t>(end - begin));
-  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-  for (int64_t i = begin; i < end;) {
-    utf8proc_int32_t cp = -1;
-    const utf8proc_ssize_t n = utf8proc_iterate(bytes + i, end - i, &cp);
-    if (n <= 0 || cp < 0) {
-      out.push_back({kReplacement, i, i + 1});
-      ++i;
-    } else {
-      out.push_back({cp, i, i + n});
-      i += n;
-    }
-  }
+  out.reserve(static_cast<size_t>(std::max<int64_t>(0, end - begin)));
+  for (int64_t i = begin; i < end; i = out.back().end) out.push_back(decode_at(s, i, end));
   return out;
 }
 
@@ -111,11 +111,14 @@ std::vector<TextPiece> split_added_tokens(const std::string& text,
   std::vector<TextPiece> out;
   const auto n = static_cast<int64_t>(text.size());
   auto push_text = [&](int64_t b, int64_t e, bool strip_right) {
-    if (strip_right) {
-      const auto cps = decode_utf8(text, b, e);
-      auto it = cps.rbegin();
-      while (it != cps.rend() && is_python_space(it->cp)) ++it;
-      e = it == cps.rend() ? b : it->end;
+    if (strip_right) {  // up to the end of the last character that is not a space
+      int64_t kept = b;
+      for (int64_t i = b; i < e;) {
+        const auto c = decode_at(text, i, e);
+        if (!is_python_space(c.cp)) kept = c.end;
+        i = c.end;
+      }
+      e = kept;
     }
     if (e > b) out.push_back({b, e, false});
   };

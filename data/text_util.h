@@ -17,8 +17,11 @@ struct CodePoint {
   int32_t cp;
   int64_t begin, end;  // [begin, end) bytes in the decoded string
 };
-// The code points of s[begin, end): a byte that does not start a valid UTF-8 sequence (stray
-// continuation, truncated or overlong sequence, surrogate, past U+10FFFF) is U+FFFD of one byte.
+// The code point at byte `at` of s[.., end): a byte that does not start a valid UTF-8 sequence
+// (stray continuation, truncated or overlong sequence, surrogate, past U+10FFFF) is U+FFFD of one
+// byte. Readers of long texts step with it (at = c.end) rather than decoding the whole text.
+CodePoint decode_at(const std::string& s, int64_t at, int64_t end);
+// The code points of s[begin, end), as decode_at reads them.
 std::vector<CodePoint> decode_utf8(const std::string& s, int64_t begin, int64_t end);
 inline std::vector<CodePoint> decode_utf8(const std::string& s) {
   return decode_utf8(s, 0, static_cast<int64_t>(s.size()));

@@ -41,6 +41,10 @@ Encoding Tokenizer::encode_pair(const std::string& text, const std::string* pair
     }
   }
   Encoding e;
+  const size_t total = specials + na + nb;  // exact sizes: a long text's vectors are not grown by doubling
+  e.ids.reserve(total);
+  e.type_ids.reserve(total);
+  e.spans.reserve(total);
   auto add_special = [&](const std::vector<int64_t>& ids, int64_t type) {
     for (int64_t id : ids) {
       e.ids.push_back(id);

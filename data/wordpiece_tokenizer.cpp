@@ -251,7 +251,9 @@ std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text,
       if (!word.empty()) basic_word(word, out, spans);
       word.clear();
     };
-    for (const auto& c : text::decode_utf8(text, piece.begin, piece.end)) {
+    for (int64_t at = piece.begin; at < piece.end;) {  // character by character: no decoded copy of the text
+      const auto c = text::decode_at(text, at, piece.end);
+      at = c.end;
       const bool tab_or_newline = c.cp == '\t' || c.cp == '\n' || c.cp == '\r';
       // _clean_text: NUL, U+FFFD (and so invalid UTF-8) and control characters go
       if (c.cp == 0 || c.cp == text::kReplacement || (text::is_control(c.cp) && !tab_or_newline)) continue;

@@ -2,6 +2,10 @@
 // and writes, each failure a UsageError naming the file.
 #include "store/h5.h"
 
+#include <algorithm>
+#include <fstream>
+#include <map>
+
 namespace attnscope::store::detail {
 
 thread_local std::string g_path;
@@ -191,9 +195,96 @@ void shrink(hid_t file, const std::string& path, hsize_t rows) {
   ok(H5Dset_extent(d, dims.data()), "shrink");
 }
 
+namespace {
+
+// Little-endian unsigned integer of `n` bytes at p (HDF5 stores its lengths, addresses and indices so).
+uint64_t little_endian(const unsigned char* p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = n; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+// HDF5 trusts what a variable-length string's stored element says (its length, 4 bytes, then the
+// global heap collection's address and the object's index) and what that heap collection says
+// (each object's size): it allocated and cleared 4 GB for a damaged length (tens of seconds),
+// and copied a damaged object size past its buffer (a crash). The elements (of a contiguous
+// dataset, as the writer stores strings) and the collections they point into are checked against
+// the file's size and each other first (format: HDF5's "Global Heap" and "Variable-length"
+// sections); a dataset laid out otherwise is left to HDF5.
+void check_strings(hid_t file, hid_t d, const std::string& path, hsize_t n) {
+  const haddr_t offset = H5Dget_offset(d);
+  hsize_t file_size = 0;
+  size_t sizeof_addr = 0, sizeof_size = 0;
+  Hid fcpl(H5Fget_create_plist(file), H5Pclose);
+  if (offset == HADDR_UNDEF || fcpl.get() < 0 || H5Pget_sizes(fcpl, &sizeof_addr, &sizeof_size) < 0 ||
+      H5Fget_filesize(file, &file_size) < 0 || sizeof_addr > 8 || sizeof_size > 8) {
+    return;
+  }
+  const hsize_t element = 4 + sizeof_addr + 4;  // length, heap collection address, object index
+  if (H5Dget_storage_size(d) != n * element || offset + n * element > file_size) return;
+  std::vector<char> name(static_cast<size_t>(std::max<ssize_t>(0, H5Fget_name(file, nullptr, 0))) + 1, '\0');
+  if (name.size() < 2 || H5Fget_name(file, name.data(), name.size()) < 0) return;
+  std::ifstream in(name.data(), std::ios::binary);
+  auto bytes = [&](uint64_t at, uint64_t count) {  // empty when the file has not got them
+    std::string b(static_cast<size_t>(count), '\0');
+    if (!in.seekg(static_cast<std::streamoff>(at)) || !in.read(b.data(), static_cast<std::streamsize>(count))) b.clear();
+    return b;
+  };
+  const std::string raw = bytes(offset, n * element);
+  if (raw.empty()) return;
+  auto damaged = [&](hsize_t i, const std::string& what) {
+    return UsageError("'" + g_path + "' is not a usable attention file: dataset '" + path + "' element " +
+                      std::to_string(i) + " " + what + " (a damaged file)");
+  };
+  std::map<uint64_t, std::map<uint64_t, uint64_t>> heaps;  // collection address -> object index -> size
+  auto heap = [&](uint64_t at) -> const std::map<uint64_t, uint64_t>* {
+    auto it = heaps.find(at);
+    if (it != heaps.end()) return &it->second;
+    const size_t head = 8 + sizeof_size;  // "GCOL", version 1, 3 reserved bytes, collection size
+    if (at + head > file_size) return nullptr;
+    const std::string h = bytes(at, head);
+    if (h.size() != head || h.compare(0, 4, "GCOL") != 0) return nullptr;
+    const uint64_t size = little_endian(reinterpret_cast<const unsigned char*>(h.data()) + 8, sizeof_size);
+    if (size < head || size > file_size - at) return nullptr;
+    const std::string c = bytes(at, size);
+    if (c.size() != size) return nullptr;
+    std::map<uint64_t, uint64_t> objects;
+    const size_t object_head = 8 + sizeof_size;  // index (2 bytes), references (2), reserved (4), size
+    for (uint64_t p = head; p + object_head <= size;) {
+      const auto* o = reinterpret_cast<const unsigned char*>(c.data()) + p;
+      const uint64_t index = little_endian(o, 2), osize = little_endian(o + 8, sizeof_size);
+      if (index == 0) break;  // the free space: the rest of the collection
+      if (osize > size - p - object_head) return nullptr;  // an object past its collection's end
+      objects[index] = osize;
+      p += object_head + (osize + 7) / 8 * 8;
+    }
+    return &(heaps[at] = std::move(objects));
+  };
+  for (hsize_t i = 0; i < n; ++i) {
+    const auto* e = reinterpret_cast<const unsigned char*>(raw.data() + i * element);
+    const uint64_t length = little_endian(e, 4), at = little_endian(e + 4, sizeof_addr),
+                   index = little_endian(e + 4 + sizeof_addr, 4);
+    if (length == 0) continue;  // an empty string: no heap object
+    if (length > file_size) {
+      throw damaged(i, "claims a string of " + std::to_string(length) + " bytes, more than the " +
+                           std::to_string(file_size) + "-byte file holds");
+    }
+    const auto* objects = heap(at);
+    if (objects == nullptr) throw damaged(i, "points to a string heap at byte " + std::to_string(at) + " that is not one");
+    const auto it = objects->find(index);
+    if (it == objects->end() || it->second != length) {
+      throw damaged(i, "claims a string of " + std::to_string(length) + " bytes that its heap at byte " +
+                           std::to_string(at) + " does not hold");
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> read_strings(hid_t file, const std::string& path) {
   Hid d = open_dataset(file, path);
   const hsize_t n = element_count(dims_of(d));
+  check_strings(file, d, path, n);
   std::vector<char*> raw(n, nullptr);
   Hid t = vlen_string_type();
   if (n > 0) ok(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), "read strings");

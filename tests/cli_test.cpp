@@ -369,6 +369,88 @@ TEST(Metrics, SyntheticPatternsGetTheirOwnClass) {
   EXPECT_EQ(run_cli({"metrics"}), 2);
 }
 
+// The exit code and stderr of a command.
+int code_and_stderr(const std::vector<std::string>& args, std::string* err) {
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  const int code = run_cli(args);
+  *err = ::testing::internal::GetCapturedStderr();
+  ::testing::internal::GetCapturedStdout();
+  return code;
+}
+
+// Issue 33: invalid UTF-8 made tokenize exit 1 ("internal error: ... invalid UTF-8 byte") and
+// predict / snapshot read it as it was. Every command taking text refuses it with exit 2, naming
+// the input, the line and the byte.
+TEST(TextInputs, InvalidUtf8IsExit2NamingTheInputLineAndByte) {
+  TempDir d;
+  testing::write_text(d.path("bad.txt"), "a fine line\nthen a bad \xFF byte\n");
+  for (const std::string family : {"bert", "gpt2"}) {
+    SCOPED_TRACE(family);
+    const std::string model = testing::fixture_path("hf-" + family + "-tiny/" + family + "-tiny-classification");
+    std::string err;
+    EXPECT_EQ(code_and_stderr({"tokenize", "--model", model, "--text", "ok", "ab\xFF" "c"}, &err), 2);
+    EXPECT_NE(err.find("--text input 2 line 1, byte 3: invalid UTF-8 (byte 0xFF)"), std::string::npos) << err;
+    EXPECT_EQ(err.find("internal error"), std::string::npos) << err;
+    for (const std::string command : {"tokenize", "predict"}) {
+      EXPECT_EQ(code_and_stderr({command, "--model", model, "--text-file", d.path("bad.txt")}, &err), 2) << command;
+      EXPECT_NE(err.find("bad.txt' line 2, byte 12: invalid UTF-8"), std::string::npos) << command << ": " << err;
+    }
+    EXPECT_EQ(code_and_stderr({"predict", "--model", model, "--text", "x\xC3"}, &err), 2);
+    EXPECT_NE(err.find("--text line 1, byte 2"), std::string::npos) << err;
+    EXPECT_EQ(code_and_stderr({"snapshot", "--model", model, "--text", "\xE2\x82", "--out", d.path(family + ".h5")}, &err), 2);
+    EXPECT_NE(err.find("--text line 1, byte 1"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(d.path(family + ".h5")));
+  }
+  std::string err;  // SMILES inputs follow the same rule
+  EXPECT_EQ(code_and_stderr({"tokenize", "--model", tiny("regression"), "--smiles", "CC\x80"}, &err), 2);
+  EXPECT_NE(err.find("--smiles line 1, byte 3"), std::string::npos) << err;
+}
+
+// Issue 33: a 10 MB input peaked at 1.3-2.1 GB in tokenize. The commands taking text read inputs
+// up to --max-input-chars characters (1,000,000 by default); a longer one is refused naming it.
+TEST(TextInputs, MaxInputCharsRefusesALongerInputNamingItAndTheLimit) {
+  TempDir d;
+  const std::string gpt2 = testing::fixture_path("hf-gpt2-tiny/gpt2-tiny-classification");
+  std::string err;
+  EXPECT_EQ(code_and_stderr({"tokenize", "--model", gpt2, "--text", "hello world", "--max-input-chars", "5"}, &err), 2);
+  EXPECT_NE(err.find("--text input 1 has 11 characters; the limit is 5 (--max-input-chars"), std::string::npos) << err;
+  EXPECT_EQ(code_and_stderr({"predict", "--model", gpt2, "--text", "hello world", "--max-input-chars", "5"}, &err), 2);
+  EXPECT_NE(err.find("the limit is 5"), std::string::npos) << err;
+  EXPECT_EQ(code_and_stderr({"tokenize", "--model", gpt2, "--text", "x", "--max-input-chars", "0"}, &err), 2);
+  EXPECT_NE(err.find("--max-input-chars must be >= 1"), std::string::npos) << err;
+  int code = 0;
+  stdout_of({"tokenize", "--model", gpt2, "--text", "\xC3\xA9\xC3\xA9\xC3\xA9", "--max-input-chars", "3"}, &code);
+  EXPECT_EQ(code, 0) << "characters are counted, not bytes";
+  testing::write_text(d.path("long.txt"), "short\n" + std::string(1000001, 'a') + "\n");
+  EXPECT_EQ(code_and_stderr({"tokenize", "--model", gpt2, "--text-file", d.path("long.txt")}, &err), 2);
+  EXPECT_NE(err.find("long.txt' input 2 has 1000001 characters; the limit is 1000000"), std::string::npos) << err;
+  EXPECT_EQ(code_and_stderr({"snapshot", "--model", gpt2, "--text-file", d.path("long.txt"), "--out", d.path("s.h5")}, &err), 2);
+  EXPECT_NE(err.find("the limit is 1000000"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(d.path("s.h5")));
+}
+
+// Issue 33: options that do not apply were ignored without a word: predict --top-k on a
+// classifier, metrics --synthetic with a run (and the options of one side on the other).
+TEST(Options, ThoseThatDoNotApplyAreRefusedNamingThem) {
+  TempDir d;
+  std::string err;
+  const std::string bert = testing::fixture_path("hf-bert-tiny/bert-tiny-classification");
+  EXPECT_EQ(code_and_stderr({"predict", "--model", bert, "--text", "hello", "--top-k", "3"}, &err), 2);
+  EXPECT_NE(err.find("--top-k does not apply"), std::string::npos) << err;
+  int code = 0;
+  stdout_of({"predict", "--model", bert, "--text", "hello"}, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(code_and_stderr({"metrics", d.path("run"), "--synthetic"}, &err), 2);
+  EXPECT_NE(err.find("run' does not apply: --synthetic draws the canonical patterns and reads no run"), std::string::npos) << err;
+  EXPECT_EQ(code_and_stderr({"metrics", "--synthetic", "--csv", "--epoch", "3"}, &err), 2);
+  EXPECT_NE(err.find("2 options do not apply"), std::string::npos) << err;
+  EXPECT_NE(err.find("--csv does not apply"), std::string::npos) << err;
+  EXPECT_NE(err.find("--epoch does not apply"), std::string::npos) << err;
+  EXPECT_EQ(code_and_stderr({"metrics", d.path("run"), "--length", "8"}, &err), 2);
+  EXPECT_NE(err.find("--length does not apply without --synthetic"), std::string::npos) << err;
+}
+
 TEST(Predict, BadInputIsExit2) {
   TempDir d;
   EXPECT_EQ(run_cli({"predict", "--model", d.path("nope"), "--smiles", "CCO"}), 2);
@@ -1118,6 +1200,7 @@ TEST(TextTraining, BertClassifierAndGpt2CausalLmFromScratch) {
     for (int64_t r = 0; r < 160; ++r) {
       const int64_t row = r * 35;  // ham and spam both
       std::string t = table.smiles[static_cast<size_t>(row)].substr(0, 300);
+      while (find_invalid_utf8(t)) t.pop_back();  // whole characters: a cut one is not UTF-8
       std::string q;
       for (char c : t) q += c == '"' ? std::string("\"\"") : std::string(1, c);
       csv << '"' << q << "\"," << table.targets[static_cast<size_t>(row)] << "\n";

@@ -219,6 +219,42 @@ TEST(SmilesCorpus, LinesOrACsvColumn) {
   EXPECT_NE(usage_error_of([&] { read_smiles_corpus(d.path("x.csv")); }).find("no column 'smiles'"), std::string::npos);
 }
 
+// Issue 33: a row with an extra field was read without a word (one with too few was reported
+// only when it lacked a column in use): every row that does not have the header's fields is
+// reported, all at once, with its line.
+TEST(MoleculeCsv, RowsWithExtraOrMissingFieldsAreAllReportedAtOnce) {
+  testing::TempDir d;
+  testing::write_text(d.path("m.csv"), "smiles,y,note\nCCO,1,a\nCCN,2,b,extra\nCCC,3\n\"C,C\",4,c\nC,5,d,e,f\n");
+  const auto err = usage_error_of([&] { read_molecule_csv(d.path("m.csv"), "smiles", {"y"}); });
+  EXPECT_NE(err.find("m.csv': 3 problems"), std::string::npos) << err;
+  EXPECT_NE(err.find("line 3: 4 fields, but the header has 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("line 4: 2 fields, but the header has 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("line 6: 5 fields, but the header has 3"), std::string::npos) << err;
+  EXPECT_EQ(err.find("line 5"), std::string::npos) << "a quoted comma is one field: " << err;
+  testing::write_text(d.path("one.csv"), "id,smiles\n1,CCO\n2,CCN,\n");  // a trailing comma is a field too
+  const auto one = usage_error_of([&] { read_smiles_corpus(d.path("one.csv")); });
+  EXPECT_NE(one.find("one.csv' line 3: 3 fields, but the header has 2"), std::string::npos) << one;
+}
+
+// Issue 33: invalid UTF-8 in a text data file is refused naming the file, line, byte and column
+// (it reached the tokenizers, and the JSON writers failed on it with an internal error).
+TEST(TextFiles, InvalidUtf8IsRefusedNamingFileLineByteAndColumn) {
+  testing::TempDir d;
+  testing::write_text(d.path("corpus.txt"), "first line\nsecond \xC3\x28 line\n");
+  auto err = usage_error_of([&] { read_text_corpus(d.path("corpus.txt"), ""); });
+  EXPECT_NE(err.find("corpus.txt' line 2, byte 8: invalid UTF-8 (byte 0xC3)"), std::string::npos) << err;
+  testing::write_text(d.path("t.csv"), "text,label\nfine,1\n\"multi\nline \xFF\",0\n");
+  err = usage_error_of([&] { read_text_csv(d.path("t.csv"), "text", "", {"label"}); });
+  EXPECT_NE(err.find("t.csv' line 4, byte 6 (column 'text'): invalid UTF-8 (byte 0xFF)"), std::string::npos) << err;
+  err = usage_error_of([&] { read_text_corpus(d.path("t.csv"), "text"); });
+  EXPECT_NE(err.find("(column 'text')"), std::string::npos) << err;
+  testing::write_text(d.path("s.txt"), "CCO\nC\x80" "C\n");
+  err = usage_error_of([&] { read_smiles_corpus(d.path("s.txt")); });
+  EXPECT_NE(err.find("s.txt' line 2, byte 2"), std::string::npos) << err;
+  testing::write_text(d.path("ok.txt"), "caf\xC3\xA9\n\xE2\x82\xAC 5\n");
+  EXPECT_EQ(read_text_corpus(d.path("ok.txt"), "").size(), 2u);
+}
+
 TEST(Rdkit, ParsesCanonicalisesAndRejects) {
   EXPECT_TRUE(smiles_parses("CCO"));
   EXPECT_TRUE(smiles_parses("c1ccccc1"));

@@ -284,12 +284,14 @@ std::vector<TrackEntry> track_entries(const std::vector<std::string>& checkpoint
     const RunDir run{dir.string()};
     const fs::path ck = run.file(RunDir::kCheckpoints);
     if (fs::is_directory(ck)) {  // an attnscope run: its kept checkpoints, then last.pt (skipped when it repeats the last kept epoch)
-      std::vector<fs::path> kept;
-      static const std::regex name("epoch-[0-9]+\\.pt");
+      std::vector<std::pair<int64_t, fs::path>> by_epoch;
       for (const auto& e : fs::directory_iterator(ck)) {
-        if (std::regex_match(e.path().filename().string(), name)) kept.push_back(e.path());
+        const int64_t epoch = RunDir::kept_epoch(e.path().filename().string());
+        if (epoch >= 0) by_epoch.emplace_back(epoch, e.path());
       }
-      std::sort(kept.begin(), kept.end());
+      std::sort(by_epoch.begin(), by_epoch.end());
+      std::vector<fs::path> kept;
+      for (auto& [epoch, p] : by_epoch) kept.push_back(std::move(p));
       if (fs::exists(ck / RunDir::kLastCheckpoint)) kept.push_back(ck / RunDir::kLastCheckpoint);
       if (kept.size() < 2) {
         throw UsageError("track: run '" + dir.string() + "' kept no epoch checkpoints (checkpoints/epoch-NNNNNN.pt): train it with "

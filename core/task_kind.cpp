@@ -1,6 +1,7 @@
 // The task vocabulary and run-directory paths (core/task_kind.h).
 #include "core/task_kind.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
@@ -60,6 +61,27 @@ bool RunDir::is_run(const std::string& dir) {
   std::error_code ec;
   const fs::path d(dir);
   return fs::exists(d / kConfigYaml, ec) || fs::exists(d / kMetrics, ec) || fs::exists(d / kCheckpoints, ec);
+}
+
+std::string RunDir::kept_checkpoint(int64_t epoch) {
+  char name[48];
+  std::snprintf(name, sizeof name, "epoch-%06lld.pt", static_cast<long long>(epoch));
+  return name;
+}
+
+int64_t RunDir::kept_epoch(const std::string& name) {
+  static const std::string head = "epoch-", tail = ".pt";
+  if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
+      name.compare(name.size() - tail.size(), tail.size(), tail) != 0) {
+    return -1;
+  }
+  const std::string digits = name.substr(head.size(), name.size() - head.size() - tail.size());
+  const size_t first = digits.find_first_not_of('0');
+  if (digits.find_first_not_of("0123456789") != std::string::npos ||
+      (first != std::string::npos && digits.size() - first > 18)) {
+    return -1;
+  }
+  return first == std::string::npos ? 0 : std::stoll(digits.substr(first));
 }
 
 }  // namespace attnscope

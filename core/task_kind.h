@@ -70,6 +70,10 @@ struct RunDir {
 
   // Whether `dir` holds a run: config.yaml, metrics.jsonl or checkpoints/ (the one rule).
   static bool is_run(const std::string& dir);
+  // The file name of the checkpoint kept at `epoch` (train.keep_every): epoch-NNNNNN.pt (the one
+  // writer), and its parser: the epoch such a name holds, -1 for any other name (best.pt, last.pt).
+  static std::string kept_checkpoint(int64_t epoch);
+  static int64_t kept_epoch(const std::string& file_name);
 };
 
 }  // namespace attnscope

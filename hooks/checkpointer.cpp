@@ -14,10 +14,9 @@ void Checkpointer::on_epoch_end(const train::TrainContext& ctx, const train::Epo
     models::save_checkpoint(path, ctx.task.module(), ctx.optimizer, ctx.state, ctx.config);
     if (ctx.checkpoint_written) ctx.checkpoint_written(path);
   };
-  if (r.is_best) save(dir_ + "/best.pt");
+  if (r.is_best) save(dir_ + "/" + RunDir::kBestCheckpoint);
   if (tc.keep_every > 0 && r.epoch % tc.keep_every == 0) {
-    char name[64];
-    std::snprintf(name, sizeof name, "/epoch-%06lld.pt", static_cast<long long>(r.epoch));
+    const std::string name = "/" + RunDir::kept_checkpoint(r.epoch);
     save(dir_ + name);
     if (!kept_logged_) {  // what keeping them costs, once
       kept_logged_ = true;

@@ -292,7 +292,7 @@ void check_config_fits(const TransformerConfig& c, const std::map<std::string, t
     auto at = name.find(layer_prefix);
     if (at == std::string::npos || (at != 0 && name[at - 1] != '.')) continue;
     try {
-      layers = std::max<int64_t>(layers, std::stoll(name.substr(at + layer_prefix.size())) + 1);
+      layers = std::max<int64_t>(layers, std::min<int64_t>(std::stoll(name.substr(at + layer_prefix.size())), 1 << 30) + 1);
     } catch (const std::exception&) {
     }
   }

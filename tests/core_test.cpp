@@ -269,6 +269,19 @@ TEST(RunDir, PathsAndTheOneRuleOfARunDirectory) {
   EXPECT_FALSE(RunDir::is_run(d.path("missing")));
 }
 
+TEST(RunDir, KeptCheckpointNamesHaveOneWriterAndOneParser) {
+  for (int64_t e : {0LL, 10LL, 250LL, 999999LL, 1000000LL, 123456789012LL}) {
+    EXPECT_EQ(RunDir::kept_epoch(RunDir::kept_checkpoint(e)), e) << e;
+  }
+  EXPECT_EQ(RunDir::kept_checkpoint(10), "epoch-000010.pt");
+  EXPECT_EQ(RunDir::kept_epoch("epoch-7.pt"), 7);
+  for (const char* other : {"best.pt", "last.pt", "epoch-.pt", "epoch-1a.pt", "epoch--1.pt", "epoch-10.pt.tmp", "xepoch-10.pt",
+                            "epoch-99999999999999999999999.pt", "epoch-10.PT"}) {
+    EXPECT_EQ(RunDir::kept_epoch(other), -1) << other;
+  }
+  EXPECT_EQ(RunDir::kept_epoch("epoch-000000000000000000000042.pt"), 42);  // leading zeros do not count
+}
+
 TEST(Strings, TrimLowerJoinSplitAndProblemLists) {
   EXPECT_EQ(trim(" \t a b \r\n"), "a b");
   EXPECT_EQ(trim("   "), "");
@@ -279,6 +292,37 @@ TEST(Strings, TrimLowerJoinSplitAndProblemLists) {
   EXPECT_TRUE(split("").empty());
   EXPECT_EQ(split(join(split("x,y", ','), ","), ','), (std::vector<std::string>{"x", "y"}));
   EXPECT_EQ(problem_list("2 problems:", {"one", "two"}), "2 problems:\n  - one\n  - two");
+}
+
+// The one UTF-8 rule of text inputs: the first byte that breaks it, by line and byte, as the
+// tokenizers' decoder (utf8proc) reads it.
+TEST(Utf8, FirstInvalidByteByLineAndByteAndAMessageNamingTheSource) {
+  EXPECT_FALSE(find_invalid_utf8(""));
+  EXPECT_FALSE(find_invalid_utf8("plain\ncaf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\n"));  // 2-, 3- and 4-byte characters
+  const auto e = find_invalid_utf8("ok\nab\xFF" "cd");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e.offset, 5);
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.byte, 3);
+  EXPECT_EQ(e.value, 0xFFu);
+  for (const std::string bad : {"\x80", "\xC0\xAF", "\xED\xA0\x80", "\xE2\x82", "\xF4\x90\x80\x80", "a\xC3"}) {
+    SCOPED_TRACE(bad);  // stray continuation, overlong, surrogate, truncated, past U+10FFFF, cut at the end
+    EXPECT_TRUE(find_invalid_utf8(bad));
+  }
+  try {
+    check_utf8("one\ntwo\nthr\xE9" "e", "'notes.txt'");
+    ADD_FAILURE() << "no UsageError";
+  } catch (const UsageError& err) {
+    EXPECT_EQ(std::string(err.what()), "'notes.txt' line 3, byte 4: invalid UTF-8 (byte 0xE9); text inputs must be UTF-8");
+  }
+  try {
+    check_utf8("x\xFF", "--text", 7);  // a text that starts on line 7 of its source
+    ADD_FAILURE() << "no UsageError";
+  } catch (const UsageError& err) {
+    EXPECT_NE(std::string(err.what()).find("--text line 7, byte 2"), std::string::npos) << err.what();
+  }
+  EXPECT_NO_THROW(check_utf8("caf\xC3\xA9", "--text"));
+  EXPECT_EQ(utf8_chars("caf\xC3\xA9 \xE2\x82\xAC\xF0\x9F\x98\x80"), 7);
 }
 
 }  // namespace

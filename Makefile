@@ -49,13 +49,13 @@ clean:
 	rm -rf $(BUILD)
 
 # libFuzzer (clang-14, ASan + UBSan) on the safetensors and pickle readers, the tokenizers, config.json,
-# attention.h5 (structure-aware) and the molecule CSV reader,
+# attention.h5 (structure-aware), the molecule CSV reader and serve's request framing and JSON,
 # FUZZ_SECONDS each, in $(FUZZ_BUILD) (never touches $(BUILD)). New corpus entries stay in
 # $(FUZZ_BUILD)/corpus/<target>; a crash, leak, out-of-memory or timeout input is written to
 # fuzz/regressions/<target>/, which tests/fuzz_regression_test replays in `make test`.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz_safetensors fuzz_torch_pickle fuzz_bpe fuzz_wordpiece fuzz_smiles fuzz_hf_config fuzz_attention_h5 fuzz_molecule_csv
+FUZZ_TARGETS ?= fuzz_safetensors fuzz_torch_pickle fuzz_bpe fuzz_wordpiece fuzz_smiles fuzz_hf_config fuzz_attention_h5 fuzz_molecule_csv fuzz_request_json
 FUZZ_FLAGS   ?= -timeout=30
 
 .PHONY: fuzz

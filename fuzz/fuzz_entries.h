@@ -19,7 +19,7 @@
 //                      built-in one; first byte odd: cased); "\0" vocab.txt "\0" text loads that file.
 //   fuzz_smiles        a SMILES for smiles_split and a SmilesTokenizer; "\0" vocab.json "\0" SMILES
 //                      loads that vocabulary; "\1" then lines builds one from the lines.
-//   fuzz_hf_config, fuzz_attention_h5, fuzz_molecule_csv: fuzz/fuzz_inputs.h.
+//   fuzz_hf_config, fuzz_attention_h5, fuzz_molecule_csv, fuzz_request_json: fuzz/fuzz_inputs.h.
 #pragma once
 
 #include <caffe2/serialize/inline_container.h>
@@ -404,4 +404,4 @@ inline int fuzz_smiles(const uint8_t* buf, size_t size) {
 
 }  // namespace attnscope::fuzz
 
-#include "fuzz/fuzz_inputs.h"  // fuzz_hf_config, fuzz_attention_h5, fuzz_molecule_csv
+#include "fuzz/fuzz_inputs.h"  // fuzz_hf_config, fuzz_attention_h5, fuzz_molecule_csv, fuzz_request_json

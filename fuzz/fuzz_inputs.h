@@ -7,6 +7,10 @@
 //                      attribute, what to do (delete it, replace it by another type or rank or
 //                      extents, overwrite values), then every Reader call render and metrics make.
 //   fuzz_molecule_csv  the bytes are a MoleculeNet-style CSV read with column smiles and target y.
+//   fuzz_request_json  the bytes are the body of a serve request (parse_request: depth, numbers,
+//                      UTF-8; then the typed fields the API reads), and also a connection's bytes
+//                      for frame_request (a whole request's size never exceeds what arrived, and
+//                      framing exactly those bytes gives the same size).
 #pragma once
 
 #include <hdf5.h>
@@ -15,6 +19,7 @@
 
 #include "data/data.h"
 #include "models/models.h"
+#include "serve/request.h"
 #include "store/store.h"
 
 namespace attnscope::fuzz {
@@ -254,6 +259,58 @@ inline int fuzz_molecule_csv(const uint8_t* buf, size_t size) {
       ATTNSCOPE_FUZZ_CHECK(static_cast<int64_t>(t.targets.size()) == t.size());
       for (const auto& s : t.smiles) ATTNSCOPE_FUZZ_CHECK(!s.empty());
     } catch (const std::exception&) {
+    }
+  }
+  return 0;
+}
+
+// The nesting of a JSON value, counted without recursion.
+inline int json_depth(const nlohmann::json& j) {
+  int deepest = 0;
+  std::vector<std::pair<const nlohmann::json*, int>> stack{{&j, 0}};
+  while (!stack.empty()) {
+    const auto [v, d] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    deepest = std::max(deepest, d + 1);
+    for (const auto& x : *v) stack.emplace_back(&x, d + 1);
+  }
+  return deepest;
+}
+
+inline int fuzz_request_json(const uint8_t* buf, size_t size) {
+  const std::string bytes(reinterpret_cast<const char*>(buf), size);
+  try {
+    const auto j = serve::parse_request(bytes);
+    ATTNSCOPE_FUZZ_CHECK(j.is_object());
+    ATTNSCOPE_FUZZ_CHECK(json_depth(j) <= serve::kMaxJsonDepth);
+    (void)j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);  // every string is UTF-8
+    for (const char* key : {"input", "pair", "checkpoint", "encoding"}) {
+      try {
+        (void)serve::string_field(j, key, false);
+      } catch (const serve::RequestError& e) {
+        ATTNSCOPE_FUZZ_CHECK(e.status() == 400);
+      }
+    }
+    for (const char* key : {"layer", "head", "query"}) {
+      try {
+        const int64_t v = serve::int_field(j, key, 0, -5, 1000);
+        ATTNSCOPE_FUZZ_CHECK(v >= -5 && v <= 1000);
+      } catch (const serve::RequestError& e) {
+        ATTNSCOPE_FUZZ_CHECK(e.status() == 400);
+      }
+    }
+  } catch (const serve::RequestError& e) {
+    ATTNSCOPE_FUZZ_CHECK(e.status() == 400);
+  }
+  for (const size_t max_body : {size_t{16}, size_t{1} << 20}) {
+    const auto f = serve::frame_request(bytes, 1024, max_body);
+    if (f.state == serve::Framing::State::kComplete) {
+      ATTNSCOPE_FUZZ_CHECK(f.size > 0 && f.size <= bytes.size());
+      const auto again = serve::frame_request(std::string_view(bytes).substr(0, f.size), 1024, max_body);
+      ATTNSCOPE_FUZZ_CHECK(again.state == serve::Framing::State::kComplete && again.size == f.size);
+    } else if (f.state == serve::Framing::State::kRefused) {
+      ATTNSCOPE_FUZZ_CHECK(f.status >= 400 && f.status < 600 && !f.message.empty());
     }
   }
   return 0;

@@ -9,7 +9,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-pthread
   libyaml-cpp-dev libspdlog-dev libfmt-dev libhdf5-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
-  libcpp-httplib-dev libutf8proc-dev libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
+  libcpp-httplib-dev libssl-dev libutf8proc-dev libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core zlib1g-dev
   librdkit-dev libboost-dev rdkit-data libxgboost-dev
   chromium python3-h5py python3-numpy
 )

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
-#include <regex>
 
 #include <torch/torch.h>
 
@@ -14,6 +13,7 @@
 #include "data/data.h"
 #include "hooks/hooks.h"
 #include "models/models.h"
+#include "serve/request.h"
 #include "serve/serve.h"
 #include "train/train.h"
 #include "viz/viz.h"
@@ -33,39 +33,62 @@ std::shared_ptr<models::LoadedModel> load_for_inference(const std::string& path)
   return m;
 }
 
-// "epoch-000010.pt" -> 10; -1 for best.pt, last.pt and other names.
-int64_t epoch_of_name(const std::string& name) {
-  static const std::regex re("epoch-0*([0-9]+)\\.pt");
-  std::smatch m;
-  return std::regex_match(name, m, re) ? std::stoll(m[1]) : -1;
-}
-
-const json& field(const json& request, const char* key) {
-  static const json null;
-  return request.is_object() && request.contains(key) ? request.at(key) : null;
-}
-
-std::string string_field(const json& request, const char* key, bool required) {
-  const json& v = field(request, key);
-  if (v.is_null()) {
-    if (required) throw RequestError(400, std::string("the request has no \"") + key + "\" (a string)");
-    return {};
+// The kept checkpoints of a run (checkpoints/*.pt), by epoch, then best.pt, last.pt and others.
+std::vector<std::string> checkpoint_names(const std::string& run_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(RunDir{run_dir}.checkpoints(), ec)) {
+    if (e.path().extension() == ".pt" && e.is_regular_file(ec)) names.push_back(e.path().filename().string());
   }
-  if (!v.is_string()) throw RequestError(400, std::string("\"") + key + "\" must be a string");
-  return v.get<std::string>();
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+    const int64_t ea = RunDir::kept_epoch(a), eb = RunDir::kept_epoch(b);
+    return ea != eb ? (ea < 0) < (eb < 0) || (ea >= 0 && eb >= 0 && ea < eb) : a < b;
+  });
+  return names;
 }
 
-int64_t int_field(const json& request, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
-  const json& v = field(request, key);
-  if (v.is_null()) return fallback;
-  if (!v.is_number_integer()) throw RequestError(400, std::string("\"") + key + "\" must be an integer");
-  const auto x = v.get<int64_t>();
-  if (x < lo || x > hi) {
-    throw RequestError(400, std::string("\"") + key + "\" is " + std::to_string(x) + "; expected " + std::to_string(lo) + ".." +
-                                std::to_string(hi));
-  }
-  return x;
+// One min/max checkpoint: its task holds the network.
+struct MinMax {
+  std::unique_ptr<train::Task> task;
+  models::MinMaxNetImpl* net = nullptr;
+  int64_t epoch = 0, numbers = 0;
+};
+
+std::shared_ptr<const MinMax> load_minmax(const std::string& ckpt, const std::string& model) {
+  auto m = std::make_shared<MinMax>();
+  const Config config = models::checkpoint_config(ckpt);
+  m->task = train::make_task(config);
+  const auto ck = models::load_checkpoint(ckpt, m->task->module(), nullptr, false);
+  m->net = dynamic_cast<models::MinMaxNetImpl*>(&m->task->module());
+  if (m->net == nullptr) throw UsageError("serve: '" + model + "' holds no model serve knows");
+  m->net->eval();
+  m->epoch = ck.state.epoch;
+  m->numbers = config.data.minmax_numbers;
+  return m;
 }
+
+// The most recently used checkpoints of a run, loaded on request (least recently used out).
+template <class T>
+class Loaded {
+ public:
+  std::shared_ptr<const T> get(const std::string& name, int64_t most, const std::function<std::shared_ptr<const T>()>& load) {
+    std::lock_guard<std::mutex> lock(mu_);  // one load at a time; requests for loaded ones wait briefly
+    for (auto it = list_.begin(); it != list_.end(); ++it) {
+      if (it->first == name) {
+        list_.splice(list_.begin(), list_, it);
+        return it->second;
+      }
+    }
+    auto m = load();
+    list_.emplace_front(name, m);
+    while (static_cast<int64_t>(list_.size()) > most) list_.pop_back();
+    return m;
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::pair<std::string, std::shared_ptr<const T>>> list_;
+};
 
 std::string preview(const std::string& s) { return s.size() > 40 ? s.substr(0, 37) + "..." : s; }
 
@@ -80,45 +103,51 @@ struct Pass {
 
 struct Explorer::Impl {
   std::string path, run_dir, input_kind;
-  // a min/max run (input "a max b"): its task holds the network; the transformer fields stay empty
-  std::unique_ptr<train::Task> minmax_task;
-  models::MinMaxNetImpl* minmax = nullptr;
+  // a min/max run (input "a max b"): the transformer fields stay empty
+  std::shared_ptr<const MinMax> minmax;  // the checkpoint MODEL names
   data::MinMaxVocab minmax_vocab;
-  int64_t minmax_epoch = 0;
   bool pair = false;
   Limits limits;
   Model base;                      // the model MODEL names (a run: its best checkpoint, else last)
   std::string base_name;           // its checkpoint file name ("" for a Hugging Face directory)
   std::vector<std::string> names;  // checkpoints on offer, by file name
-  mutable std::mutex mu;
-  mutable std::list<std::pair<std::string, Model>> loaded;  // most recently used first
+  mutable Loaded<models::LoadedModel> loaded;
+  mutable Loaded<MinMax> loaded_minmax;
 
-  Model model(const json& request) const {
+  // The checkpoint a request names: "" for the one MODEL names; 400 for a name not on offer.
+  std::string checkpoint(const json& request) const {
     const std::string name = string_field(request, "checkpoint", false);
-    if (name.empty() || name == base_name) return base;
+    if (name.empty() || name == base_name) return "";
     if (std::find(names.begin(), names.end(), name) == names.end()) {
       throw RequestError(400, "no checkpoint '" + preview(name) + "'" +
                                   (names.empty() ? std::string(": the model is not a run directory")
                                                  : "; this run offers " + join(names)));
     }
-    std::lock_guard<std::mutex> lock(mu);  // one load at a time; requests for loaded ones wait briefly
-    for (auto it = loaded.begin(); it != loaded.end(); ++it) {
-      if (it->first == name) {
-        loaded.splice(loaded.begin(), loaded, it);
-        return it->second;
-      }
-    }
-    Model m = load_for_inference((fs::path(run_dir) / "checkpoints" / name).string());  // name is one of `names`
-    loaded.emplace_front(name, m);
-    while (static_cast<int64_t>(loaded.size()) > limits.max_checkpoints_loaded) loaded.pop_back();
-    return m;
+    return name;
+  }
+  std::string checkpoint_path(const std::string& name) const {  // name is one of `names`
+    return RunDir{RunDir{run_dir}.checkpoints()}.file(name);
+  }
+
+  Model model(const json& request) const {
+    const std::string name = checkpoint(request);
+    if (name.empty()) return base;
+    return loaded.get(name, limits.max_checkpoints_loaded, [&] { return load_for_inference(checkpoint_path(name)); });
+  }
+  std::shared_ptr<const MinMax> minmax_model(const json& request) const {
+    const std::string name = checkpoint(request);
+    if (name.empty()) return minmax;
+    return loaded_minmax.get(name, limits.max_checkpoints_loaded, [&] { return load_minmax(checkpoint_path(name), path); });
+  }
+  json checkpoint_json(const std::string& requested) const {  // the name that answered (null: not a run)
+    return requested.empty() ? (base_name.empty() ? json(nullptr) : json(base_name)) : json(requested);
   }
 
   // The input of a request, checked: a string, not empty, within the limits, a SMILES RDKit parses.
   std::pair<std::string, std::string> inputs(const json& request) const {
     std::string text = string_field(request, "input", true), second = string_field(request, "pair", false);
     if (trim(text).empty()) throw RequestError(400, "the input is empty: type a " + noun());
-    const auto chars = static_cast<int64_t>(text.size() + second.size());
+    const int64_t chars = utf8_chars(text) + utf8_chars(second);
     if (chars > limits.max_input_chars) {
       throw RequestError(400, "the input has " + std::to_string(chars) + " characters; the limit is " +
                                   std::to_string(limits.max_input_chars));
@@ -135,11 +164,25 @@ struct Explorer::Impl {
           checked.replace(at, mask.size(), "*");
         }
       }
+      if (static_cast<int64_t>(checked.size()) > data::max_smiles_length()) {
+        throw RequestError(400, "the SMILES has " + std::to_string(checked.size()) + " characters; molecules longer than " +
+                                    std::to_string(data::max_smiles_length()) + " are not parsed (data.max_smiles_length)");
+      }
       if (data::canonical_smiles(checked).empty()) {
         throw RequestError(400, "'" + preview(text) + "' is not a valid SMILES (RDKit cannot parse it)");
       }
     }
     return {text, second};
+  }
+
+  // /api/info's checkpoints: [{name, epoch, default}] (the default one's epoch from its file)
+  json checkpoints_json(int64_t base_epoch) const {
+    json out = json::array();
+    for (const auto& n : names) {
+      const int64_t e = n == base_name ? base_epoch : RunDir::kept_epoch(n);
+      out.push_back({{"name", n}, {"epoch", e >= 0 ? json(e) : json(nullptr)}, {"default", n == base_name}});
+    }
+    return out;
   }
 
   std::string noun() const {
@@ -257,16 +300,12 @@ Explorer::Explorer(const std::string& model, const std::string& input, Limits li
     if (!fs::exists(ckpt)) {
       throw UsageError("serve: '" + model + "' is neither a Hugging Face directory (config.json), a run directory nor a checkpoint");
     }
-    const Config config = models::checkpoint_config(ckpt.string());
-    d.minmax_task = train::make_task(config);
-    const auto ck = models::load_checkpoint(ckpt.string(), d.minmax_task->module(), nullptr, false);
-    d.minmax = dynamic_cast<models::MinMaxNetImpl*>(&d.minmax_task->module());
-    if (d.minmax == nullptr) throw UsageError("serve: '" + model + "' holds no model serve knows");
-    d.minmax->eval();
-    d.minmax_vocab.numbers = config.data.minmax_numbers;
-    d.minmax_epoch = ck.state.epoch;
+    d.minmax = load_minmax(ckpt.string(), model);
+    d.minmax_vocab.numbers = d.minmax->numbers;
     d.input_kind = "minmax";
     d.run_dir = fs::is_directory(model) ? model : ckpt.parent_path().parent_path().string();
+    d.base_name = ckpt.filename().string();
+    d.names = checkpoint_names(d.run_dir);
     return;
   }
   auto m = load_for_inference(model);
@@ -276,14 +315,7 @@ Explorer::Explorer(const std::string& model, const std::string& input, Limits li
   const auto& c = m->config();
   if (!d.run_dir.empty()) {
     d.base_name = fs::path(m->origin).filename().string();
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(fs::path(d.run_dir) / "checkpoints", ec)) {
-      if (e.path().extension() == ".pt") d.names.push_back(e.path().filename().string());
-    }
-    std::sort(d.names.begin(), d.names.end(), [](const std::string& a, const std::string& b) {
-      const int64_t ea = epoch_of_name(a), eb = epoch_of_name(b);
-      return ea != eb ? (ea < 0) < (eb < 0) || (ea >= 0 && eb >= 0 && ea < eb) : a < b;
-    });
+    d.names = checkpoint_names(d.run_dir);
   }
   // What a person types: the run's data says; otherwise the family (a RoBERTa whose BPE has no
   // English word pieces is a ChemBERTa).
@@ -311,13 +343,13 @@ const std::string& Explorer::run_dir() const { return impl_->run_dir; }
 
 json Explorer::info() const {
   const auto& d = *impl_;
-  if (d.minmax != nullptr) {
-    const auto& o = d.minmax->options();
+  if (d.minmax) {
+    const auto& o = d.minmax->net->options();
     return {{"model", d.path}, {"origin", d.path}, {"family", "minmax"}, {"architecture", "MinMaxNet"},
             {"layers", 1}, {"heads", o.n_heads}, {"hidden", o.d_model}, {"causal", false}, {"head", "minmax"},
             {"problem", "the answer token"}, {"labels", json::array()}, {"input", "minmax"}, {"pair", false},
             {"tokenizer", "minmax"}, {"mask_token", nullptr}, {"max_tokens", data::kMinMaxSeqLen},
-            {"epoch", d.minmax_epoch}, {"checkpoints", json::array()},
+            {"epoch", d.minmax->epoch}, {"checkpoints", d.checkpoints_json(d.minmax->epoch)},
             {"report", fs::exists(fs::path(d.run_dir) / "attention.h5")}, {"metric_names", hooks::head_metric_names()},
             {"limits", {{"max_input_chars", d.limits.max_input_chars}, {"max_batch", d.limits.max_batch}}}};
   }
@@ -328,11 +360,7 @@ json Explorer::info() const {
   if (m.hf.is_classifier()) {
     for (int64_t k = 0; k < c.num_labels; ++k) labels.push_back(c.label(k));
   }
-  json checkpoints = json::array();
-  for (const auto& n : d.names) {
-    const int64_t e = n == d.base_name ? m.epoch : epoch_of_name(n);
-    checkpoints.push_back({{"name", n}, {"epoch", e >= 0 ? json(e) : json(nullptr)}, {"default", n == d.base_name}});
-  }
+  const json checkpoints = d.checkpoints_json(m.epoch);
   const std::string head = m.hf.is_classifier() ? "classifier"
                            : !m.hf.is_lm()      ? "none"
                            : c.causal()         ? "causal_lm"
@@ -373,12 +401,14 @@ json Explorer::attention(const json& request) const {
   json masks = json::array(), next = nullptr, prediction = nullptr, checkpoint = nullptr, epoch = nullptr;
   torch::Tensor maps_t;
   bool causal = false;
-  if (d.minmax != nullptr) {
+  if (d.minmax) {
+    const std::string name = d.checkpoint(request);
+    const auto mm = d.minmax_model(request);
     const auto v = d.minmax_ids(text);
     models::Taps taps;
     taps.request(models::site::kAttnProbs);
     torch::NoGradGuard no_grad;
-    const auto logits = d.minmax->forward(torch::tensor(v).view({1, -1}), &taps)[0];
+    const auto logits = mm->net->forward(torch::tensor(v).view({1, -1}), &taps)[0];
     maps_t = taps.get(models::site::kAttnProbs, 0)[0].unsqueeze(0).to(torch::kFloat).contiguous();  // [1,H,4,4]
     for (int64_t id : v) {
       tokens.push_back(d.minmax_vocab.token_text(id));
@@ -399,7 +429,8 @@ json Explorer::attention(const json& request) const {
     prediction = {{"problem", "minmax"}, {"label", d.minmax_vocab.token_text(answer)},
                   {"expected", d.minmax_vocab.token_text(expected)}, {"correct", answer == expected},
                   {"outputs", json::array()}, {"top", top}, {"untrained_head", false}};
-    epoch = d.minmax_epoch;
+    epoch = mm->epoch;
+    checkpoint = d.checkpoint_json(name);
   } else {
     const Model mp = d.model(request);
     const auto& m = *mp;
@@ -503,6 +534,12 @@ json Explorer::attention(const json& request) const {
 json Explorer::predict(const json& request) const {
   const auto& d = *impl_;
   std::vector<json> items;
+  if (!field(request, "inputs").is_null() && !field(request, "inputs").is_array()) {
+    throw RequestError(400, "\"inputs\" must be an array of strings, not " + std::string(field(request, "inputs").type_name()));
+  }
+  if (!field(request, "inputs").is_null() && !field(request, "input").is_null()) {
+    throw RequestError(400, "give \"input\" or \"inputs\", not both");
+  }
   if (field(request, "inputs").is_array()) {
     const auto& a = field(request, "inputs");
     if (static_cast<int64_t>(a.size()) > d.limits.max_batch || a.empty()) {
@@ -513,10 +550,14 @@ json Explorer::predict(const json& request) const {
   } else {
     items.push_back(request);
   }
-  if (d.minmax != nullptr) {
+  if (d.minmax) {
+    const std::string name = d.checkpoint(request);
     json results = json::array();
-    for (const auto& item : items) results.push_back({{"input", item.at("input")}, {"prediction", attention(item)["prediction"]}});
-    return {{"checkpoint", nullptr}, {"results", results}};
+    for (auto& item : items) {
+      if (!name.empty()) item["checkpoint"] = name;
+      results.push_back({{"input", item.at("input")}, {"prediction", attention(item)["prediction"]}});
+    }
+    return {{"checkpoint", d.checkpoint_json(name)}, {"results", results}};
   }
   const Model mp = d.model(request);
   const auto& m = *mp;

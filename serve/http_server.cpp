@@ -1,12 +1,14 @@
-// `attnscope serve`'s HTTP side (serve/serve.h) on cpp-httplib. Three kinds of threads:
-//   - connection threads (httplib's task queue, ours: bounded) read requests and write responses;
-//     a connection with a request waiting beyond the queue is answered 503 at once by a rejecting
-//     thread;
-//   - a newly accepted connection takes no queue slot: one parking thread hands it to the watcher
-//     (a burst of 1,000 connects that send nothing does not crowd out a request);
-//   - one watcher (epoll) holds connections that have sent nothing yet, so that idle sockets
-//     occupy no thread; after header_timeout_s without a byte they get 408; a connection whose
-//     bytes arrive goes to the connection threads;
+// `attnscope serve`'s HTTP side (serve/serve.h) on cpp-httplib. Four kinds of threads:
+//   - one watcher (epoll) holds every connection no thread is answering: newly accepted ones,
+//     ones whose request is still arriving (the watcher reads the bytes as they come and frames
+//     them, serve/request.h, so a slow sender never holds a thread), kept-alive ones between
+//     requests, and answered ones lingering until the peer closes. A request not whole within
+//     --request-timeout gets 408; a refusal that needs no model (413 as soon as the head says so,
+//     415 for a compressed body, 431, 400 for bad framing) is answered from the watcher;
+//   - connection threads (httplib's task queue, ours: bounded) are given connections with a whole
+//     request in memory; they parse and answer it (and any whole ones pipelined behind it), then
+//     give the connection back to the watcher. Beyond the queue, a rejecting thread answers 503;
+//   - one parking thread takes what httplib's accept loop hands over to the watcher (no queue slot);
 //   - inference workers (a fixed pool, bounded queue: 503 with Retry-After when full) run the
 //     Explorer, which shares the model's weights read-only.
 #include <httplib.h>
@@ -29,18 +31,24 @@
 #include <unordered_map>
 #include <future>
 #include <iostream>
+#include <filesystem>
+#include <fstream>
+#include <malloc.h>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <ATen/Parallel.h>
 
 #include "core/core.h"
 #include "core/process.h"
+#include "serve/request.h"
 #include "serve/serve.h"
 #include "viz/viz.h"
 
 namespace attnscope::serve {
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -55,54 +63,86 @@ thread_local bool t_accepting = true;  // httplib's accept loop; the watcher and
 // hold half of an emoji; a message quotes a cut input) become U+FFFD rather than an exception.
 std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
-void send_raw(int sock, int status, const char* reason, const std::string& message, const char* extra = "") {
-  const std::string body = to_text(json{{"error", message}, {"status", status}});
-  const std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: application/json\r\n" +
-                           extra + "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-  const std::string all = head + body;
-  (void)!::send(sock, all.data(), all.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  ::shutdown(sock, SHUT_RDWR);
-  ::close(sock);
+// The reason phrase of the statuses the server answers outside httplib's routing.
+const char* reason(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
 }
 
-// A connection as httplib's request parser reads it: reads buffered (the parser reads headers a
-// byte at a time), each read and write waiting at most its timeout.
-class FdStream : public httplib::Stream {
+// A connection's state between the threads that handle it: the bytes of its next request(s) read
+// so far, the deadline of what it is waiting for, and how many requests it has had answered.
+// Bytes held by all connections count against one budget (`held`).
+struct Conn {
+  Conn(int fd_, std::atomic<int64_t>* held_) : fd(fd_), held(held_) {}
+  ~Conn() { held->fetch_sub(counted); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  void count() {  // after buf changed
+    held->fetch_add(static_cast<int64_t>(buf.size()) - counted);
+    counted = static_cast<int64_t>(buf.size());
+  }
+  int fd;
+  std::atomic<int64_t>* held;
+  int64_t counted = 0;
+  std::string buf;
+  std::chrono::steady_clock::time_point deadline;
+  size_t served = 0;        // requests answered on the connection so far
+  bool continued = false;   // "100 Continue" sent for the request in buf
+  bool draining = false;    // answered and half-closed: what arrives is discarded until the peer closes
+  bool peer_closed = false; // the peer shut its side after sending
+};
+using ConnPtr = std::shared_ptr<Conn>;
+using Clock = std::chrono::steady_clock;
+
+// One request as httplib's parser reads it: its bytes, read from the socket beforehand (so a slow
+// sender never holds a connection thread); the response goes to the socket, each wait for the
+// socket to take more bounded by `write_ms` and the whole response by `deadline`.
+class RequestStream : public httplib::Stream {
  public:
-  FdStream(int fd, time_t rs, time_t rus, time_t ws, time_t wus)
-      : fd_(fd), read_ms_(static_cast<int>(rs * 1000 + rus / 1000)), write_ms_(static_cast<int>(ws * 1000 + wus / 1000)) {}
-  bool buffered() const { return off_ < size_; }
-  bool is_readable() const override { return buffered() || wait(POLLIN, read_ms_); }
-  bool is_writable() const override { return wait(POLLOUT, write_ms_); }
+  RequestStream(int fd, const char* data, size_t size, int write_ms, bool continued, Clock::time_point deadline)
+      : fd_(fd), data_(data), size_(size), write_ms_(write_ms), swallow_continue_(continued), deadline_(deadline) {}
+  bool is_readable() const override { return off_ < size_; }
+  bool is_writable() const override { return wait_writable(); }
   ssize_t read(char* ptr, size_t size) override {
-    if (!buffered()) {
-      if (!wait(POLLIN, read_ms_)) return -1;
-      const ssize_t n = ::recv(fd_, buf_, sizeof buf_, 0);
-      if (n <= 0) return n;
-      off_ = 0;
-      size_ = static_cast<size_t>(n);
-    }
     const size_t n = std::min(size, size_ - off_);
-    std::memcpy(ptr, buf_ + off_, n);
+    std::memcpy(ptr, data_ + off_, n);
     off_ += n;
     return static_cast<ssize_t>(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
-    if (!wait(POLLOUT, write_ms_)) return -1;
-    return ::send(fd_, ptr, size, MSG_NOSIGNAL);
+    // the watcher already sent "100 Continue" (before the body arrived); httplib would send it again
+    static constexpr char kContinue[] = "HTTP/1.1 100 ";
+    if (swallow_continue_ && size >= sizeof kContinue - 1 && std::memcmp(ptr, kContinue, sizeof kContinue - 1) == 0) {
+      swallow_continue_ = false;
+      return static_cast<ssize_t>(size);
+    }
+    if (!wait_writable()) return -1;
+    const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    return n;
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override { address(true, ip, port); }
   void get_local_ip_and_port(std::string& ip, int& port) const override { address(false, ip, port); }
   socket_t socket() const override { return fd_; }
 
  private:
-  bool wait(short what, int ms) const {
-    pollfd p{fd_, what, 0};
+  bool wait_writable() const {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd_, POLLOUT, 0};
     int r;
     do {
-      r = ::poll(&p, 1, ms);
+      r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, write_ms_)));
     } while (r < 0 && errno == EINTR);
-    return r > 0 && (p.revents & (what | POLLHUP | POLLERR));
+    return r > 0 && (p.revents & POLLOUT) && !(p.revents & (POLLHUP | POLLERR));
   }
   void address(bool remote, std::string& ip, int& port) const {
     sockaddr_storage a{};
@@ -118,15 +158,17 @@ class FdStream : public httplib::Stream {
     }
   }
   int fd_;
-  int read_ms_, write_ms_;
-  char buf_[4096];
-  size_t off_ = 0, size_ = 0;
+  const char* data_;
+  size_t size_, off_ = 0;
+  int write_ms_;
+  bool swallow_continue_;
+  Clock::time_point deadline_;
 };
 
 // httplib's connection queue. A connection httplib's accept loop hands over goes to the parking
-// thread (to the watcher, no queue slot); one the watcher hands over has bytes waiting and goes to
-// the `threads` connection threads, bounded: beyond `capacity` waiting ones, to one rejecting
-// thread whose handler answers 503 at once.
+// thread (to the watcher, no queue slot); one the watcher hands over holds a whole request and
+// goes to the `threads` connection threads, bounded: beyond `capacity` waiting ones, to one
+// rejecting thread whose handler answers 503 at once.
 class ConnectionQueue : public httplib::TaskQueue {
  public:
   ConnectionQueue(int threads, size_t capacity) : capacity_(capacity) {
@@ -286,86 +328,190 @@ class ResponseCache {
   std::unordered_map<std::string, std::list<std::pair<std::string, Entry>>::iterator> index_;
 };
 
+// Every bad option at once (exit 2), before the model loads.
+void check_options(const ServeOptions& o) {
+  std::vector<std::string> bad;
+  if (o.port < 0 || o.port > 65535) bad.push_back("--port " + std::to_string(o.port) + ": expected 0..65535 (0: any free port)");
+  if (o.threads < 0) bad.push_back("--threads " + std::to_string(o.threads) + ": expected 0 (one per core) or more");
+  if (o.queue < 1) bad.push_back("--queue " + std::to_string(o.queue) + ": expected 1 or more");
+  if (o.cache_mb < 0) bad.push_back("--cache-mb " + std::to_string(o.cache_mb) + ": expected 0 (no cache) or more");
+  if (o.limits.max_input_chars < 1) {
+    bad.push_back("--max-input-chars " + std::to_string(o.limits.max_input_chars) + ": expected 1 or more");
+  }
+  if (!(o.request_timeout_s > 0) || o.request_timeout_s > 86400) bad.push_back("--request-timeout: expected 0 < seconds <= 86400");
+  if (o.limits.max_batch < 1) bad.push_back("max_batch: expected 1 or more");
+  if (o.connection_threads < 1) bad.push_back("connection threads: expected 1 or more");
+  if (o.max_body_bytes < 1024) bad.push_back("body limit: expected 1024 bytes or more");
+  if (!(o.queue_timeout_s > 0)) bad.push_back("queue timeout: expected seconds > 0");
+  if (!bad.empty()) throw UsageError(problem_list("serve: bad options", bad));
+}
+
 }  // namespace
 
 struct Server::Impl : public httplib::Server {
   ServeOptions o;
   std::unique_ptr<Explorer> explorer;
-  std::string page;
+  std::string page, page_csp;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ResponseCache> cache;
   ConnectionQueue* connections = nullptr;  // owned by httplib
   std::mutex report_mu;
-  std::string report;  // built on the first GET /report
+  std::string cache_dir;             // a private folder for files the server builds (removed at the end)
+  std::string report_path, report_csp;  // the run's report, built into cache_dir on the first GET /report
   int port = -1;
   std::atomic<bool> stopped{false};
+  std::atomic<int64_t> held{0};      // request bytes read ahead, all connections together
+  int64_t held_budget = 0;
 
-  // Connections between requests (idle ones, and keep-alive ones) wait here (epoll) for their next
-  // byte, not in a thread.
+  static constexpr size_t kMaxHead = 64 << 10;
+  static constexpr int kWriteMs = 5000;                    // one wait for the socket to take more of a response
+  static constexpr auto kResponseTime = std::chrono::seconds(60);  // a whole response
+  static constexpr auto kLinger = std::chrono::seconds(2);  // after the last answer: what the peer still sends is discarded
+
+  // Connections that no thread holds wait here (epoll): newly accepted ones, ones whose request is
+  // still arriving (the watcher reads it, so a slow sender occupies no thread), keep-alive ones
+  // between requests, and answered ones lingering until the peer closes.
   int epfd = -1, wake[2] = {-1, -1};
   std::thread watcher;
-  struct Parked {
-    std::chrono::steady_clock::time_point deadline;
-    size_t served;  // requests answered on the connection so far
-  };
   std::mutex idle_mu;
-  std::map<int, Parked> idle;
+  std::unordered_map<int, ConnPtr> idle;
 
   void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 
-  // httplib calls this on a connection thread for every accepted socket.
+  std::chrono::milliseconds request_time() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout_s * 1000));
+  }
+
+  // httplib calls this for every accepted socket (on the parking thread) and for every connection
+  // the watcher hands over (serve_request, on a connection thread).
   bool process_and_close_socket(socket_t sock) override {
-    serve_connection(sock, 0);
+    const int one = 1;  // a response's head and body go out as written, not held for an ACK (Nagle)
+    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto c = std::make_shared<Conn>(sock, &held);
+    c->deadline = Clock::now() + request_time();  // the whole first request, from the connect
+    park(c);
     return true;
   }
 
-  // Answers the requests of connection `fd` while bytes are waiting, then parks it with the
-  // watcher; closes it when the client does, after an error, or after keep_alive_max_count requests.
-  void serve_connection(int fd, size_t served) {
+  // Answers `status` with the documented JSON, half-closes, and lets the watcher discard what the
+  // peer still sends (closing with unread bytes would reset the connection before it reads this).
+  void refuse(const ConnPtr& c, int status, const std::string& message, const char* extra = "") {
+    const std::string body = to_text(json{{"error", message}, {"status", status}});
+    const std::string all = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
+                            "\r\nContent-Type: application/json\r\n" + extra + "Content-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    (void)!::send(c->fd, all.data(), all.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    linger(c);
+  }
+  void linger(const ConnPtr& c) {
+    ::shutdown(c->fd, SHUT_WR);
+    c->buf.clear();
+    c->count();
+    c->draining = true;
+    c->deadline = Clock::now() + kLinger;
+    park(c);
+  }
+
+  // The requests held in c->buf, answered in order while whole ones are there (pipelining); then
+  // the connection goes back to the watcher (or lingers, when it is to close).
+  void serve_request(const ConnPtr& c) {
     if (t_role == Role::kReject) {
-      send_raw(fd, 503, "Service Unavailable", "the server is busy (too many connections); retry shortly", "Retry-After: 1\r\n");
-      return;
+      return refuse(c, 503, "the server is busy (too many connections); retry shortly", "Retry-After: 1\r\n");
     }
-    if (t_role == Role::kPark) {  // newly accepted: the watcher reports it when a byte is there
-      const int one = 1;  // a response's head and body go out as written, not held for an ACK (Nagle)
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      park(fd, 0);
-      return;
-    }
-    FdStream strm(fd, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_, write_timeout_usec_);
     for (;;) {
-      pollfd p{fd, POLLIN, 0};
-      if (!strm.buffered() && ::poll(&p, 1, 0) <= 0) {
-        park(fd, served);
-        return;
+      const Framing f = frame_request(c->buf, kMaxHead, static_cast<size_t>(o.max_body_bytes));
+      if (f.state == Framing::State::kRefused) return refuse(c, f.status, f.message);
+      if (f.state == Framing::State::kIncomplete) {
+        c->deadline = Clock::now() + (c->buf.empty() ? std::chrono::milliseconds(keep_alive_timeout_sec_ * 1000) : request_time());
+        return park(c);
       }
+      const std::string plain = f.ignored.empty() ? std::string() : without_ignored(c->buf, f);
+      RequestStream strm(c->fd, f.ignored.empty() ? c->buf.data() : plain.data(), f.ignored.empty() ? f.size : plain.size(),
+                         kWriteMs, c->continued, Clock::now() + kResponseTime);
+      const bool last = ++c->served >= keep_alive_max_count_ || stopped || c->peer_closed;
       bool closed = false;
-      const bool last = served + 1 >= keep_alive_max_count_ || stopped;
       const bool ok = process_request(strm, last, closed, nullptr);
-      ++served;
-      if (!ok || closed || last) {
-        ::shutdown(fd, SHUT_RDWR);
-        ::close(fd);
-        return;
-      }
+      c->buf.erase(0, f.size);
+      c->count();
+      c->continued = false;
+      if (!ok || closed || last) return linger(c);
     }
   }
 
-  void park(int fd, size_t served) {
-    const auto wait = served == 0 ? std::chrono::milliseconds(static_cast<int64_t>(o.header_timeout_s * 1000))
-                                  : std::chrono::milliseconds(static_cast<int64_t>(keep_alive_timeout_sec_) * 1000);
+  void park(const ConnPtr& c) {
     {
       std::lock_guard<std::mutex> lock(idle_mu);
-      if (!stopped) idle[fd] = {std::chrono::steady_clock::now() + wait, served};
+      if (!stopped) idle[c->fd] = c;
     }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-    ev.data.fd = fd;
-    if (stopped || ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ev.data.fd = c->fd;
+    if (stopped || ::epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
       std::lock_guard<std::mutex> lock(idle_mu);
-      idle.erase(fd);
-      ::close(fd);
+      idle.erase(c->fd);
+      ::close(c->fd);
     }
+  }
+
+  ConnPtr take(int fd) {
+    std::lock_guard<std::mutex> lock(idle_mu);
+    const auto it = idle.find(fd);
+    if (it == idle.end()) return nullptr;
+    ConnPtr c = std::move(it->second);
+    idle.erase(it);
+    ::epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+    return c;
+  }
+
+  // Bytes arrived on a parked connection: read what is there (at most 256 KiB a turn), then hand
+  // it to the connection threads once a whole request is in, refuse it, or park it again.
+  void readable(const ConnPtr& c) {
+    char chunk[1 << 16];
+    bool eof = false;
+    const bool was_empty = c->buf.empty();
+    for (size_t turn = 0; turn < 4;) {
+      const ssize_t n = ::recv(c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (n > 0) {
+        if (!c->draining) c->buf.append(chunk, static_cast<size_t>(n));
+        ++turn;
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+        break;
+      }
+    }
+    if (c->draining) {
+      if (eof) {
+        ::close(c->fd);
+      } else {
+        park(c);
+      }
+      return;
+    }
+    c->count();
+    if (eof) c->peer_closed = true;  // half-closed after sending: answer what is whole, then close
+    if (was_empty && !c->buf.empty() && c->served > 0) c->deadline = Clock::now() + request_time();  // a next request starts
+    if (held.load() > held_budget) {
+      return refuse(c, 503, "the server holds too many request bytes from other connections; retry shortly",
+                    "Retry-After: 1\r\n");
+    }
+    const Framing f = frame_request(c->buf, kMaxHead, static_cast<size_t>(o.max_body_bytes));
+    if (f.state == Framing::State::kRefused) return refuse(c, f.status, f.message);
+    if (f.state == Framing::State::kComplete) {
+      connections->enqueue([this, c] { serve_request(c); });
+      return;
+    }
+    if (eof) {  // the peer closed in the middle of a request (or before one)
+      ::close(c->fd);
+      return;
+    }
+    if (f.expect_continue && f.head_complete && !c->continued) {
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      (void)!::send(c->fd, kContinue, sizeof kContinue - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      c->continued = true;
+    }
+    park(c);
   }
 
   void watch() {
@@ -377,44 +523,44 @@ struct Server::Impl : public httplib::Server {
       for (int i = 0; i < n; ++i) {
         const int fd = events[static_cast<size_t>(i)].data.fd;
         if (fd == wake[0]) continue;
-        ::epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
-        size_t served = 0;
-        {
-          std::lock_guard<std::mutex> lock(idle_mu);
-          const auto it = idle.find(fd);
-          if (it == idle.end()) continue;
-          served = it->second.served;
-          idle.erase(it);
-        }
-        connections->enqueue([this, fd, served] { serve_connection(fd, served); });
+        if (ConnPtr c = take(fd)) readable(c);
       }
-      const auto now = std::chrono::steady_clock::now();
-      std::vector<std::pair<int, size_t>> late;
+      // deadlines: a request not whole in time gets 408; an idle keep-alive connection and a
+      // lingering one end quietly
+      const auto now = Clock::now();
+      std::vector<ConnPtr> late;
       {
         std::lock_guard<std::mutex> lock(idle_mu);
         for (auto it = idle.begin(); it != idle.end();) {
-          if (it->second.deadline <= now || stopping) {
-            late.emplace_back(it->first, it->second.served);
+          if (it->second->deadline <= now || stopping) {
+            late.push_back(std::move(it->second));
             it = idle.erase(it);
           } else {
             ++it;
           }
         }
       }
-      for (auto [fd, served] : late) {
-        ::epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
-        if (served == 0) {
-          send_raw(fd, 408, "Request Timeout", "no request arrived on this connection within the header timeout");
+      for (const auto& c : late) {
+        ::epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, nullptr);
+        if (!c->draining && (c->served == 0 || !c->buf.empty())) {
+          refuse(c, 408, c->buf.empty() ? "no request arrived on this connection within " + seconds(o.request_timeout_s) + " s"
+                                        : "the request did not arrive whole within " + seconds(o.request_timeout_s) + " s");
         } else {
-          ::close(fd);  // an idle keep-alive connection ends quietly
+          ::close(c->fd);
         }
       }
       if (stopping) return;
     }
   }
 
+  static std::string seconds(double s) {
+    std::ostringstream out;
+    out << s;
+    return out.str();
+  }
+
   // Runs `fn` on an inference worker and waits for it; 503 when the queue is full or the wait
-  // exceeds the request timeout.
+  // exceeds the queue timeout.
   void on_worker(httplib::Response& res, const std::function<void(httplib::Response&)>& fn) {
     auto result = std::make_shared<httplib::Response>();
     auto job = workers->submit([result, fn] {
@@ -438,44 +584,55 @@ struct Server::Impl : public httplib::Server {
     };
     if (!job) return busy("the server is busy (" + std::to_string(o.queue) + " requests waiting); retry shortly");
     auto done = job->done.get_future();
-    if (done.wait_for(std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout_s * 1000))) != std::future_status::ready) {
+    if (done.wait_for(std::chrono::milliseconds(static_cast<int64_t>(o.queue_timeout_s * 1000))) != std::future_status::ready) {
       job->abandoned = true;
-      return busy("the request waited longer than " + std::to_string(o.request_timeout_s) + " s for a worker; retry shortly");
+      return busy("the request waited longer than " + seconds(o.queue_timeout_s) + " s for a worker; retry shortly");
     }
     res = *result;
   }
 
-  static json body_json(const httplib::Request& req) {
-    json j;
-    try {
-      j = json::parse(req.body);
-    } catch (const json::parse_error& e) {
-      throw RequestError(400, std::string("malformed JSON in the request body: ") + e.what());
+  // The run's recorded report, built once into a file of cache_dir (the 8 MB page takes ~45 MB
+  // while it is assembled: given back to the system at once, never kept in memory).
+  const std::string& report_file() {
+    std::lock_guard<std::mutex> lock(report_mu);
+    if (report_path.empty()) {
+      {
+        const std::string html = viz::report_html(explorer->run_dir(), o.web_dir);
+        const std::string path = (fs::path(cache_dir) / "report.html").string();
+        write_file_atomic(path, html);
+        report_csp = viz::content_security_policy(html);
+        report_path = path;
+      }
+      ::malloc_trim(0);
     }
-    if (!j.is_object()) throw RequestError(400, "the request body must be a JSON object, e.g. {\"input\": \"CCO\"}");
-    return j;
+    return report_path;
   }
 
   void routes() {
-    const std::string csp =
-        "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob: 'self'; "
-        "connect-src 'self'; font-src data:";
-    Get("/", [this, csp](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Content-Security-Policy", csp);
+    Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Content-Security-Policy", page_csp);
       res.set_header("Cache-Control", "no-store");
       res.set_content(page, "text/html; charset=utf-8");
     });
-    Get("/report", [this, csp](const httplib::Request&, httplib::Response& res) {
+    Get("/report", [this](const httplib::Request&, httplib::Response& res) {
       if (explorer->run_dir().empty() || !explorer->info().at("report").get<bool>()) {
         res.status = 404;
         res.set_content(to_text(json{{"error", "this model has no recorded report (serve a run directory with attention.h5)"},
                              {"status", 404}}), "application/json");
         return;
       }
-      std::lock_guard<std::mutex> lock(report_mu);
-      if (report.empty()) report = viz::report_html(explorer->run_dir(), o.web_dir);
-      res.set_header("Content-Security-Policy", csp);
-      res.set_content(report, "text/html; charset=utf-8");
+      const std::string path = report_file();
+      auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
+      res.set_header("Content-Security-Policy", report_csp);
+      res.set_content_provider(static_cast<size_t>(fs::file_size(path)), "text/html; charset=utf-8",
+                               [in](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 char buf[1 << 16];
+                                 in->seekg(static_cast<std::streamoff>(offset));
+                                 in->read(buf, static_cast<std::streamsize>(std::min(length, sizeof buf)));
+                                 const auto n = in->gcount();
+                                 if (n <= 0) return false;
+                                 return sink.write(buf, static_cast<size_t>(n));
+                               });
     });
     Get("/api/info", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(to_text(explorer->info()), "application/json");
@@ -484,7 +641,7 @@ struct Server::Impl : public httplib::Server {
       Post(path, [this, answer](const httplib::Request& req, httplib::Response& res) {
         json request;
         try {
-          request = body_json(req);
+          request = parse_request(req.body);
         } catch (const RequestError& e) {
           res.status = e.status();
           res.set_content(to_text(json{{"error", e.what()}, {"status", e.status()}}), "application/json");
@@ -524,6 +681,7 @@ struct Server::Impl : public httplib::Server {
         case 405: why = "method not allowed"; break;
         case 413: why = "the request body is larger than the limit of " + std::to_string(o.max_body_bytes) + " bytes"; break;
         case 414: why = "the request URI is too long"; break;
+        case 416: why = "the requested range cannot be satisfied"; break;
         default: why = "HTTP " + std::to_string(res.status);
       }
       res.set_content(to_text(json{{"error", why}, {"status", res.status}}), "application/json");
@@ -545,11 +703,7 @@ struct Server::Impl : public httplib::Server {
 Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   auto& d = *impl_;
   d.o = std::move(options);
-  if (d.o.threads < 0 || d.o.queue < 1 || d.o.connection_threads < 1 || d.o.max_body_bytes < 1024 ||
-      d.o.header_timeout_s <= 0 || d.o.request_timeout_s <= 0) {
-    throw UsageError("serve: --threads >= 0, --queue >= 1, connection threads >= 1, body limit >= 1024 bytes and "
-                     "positive timeouts expected");
-  }
+  check_options(d.o);
   rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < std::min<rlim_t>(nofile.rlim_max, 65536)) {
     nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);  // idle connections are cheap; file descriptors should be too
@@ -564,6 +718,13 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   set_blas_threads(intra_op);
   d.explorer = std::make_unique<Explorer>(d.o.model, d.o.input, d.o.limits);
   d.page = viz::serve_page(d.o.web_dir);
+  d.page_csp = viz::content_security_policy(d.page);
+  d.held_budget = std::max<int64_t>(64LL << 20, 16 * d.o.max_body_bytes);
+  {
+    std::string dir = (fs::temp_directory_path() / "attnscope-serve-XXXXXX").string();
+    if (::mkdtemp(dir.data()) == nullptr) throw UsageError("serve: cannot make a cache folder in " + fs::temp_directory_path().string());
+    d.cache_dir = dir;
+  }
   d.workers = std::make_unique<WorkerPool>(workers, static_cast<size_t>(d.o.queue), intra_op);
   d.cache = std::make_unique<ResponseCache>(static_cast<size_t>(std::max<int64_t>(0, d.o.cache_mb)) << 20);
   const int conn_threads = d.o.connection_threads;
@@ -573,6 +734,12 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
     return q;
   };
   d.set_payload_max_length(static_cast<size_t>(d.o.max_body_bytes));
+  // SO_REUSEADDR only: a restarted server binds at once, but a second one on a port in use fails
+  // (httplib's default adds SO_REUSEPORT, under which both would listen and split the clients)
+  d.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   d.set_read_timeout(5, 0);
   d.set_write_timeout(5, 0);
   d.set_keep_alive_timeout(5);
@@ -589,6 +756,10 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
 Server::~Server() {
   stop();
   auto& d = *impl_;
+  if (!d.cache_dir.empty()) {
+    std::error_code ec;
+    fs::remove_all(d.cache_dir, ec);
+  }
   if (d.watcher.joinable()) d.watcher.join();
   if (d.epfd >= 0) ::close(d.epfd);
   for (int fd : d.wake) {

@@ -70,24 +70,27 @@ struct ServeOptions {
   int threads = 0;                // inference workers; 0 = the machine's cores
   int queue = 64;                 // inference requests waiting beyond the workers; more get 503
   int connection_threads = 32;    // threads reading and writing HTTP connections
-  int64_t max_body_bytes = 1 << 20;  // larger request bodies get 413
-  double header_timeout_s = 5;    // a connection that sends no request within this gets 408
-  double request_timeout_s = 30;  // a request waiting longer than this for a worker gets 503
+  int64_t max_body_bytes = 1 << 20;  // larger request bodies get 413 (as soon as the head says so)
+  double request_timeout_s = 10;  // a request's head and body must arrive whole within this (from the
+                                  // connect, or its first byte on a kept-alive connection), else 408
+  double queue_timeout_s = 30;    // a request waiting longer than this for a worker gets 503
   int64_t cache_mb = 64;          // recent answers kept by (path, body); 0 = none
   std::string web_dir;            // serve.html + node_modules; empty = viz::default_web_dir()
   Limits limits;
 };
 
 // The HTTP server: the page at /, the JSON API at /api/*, the run's recorded report at /report.
-// No request path ever reaches the file system: the page and the report are assembled in memory
-// at start.
+// No request path ever reaches the file system: the page is assembled in memory at start, the
+// report into a private cache folder on its first request (streamed from there).
 class Server {
  public:
-  explicit Server(ServeOptions options);  // loads the model and assembles the page
+  // Checks every option (UsageError listing what is out of range), loads the model, assembles the page.
+  explicit Server(ServeOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
-  // Binds host:port (port 0: a free one) and returns the port; UsageError when it cannot bind.
+  // Binds host:port (port 0: a free one) and returns the port; UsageError naming the port when it
+  // cannot bind (a port another server holds included).
   int bind();
   // Serves until stop() (from any thread or a signal handler's watcher).
   void run();

@@ -67,6 +67,8 @@ TEST(FuzzCorpus, MoleculeCsv) { EXPECT_GT(replay("corpus", "fuzz_molecule_csv", 
 TEST(FuzzRegressions, HfConfig) { replay("regressions", "fuzz_hf_config", fuzz_hf_config); }
 TEST(FuzzRegressions, AttentionH5) { replay("regressions", "fuzz_attention_h5", fuzz_attention_h5); }
 TEST(FuzzRegressions, MoleculeCsv) { replay("regressions", "fuzz_molecule_csv", fuzz_molecule_csv); }
+TEST(FuzzCorpus, RequestJson) { EXPECT_GT(replay("corpus", "fuzz_request_json", fuzz_request_json), 0); }
+TEST(FuzzRegressions, RequestJson) { replay("regressions", "fuzz_request_json", fuzz_request_json); }
 
 // The seeds are valid files: the readers accept them (the corpus replay alone would also pass if
 // every seed were refused).

@@ -3,7 +3,10 @@
 # it with headless Chromium (viz/web/test/report_test.mjs: no console error, the epoch slider
 # changes the heatmap, a token click changes the token view, a screenshot is saved); then the same
 # for a tiny ESOL run, whose report also shows the whole validation set in embedding space and,
-# from its recorded q, k and v, one query of one head step by step.
+# from its recorded q, k and v, one query of one head step by step. Both reports, and the
+# comparison page of `attnscope compare`, are opened once more with names that are markup in their
+# data (viz/web/test/hostile_test.mjs): shown as text, no handler runs, the page's
+# Content-Security-Policy blocks inline code (issue 33, item 5).
 # Exit 77 (ctest: skipped) when node, playwright-core or chromium is missing.
 # Usage: report_browser_test.sh ATTNSCOPE_EXE SOURCE_DIR OUT_DIR
 set -euo pipefail
@@ -20,6 +23,9 @@ rm -rf "$out"; mkdir -p "$out"
 test -s "$out/render/report.html"
 node "$src/viz/web/test/report_test.mjs" "$out/render/report.html" "$out"
 echo "screenshot: $out/report.png"
+node "$src/viz/web/test/hostile_test.mjs" "$out/render/report.html" "$out/hostile_report" --report
+"$exe" compare "$out/run" "$out/run/attention.h5" --format html --out "$out/compare"
+node "$src/viz/web/test/hostile_test.mjs" "$out/compare/compare.html" "$out/hostile_compare" --compare
 # a molecular run (tiny RoBERTa on ESOL): the validation set in embedding space too
 "$exe" train "$src/configs/chemberta-esol.yaml" --out "$out/esol" --set data.csv="$src/data/esol/delaney-processed.csv" model.n_layers=2 model.d_model=32 \
   model.n_heads=4 model.d_ff=64 train.epochs=2 train.batch_size=64 hooks.attention.every=1 hooks.attention.probes=8 \
@@ -27,3 +33,4 @@ echo "screenshot: $out/report.png"
   'hooks.attention.sites=[attn.probs, attn.scores, embed.out, attn.q, attn.k, attn.v, attn.context, ffn.out, block.out]'
 "$exe" render "$out/esol" --format html --out "$out/esol_render"
 node "$src/viz/web/test/report_test.mjs" "$out/esol_render/report.html" "$out/esol_shots" --validation --internals
+node "$src/viz/web/test/hostile_test.mjs" "$out/esol_render/report.html" "$out/hostile_esol" --report

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <sstream>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -53,7 +54,7 @@ serve::ServeOptions options(const std::string& model) {
   o.model = model;
   o.port = 0;
   o.threads = 2;
-  o.header_timeout_s = 1;
+  o.request_timeout_s = 1;
   return o;
 }
 
@@ -408,6 +409,311 @@ TEST(Serve, RunDirectoryOffersItsCheckpoints) {
   const auto report = c.Get("/report");
   ASSERT_TRUE(report);
   EXPECT_EQ(report->status, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile HTTP: each case of issue 33, the server answering every one with a status and the
+// documented JSON, still serving afterwards, its memory bounded.
+
+// Sends `bytes` on a new connection and reads what comes back until the server closes or
+// `seconds` pass (a bound on a failure, not a wait: the server answers or closes at once).
+std::vector<std::pair<int, std::string>> responses(const std::string& wire);
+
+// Sends `bytes` on a new connection and reads until `expect` whole responses have come back or the
+// server closes (`seconds`: a bound on a failure, not a wait).
+std::string roundtrip(int port, const std::string& bytes, size_t expect = 1, bool half_close = false, int seconds = 10) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return "";
+  (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (half_close) ::shutdown(fd, SHUT_WR);
+  timeval tv{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  char buf[1 << 16];
+  for (ssize_t n; responses(out).size() < expect && (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// The whole responses in `wire`, in order: (status, body).
+std::vector<std::pair<int, std::string>> responses(const std::string& wire) {
+  std::vector<std::pair<int, std::string>> out;
+  size_t at = 0;
+  while (at < wire.size()) {
+    const size_t end = wire.find("\r\n\r\n", at);
+    if (end == std::string::npos || wire.compare(at, 9, "HTTP/1.1 ") != 0) break;
+    const int status = std::stoi(wire.substr(at + 9, 3));
+    const std::string head = lower(wire.substr(at, end - at));
+    const size_t cl = head.find("content-length: ");
+    const size_t length = cl == std::string::npos ? 0 : std::stoull(head.substr(cl + 16));
+    if (wire.size() < end + 4 + length) break;
+    out.emplace_back(status, wire.substr(end + 4, length));
+    at = end + 4 + length;
+  }
+  return out;
+}
+
+std::string post_bytes(const std::string& path, const std::string& body, const std::string& extra = "") {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// The status of the one response in `wire`, and that its body is the documented error JSON
+// saying `says`.
+void expect_json_error(const std::string& wire, int status, const std::string& says) {
+  const auto r = responses(wire);
+  ASSERT_GE(r.size(), 1u) << wire.substr(0, 300);
+  EXPECT_EQ(r[0].first, status) << r[0].second;
+  const auto j = json::parse(r[0].second, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r[0].second;
+  EXPECT_EQ(j.value("status", 0), status);
+  EXPECT_NE(j.value("error", std::string()).find(says), std::string::npos) << r[0].second;
+}
+
+TEST(ServeHostile, DeepNestingCompressedBodiesAndBadNumbersAre400s) {
+  auto o = options(kMlm);
+  o.cache_mb = 4;
+  Running r(o);
+  post(r, "/api/attention", {{"input", "CCO"}}, 200);
+  const int64_t warm = rss_kib();
+  // 1: 200,000 nested arrays (and 150,000 nested objects) under the 1 MiB limit: refused while
+  // parsing, never built (copying such a value recursed the stack away)
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"input\": " + std::string(200000, '['))), 400, "nests");
+  {
+    std::string nested;
+    for (int i = 0; i < 150000; ++i) nested += "{\"a\":";
+    expect_json_error(roundtrip(r.port, post_bytes("/api/molecule", nested)), 400, "nests");
+  }
+  std::string deep = "0";  // 64 levels is the limit, 65 is refused
+  for (int i = 0; i < 63; ++i) deep = "[" + deep + "]";
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"x\": " + deep + "}")), 400, "\"input\"");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"x\": [" + deep + "]}")), 400, "nests");
+  // 2: a compressed body is refused before it is read (its inflated size is unbounded)
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", std::string(50000, '\x1f'), "Content-Encoding: gzip\r\n")),
+                    415, "uncompressed");
+  // 8: numbers the parser cannot hold, and values of the wrong kind, named as sent
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"input\": \"CCO\", \"layer\": 1e99999}")), 400, "out of range");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"input\": \"CCO\", \"layer\": " + std::string(400, '9') + "}")),
+                    400, "out of range");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/molecule", "{\"input\": \"CCO\", \"query\": 18446744073709551615}")), 400,
+                    "18446744073709551615");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/molecule", "{\"input\": \"CCO\", \"query\": -3}")), 400, "-3");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/predict", "{\"inputs\": \"abc\"}")), 400, "must be an array");
+  // 12: invalid UTF-8 in an input is refused where it is read, naming the byte
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"input\": \"CC\xff\"}")), 400, "UTF-8");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{\"input\": \"CC\\udc00\"}")), 400, "surrogate");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", json{{"input", std::string(2000, 'C')}}.dump())), 400,
+                    "longer than 1000");
+  // framing: both lengths, two lengths, a bad length, a huge head, an unknown coding
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{}", "Transfer-Encoding: chunked\r\n")), 400, "both");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", "{}", "Content-Length: 7\r\n")), 400, "two different");
+  expect_json_error(roundtrip(r.port, "POST /api/attention HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400, "byte count");
+  expect_json_error(roundtrip(r.port, "GET /api/info HTTP/1.1\r\nX-Big: " + std::string(100000, 'a') + "\r\n\r\n"), 431, "head");
+  expect_json_error(roundtrip(r.port, "POST /api/info HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"), 501, "chunked");
+  expect_json_error(roundtrip(r.port, post_bytes("/api/attention", std::string(2 << 20, ' '))), 413, "larger than the limit");
+  // a chunked body, whole, is answered; one over the limit is refused as soon as its size says so
+  {
+    const std::string body = json{{"input", "CCO"}}.dump();
+    std::ostringstream hex;
+    hex << std::hex << body.size();
+    const auto r2 = responses(roundtrip(r.port, "POST /api/attention HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                                                  hex.str() + "\r\n" + body + "\r\n0\r\n\r\n"));
+    ASSERT_EQ(r2.size(), 1u);
+    EXPECT_EQ(r2[0].first, 200) << r2[0].second;
+    expect_json_error(roundtrip(r.port, "POST /api/attention HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n"), 413,
+                      "larger than the limit");
+  }
+  // 8: a Range (satisfiable or not, well-formed or not) is ignored: the whole answer (it was a 416
+  // with an empty body)
+  for (const char* range : {"bytes=999999-", "bytes=abc", "bytes=0-3"}) {
+    const auto r3 = responses(roundtrip(r.port, std::string("GET /api/info HTTP/1.1\r\nHost: x\r\nRange: ") + range +
+                                                    "\r\nConnection: close\r\n\r\n"));
+    ASSERT_EQ(r3.size(), 1u);
+    EXPECT_EQ(r3[0].first, 200) << range;
+    EXPECT_EQ(json::parse(r3[0].second, nullptr, false).value("input", ""), "smiles") << r3[0].second;
+  }
+  // answers go uncompressed whatever the client accepts (brotli of the 5 MB page took 16 s)
+  {
+    const std::string wire = roundtrip(r.port, "GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: close\r\n\r\n");
+    const auto page = responses(wire);
+    ASSERT_EQ(page.size(), 1u);
+    EXPECT_EQ(page[0].first, 200);
+    EXPECT_EQ(lower(wire.substr(0, wire.find("\r\n\r\n"))).find("content-encoding"), std::string::npos);
+    EXPECT_NE(page[0].second.find("<html"), std::string::npos);
+  }
+  // 7: four requests sent at once on one connection get four answers, in order
+  {
+    std::string four;
+    for (const char* in : {"CCO", "c1ccccc1", "CC(=O)O", "CCN"}) four += post_bytes("/api/attention", json{{"input", in}}.dump());
+    four += "GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const auto got = responses(roundtrip(r.port, four, 5));
+    ASSERT_EQ(got.size(), 5u);
+    const char* inputs[] = {"CCO", "c1ccccc1", "CC(=O)O", "CCN"};
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(got[i].first, 200);
+      EXPECT_EQ(json::parse(got[i].second)["input"], inputs[i]);
+    }
+    EXPECT_EQ(json::parse(got[4].second)["input"], "smiles");
+    // sent, then half-closed: still answered
+    const auto half = responses(roundtrip(r.port, post_bytes("/api/attention", json{{"input", "CCO"}}.dump()), 1, true));
+    ASSERT_EQ(half.size(), 1u);
+    EXPECT_EQ(half[0].first, 200);
+  }
+  // Expect: 100-continue is answered before the body is sent
+  {
+    const int fd = connect_loopback(r.port);
+    const std::string body = json{{"input", "CCO"}}.dump();
+    const std::string head = "POST /api/attention HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n";
+    (void)!::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "HTTP/1.1 100 Continue\r\n\r\n");
+    (void)!::send(fd, body.data(), body.size(), MSG_NOSIGNAL);
+    std::string rest;
+    for (ssize_t k; (k = ::recv(fd, buf, sizeof buf, 0)) > 0;) rest.append(buf, static_cast<size_t>(k));
+    ::close(fd);
+    const auto got = responses(rest);
+    ASSERT_EQ(got.size(), 1u) << rest.substr(0, 200);
+    EXPECT_EQ(got[0].first, 200);
+  }
+  post(r, "/api/attention", {{"input", "CCO"}}, 200);
+  const int64_t after = rss_kib();
+  EXPECT_LT(after - warm, 64 * 1024) << "resident memory grew from " << warm << " KiB to " << after << " KiB";
+}
+
+// 4: slow senders never hold the threads that answer others, and a request is cut when it is not
+// whole within the request timeout however steadily its bytes drip.
+TEST(ServeHostile, SlowSendersAreCutAndBlockNoOne) {
+  auto o = options(kMlm);
+  o.connection_threads = 2;
+  o.request_timeout_s = 1;
+  Running r(o);
+  std::vector<int> heads, bodies;
+  for (int i = 0; i < 40; ++i) heads.push_back(connect_loopback(r.port));
+  for (int i = 0; i < 50; ++i) bodies.push_back(connect_loopback(r.port));
+  const std::string head = "POST /api/attention HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+  for (int fd : bodies) (void)!::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  for (int fd : heads) (void)!::send(fd, "GET /api/info HTTP/1.1\r\n", 24, MSG_NOSIGNAL);
+  // one byte to every connection every 50 ms (header lines "X: y" to the heads) until each has
+  // its answer
+  std::atomic<bool> stop{false};
+  std::thread drip([&] {
+    for (size_t k = 0; !stop; ++k) {
+      for (int fd : heads) (void)!::send(fd, "X: y\r\n" + (k % 6), 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      for (int fd : bodies) (void)!::send(fd, " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  // others are answered meanwhile
+  auto c = r.client();
+  c.set_read_timeout(20, 0);
+  for (int i = 0; i < 3; ++i) {
+    const auto res = c.Post("/api/attention", json{{"input", "CCO"}}.dump(), "application/json");
+    ASSERT_TRUE(res) << "a request waited behind the slow senders";
+    EXPECT_EQ(res->status, 200);
+  }
+  int cut = 0;
+  for (int fd : heads) cut += read_all(fd, 20).rfind("HTTP/1.1 408", 0) == 0;
+  for (int fd : bodies) cut += read_all(fd, 20).rfind("HTTP/1.1 408", 0) == 0;
+  stop = true;
+  drip.join();
+  for (int fd : heads) ::close(fd);
+  for (int fd : bodies) ::close(fd);
+  EXPECT_EQ(cut, 90) << "every dripping request gets 408 at its deadline";
+  post(r, "/api/attention", {{"input", "CCO"}}, 200);
+}
+
+// 3 and 9: a port in use, and options out of range, are refused naming them (exit 2).
+TEST(ServeHostile, PortInUseAndBadOptionsAreUsageErrors) {
+  Running first(options(kMlm));
+  auto o = options(kMlm);
+  o.port = first.port;
+  serve::Server second(o);
+  try {
+    second.bind();
+    FAIL() << "a second server bound port " << first.port;
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(":" + std::to_string(first.port)), std::string::npos) << e.what();
+  }
+  auto bad = options(kMlm);
+  bad.port = 70000;
+  bad.limits.max_input_chars = -5;
+  bad.cache_mb = -1;
+  try {
+    serve::Server s(bad);
+    FAIL() << "out-of-range options started a server";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("--port 70000"), std::string::npos) << what;
+    EXPECT_NE(what.find("--max-input-chars -5"), std::string::npos) << what;
+    EXPECT_NE(what.find("--cache-mb -1"), std::string::npos) << what;
+  }
+  bad = options(kMlm);
+  bad.limits.max_input_chars = 0;
+  EXPECT_THROW(serve::Server s(bad), UsageError);
+  // the command: exit 2, the port named
+  const std::string err_file = ::testing::TempDir() + "/serve_port_err.txt";
+  EXPECT_EQ(testing::wait_exit(testing::spawn({"serve", kMlm, "--port", std::to_string(first.port)}, {}, err_file)), kExitUsage);
+  std::string err = testing::read_file_text(err_file);
+  EXPECT_NE(err.find(std::to_string(first.port)), std::string::npos) << err;
+  EXPECT_EQ(testing::wait_exit(testing::spawn({"serve", kMlm, "--port", "70000"}, {}, err_file)), kExitUsage);
+  err = testing::read_file_text(err_file);
+  EXPECT_NE(err.find("--port 70000"), std::string::npos) << err;
+  post(first, "/api/attention", {{"input", "CCO"}}, 200);  // the first one still answers, alone
+}
+
+// 6 and 10: a min/max run's kept checkpoints on offer, an unknown one refused; the report built
+// once into a file and streamed, the server's memory bounded over repeated requests.
+TEST(ServeHostile, MinMaxCheckpointsAndTheReportFromAFile) {
+  const std::string dir = ::testing::TempDir() + "/serve_minmax_ckpt";
+  std::filesystem::remove_all(dir);
+  auto args = testing::small_minmax(dir, 30);
+  args.push_back("train.keep_every=10");
+  ASSERT_EQ(testing::run_cli(args), 0);
+  auto o = options(dir);
+  o.cache_mb = 1;
+  Running r(o);
+  auto c = r.client();
+  const auto info = json::parse(c.Get("/api/info")->body);
+  std::vector<std::string> names;
+  for (const auto& k : info["checkpoints"]) names.push_back(k["name"]);
+  ASSERT_GE(names.size(), 3u) << info["checkpoints"].dump();
+  EXPECT_EQ(names[0], "epoch-000010.pt");
+  const json early = post(r, "/api/attention", {{"input", "3 max 17"}, {"checkpoint", "epoch-000010.pt"}, {"encoding", "float"}}, 200);
+  const json late = post(r, "/api/attention", {{"input", "3 max 17"}, {"encoding", "float"}}, 200);
+  EXPECT_EQ(early["checkpoint"], "epoch-000010.pt");
+  EXPECT_EQ(early["epoch"], 10);
+  EXPECT_NE(early["maps"], late["maps"]) << "the checkpoint asked for did not answer";
+  const json batch = post(r, "/api/predict", {{"inputs", {"3 max 17", "4 min 2"}}, {"checkpoint", "epoch-000010.pt"}}, 200);
+  EXPECT_EQ(batch["checkpoint"], "epoch-000010.pt");
+  for (const char* bad : {"epoch-000250.pt", "../config.yaml", "../../etc/passwd"}) {
+    const json e = post(r, "/api/attention", {{"input", "3 max 17"}, {"checkpoint", bad}}, 400);
+    EXPECT_NE(e["error"].get<std::string>().find("no checkpoint"), std::string::npos) << e.dump();
+  }
+  // the report: built once, then streamed; memory afterwards within 64 MB of the warm server's
+  const auto first = c.Get("/report");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200);
+  EXPECT_NE(first->body.find("<html"), std::string::npos);
+  const std::string csp = first->get_header_value("Content-Security-Policy");
+  const std::string scripts = csp.substr(csp.find("script-src"), csp.find(';', csp.find("script-src")) - csp.find("script-src"));
+  EXPECT_NE(scripts.find("'sha256-"), std::string::npos) << csp;
+  EXPECT_EQ(scripts.find("'unsafe-inline'"), std::string::npos) << csp;
+  const int64_t warm = rss_kib();
+  for (int i = 0; i < 5; ++i) {
+    const auto again = c.Get("/report");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->body.size(), first->body.size());
+    post(r, "/api/attention", {{"input", std::to_string(i) + " max " + std::to_string(30 - i)}}, 200);
+  }
+  const int64_t after = rss_kib();
+  EXPECT_LT(after - warm, 64 * 1024) << "resident memory grew from " << warm << " KiB to " << after << " KiB";
 }
 
 TEST(Serve, BadModelIsAUsageError) {

@@ -3,6 +3,11 @@
 #include <cairo.h>
 #include <hdf5.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <signal.h>
 
 #include <cmath>
 #include <map>
@@ -11,6 +16,8 @@
 #include <fstream>
 #include <functional>
 #include <numeric>
+#include <chrono>
+#include <thread>
 
 #include "analysis/analysis.h"
 #include "core/core.h"
@@ -20,6 +27,7 @@
 #include "viz/plot.h"
 #include "viz/report.h"
 #include "viz/run.h"
+#include "viz/viz.h"
 
 namespace fs = std::filesystem;
 using namespace attnscope;
@@ -432,6 +440,121 @@ TEST(Render, HostileAttentionFilesAreRefusedNamingTheDataset) {
   }
 }
 
+// Issue 33: a damaged attention file was refused after 11-37 s with a 4 GB peak: HDF5 allocates
+// and clears as many bytes as a stored string length says before it reads the string. A length
+// past the file's size is refused before HDF5 reads it, naming the dataset.
+TEST(Render, DamagedStringLengthIsRefusedBeforeHdf5AllocatesIt) {
+  TempDir d;
+  const std::string file = d.path("long-string.h5");
+  fs::copy_file(recorded_run() + "/attention.h5", file);
+  haddr_t offset = HADDR_UNDEF;
+  {
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t ds = H5Dopen2(f, "probes/tokens", H5P_DEFAULT);
+    offset = H5Dget_offset(ds);  // contiguous: each element is its length (4 bytes) and a heap id
+    H5Dclose(ds);
+    H5Fclose(f);
+  }
+  ASSERT_NE(offset, HADDR_UNDEF);
+  {
+    std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(static_cast<std::streamoff>(offset));
+    const unsigned char length[4] = {0x00, 0x00, 0x00, 0xF0};  // 4,026,531,840 bytes, little-endian
+    io.write(reinterpret_cast<const char*>(length), 4);
+  }
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"metrics", file},
+                                               std::vector<std::string>{"render", file, "--out", d.path("out")}}) {
+    const auto [code, err] = attnscope::testing::run_child(args);
+    EXPECT_EQ(code, 2) << args[0] << ": " << err;
+    EXPECT_NE(err.find("dataset 'probes/tokens' element 0 claims a string of 4026531840 bytes"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(d.path("out")));
+  }
+  // the size of an object in the string heap the element points into (HDF5 copied that many
+  // bytes into the string's buffer: a crash)
+  const std::string heap = d.path("heap.h5");
+  fs::copy_file(recorded_run() + "/attention.h5", heap);
+  {
+    std::fstream io(heap, std::ios::in | std::ios::out | std::ios::binary);
+    unsigned char element[16];  // length (4), heap collection address (8), object index (4)
+    io.seekg(static_cast<std::streamoff>(offset));
+    io.read(reinterpret_cast<char*>(element), 16);
+    uint64_t collection = 0;
+    for (int k = 7; k >= 0; --k) collection = (collection << 8) | element[4 + k];
+    char signature[4];
+    io.seekg(static_cast<std::streamoff>(collection));
+    io.read(signature, 4);
+    ASSERT_EQ(std::string(signature, 4), "GCOL");
+    io.seekp(static_cast<std::streamoff>(collection + 16 + 8));  // the first object's size
+    const unsigned char size[8] = {0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0};
+    io.write(reinterpret_cast<const char*>(size), 8);
+  }
+  const auto [code, err] = attnscope::testing::run_child({"metrics", heap});
+  EXPECT_EQ(code, 2) << err;
+  EXPECT_NE(err.find("dataset 'probes/tokens' element 0 points to a string heap at byte"), std::string::npos) << err;
+}
+
+// The other side of refusing damaged files at once: a file a live run is writing (SWMR, a flush
+// after every epoch) is read while it grows, never refused as damaged (issue 33: epochs/step and
+// wall_time, appended before the epoch index, were required to have exactly its rows).
+TEST(Render, AFileALiveRunWritesIsReadWhileItGrows) {
+  TempDir d;
+  const std::string run = d.path("live");
+  auto args = small_minmax(run, 100000);
+  args.insert(args.end(), {"--set", "hooks.attention.every=1"});
+  const pid_t pid = spawn(args);
+  ASSERT_GT(pid, 0);
+  const std::string file = run + "/attention.h5";
+  std::set<size_t> seen;  // epoch counts read, from the first read that succeeded on
+  std::string failure;
+  for (int i = 0; i < 3000 && seen.size() < 12 && failure.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    try {
+      store::Reader r(file);
+      const auto epochs = r.epochs();
+      if (!epochs.empty()) r.map(store::kProbs, static_cast<int64_t>(epochs.size()) - 1);
+      seen.insert(epochs.size());
+    } catch (const std::exception& e) {
+      if (!seen.empty()) failure = e.what();  // (before the recorder's first flush the file may not exist yet)
+    }
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(failure, "") << "a live file was refused";
+  EXPECT_GE(seen.size(), 12u) << "the run did not record 12 epochs' worth of reads";
+}
+
+// The state a live run's file is in between its two flushes of an epoch (and a run killed there
+// leaves): epochs/step and epochs/wall_time one row ahead of the epoch index. It is read with the
+// complete epochs, not refused as damaged.
+TEST(Render, AFileBetweenTheTwoFlushesOfAnEpochIsRead) {
+  TempDir d;
+  const std::string file = d.path("between.h5");
+  fs::copy_file(recorded_run() + "/attention.h5", file);
+  const size_t epochs = store::Reader(file).epochs().size();
+  {
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    for (const char* path : {"epochs/step", "epochs/wall_time"}) {
+      const hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
+      const hsize_t rows = epochs + 1;
+      ASSERT_GE(H5Dset_extent(ds, &rows), 0) << path;
+      H5Dclose(ds);
+    }
+    H5Fclose(f);
+  }
+  std::string error;
+  try {
+    const store::Reader r(file);
+    EXPECT_EQ(r.epochs().size(), epochs);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  EXPECT_EQ(error, "");
+  const auto [code, err] = attnscope::testing::run_child({"metrics", file});
+  EXPECT_EQ(code, 0) << err;
+}
+
 // Flipped bytes in an object header: a SWMR reader retried the failing checksum with sleeps
 // doubling from 1 us (a hang of hours); now render and metrics refuse the file at once.
 TEST(Render, DamagedObjectHeaderIsRefusedNotWaitedOn) {
@@ -480,4 +603,107 @@ TEST(Molecules, TokenAttentionMapsOntoAtomsThroughSpans) {
   // tokens that do not spell the SMILES (an <unk>, a truncated probe) give nothing
   EXPECT_TRUE(viz::atom_weights("CCO", {"<s>", "C", "<unk>", "</s>"}, {0, 1, 0, 0}).empty());
   EXPECT_TRUE(viz::atom_weights("CCO", {"<s>", "C", "C"}, {0, 1, 0}).empty());
+}
+
+namespace {
+
+struct Script {
+  std::string type, text;  // type: "" when absent
+};
+
+// Every <script> element of a page: its type attribute and its text.
+std::vector<Script> scripts_of(const std::string& page) {
+  std::vector<Script> out;
+  for (size_t pos = 0; (pos = page.find("<script", pos)) != std::string::npos;) {
+    const size_t open_end = page.find('>', pos);
+    const std::string tag = page.substr(pos, open_end - pos);
+    Script s;
+    if (const auto t = tag.find("type=\""); t != std::string::npos)
+      s.type = tag.substr(t + 6, tag.find('"', t + 6) - t - 6);
+    size_t close = open_end + 1;
+    while (close < page.size() && strncasecmp(page.c_str() + close, "</script", 8) != 0) ++close;
+    s.text = page.substr(open_end + 1, close - open_end - 1);
+    out.push_back(s);
+    pos = close + 8;
+  }
+  return out;
+}
+
+// 'sha256-<base64>' of a text, computed here with OpenSSL independently of viz.
+std::string sha256_source(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  unsigned char b64[64] = {};
+  EVP_EncodeBlock(b64, digest, SHA256_DIGEST_LENGTH);
+  return "'sha256-" + std::string(reinterpret_cast<char*>(b64)) + "'";
+}
+
+// The sources of one directive of a policy ("" when absent).
+std::string directive(const std::string& csp, const std::string& name) {
+  std::istringstream in(csp);
+  for (std::string d; std::getline(in, d, ';');) {
+    d.erase(0, d.find_first_not_of(' '));
+    if (d.rfind(name + " ", 0) == 0) return d.substr(name.size() + 1);
+  }
+  return "";
+}
+
+// The page's policy lets its own scripts run by hash, never inline code in general; returns
+// the non-executable (data) scripts.
+std::vector<Script> expect_hashed_scripts(const std::string& page, const std::string& what) {
+  const std::string csp = viz::content_security_policy(page);
+  const std::string src = directive(csp, "script-src");
+  EXPECT_FALSE(src.empty()) << what << ": " << csp;
+  EXPECT_EQ(src.find("'unsafe-inline'"), std::string::npos) << what << ": " << csp;
+  EXPECT_EQ(directive(csp, "default-src"), "'none'") << what << ": " << csp;
+  std::vector<Script> data;
+  int executable = 0;
+  for (const auto& s : scripts_of(page)) {
+    if (s.type == "application/json") {
+      data.push_back(s);
+      continue;
+    }
+    EXPECT_TRUE(s.type.empty() || s.type == "text/javascript") << what << ": " << s.type;
+    ++executable;
+    EXPECT_NE(src.find(sha256_source(s.text)), std::string::npos)
+        << what << ": a script of " << s.text.size() << " bytes is not listed";
+  }
+  EXPECT_EQ(executable, 3) << what << ": plotly.js, umap-js and the app";
+  // as many hashes as scripts: nothing else may run
+  size_t hashes = 0;
+  for (size_t p = 0; (p = src.find("'sha256-", p)) != std::string::npos; ++p) ++hashes;
+  EXPECT_EQ(hashes, 3u) << what << ": " << src;
+  return data;
+}
+
+}  // namespace
+
+// Issue 33 (5): the pages of attnscope carry a Content-Security-Policy that runs their own
+// inlined scripts by SHA-256 and nothing else, so that an inline handler injected through a
+// name never runs; data can neither close its <script> nor open another.
+TEST(ReportPage, PolicyListsTheHashOfEveryScriptAndNoUnsafeInline) {
+  const auto report = expect_hashed_scripts(viz::report_html(recorded_run()), "report.html");
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(report[0].text)["version"], 1);
+  expect_hashed_scripts(viz::serve_page(), "serve.html");
+  // hostile strings in the data: parsed back unchanged, never markup
+  const nlohmann::json hostile = {{"runs", {{{"name", "x\"><img src=x onerror=alert(1)>"}}}},
+                                  {"probe", "</script><script>alert(2)</script>"},
+                                  {"comment", "<!--<script>alert(3)</script>"},
+                                  {"placeholder", "<!--ATTNSCOPE:app--> <!--ATTNSCOPE:script-hashes-->"}};
+  const std::string page = viz::assemble_report(hostile.dump(), viz::default_web_dir(),
+                                                viz::WebDir::kComparePage, viz::WebDir::kCompareApp);
+  const auto data = expect_hashed_scripts(page, "compare.html");
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(data[0].text.find('<'), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(data[0].text), hostile);
+  // the policy is found only in its meta tag
+  EXPECT_EQ(viz::content_security_policy(
+                R"(<head><meta http-equiv="Content-Security-Policy" content="default-src 'none'"></head>)"),
+            "default-src 'none'");
+  EXPECT_THROW(viz::content_security_policy("<html><head><title>x</title></head></html>"),
+               std::runtime_error);
+  EXPECT_THROW(viz::content_security_policy(
+                   R"(<script>"<meta http-equiv=\"Content-Security-Policy\" content=\"x\">"</script>)"),
+               std::runtime_error);
 }

@@ -1,27 +1,20 @@
-// report.html: the page template of viz/web with its libraries, app and the run's data inlined
-// (docs/report-data.md is the contract with viz/web/report.js). The data is built one function
-// per JSON section: maps, run, probes, metrics, analysis, curves, pooled, minmax.
+// The data of report.html (docs/report-data.md is the contract with viz/web/report.js), built one
+// function per JSON section: maps, run, probes, metrics, analysis, curves, pooled, minmax; page.cpp
+// inlines it into the page template of viz/web with its libraries and app.
 #include "viz/report.h"
 
 #include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <strings.h>
 
 #include "core/core.h"
 #include "viz/figures.h"
 
 namespace attnscope::viz {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-const char* const kWebHint = "run `make deps` (npm ci in viz/web) or set ATTNSCOPE_WEB_DIR";
 
 std::string deflate(const std::string& raw) {
   uLongf n = compressBound(raw.size());
@@ -48,35 +41,6 @@ json nest3(const std::vector<float>& v, int64_t rows, int64_t a, int64_t b) {
     out.push_back(std::move(x));
   }
   return out;
-}
-
-std::string read_text(const std::string& path, const std::string& hint) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("report: cannot read '" + path + "' (" + hint + ")");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void replace(std::string& page, const std::string& placeholder, const std::string& with) {
-  const auto pos = page.find(placeholder);
-  if (pos == std::string::npos) throw UsageError("report template lacks " + placeholder);
-  page.replace(pos, placeholder.size(), with);
-}
-
-// Inline <script> text must not close the element early. In JSON, "<" only occurs inside strings,
-// where "<\/" is an escape of "</"; in code, only "</script" needs it (a regex such as /</g must
-// stay as it is).
-std::string json_script_safe(std::string s) {
-  for (size_t pos = 0; (pos = s.find("</", pos)) != std::string::npos; pos += 3) s.replace(pos, 2, "<\\/");
-  return s;
-}
-
-std::string code_script_safe(std::string s) {
-  for (size_t pos = 0; pos + 8 <= s.size(); ++pos) {
-    if (s[pos] == '<' && s[pos + 1] == '/' && strncasecmp(s.c_str() + pos + 2, "script", 6) == 0) s.insert(pos + 1, "\\");
-  }
-  return s;
 }
 
 using Raw = std::vector<std::vector<std::string>>;  // [probe k][chosen epoch e]: 8-bit map bytes
@@ -647,29 +611,6 @@ ReportData report_data(const Run& run, std::vector<int64_t> epochs, std::vector<
   rd.json = d.dump(-1, ' ', false, json::error_handler_t::replace);  // a split UTF-8 character (a byte-level token) as U+FFFD
   rd.probes_embedded = static_cast<int64_t>(probes.size());
   return rd;
-}
-
-void check_web_dir(const std::string& web_dir) {
-  for (const char* f : {WebDir::kPage, WebDir::kStyle, WebDir::kApp, WebDir::kPlotly, WebDir::kUmap}) {
-    const fs::path path = fs::path(web_dir) / f;
-    if (!fs::exists(path)) {
-      throw UsageError("the report needs '" + path.string() + "': " + kWebHint + ", or render with --format png");
-    }
-  }
-}
-
-std::string assemble_report(const std::string& data_json, const std::string& web_dir, const char* page_file, const char* app) {
-  auto read = [&](const char* file) { return read_text((fs::path(web_dir) / file).string(), kWebHint); };
-  std::string page = read(page_file);
-  replace(page, "<!--ATTNSCOPE:style-->", "<style>\n" + read(WebDir::kStyle) + "\n</style>");
-  const std::string plotly = read(WebDir::kPlotly);
-  const std::string umap = read(WebDir::kUmap);
-  replace(page, "<!--ATTNSCOPE:libs-->",
-          "<script>\n" + code_script_safe(plotly) + "\n</script>\n<script>\n" + code_script_safe(umap) + "\n</script>");
-  replace(page, "<!--ATTNSCOPE:data-->",
-          "<script id=\"attnscope-data\" type=\"application/json\">" + json_script_safe(data_json) + "</script>");
-  replace(page, "<!--ATTNSCOPE:app-->", "<script>\n" + code_script_safe(read(app)) + "\n</script>");
-  return page;
 }
 
 }  // namespace attnscope::viz

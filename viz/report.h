@@ -35,7 +35,9 @@ struct WebDir {
 // UsageError naming the first of these that `web_dir` lacks (before anything is written).
 void check_web_dir(const std::string& web_dir);
 
-// The page `page` of web_dir with the style, plotly.js (and umap-js), `app` and the data inlined.
+// The page `page` of web_dir with the style, plotly.js (and umap-js), `app` and the data inlined,
+// and in its Content-Security-Policy (the template's script-src <!--ATTNSCOPE:script-hashes-->)
+// the SHA-256 of each of those scripts (page.cpp).
 std::string assemble_report(const std::string& data_json, const std::string& web_dir, const char* page = WebDir::kPage,
                             const char* app = WebDir::kApp);
 

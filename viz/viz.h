@@ -67,6 +67,9 @@ std::string serve_page(const std::string& web_dir = "");
 std::string synthetic_patterns_figure(const std::string& dir, int64_t n, const std::vector<float>& maps,
                                       const std::vector<std::string>& titles);
 
+// The Content-Security-Policy of a page assemble_report made (its meta tag's content).
+std::string content_security_policy(const std::string& html);
+
 // Where report.html/js/css and node_modules are looked for: $ATTNSCOPE_WEB_DIR, else the
 // source tree's viz/web.
 std::string default_web_dir();

@@ -12,7 +12,9 @@
   // ------------------------------------------------------------------------------- utilities
   const $ = (id) => document.getElementById(id);
   const num = (x) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
-  const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  // Text for HTML (elements and quoted attributes) and for plotly's labels, titles and hover
+  // templates, which decode only &amp; &lt; &gt; and numeric entities: every string from the data.
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' }[c]));
   const trunc = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
   const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
   function fmt(x, d = 3) {
@@ -196,7 +198,9 @@
   if (typeof Plotly === 'undefined') { fatal('plotly.js is missing from this page (the libs placeholder was not filled).'); return; }
   if (!D || D.version !== 1) { fatal(`Unsupported report data version ${D && D.version} (this page reads version 1).`); return; }
 
-  const layers = D.layers || [], heads = D.heads || [], epochs = D.epochs || [], probes = D.probes || [];
+  // layer, head and epoch numbers are written into the page as they are: numbers only
+  const numbers = (a) => (Array.isArray(a) ? a.map(Number) : []);
+  const layers = numbers(D.layers), heads = numbers(D.heads), epochs = numbers(D.epochs), probes = D.probes || [];
   const L = layers.length, H = heads.length, E = epochs.length, P = probes.length;
   const lens = probes.map((p) => (Number.isInteger(p.length) ? p.length : (p.tokens || []).length));
   const toks = probes.map((p, i) => Array.from({ length: lens[i] }, (_, k) => String((p.tokens || [])[k] ?? `#${k}`)));
@@ -206,6 +210,7 @@
   const run = D.run || {};
   const task = run.task || '';
   const metrics = D.metrics || null;
+  if (metrics && Array.isArray(metrics.epochs)) metrics.epochs = numbers(metrics.epochs);
   const analysis = D.analysis || {};
   const patternClasses = D.pattern_classes || [];
   const hasMinmax = !!D.minmax;
@@ -216,7 +221,8 @@
   const headName = (h) => `head ${heads[h]}`;
   const hl = (l, h) => `L${layers[l]} H${heads[h]}`;
   // a frozen model's snapshot (attnscope snapshot) names its source, not "before training"
-  const snapshotOf = typeof D.model?.source === 'string' ? D.model.source.split('/').filter(Boolean).pop() : null;
+  // (names of layers, heads and epochs are HTML: written into the page and into plotly's labels)
+  const snapshotOf = typeof D.model?.source === 'string' ? esc(D.model.source.split('/').filter(Boolean).pop() ?? '') : null;
   const epochName = (e) =>
     `epoch ${epochs[e]}${snapshotOf ? ` (snapshot of ${snapshotOf})` : epochs[e] === 0 ? ' (before training)' : ''}`;
   // probes[p].index: the probe's number in the run's recorded probe set (when only some are embedded)
@@ -227,7 +233,7 @@
     if (c === null) return null;
     return patternClasses[c] ?? `class ${c}`;
   };
-  const patternColor = (name) => (name ? PATTERN_COLORS[name] || color(patternClasses.indexOf(name) + 7) : '#d5dae0');
+  const patternColor = (name) => (name ? (Object.hasOwn(PATTERN_COLORS, name) ? PATTERN_COLORS[name] : color(patternClasses.indexOf(name) + 7)) : '#d5dae0');
 
   async function inflate(b64) {
     let bytes;
@@ -500,7 +506,7 @@
     const shapes = () => [vline(ep), ...(best !== null ? [vline(best, 'x', 'y domain', '#c9961a', 'dash')] : [])];
     const annotations = best !== null ? [{ x: best, y: 1, xref: 'x', yref: 'y domain', text: 'best', showarrow: false, font: { size: 10, color: '#a07712' }, yanchor: 'bottom' }] : [];
     const dash = (k) => (/^train/i.test(k) ? 'dot' : 'solid');
-    const lines = (ks) => cachedTraces(`curves:${ks.join(',')}`, 'all', () => ks.map((k, i) => ({ type: 'scatter', mode: 'lines', name: k, x, y: c[k].map(num), line: { width: 1.8, color: color(i), dash: dash(k) }, connectgaps: false })));
+    const lines = (ks) => cachedTraces(`curves:${ks.join(',')}`, 'all', () => ks.map((k, i) => ({ type: 'scatter', mode: 'lines', name: esc(k), x, y: c[k].map(num), line: { width: 1.8, color: color(i), dash: dash(k) }, connectgaps: false })));
     const logy = (ks) => {
       const v = ks.flatMap((k) => c[k].map(num)).filter((y) => y !== null);
       return v.length && Math.min(...v) > 0 && Math.max(...v) / Math.min(...v) > 50;
@@ -731,7 +737,7 @@
   function setupTimeline() {
     metricOpts = metricOptions();
     const sel = $('sel-metric');
-    sel.innerHTML = metricOpts.map((o) => `<option value="${o.value}">${esc(o.label)}</option>`).join('');
+    sel.innerHTML = metricOpts.map((o) => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join('');
     if (!metricOpts.some((o) => o.value === S.metric) && metricOpts.length) S.metric = metricOpts[0].value;
     sel.value = S.metric;
     sel.addEventListener('change', () => { S.metric = sel.value; changed('metric'); });
@@ -748,7 +754,7 @@
   }
   function timelineView() {
     const opt = metricOpts.find((o) => o.value === S.metric);
-    $('metric-desc').innerHTML = opt ? `${esc(METRIC_DESC[opt.value] || '')}${METRIC_DOCS[opt.value] ? ` <span class="info" data-doc="${opt.value}" role="button" tabindex="0">ⓘ formula</span>` : ''}` : '';
+    $('metric-desc').innerHTML = opt ? `${esc(METRIC_DESC[opt.value] || '')}${METRIC_DOCS[opt.value] ? ` <span class="info" data-doc="${esc(opt.value)}" role="button" tabindex="0">ⓘ formula</span>` : ''}` : '';
     if (!opt) {
       noteIn('plot-timeline', 'No per-head metrics were recorded for this run.');
       return null;
@@ -885,7 +891,7 @@
       const v = rows.map((r) => r.v[k]).filter((x) => x !== null);
       return v.length ? [Math.min(...v), Math.max(...v)] : null;
     });
-    const head = tableCols.map((c) => `<th data-key="${c.key}" class="${c.cls || ''}"${c.desc ? ` title="${esc(c.desc)}"` : ''}>${esc(c.label)}${METRIC_DOCS[c.key] ? `<span class="info" data-doc="${c.key}" role="button" tabindex="0" aria-label="explain ${esc(c.label)}">ⓘ</span>` : ''}${S.sortKey === c.key ? `<span class="arrow">${S.sortDir > 0 ? '▲' : '▼'}</span>` : ''}</th>`).join('');
+    const head = tableCols.map((c) => `<th data-key="${esc(c.key)}" class="${c.cls || ''}"${c.desc ? ` title="${esc(c.desc)}"` : ''}>${esc(c.label)}${METRIC_DOCS[c.key] ? `<span class="info" data-doc="${esc(c.key)}" role="button" tabindex="0" aria-label="explain ${esc(c.label)}">ⓘ</span>` : ''}${S.sortKey === c.key ? `<span class="arrow">${S.sortDir > 0 ? '▲' : '▼'}</span>` : ''}</th>`).join('');
     const body = rows.map((r) => `<tr data-l="${r.l}" data-h="${r.h}"${r.l === S.l && r.h === S.h ? ' class="sel"' : ''}>${tableCols.map((c, k) => {
       const v = r.v[k];
       if (c.text) return `<td class="l">${v ? `<span class="pill" style="background:${patternColor(v)}">${esc(v)}</span>` : '<span class="na">–</span>'}</td>`;
@@ -1034,11 +1040,11 @@
     if (categorical) {
       uniq.sort((a, b) => a - b).forEach((v, i) => {
         const idx = probes.map((_, p) => p).filter((p) => vals[p] === v);
-        traces.push(Object.assign({ type: 'scatter', mode: 'markers', name: `${key} = ${v}`, marker: { size: 9, color: color(i), line: { width: 0.5, color: '#fff' } }, hovertemplate: '%{text}<extra></extra>' }, pts(idx)));
+        traces.push(Object.assign({ type: 'scatter', mode: 'markers', name: `${esc(key)} = ${v}`, marker: { size: 9, color: color(i), line: { width: 0.5, color: '#fff' } }, hovertemplate: '%{text}<extra></extra>' }, pts(idx)));
       });
     } else {
       const idx = probes.map((_, p) => p);
-      traces.push(Object.assign({ type: 'scatter', mode: 'markers', name: key ?? 'probe', showlegend: false,
+      traces.push(Object.assign({ type: 'scatter', mode: 'markers', name: esc(key ?? 'probe'), showlegend: false,
         marker: { size: 9, color: vals, colorscale: VIRIDIS, showscale: true, colorbar: { title: { text: esc(key ?? 'probe #') }, thickness: 12 }, line: { width: 0.5, color: '#fff' } },
         hovertemplate: '%{text}<extra></extra>' }, pts(idx)));
     }
@@ -1072,7 +1078,7 @@
   function pooledDims() {
     const pd = D.pooled || {};
     return pd.basis === 'principal components' && num(pd.model_dim) !== null
-      ? `${pd.dim} principal coordinates of the ${pd.model_dim}-dim vectors` : `dim ${pd.dim ?? '?'}`;
+      ? `${esc(pd.dim)} principal coordinates of the ${pd.model_dim}-dim vectors` : `dim ${esc(pd.dim ?? '?')}`;
   }
   async function umapView() {
     if (!hasPooled) return;
@@ -1133,7 +1139,7 @@
     const e = embeddedAt(IN.qkv), p = S.p, l = S.l, h = S.h;
     const ids = ['plot-step-scores', 'plot-step-probs', 'plot-step-values'];
     if (p >= (IN.qkv_probes ?? 0)) {
-      for (const id of ids) noteIn(id, `q, k and v are embedded for the first ${IN.qkv_probes} probe(s) of this report only (its size budget); choose one of them, or render fewer probes (<code>attnscope render --probes</code>).`);
+      for (const id of ids) noteIn(id, `q, k and v are embedded for the first ${esc(IN.qkv_probes)} probe(s) of this report only (its size budget); choose one of them, or render fewer probes (<code>attnscope render --probes</code>).`);
       return null;
     }
     const i = Math.min(S.stepQuery ?? 0, lens[p] - 1);
@@ -1229,15 +1235,15 @@
       if (none.length) traces.push(Object.assign({ type, mode: 'markers', name: isScaffold ? 'other scaffolds' : 'none', marker: { size, color: DARK ? '#56606b' : '#c3c9d0' }, hovertemplate: '%{text}<extra></extra>' }, pts(none)));
       [...new Set(vals.filter((v) => v !== null))].sort((a, b) => a - b).forEach((v) => {
         const idx = all.filter((i) => vals[i] === v);
-        const name = isScaffold ? trunc(String(VS.scaffolds?.[v] ?? v), 30) : isCluster ? `cluster ${v} (${idx.length})` : `${v}`;
+        const name = esc(isScaffold ? trunc(String(VS.scaffolds?.[v] ?? v), 30) : isCluster ? `cluster ${v} (${idx.length})` : `${v}`);
         traces.push(Object.assign({ type, mode: 'markers', name, marker: { size, color: color(v), opacity: 0.85 }, hovertemplate: '%{text}<extra></extra>' }, pts(idx)));
       });
     } else {
-      traces.push(Object.assign({ type, mode: 'markers', name: col?.name ?? '', showlegend: false,
+      traces.push(Object.assign({ type, mode: 'markers', name: esc(col?.name ?? ''), showlegend: false,
         marker: { size, color: vals, colorscale: VIRIDIS, showscale: true, opacity: 0.85, colorbar: { title: { text: esc(trunc(col?.name ?? '', 18)) }, thickness: 12 } },
         hovertemplate: '%{text}<extra></extra>' }, pts(row.xy.map((_, i) => i))));
     }
-    $('validation-title').textContent = `The validation set in embedding space · ${epochName(e)}`;
+    $('validation-title').innerHTML = `The validation set in embedding space · ${epochName(e)}`;
     return plot('plot-validation', traces, baseLayout(`<b>${n}</b> validation examples, pooled vectors, PCA to 2-D · coloured by ${esc(col?.name ?? '')}`, {
       xaxis: axis({ showticklabels: false, title: { text: 'PC 1' } }), yaxis: axis({ showticklabels: false, title: { text: 'PC 2' } }),
       legend: { orientation: 'h', x: 0, y: -0.06, yanchor: 'top', font: { size: 11 } }, margin: { l: 40, r: 20, t: 60, b: 40 },
@@ -1311,8 +1317,9 @@
     if (!ot.length) { noteIn('plot-mm-over', 'No mechanism-over-training data for this run.'); return null; }
     const ops = [...new Set(ot.flatMap((r) => Object.keys(r).filter((k) => k !== 'epoch' && r[k] && typeof r[k] === 'object')))];
     const x = ot.map((r) => r.epoch), traces = [];
-    ops.forEach((op, i) => {
-      const g = (k) => ot.map((r) => num(r[op]?.[k]));
+    ops.forEach((key, i) => {
+      const g = (k) => ot.map((r) => num(r[key]?.[k]));
+      const op = esc(key);
       traces.push({ type: 'scatter', mode: 'lines', x, y: g('picker_picks_answer'), name: `${op}: picker picks the answer`, line: { color: color(i * 2), width: 2 },
         customdata: g('picker_head'), hovertemplate: `${op}: picker (head %{customdata}) picks the answer on %{y:.3f} of pairs, epoch %{x}<extra></extra>` });
       traces.push({ type: 'scatter', mode: 'lines', x, y: g('sink_mass_on_op'), name: `${op}: sink mass on “${op}”`, line: { color: color(i * 2), width: 2, dash: 'dash' },
@@ -1367,7 +1374,7 @@
         const z = data[i]?.[h]?.[k];
         if (!Array.isArray(z)) continue;
         traces.push({ type: 'heatmap', z: z.map((r) => r.map(num)), coloraxis: 'coloraxis', xaxis: `x${s}`, yaxis: `y${s}`,
-          hovertemplate: `${op} · head ${heads[h] ?? h}: a %{y}, b %{x}: %{z:.3f}<extra></extra>` });
+          hovertemplate: `${esc(op)} · head ${heads[h] ?? h}: a %{y}, b %{x}: %{z:.3f}<extra></extra>` });
         const N = z.length;
         layout[`xaxis${s}`] = axis({ domain: [x0, x0 + w], anchor: `y${s}`, title: { text: 'b', standoff: 2 }, showgrid: false, range: [-0.5, N - 0.5], constrain: 'domain' });
         layout[`yaxis${s}`] = axis({ domain: [y1 - hh, y1], anchor: `x${s}`, title: { text: 'a', standoff: 2 }, showgrid: false, range: [-0.5, N - 0.5], scaleanchor: `x${s}`, constrain: 'domain' });
@@ -1449,7 +1456,7 @@
     });
     const sel = order.indexOf(S.l * H + S.h);
     if (sel >= 0) shapes.push({ type: 'rect', xref: 'x', yref: 'y', x0: sel - 0.5, x1: sel + 0.5, y0: -0.5, y1: n - 0.5, line: { color: '#d8443b', width: 1.5 } });
-    $('redundancy-title').textContent = `Head redundancy · ${epochName(e)}`;
+    $('redundancy-title').innerHTML = `Head redundancy · ${epochName(e)}`;
     Plotly.react($('plot-redundancy'), [{
       type: 'heatmap', z, x: labels.map((_, i) => i), y: labels.map((_, i) => i), text: z.map((r, i) => r.map((v, j) => `${labels[i]} ↔ ${labels[j]}: ${v === null ? '–' : v.toFixed(3)}`)),
       hoverinfo: 'text', colorscale: VIRIDIS, zmin: 0, colorbar: { title: { text: 'JS distance' }, thickness: 12, len: 0.75, y: 0.39 },

@@ -17,7 +17,9 @@
   let molRequest = 0;
 
   const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? '–' : Number(v).toFixed(d));
-  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+  // Text for HTML (elements and quoted attributes) and for plotly's labels, which decode only
+  // &amp; &lt; &gt; and numeric entities: every string from the server goes through it.
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' }[c]));
   const shown = (t) => (t === '' ? '␣' : t.replace(/\n/g, '⏎'));
 
   async function api(path, body) {
@@ -40,7 +42,7 @@
   const at = (l, h, q, k) => maps[((l * result.heads + h) * result.length + q) * result.length + k];
 
   function fill(select, values, labels, chosen) {
-    select.innerHTML = values.map((v, i) => `<option value="${v}"${v === chosen ? ' selected' : ''}>${esc(labels[i])}</option>`).join('');
+    select.innerHTML = values.map((v, i) => `<option value="${esc(v)}"${v === chosen ? ' selected' : ''}>${esc(labels[i])}</option>`).join('');
   }
 
   // ---- recent inputs (this browser only) ----
@@ -69,7 +71,7 @@
   // ---- drawing ----
   function drawTokens() {
     $('tokens').innerHTML = result.tokens.map((t, i) =>
-      `<span class="tok${result.special[i] ? ' special' : ''}${i === sel.query ? ' on' : ''}" data-i="${i}" title="id ${result.ids[i]}">${esc(shown(t))}</span>`).join('');
+      `<span class="tok${result.special[i] ? ' special' : ''}${i === sel.query ? ' on' : ''}" data-i="${i}" title="id ${esc(result.ids[i])}">${esc(shown(t))}</span>`).join('');
   }
 
   function drawGrid() {
@@ -104,7 +106,7 @@
 
   function drawHead() {
     const { length: T } = result;
-    const labels = result.tokens.map((t, i) => `${i}:${shown(t)}`);
+    const labels = result.tokens.map((t, i) => `${i}:${esc(shown(t))}`);
     const z = [];
     for (let q = 0; q < T; ++q) {
       const row = [];
@@ -115,7 +117,7 @@
       type: 'heatmap', z, x: labels, y: labels, colorscale: VIRIDIS, zmin: 0, zmax: 1,
       hovertemplate: 'query %{y}<br>key %{x}<br>%{z:.3f}<extra></extra>', colorbar: { title: { text: 'attention' }, thickness: 12 },
     }], {
-      title: { text: `layer ${sel.layer} head ${sel.head} · ${result.patterns[sel.layer][sel.head]}`, font: { size: 14 } },
+      title: { text: `layer ${sel.layer} head ${sel.head} · ${esc(result.patterns[sel.layer][sel.head])}`, font: { size: 14 } },
       margin: { l: 90, r: 20, t: 40, b: 90 }, yaxis: { autorange: 'reversed', type: 'category', tickfont: { size: 10 } },
       xaxis: { type: 'category', tickfont: { size: 10 } },
     }, PLOT_CONFIG);
@@ -151,7 +153,7 @@
   }
 
   function drawImportance() {
-    const x = result.tokens.map((t, i) => `${i}:${shown(t)}`);
+    const x = result.tokens.map((t, i) => `${i}:${esc(shown(t))}`);
     Plotly.react($('plot-importance'), [
       { type: 'bar', name: 'attention received', x, y: result.importance.attention, marker: { color: '#2f6fb3' } },
       { type: 'bar', name: 'rollout', x, y: result.importance.rollout, marker: { color: '#e08b3a' } },

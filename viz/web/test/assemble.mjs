@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Inlines viz/web/report.html + report.css + the libraries + a data JSON + report.js into one
-// self-contained report.html, exactly as docs/report-data.md's table says (the C++ renderer,
-// `attnscope render`, does the same replacement).
+// self-contained report.html, exactly as docs/report-data.md's table says, with the SHA-256 of each
+// inlined script in the page's Content-Security-Policy (the C++ renderer, `attnscope render`, does
+// the same in viz/page.cpp).
 //
 //   node assemble.mjs DATA.json OUT.html
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,15 +31,20 @@ const libs = LIBS.map((rel) => {
 const json = fs.readFileSync(dataPath, 'utf8');
 JSON.parse(json); // fail early on a broken data file
 
+// each script's text as the browser sees it (line ends normalised) and its CSP hash
+const scripts = [...libs, app].map((t) => `\n${t.replace(/\r\n?/g, '\n')}\n`);
+const hash = (t) => `'sha256-${crypto.createHash('sha256').update(t, 'utf8').digest('base64')}'`;
 const parts = {
+  '<!--ATTNSCOPE:script-hashes-->': scripts.map(hash).join(' '),
   '<!--ATTNSCOPE:style-->': `<style>\n${css}\n</style>`,
-  '<!--ATTNSCOPE:libs-->': libs.map((t) => `<script>\n${t}\n</script>`).join('\n'),
-  '<!--ATTNSCOPE:data-->': `<script id="attnscope-data" type="application/json">${json.replaceAll('</', '<\\/')}</script>`,
-  '<!--ATTNSCOPE:app-->': `<script>\n${app}\n</script>`,
+  '<!--ATTNSCOPE:libs-->': scripts.slice(0, -1).map((t) => `<script>${t}</script>`).join('\n'),
+  // "<" only inside JSON strings, where \u003c is the same character
+  '<!--ATTNSCOPE:data-->': `<script id="attnscope-data" type="application/json">${json.replaceAll('<', '\\u003c')}</script>`,
+  '<!--ATTNSCOPE:app-->': `<script>${scripts[scripts.length - 1]}</script>`,
 };
 // Each placeholder must be in the template exactly once; the template is split once, so text
 // inserted for one placeholder is never searched for another.
-const pieces = template.split(/(<!--ATTNSCOPE:[a-z]+-->)/);
+const pieces = template.split(/(<!--ATTNSCOPE:[a-z-]+-->)/);
 for (const placeholder of Object.keys(parts)) {
   const n = pieces.filter((x) => x === placeholder).length;
   if (n !== 1) throw new Error(`report.html holds ${placeholder} ${n} times (must be once)`);

@@ -3,7 +3,8 @@
 //
 //   node report_test.mjs REPORT.html OUTDIR [--sections] [--validation] [--internals]
 //
-// Opens the report from file://, fails on any console error or page error and on any request
+// Opens the report from file://, fails on any console error or page error, on any Content
+// Security Policy message (the page runs its scripts by hash, without eval) and on any request
 // other than file:, data: or blob:, moves the epoch slider and checks that the head map's data
 // changed, clicks a token in the token-to-token view and checks that the attention lines
 // changed, (with --validation) checks the validation-set view: every example plotted, the colouring
@@ -89,9 +90,14 @@ try {
     if (!/^(file|data|blob):/i.test(u) && !offline.includes(u)) offline.push(u);
   });
   const page = context.pages()[0] || (await context.newPage());
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) errors.push(m.text()); });
   page.on('pageerror', (err) => errors.push(String(err && err.stack ? err.stack.split('\n').slice(0, 3).join(' | ') : err)));
 
+  // violations of the page's Content-Security-Policy, also those the page's code catches (a refused eval)
+  await page.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(`${e.violatedDirective}: ${e.blockedURI}`));
+  });
   await page.goto(pathToFileURL(report).href, { waitUntil: 'load', timeout: 30000 });
   await page.waitForFunction(() => window.attnscope && window.attnscope.ready, null, { timeout: 20000 });
   const ready = await page.evaluate(() => window.attnscope.ready);
@@ -212,6 +218,15 @@ try {
   check(grid > 0, 'the head grid has no maps');
   const rows = await page.locator('#metric-table tbody tr').count();
   check(rows > 0, 'the metric table has no rows');
+  // WebGL views under the page's policy: plotly's regl compiles code with Function() at times and
+  // fails silently (no context, an empty plot) when the policy refuses eval
+  const gl = await page.evaluate(() => {
+    const gd = document.getElementById('plot-parcoords');
+    return gd?._fullLayout?._glcanvas ? gd._fullLayout._glcanvas.data().map((d) => !!d.regl) : null;
+  });
+  if (gl) check(gl.length > 0 && gl.every(Boolean), `the focus view's WebGL canvases have no regl context (${gl})`);
+  const violations = await page.evaluate(() => window.__violations);
+  check(violations.length === 0, `Content-Security-Policy violations: ${violations.join(', ')}`);
 
   // --- gradient attribution: attention x gradient per head, gradient x input among the token bars
   if (await page.evaluate(() => !document.getElementById('plot-attngrad').hidden)) {

@@ -17,9 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+import { ARGS, CHROMIUM, loadChromium, timedLog } from './browser.mjs';
+
 
 const argv = process.argv.slice(2);
 const kind = argv.includes('--compare') ? 'compare' : argv.includes('--report') ? 'report' : null;
@@ -28,17 +27,7 @@ if (!pageArg || !outArg || !kind) {
   console.error('usage: node hostile_test.mjs PAGE.html OUTDIR --report|--compare');
   process.exit(2);
 }
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`hostile_test: SKIP: ${CHROMIUM} does not exist`);
-  process.exit(77);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (err) {
-  console.log(`hostile_test: SKIP: playwright-core is not installed: ${err.message.split('\n')[0]}`);
-  process.exit(77);
-}
+const chromium = await loadChromium('hostile_test');
 
 // A name that is markup: an attribute break-out with a handler, a script element, an SVG onload.
 const hostile = (tag) => `${tag}"><img src=x onerror="window.__xss='${tag}'">'<svg onload="window.__xss='${tag}-svg'"></svg></script><script>window.__xss='${tag}-script'</script><!--<script>`;
@@ -106,8 +95,7 @@ const hostilePage = path.join(outDir, 'hostile.html');
 fs.writeFileSync(hostilePage, original.slice(0, m.index) + m[1] + json + m[3] + original.slice(m.index + m[0].length));
 
 // ---- the browser
-const t0 = Date.now();
-const log = (msg) => console.log(`hostile_test: [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+const log = timedLog('hostile_test');
 const problems = [];
 const errors = [];
 const csp = [];

@@ -18,9 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+import { ARGS, CHROMIUM, loadChromium, timedLog } from './browser.mjs';
+
 
 const argv = process.argv.slice(2);
 const sections = argv.includes('--sections');
@@ -31,17 +30,7 @@ if (!reportArg || !outArg) {
   console.error('usage: node report_test.mjs REPORT.html OUTDIR [--sections]');
   process.exit(2);
 }
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`report_test: SKIP: ${CHROMIUM} does not exist (apt-get install -y --no-install-recommends chromium)`);
-  process.exit(77);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (err) {
-  console.log(`report_test: SKIP: playwright-core is not installed (cd viz/web && npm install): ${err.message.split('\n')[0]}`);
-  process.exit(77);
-}
+const chromium = await loadChromium('report_test');
 const report = path.resolve(reportArg);
 if (!fs.existsSync(report)) {
   console.error(`report_test: FAIL: ${report} does not exist`);
@@ -50,8 +39,7 @@ if (!fs.existsSync(report)) {
 const outDir = path.resolve(outArg);
 fs.mkdirSync(outDir, { recursive: true });
 
-const t0 = Date.now();
-const log = (msg) => console.log(`report_test: [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+const log = timedLog('report_test');
 const problems = [];
 const errors = [];
 const offline = [];

@@ -18,31 +18,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+import { ARGS, CHROMIUM, loadChromium, timedLog } from './browser.mjs';
+
 
 const [exe, model, outArg] = process.argv.slice(2);
 if (!exe || !model || !outArg) {
   console.error('usage: node serve_test.mjs ATTNSCOPE_EXE MODEL OUTDIR');
   process.exit(2);
 }
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`serve_test: SKIP: ${CHROMIUM} does not exist`);
-  process.exit(77);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (err) {
-  console.log(`serve_test: SKIP: playwright-core is not installed: ${err.message.split('\n')[0]}`);
-  process.exit(77);
-}
+const chromium = await loadChromium('serve_test');
 const outDir = path.resolve(outArg);
 fs.mkdirSync(outDir, { recursive: true });
 
-const t0 = Date.now();
-const log = (msg) => console.log(`serve_test: [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+const log = timedLog('serve_test');
 const problems = [];
 const errors = [];
 const outside = [];

@@ -26,3 +26,23 @@ export function timedLog(name) {
   const t0 = Date.now();
   return (msg) => console.log(`${name}: [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 }
+
+// The page's Content-Security-Policy at work: an inline handler and an inline script injected on
+// purpose must not run and must be reported as script-src violations (the page collects them in
+// window.__violations). Returns the problems found (empty: blocked) and the violations.
+export async function probePolicy(page) {
+  const blocked = await page.evaluate(async () => {
+    document.body.insertAdjacentHTML('beforeend', '<img id="csp-probe" src="data:," onerror="window.__xss=\'handler\'">');
+    const s = document.createElement('script');
+    s.textContent = "window.__xss = 'inline script'";
+    document.body.appendChild(s);
+    await new Promise((r) => setTimeout(r, 300));
+    return { xss: window.__xss, violations: window.__violations };
+  });
+  const problems = [];
+  if (blocked.xss !== undefined) problems.push(`the Content-Security-Policy let injected code run: window.__xss = ${blocked.xss}`);
+  if (!blocked.violations.some((v) => /script-src/.test(v))) {
+    problems.push(`no script-src violation was reported for the injected handler/script: ${blocked.violations.join(', ')}`);
+  }
+  return { problems, violations: blocked.violations };
+}

@@ -123,8 +123,17 @@ try {
   await page.locator('#btn-play').click();
   await page.waitForFunction((v) => Number(document.getElementById('epoch-slider').value) !== v, beforePlay, { timeout: 5000 })
     .catch(() => check(false, 'pressing play did not move the epoch slider'));
-  await page.locator('#btn-play').click();
-  check(!(await page.evaluate(() => window.attnscope.state.playing)), 'pressing pause did not stop playback');
+  // pause: in one task of the page, so that no playback tick runs between the check and the click
+  // (on a loaded machine a short run can play to its end, and stop by itself, before a separate
+  // click lands; that click would then start it again)
+  const stillPlaying = await page.evaluate(() => {
+    const button = document.getElementById('btn-play');
+    if (!window.attnscope.state.playing) button.click();  // it ended by itself: play again
+    if (!window.attnscope.state.playing) return 'pressing play did not start playback';
+    button.click();
+    return window.attnscope.state.playing ? 'pressing pause did not stop playback' : '';
+  });
+  check(!stillPlaying, stillPlaying);
 
   // --- token-to-token: click a query token, the lines change; click again, they come back
   await page.locator('#t2t').scrollIntoViewIfNeeded();

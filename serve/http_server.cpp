@@ -124,10 +124,16 @@ class RequestStream : public httplib::Stream {
       swallow_continue_ = false;
       return static_cast<ssize_t>(size);
     }
-    if (!wait_writable()) return -1;
-    const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
-    return n;
+    // all of it or nothing (a short count is not something every caller in httplib handles)
+    size_t sent = 0;
+    while (sent < size) {
+      if (!wait_writable()) return -1;
+      const ssize_t n = ::send(fd_, ptr + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+      if (n <= 0) return -1;
+      sent += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(size);
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override { address(true, ip, port); }
   void get_local_ip_and_port(std::string& ip, int& port) const override { address(false, ip, port); }

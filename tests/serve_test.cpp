@@ -548,6 +548,32 @@ TEST(ServeHostile, DeepNestingCompressedBodiesAndBadNumbersAre400s) {
     EXPECT_EQ(lower(wire.substr(0, wire.find("\r\n\r\n"))).find("content-encoding"), std::string::npos);
     EXPECT_NE(page[0].second.find("<html"), std::string::npos);
   }
+  // a client that reads slowly (a small receive buffer) behind pipelined requests: every response
+  // whole, heads included, in order (the socket takes each write in pieces)
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(r.port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    const std::string three = "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    (void)!::send(fd, three.data(), three.size(), MSG_NOSIGNAL);
+    timeval tv{30, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string wire;
+    char buf[1024];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) wire.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    const auto got = responses(wire);
+    ASSERT_EQ(got.size(), 3u) << wire.size() << " bytes";
+    EXPECT_EQ(got[0].second, got[1].second);
+    EXPECT_NE(got[1].second.find("</html>"), std::string::npos);
+    EXPECT_EQ(json::parse(got[2].second, nullptr, false).value("input", ""), "smiles");
+  }
   // 7: four requests sent at once on one connection get four answers, in order
   {
     std::string four;

@@ -134,8 +134,8 @@ struct Explorer::Impl {
     if (name.empty()) return base;
     return loaded.get(name, limits.max_checkpoints_loaded, [&] { return load_for_inference(checkpoint_path(name)); });
   }
-  std::shared_ptr<const MinMax> minmax_model(const json& request) const {
-    const std::string name = checkpoint(request);
+  // the min/max checkpoint `name` (checkpoint()'s answer; "" for the one MODEL names)
+  std::shared_ptr<const MinMax> minmax_model(const std::string& name) const {
     if (name.empty()) return minmax;
     return loaded_minmax.get(name, limits.max_checkpoints_loaded, [&] { return load_minmax(checkpoint_path(name), path); });
   }
@@ -403,7 +403,7 @@ json Explorer::attention(const json& request) const {
   bool causal = false;
   if (d.minmax) {
     const std::string name = d.checkpoint(request);
-    const auto mm = d.minmax_model(request);
+    const auto mm = d.minmax_model(name);
     const auto v = d.minmax_ids(text);
     models::Taps taps;
     taps.request(models::site::kAttnProbs);

@@ -388,8 +388,8 @@ struct Server::Impl : public httplib::Server {
     return std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout_s * 1000));
   }
 
-  // httplib calls this for every accepted socket (on the parking thread) and for every connection
-  // the watcher hands over (serve_request, on a connection thread).
+  // httplib calls this for every accepted socket, on the parking thread: the connection goes to
+  // the watcher until its first request is whole.
   bool process_and_close_socket(socket_t sock) override {
     const int one = 1;  // a response's head and body go out as written, not held for an ACK (Nagle)
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
